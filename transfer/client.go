@@ -1,0 +1,128 @@
+package transfer
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+)
+
+// Addressing selects how the bucket appears in request URLs.
+type Addressing string
+
+// Addressing styles, as aws cli's addressing_style names them.
+const (
+	AddressingAuto    Addressing = ""        // path style except on AWS and a few clouds (minio-go's detection)
+	AddressingPath    Addressing = "path"    // http://host/bucket/key: MinIO, Ceph RGW, most gateways
+	AddressingVirtual Addressing = "virtual" // http://bucket.host/key
+)
+
+// ClientConfig says how to reach a store. The zero value is not usable: Endpoint is required.
+type ClientConfig struct {
+	// Endpoint is the store's URL, e.g. "http://127.0.0.1:9000" or "https://s3.amazonaws.com".
+	// A bare host:port means https.
+	Endpoint string
+	// AccessKey, SecretKey and SessionToken are the credentials; empty keys mean anonymous access.
+	AccessKey, SecretKey, SessionToken string
+	// Region defaults to "us-east-1", which also spares a GetBucketLocation round trip per bucket.
+	Region string
+	// Addressing defaults to AddressingAuto.
+	Addressing Addressing
+	// SignatureV2 signs requests with AWS signature version 2, for old Ceph RGW and KS3.
+	SignatureV2 bool
+	// Concurrency sizes the connection pool; it should be at least the Manager's
+	// Concurrency. Zero means DefaultConcurrency.
+	Concurrency int
+	// Transport replaces the tuned transport NewClient builds (tests and proxies use it).
+	Transport http.RoundTripper
+}
+
+// NewClient returns a minio-go client for the store, tuned for parallel parts: a
+// connection kept per concurrent request, large socket buffers, and minio-go's own
+// retries turned off so that the Manager's policy is the only one.
+func NewClient(cfg ClientConfig) (*minio.Core, error) {
+	if cfg.Endpoint == "" {
+		return nil, errors.New("transfer: no endpoint; give the store's URL, e.g. http://127.0.0.1:9000")
+	}
+	raw := cfg.Endpoint
+	if !strings.Contains(raw, "://") {
+		raw = "https://" + raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("transfer: endpoint %q is not an http(s) URL; write it like http://127.0.0.1:9000", cfg.Endpoint)
+	}
+	if u.Path != "" && u.Path != "/" {
+		return nil, fmt.Errorf("transfer: endpoint %q has a path; give only scheme, host and port", cfg.Endpoint)
+	}
+	var creds *credentials.Credentials
+	switch {
+	case cfg.AccessKey == "" && cfg.SecretKey == "":
+		creds = credentials.NewStatic("", "", "", credentials.SignatureAnonymous)
+	case cfg.SignatureV2:
+		creds = credentials.NewStaticV2(cfg.AccessKey, cfg.SecretKey, cfg.SessionToken)
+	default:
+		creds = credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, cfg.SessionToken)
+	}
+	region := cfg.Region
+	if region == "" {
+		region = "us-east-1"
+	}
+	lookup := minio.BucketLookupAuto
+	switch cfg.Addressing {
+	case AddressingPath:
+		lookup = minio.BucketLookupPath
+	case AddressingVirtual:
+		lookup = minio.BucketLookupDNS
+	case AddressingAuto:
+	default:
+		return nil, fmt.Errorf("transfer: addressing %q: use path, virtual or leave it empty", cfg.Addressing)
+	}
+	tr := cfg.Transport
+	if tr == nil {
+		tr = newTransport(cmp(cfg.Concurrency, DefaultConcurrency))
+	}
+	return minio.NewCore(u.Host, &minio.Options{
+		Creds:        creds,
+		Secure:       u.Scheme == "https",
+		Transport:    tr,
+		Region:       region,
+		BucketLookup: lookup,
+		MaxRetries:   1, // the Manager retries; stacking minio-go's 10 on top would multiply them
+	})
+}
+
+// newTransport keeps an idle connection for every concurrent request (Go's default of 2
+// per host makes parallel parts reconnect), and uses socket buffers far above Go's 4 KiB
+// so that a part goes out in few syscalls.
+func newTransport(concurrency int) *http.Transport {
+	return &http.Transport{
+		Proxy: http.ProxyFromEnvironment,
+		DialContext: (&net.Dialer{
+			Timeout:   10 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		MaxIdleConns:          2 * concurrency,
+		MaxIdleConnsPerHost:   2 * concurrency,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		WriteBufferSize:       128 << 10,
+		ReadBufferSize:        128 << 10,
+		DisableCompression:    true, // object bytes must arrive as stored
+	}
+}
+
+// cmp returns v, or def when v is zero or negative.
+func cmp(v, def int) int {
+	if v <= 0 {
+		return def
+	}
+	return v
+}

@@ -1,0 +1,116 @@
+// Package transfer moves files and streams to, from and within S3-compatible stores:
+// parallel multipart uploads from any io.ReaderAt, server-side multipart copies and
+// parallel ranged downloads, under one concurrency budget and one bandwidth limiter,
+// with a crash-safe journal so an interrupted transfer resumes where it stopped.
+package transfer
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/semaphore"
+
+	"github.com/s3xfer/s3xfer/ratelimit"
+)
+
+// DefaultConcurrency is the number of requests a Manager keeps in flight when
+// Config.Concurrency is zero.
+const DefaultConcurrency = 8
+
+// Config configures a Manager. The zero value works: 8 requests in flight, no bandwidth
+// limit, no progress, no logging, and the default retry policy.
+type Config struct {
+	// Concurrency bounds the requests in flight across all transfers of the Manager, so a
+	// directory of many files shares one budget. Zero means DefaultConcurrency.
+	Concurrency int
+	// UploadLimiter meters request bodies (uploads) and DownloadLimiter response bodies
+	// (downloads). Nil means unlimited. Give a per-transfer child to limit one transfer.
+	UploadLimiter, DownloadLimiter *ratelimit.Limiter
+	// Progress receives the events of every transfer. Nil means NoProgress.
+	Progress Progress
+	// Logger receives debug logs (retries, fallbacks). Nil means discard.
+	Logger *slog.Logger
+	// Retry is the one retry policy for every request.
+	Retry RetryPolicy
+	// Endpoint names the store in journals and messages, e.g. "http://127.0.0.1:9000".
+	Endpoint string
+}
+
+// Manager runs transfers against one store. It is safe for concurrent use; one Manager
+// for a whole job keeps concurrency and bandwidth budgets shared.
+type Manager struct {
+	s3       S3
+	cfg      Config
+	sem      *semaphore.Weighted
+	retry    RetryPolicy
+	log      *slog.Logger
+	progress Progress
+	sleep    func(context.Context, time.Duration) error // replaced in tests
+
+	// crcEchoed remembers whether this store verifies x-amz-checksum-crc32c (it echoes
+	// the header back): probed on the first part of the first upload, then reused.
+	crcEchoed atomic.Int32 // crcUnknown, crcYes or crcNo
+	probe     sync.Mutex   // one probe at a time
+}
+
+const (
+	crcUnknown int32 = iota
+	crcYes
+	crcNo
+)
+
+// New returns a Manager that transfers through s3, usually a *minio.Core from NewClient.
+func New(s3 S3, cfg Config) *Manager {
+	cfg.Concurrency = cmp(cfg.Concurrency, DefaultConcurrency)
+	m := &Manager{
+		s3:       s3,
+		cfg:      cfg,
+		sem:      semaphore.NewWeighted(int64(cfg.Concurrency)),
+		retry:    cfg.Retry.withDefaults(),
+		log:      cfg.Logger,
+		progress: cfg.Progress,
+		sleep:    sleepCtx,
+	}
+	if m.log == nil {
+		m.log = slog.New(slog.DiscardHandler)
+	}
+	if m.progress == nil {
+		m.progress = NoProgress{}
+	}
+	return m
+}
+
+// Checksum selects how the store verifies every byte it receives.
+type Checksum string
+
+// Integrity modes. ChecksumAuto uses CRC32C where the store verifies it (it echoes the
+// header) and Content-MD5 elsewhere, which every S3 store checks.
+const (
+	ChecksumAuto   Checksum = "auto"
+	ChecksumCRC32C Checksum = "crc32c"
+	ChecksumMD5    Checksum = "md5"
+	ChecksumSHA256 Checksum = "sha256" // signed payload: the signature covers the body
+	ChecksumNone   Checksum = "none"
+)
+
+// ParseChecksum reads an integrity mode as the CLI's --checksum takes it.
+func ParseChecksum(s string) (Checksum, error) {
+	switch c := Checksum(strings.ToLower(s)); c {
+	case "":
+		return ChecksumAuto, nil
+	case ChecksumAuto, ChecksumCRC32C, ChecksumMD5, ChecksumSHA256, ChecksumNone:
+		return c, nil
+	}
+	return "", fmt.Errorf("checksum %q: use auto, crc32c, md5, sha256 or none", s)
+}
+
+// freshContext is for cleanup after failure (abort): it outlives a cancelled ctx but
+// keeps its values, and cannot hang.
+func freshContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+}

@@ -1,0 +1,573 @@
+package transfer
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"mime"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/minio/minio-go/v7"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/s3xfer/s3xfer/chunk"
+	"github.com/s3xfer/s3xfer/ratelimit"
+)
+
+// UploadOptions configure one upload. The zero value works: every field documents its
+// default.
+type UploadOptions struct {
+	// PartSize is the size of each part but the last. Zero means chunk.DefaultPartSize,
+	// grown to fit S3's 10,000 parts; a value outside 5 MiB..5 GiB is an error.
+	PartSize int64
+	// Threshold is the size from which an object goes up in parts; smaller objects take
+	// one PUT. Zero means the part size.
+	Threshold int64
+	// Checksum is the integrity mode. Empty means ChecksumAuto.
+	Checksum Checksum
+	// ContentType defaults to a guess from the file name's extension (an upload from a
+	// path), else application/octet-stream.
+	ContentType string
+	// Metadata is user metadata, stored as x-amz-meta-* headers.
+	Metadata map[string]string
+	// ACL is a canned ACL, e.g. "private" or "public-read". Empty leaves the bucket's default.
+	ACL string
+	// StorageClass, e.g. "STANDARD_IA". Empty leaves the store's default.
+	StorageClass string
+	// Tagging holds the object's tags.
+	Tagging map[string]string
+	// CacheControl, ContentDisposition and ContentEncoding are stored with the object.
+	CacheControl, ContentDisposition, ContentEncoding string
+	// LeaveParts keeps the uploaded parts of a failed or cancelled multipart upload on the
+	// store instead of aborting it, so it can be resumed.
+	LeaveParts bool
+	// Limiter meters this upload's bodies; nil means the Manager's UploadLimiter. Use a
+	// Child of the Manager's limiter to cap one transfer within the global limit.
+	Limiter *ratelimit.Limiter
+}
+
+// Result describes a finished transfer.
+type Result struct {
+	Bucket, Key string
+	ETag        string
+	VersionID   string
+	UploadID    string // multipart transfers only
+	Size        int64
+	Parts       int // 0 for a single request
+	// BytesSent counts the bytes acknowledged during this call: a resumed transfer does
+	// not count what was sent before.
+	BytesSent int64
+	// Checksum is the integrity mode that verified the bytes.
+	Checksum Checksum
+	Resumed  bool
+}
+
+// Upload uploads the file at path to bucket/key.
+func (m *Manager) Upload(ctx context.Context, bucket, key, path string, opts UploadOptions) (Result, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Result{}, sourceError(path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return Result{}, sourceError(path, err)
+	}
+	if fi.IsDir() {
+		return Result{}, fmt.Errorf("source %s is a directory; upload its files one by one (the CLI's cp -r does)", path)
+	}
+	if !fi.Mode().IsRegular() {
+		return Result{}, fmt.Errorf("source %s is not a regular file; stream it with UploadStream (the CLI's cp - reads stdin)", path)
+	}
+	if opts.ContentType == "" {
+		opts.ContentType = mime.TypeByExtension(filepath.Ext(path))
+	}
+	u := m.newUpload(bucket, key, f, fi.Size(), opts)
+	u.file, u.stat = f, fi
+	u.path = path
+	return u.run(ctx)
+}
+
+// UploadReaderAt uploads size bytes of r to bucket/key. r is read with ReadAt from many
+// goroutines at once and must allow it, as *os.File and *bytes.Reader do.
+func (m *Manager) UploadReaderAt(ctx context.Context, bucket, key string, r io.ReaderAt, size int64, opts UploadOptions) (Result, error) {
+	return m.newUpload(bucket, key, r, size, opts).run(ctx)
+}
+
+func sourceError(path string, err error) error {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("source %s does not exist; check the path", path)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("source %s is not readable: permission denied", path)
+	}
+	return fmt.Errorf("source %s: %w", path, err)
+}
+
+// upload is the state of one upload.
+type upload struct {
+	m           *Manager
+	bucket, key string
+	src         io.ReaderAt
+	size        int64
+	opts        UploadOptions
+	lim         *ratelimit.Limiter
+
+	path string      // "" unless uploading a file
+	file *os.File    // to notice a source that changes while it is read
+	stat os.FileInfo // as it was when the upload started
+
+	mode     Checksum // the resolved mode: never auto
+	uploadID string
+	parts    []chunk.Part
+	done     []donePart // by part number - 1; ETag "" until acknowledged
+	mu       sync.Mutex // guards done
+	sent     atomic.Int64
+	acked    atomic.Int64
+	nDone    atomic.Int32
+}
+
+type donePart struct {
+	etag string
+	crc  []byte // raw CRC32C, crc32c mode only
+	md5  []byte // raw MD5, md5 mode only
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+func (m *Manager) newUpload(bucket, key string, r io.ReaderAt, size int64, opts UploadOptions) *upload {
+	u := &upload{m: m, bucket: bucket, key: key, src: r, size: size, opts: opts, lim: opts.Limiter}
+	if u.lim == nil {
+		u.lim = m.cfg.UploadLimiter
+	}
+	return u
+}
+
+func (u *upload) event(kind EventKind, err error) Event {
+	return Event{Kind: kind, Op: "upload", Bucket: u.bucket, Key: u.key, Path: u.path, Size: u.size,
+		Bytes: u.acked.Load(), Parts: len(u.parts), PartsDone: int(u.nDone.Load()), Err: err}
+}
+
+func (u *upload) run(ctx context.Context) (Result, error) {
+	threshold := u.opts.Threshold
+	if threshold <= 0 {
+		ps, err := chunk.PartSize(u.size, u.opts.PartSize)
+		if err != nil {
+			return Result{}, err
+		}
+		threshold = ps
+	}
+	mode, err := u.resolveMode()
+	if err != nil {
+		return Result{}, err
+	}
+	u.mode = mode
+	var res Result
+	if u.size < threshold || u.size == 0 {
+		u.m.progress.Report(u.event(Started, nil))
+		res, err = u.single(ctx)
+	} else {
+		res, err = u.multipart(ctx)
+	}
+	if err != nil {
+		err = &Error{Op: "upload", Bucket: u.bucket, Key: u.key, UploadID: u.uploadID, Err: err}
+	}
+	u.m.progress.Report(u.event(Finished, err))
+	return res, err
+}
+
+// resolveMode picks the integrity mode. Auto means CRC32C unless this store is known not to
+// verify it; multipart finds out on its first part.
+func (u *upload) resolveMode() (Checksum, error) {
+	mode, err := ParseChecksum(string(u.opts.Checksum))
+	if err != nil {
+		return "", err
+	}
+	if mode == ChecksumAuto {
+		if u.m.crcEchoed.Load() == crcNo {
+			return ChecksumMD5, nil
+		}
+		return ChecksumCRC32C, nil
+	}
+	return mode, nil
+}
+
+func sumKind(mode Checksum) chunk.Kind {
+	switch mode {
+	case ChecksumCRC32C:
+		return chunk.CRC32C
+	case ChecksumMD5:
+		return chunk.MD5
+	case ChecksumSHA256:
+		return chunk.SHA256
+	}
+	return 0
+}
+
+func (u *upload) putOptions() minio.PutObjectOptions {
+	meta := make(map[string]string, len(u.opts.Metadata)+2)
+	for k, v := range u.opts.Metadata {
+		meta["x-amz-meta-"+k] = v
+	}
+	if u.opts.ACL != "" {
+		meta["x-amz-acl"] = u.opts.ACL
+	}
+	return minio.PutObjectOptions{
+		UserMetadata:         meta,
+		UserTags:             u.opts.Tagging,
+		ContentType:          u.opts.ContentType,
+		ContentEncoding:      u.opts.ContentEncoding,
+		ContentDisposition:   u.opts.ContentDisposition,
+		CacheControl:         u.opts.CacheControl,
+		StorageClass:         u.opts.StorageClass,
+		DisableContentSha256: true, // unsigned payload: the checksum header protects the body
+	}
+}
+
+// body meters a request body through the limiter and counts bytes put on the wire. It
+// stays an io.Seeker, which is how minio-go rewinds a body.
+func (u *upload) body(ctx context.Context, sr *io.SectionReader) io.Reader {
+	return &countingSeeker{r: u.lim.Reader(ctx, sr), s: sr, n: &u.sent}
+}
+
+type countingSeeker struct {
+	r io.Reader
+	s io.Seeker
+	n *atomic.Int64
+}
+
+func (c *countingSeeker) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+func (c *countingSeeker) Seek(off int64, whence int) (int64, error) { return c.s.Seek(off, whence) }
+
+// single uploads the whole object with one PutObject. Auto mode uses Content-MD5 unless
+// the store is known to verify CRC32C, since a single request cannot probe and fall back.
+func (u *upload) single(ctx context.Context) (Result, error) {
+	if u.size > chunk.MaxSinglePut {
+		return Result{}, fmt.Errorf("%d bytes is over S3's 5 GiB limit for one PUT; lower the threshold", u.size)
+	}
+	mode := u.mode
+	if u.opts.Checksum == "" || u.opts.Checksum == ChecksumAuto {
+		if u.m.crcEchoed.Load() != crcYes {
+			mode = ChecksumMD5
+		}
+	}
+	buf := bufPool.Get().(*[]byte)
+	defer bufPool.Put(buf)
+	var info minio.UploadInfo
+	var sums chunk.Sums
+	err := u.m.do(ctx, "PutObject", func(ctx context.Context) error {
+		var err error
+		if sums, err = u.sum(0, u.size, mode, *buf); err != nil {
+			return err
+		}
+		opts := u.putOptions()
+		if mode == ChecksumCRC32C {
+			opts.UserMetadata["x-amz-checksum-crc32c"] = sums.CRC32CBase64()
+		}
+		info, err = u.m.s3.PutObject(ctx, u.bucket, u.key, u.body(ctx, io.NewSectionReader(u.src, 0, u.size)),
+			u.size, sums.MD5Base64(), sums.SHA256Hex(), opts)
+		return err
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	if err := u.verifyPart(mode, sums, info.ETag, info.ChecksumCRC32C); err != nil {
+		return Result{}, err
+	}
+	if err := u.checkSource(); err != nil {
+		return Result{}, err
+	}
+	u.acked.Store(u.size)
+	return Result{Bucket: u.bucket, Key: u.key, ETag: info.ETag, VersionID: info.VersionID,
+		Size: u.size, BytesSent: u.size, Checksum: mode}, nil
+}
+
+// sum computes the part's checksums; a source that ends early has shrunk.
+func (u *upload) sum(off, n int64, mode Checksum, buf []byte) (chunk.Sums, error) {
+	s, err := chunk.Sum(u.src, off, n, sumKind(mode), buf)
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return s, fmt.Errorf("%w: it is shorter than the %d bytes it had", ErrSourceChanged, u.size)
+	}
+	return s, err
+}
+
+// verifyPart checks what the store acknowledged against what was sent.
+func (u *upload) verifyPart(mode Checksum, sums chunk.Sums, etag, crcEcho string) error {
+	switch mode {
+	case ChecksumMD5:
+		if isMD5ETag(etag) && etag != sums.MD5Hex() {
+			return fmt.Errorf("%w: store's ETag %s, sent MD5 %s", ErrIntegrity, etag, sums.MD5Hex())
+		}
+	case ChecksumCRC32C:
+		if crcEcho == "" {
+			return fmt.Errorf("%w: the store did not confirm the CRC32C checksum; use --checksum md5 with this store", ErrIntegrity)
+		}
+		if crcEcho != sums.CRC32CBase64() {
+			return fmt.Errorf("%w: store's CRC32C %s, sent %s", ErrIntegrity, crcEcho, sums.CRC32CBase64())
+		}
+	}
+	return nil
+}
+
+func isMD5ETag(etag string) bool {
+	b, err := hex.DecodeString(etag)
+	return err == nil && len(b) == 16
+}
+
+// checkSource fails if the file changed since the upload started: its bytes may now mix
+// two versions, so it must not be completed.
+func (u *upload) checkSource() error {
+	if u.file == nil {
+		return nil
+	}
+	fi, err := u.file.Stat()
+	if err != nil {
+		return err
+	}
+	if fi.Size() != u.stat.Size() || !fi.ModTime().Equal(u.stat.ModTime()) {
+		return fmt.Errorf("%w: %s was modified while uploading (size %d -> %d)", ErrSourceChanged, u.path, u.stat.Size(), fi.Size())
+	}
+	return nil
+}
+
+func (u *upload) multipart(ctx context.Context) (Result, error) {
+	parts, err := chunk.Plan(u.size, u.opts.PartSize)
+	if err != nil {
+		return Result{}, err
+	}
+	u.parts = parts
+	u.done = make([]donePart, len(parts))
+	createOpts := u.putOptions()
+	if u.mode == ChecksumCRC32C {
+		createOpts.UserMetadata["x-amz-checksum-algorithm"] = "CRC32C"
+	}
+	err = u.m.do(ctx, "NewMultipartUpload", func(ctx context.Context) error {
+		var err error
+		u.uploadID, err = u.m.s3.NewMultipartUpload(ctx, u.bucket, u.key, createOpts)
+		return err
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	u.m.progress.Report(u.event(Started, nil))
+	res, err := u.sendAndComplete(ctx)
+	if err != nil && !u.opts.LeaveParts {
+		u.abort(ctx)
+	}
+	return res, err
+}
+
+func (u *upload) abort(ctx context.Context) {
+	ctx, cancel := freshContext(ctx)
+	defer cancel()
+	err := u.m.do(ctx, "AbortMultipartUpload", func(ctx context.Context) error {
+		return u.m.s3.AbortMultipartUpload(ctx, u.bucket, u.key, u.uploadID)
+	})
+	if err != nil {
+		u.m.log.Warn("abort failed; the upload's parts stay on the store until aborted",
+			"bucket", u.bucket, "key", u.key, "uploadID", u.uploadID, "err", err)
+	}
+}
+
+func (u *upload) sendAndComplete(ctx context.Context) (Result, error) {
+	if err := u.probe(ctx); err != nil {
+		return Result{}, err
+	}
+	if err := u.sendParts(ctx); err != nil {
+		return Result{}, err
+	}
+	if err := u.checkSource(); err != nil {
+		return Result{}, err
+	}
+	return u.complete(ctx)
+}
+
+// probe finds out, on this store's first auto-mode upload, whether it verifies CRC32C:
+// part 1 goes alone with the header. A store that does not echo it gets part 1 again
+// with Content-MD5, and every later upload uses MD5 from the start.
+func (u *upload) probe(ctx context.Context) error {
+	auto := u.opts.Checksum == "" || u.opts.Checksum == ChecksumAuto
+	if !auto || u.m.crcEchoed.Load() != crcUnknown {
+		return nil
+	}
+	u.m.probe.Lock()
+	defer u.m.probe.Unlock()
+	if u.m.crcEchoed.Load() != crcUnknown {
+		return nil
+	}
+	echoed, err := u.sendPart(ctx, u.parts[0], true)
+	if err != nil {
+		return err
+	}
+	if echoed {
+		u.m.crcEchoed.Store(crcYes)
+		return nil
+	}
+	u.m.crcEchoed.Store(crcNo)
+	u.m.log.Info("store does not verify CRC32C; using Content-MD5", "endpoint", u.m.cfg.Endpoint)
+	u.mode = ChecksumMD5
+	u.unrecord(u.parts[0])
+	return nil
+}
+
+// sendParts sends every part not yet acknowledged, as many at once as the Manager's
+// budget allows. The first permanent failure cancels the rest.
+func (u *upload) sendParts(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	for _, p := range u.parts {
+		if u.isDone(p) {
+			continue
+		}
+		if err := u.m.sem.Acquire(gctx, 1); err != nil {
+			break // gctx ended: g.Wait reports why
+		}
+		g.Go(func() error {
+			defer u.m.sem.Release(1)
+			_, err := u.sendPart(gctx, p, false)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+func (u *upload) isDone(p chunk.Part) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.done[p.Number-1].etag != ""
+}
+
+// sendPart uploads one part, retrying transient failures with a rewound section. probing
+// tolerates a store that does not echo CRC32C and reports whether it did.
+func (u *upload) sendPart(ctx context.Context, p chunk.Part, probing bool) (echoed bool, err error) {
+	buf := bufPool.Get().(*[]byte)
+	defer bufPool.Put(buf)
+	mode := u.mode
+	var sums chunk.Sums
+	var info minio.ObjectPart
+	err = u.m.do(ctx, "PutObjectPart", func(ctx context.Context) error {
+		var err error
+		if sums, err = u.sum(p.Offset, p.Size, mode, *buf); err != nil {
+			return err
+		}
+		opts := minio.PutObjectPartOptions{Md5Base64: sums.MD5Base64(), Sha256Hex: sums.SHA256Hex(), DisableContentSha256: true}
+		if mode == ChecksumCRC32C {
+			opts.CustomHeader = map[string][]string{"X-Amz-Checksum-Crc32c": {sums.CRC32CBase64()}}
+		}
+		info, err = u.m.s3.PutObjectPart(ctx, u.bucket, u.key, u.uploadID, p.Number, u.body(ctx, p.Section(u.src)), p.Size, opts)
+		return err
+	})
+	if err != nil {
+		return false, &Error{Op: "PutObjectPart", Bucket: u.bucket, Key: u.key, UploadID: u.uploadID, Part: p.Number, Err: err}
+	}
+	echoed = info.ChecksumCRC32C != ""
+	if probing && !echoed {
+		return false, nil
+	}
+	if err := u.verifyPart(mode, sums, info.ETag, info.ChecksumCRC32C); err != nil {
+		return false, &Error{Op: "PutObjectPart", Bucket: u.bucket, Key: u.key, UploadID: u.uploadID, Part: p.Number, Err: err}
+	}
+	u.record(p, donePart{etag: info.ETag, crc: sums.CRC32C, md5: sums.MD5})
+	return echoed, nil
+}
+
+// record marks a part acknowledged and reports it.
+func (u *upload) record(p chunk.Part, d donePart) {
+	u.mu.Lock()
+	u.done[p.Number-1] = d
+	u.mu.Unlock()
+	u.acked.Add(p.Size)
+	u.nDone.Add(1)
+	u.m.progress.Report(u.event(PartDone, nil))
+}
+
+func (u *upload) unrecord(p chunk.Part) {
+	u.mu.Lock()
+	u.done[p.Number-1] = donePart{}
+	u.mu.Unlock()
+	u.acked.Add(-p.Size)
+	u.nDone.Add(-1)
+}
+
+// complete assembles the parts in order and checks the result against what was sent.
+func (u *upload) complete(ctx context.Context) (Result, error) {
+	cps := make([]minio.CompletePart, len(u.parts))
+	var crcs, md5s [][]byte
+	for i, d := range u.done {
+		cps[i] = minio.CompletePart{PartNumber: i + 1, ETag: d.etag}
+		if u.mode == ChecksumCRC32C {
+			cps[i].ChecksumCRC32C = base64.StdEncoding.EncodeToString(d.crc)
+			crcs = append(crcs, d.crc)
+		}
+		if b, err := hex.DecodeString(trimQuotes(d.etag)); err == nil && len(b) == 16 {
+			md5s = append(md5s, b)
+		}
+	}
+	slices.SortFunc(cps, func(a, b minio.CompletePart) int { return a.PartNumber - b.PartNumber })
+	var info minio.UploadInfo
+	err := u.m.do(ctx, "CompleteMultipartUpload", func(ctx context.Context) error {
+		var err error
+		info, err = u.m.s3.CompleteMultipartUpload(ctx, u.bucket, u.key, u.uploadID, cps, minio.PutObjectOptions{})
+		return err
+	})
+	if err != nil {
+		return Result{}, &Error{Op: "CompleteMultipartUpload", Bucket: u.bucket, Key: u.key, UploadID: u.uploadID, Err: err}
+	}
+	// The ETag of a multipart object is the MD5 of its parts' MD5 ETags on stores that use
+	// MD5 ETags: a check that the store assembled exactly the parts acknowledged.
+	if len(md5s) == len(u.parts) && isMultipartETag(info.ETag) {
+		if want := chunk.MultipartETag(md5s); info.ETag != want {
+			return Result{}, fmt.Errorf("%w: object ETag %s, expected %s from the parts sent", ErrIntegrity, info.ETag, want)
+		}
+	}
+	if u.mode == ChecksumCRC32C && info.ChecksumCRC32C != "" {
+		if want := chunk.CompositeCRC32C(crcs); !sameComposite(info.ChecksumCRC32C, want) {
+			return Result{}, fmt.Errorf("%w: object CRC32C %s, expected %s from the parts sent", ErrIntegrity, info.ChecksumCRC32C, want)
+		}
+	}
+	return Result{Bucket: u.bucket, Key: u.key, ETag: info.ETag, VersionID: info.VersionID, UploadID: u.uploadID,
+		Size: u.size, Parts: len(u.parts), BytesSent: u.acked.Load(), Checksum: u.mode}, nil
+}
+
+func trimQuotes(s string) string {
+	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
+		return s[1 : len(s)-1]
+	}
+	return s
+}
+
+func isMultipartETag(etag string) bool {
+	i := len(etag) - 1
+	for i >= 0 && etag[i] >= '0' && etag[i] <= '9' {
+		i--
+	}
+	return i == 32 && etag[i] == '-' && isMD5ETag(etag[:32])
+}
+
+// sameComposite compares composite checksums; some stores omit the "-N" part count.
+func sameComposite(got, want string) bool {
+	if got == want {
+		return true
+	}
+	for i := len(want) - 1; i >= 0; i-- {
+		if want[i] == '-' {
+			return got == want[:i]
+		}
+	}
+	return false
+}
