@@ -79,4 +79,3 @@ func parseS3URL(arg string) (s3URL, error) {
 	}
 	return s3URL{bucket, key}, nil
 }
-
