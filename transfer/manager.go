@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/s3xfer/s3xfer/ratelimit"
+	"github.com/s3xfer/s3xfer/resume"
 )
 
 // DefaultConcurrency is the number of requests a Manager keeps in flight when
@@ -39,6 +40,14 @@ type Config struct {
 	Retry RetryPolicy
 	// Endpoint names the store in journals and messages, e.g. "http://127.0.0.1:9000".
 	Endpoint string
+	// Journal keeps a crash-safe record of every multipart transfer from or to a file, so
+	// the same transfer started again resumes where it stopped. Nil means no journal: a
+	// failed or cancelled upload is aborted unless UploadOptions.LeaveParts.
+	Journal *resume.Store
+	// Failpoint, if set, is called at named moments of a transfer ("created",
+	// "part-acked", "part-journaled", "before-complete", "completed") so crash tests can
+	// kill the process exactly there. Leave it nil.
+	Failpoint func(name string)
 }
 
 // Manager runs transfers against one store. It is safe for concurrent use; one Manager
@@ -107,6 +116,12 @@ func ParseChecksum(s string) (Checksum, error) {
 		return c, nil
 	}
 	return "", fmt.Errorf("checksum %q: use auto, crc32c, md5, sha256 or none", s)
+}
+
+func (m *Manager) failpoint(name string) {
+	if m.cfg.Failpoint != nil {
+		m.cfg.Failpoint(name)
+	}
 }
 
 // freshContext is for cleanup after failure (abort): it outlives a cancelled ctx but

@@ -4,10 +4,12 @@ package transfer
 type EventKind int
 
 // The events of one transfer, in order: Started, any number of PartDone, then Finished.
+// Notice may come at any time.
 const (
 	Started EventKind = iota
 	PartDone
 	Finished
+	Notice // something the user should know, in Msg: a resume, a restart, a fallback
 )
 
 // Event is one step of one transfer. Bytes and Parts count what the store has
@@ -23,8 +25,9 @@ type Event struct {
 	Bytes     int64  // bytes acknowledged so far
 	Parts     int    // parts planned; 0 for a single request
 	PartsDone int
-	Resumed   bool  // Started: the transfer continues an earlier one
-	Err       error // Finished: nil on success
+	Resumed   bool   // Started: the transfer continues an earlier one
+	Err       error  // Finished: nil on success
+	Msg       string // Notice only
 }
 
 // Progress receives the events of every transfer of a Manager. It is called from many

@@ -20,6 +20,7 @@ import (
 
 	"github.com/s3xfer/s3xfer/chunk"
 	"github.com/s3xfer/s3xfer/ratelimit"
+	"github.com/s3xfer/s3xfer/resume"
 )
 
 // UploadOptions configure one upload. The zero value works: every field documents its
@@ -47,8 +48,15 @@ type UploadOptions struct {
 	// CacheControl, ContentDisposition and ContentEncoding are stored with the object.
 	CacheControl, ContentDisposition, ContentEncoding string
 	// LeaveParts keeps the uploaded parts of a failed or cancelled multipart upload on the
-	// store instead of aborting it, so it can be resumed.
+	// store instead of aborting it. With a journal (Config.Journal) parts are always kept,
+	// except after an integrity failure or a source change, which no resume can mend.
 	LeaveParts bool
+	// NoResume discards (aborts) an interrupted upload of the same object instead of
+	// resuming it.
+	NoResume bool
+	// NoRestart fails, instead of starting over, when the source changed since the
+	// interrupted upload it would resume.
+	NoRestart bool
 	// Limiter meters this upload's bodies; nil means the Manager's UploadLimiter. Use a
 	// Child of the Manager's limiter to cap one transfer within the global limit.
 	Limiter *ratelimit.Limiter
@@ -91,8 +99,7 @@ func (m *Manager) Upload(ctx context.Context, bucket, key, path string, opts Upl
 		opts.ContentType = mime.TypeByExtension(filepath.Ext(path))
 	}
 	u := m.newUpload(bucket, key, f, fi.Size(), opts)
-	u.file, u.stat = f, fi
-	u.path = path
+	u.file, u.stat, u.path, u.source = f, fi, path, fileSource(path, fi)
 	return u.run(ctx)
 }
 
@@ -121,9 +128,15 @@ type upload struct {
 	opts        UploadOptions
 	lim         *ratelimit.Limiter
 
-	path string      // "" unless uploading a file
-	file *os.File    // to notice a source that changes while it is read
-	stat os.FileInfo // as it was when the upload started
+	path   string        // "" unless uploading a file
+	file   *os.File      // to notice a source that changes while it is read
+	stat   os.FileInfo   // as it was when the upload started
+	source resume.Source // the file's identity, for the journal
+
+	journal      *resume.Journal // nil without Config.Journal or for a non-file source
+	journalID    string
+	resumed      bool
+	resumedBytes int64 // acknowledged before this run
 
 	mode     Checksum // the resolved mode: never auto
 	uploadID string
@@ -153,7 +166,7 @@ func (m *Manager) newUpload(bucket, key string, r io.ReaderAt, size int64, opts 
 
 func (u *upload) event(kind EventKind, err error) Event {
 	return Event{Kind: kind, Op: "upload", Bucket: u.bucket, Key: u.key, Path: u.path, Size: u.size,
-		Bytes: u.acked.Load(), Parts: len(u.parts), PartsDone: int(u.nDone.Load()), Err: err}
+		Bytes: u.acked.Load(), Parts: len(u.parts), PartsDone: int(u.nDone.Load()), Resumed: u.resumed, Err: err}
 }
 
 func (u *upload) run(ctx context.Context) (Result, error) {
@@ -344,9 +357,54 @@ func (u *upload) checkSource() error {
 }
 
 func (u *upload) multipart(ctx context.Context) (Result, error) {
+	if u.m.cfg.Journal != nil && u.file != nil {
+		res, err := u.resumeJournal(ctx)
+		if res != nil || err != nil {
+			return derefOr(res), err
+		}
+	}
+	if !u.resumed {
+		if err := u.create(ctx); err != nil {
+			return Result{}, err
+		}
+		u.m.failpoint("created")
+	}
+	u.m.progress.Report(u.event(Started, nil))
+	res, err := u.sendAndComplete(ctx)
+	if err == nil {
+		u.m.failpoint("completed")
+		if u.journal != nil {
+			err = u.journal.Delete()
+		}
+		return res, err
+	}
+	// Keep what a resume can use; abort what it cannot.
+	keep := (u.journal != nil || u.opts.LeaveParts) && !errors.Is(err, ErrSourceChanged) && !errors.Is(err, ErrIntegrity)
+	if !keep {
+		u.abort(ctx)
+	}
+	if u.journal != nil {
+		if keep {
+			u.journal.Close()
+		} else {
+			u.journal.Delete()
+		}
+	}
+	return res, err
+}
+
+func derefOr(r *Result) Result {
+	if r == nil {
+		return Result{}
+	}
+	return *r
+}
+
+// create starts a new multipart upload.
+func (u *upload) create(ctx context.Context) error {
 	parts, err := chunk.Plan(u.size, u.opts.PartSize)
 	if err != nil {
-		return Result{}, err
+		return err
 	}
 	u.parts = parts
 	u.done = make([]donePart, len(parts))
@@ -354,37 +412,41 @@ func (u *upload) multipart(ctx context.Context) (Result, error) {
 	if u.mode == ChecksumCRC32C {
 		createOpts.UserMetadata["x-amz-checksum-algorithm"] = "CRC32C"
 	}
-	err = u.m.do(ctx, "NewMultipartUpload", func(ctx context.Context) error {
+	return u.m.do(ctx, "NewMultipartUpload", func(ctx context.Context) error {
 		var err error
 		u.uploadID, err = u.m.s3.NewMultipartUpload(ctx, u.bucket, u.key, createOpts)
 		return err
 	})
-	if err != nil {
-		return Result{}, err
-	}
-	u.m.progress.Report(u.event(Started, nil))
-	res, err := u.sendAndComplete(ctx)
-	if err != nil && !u.opts.LeaveParts {
-		u.abort(ctx)
-	}
-	return res, err
 }
 
-func (u *upload) abort(ctx context.Context) {
+func (u *upload) abort(ctx context.Context) { u.abortID(ctx, u.uploadID) }
+
+// abortID aborts an upload on a fresh context: it must happen even when ctx is cancelled.
+func (u *upload) abortID(ctx context.Context, uploadID string) {
+	if uploadID == "" {
+		return
+	}
 	ctx, cancel := freshContext(ctx)
 	defer cancel()
 	err := u.m.do(ctx, "AbortMultipartUpload", func(ctx context.Context) error {
-		return u.m.s3.AbortMultipartUpload(ctx, u.bucket, u.key, u.uploadID)
+		return u.m.s3.AbortMultipartUpload(ctx, u.bucket, u.key, uploadID)
 	})
-	if err != nil {
+	if err != nil && !isCode(err, "NoSuchUpload") {
 		u.m.log.Warn("abort failed; the upload's parts stay on the store until aborted",
-			"bucket", u.bucket, "key", u.key, "uploadID", u.uploadID, "err", err)
+			"bucket", u.bucket, "key", u.key, "uploadID", uploadID, "err", err)
 	}
 }
 
 func (u *upload) sendAndComplete(ctx context.Context) (Result, error) {
-	if err := u.probe(ctx); err != nil {
-		return Result{}, err
+	if !u.resumed {
+		if err := u.probe(ctx); err != nil {
+			return Result{}, err
+		}
+		if u.m.cfg.Journal != nil && u.file != nil {
+			if err := u.startJournal(ctx); err != nil {
+				return Result{}, err
+			}
+		}
 	}
 	if err := u.sendParts(ctx); err != nil {
 		return Result{}, err
@@ -392,6 +454,7 @@ func (u *upload) sendAndComplete(ctx context.Context) (Result, error) {
 	if err := u.checkSource(); err != nil {
 		return Result{}, err
 	}
+	u.m.failpoint("before-complete")
 	return u.complete(ctx)
 }
 
@@ -482,18 +545,28 @@ func (u *upload) sendPart(ctx context.Context, p chunk.Part, probing bool) (echo
 	if err := u.verifyPart(mode, sums, info.ETag, info.ChecksumCRC32C); err != nil {
 		return false, &Error{Op: "PutObjectPart", Bucket: u.bucket, Key: u.key, UploadID: u.uploadID, Part: p.Number, Err: err}
 	}
-	u.record(p, donePart{etag: info.ETag, crc: sums.CRC32C, md5: sums.MD5})
+	u.m.failpoint("part-acked")
+	if err := u.record(ctx, p, donePart{etag: info.ETag, crc: sums.CRC32C, md5: sums.MD5}); err != nil {
+		return false, err
+	}
+	u.m.failpoint("part-journaled")
 	return echoed, nil
 }
 
-// record marks a part acknowledged and reports it.
-func (u *upload) record(p chunk.Part, d donePart) {
+// record marks a part acknowledged: durable in the journal first, then counted.
+func (u *upload) record(ctx context.Context, p chunk.Part, d donePart) error {
+	if u.journal != nil {
+		if err := u.journal.Append(ctx, u.journalPart(p, d)); err != nil {
+			return fmt.Errorf("journal: %w", err)
+		}
+	}
 	u.mu.Lock()
 	u.done[p.Number-1] = d
 	u.mu.Unlock()
 	u.acked.Add(p.Size)
 	u.nDone.Add(1)
 	u.m.progress.Report(u.event(PartDone, nil))
+	return nil
 }
 
 func (u *upload) unrecord(p chunk.Part) {
@@ -514,7 +587,7 @@ func (u *upload) complete(ctx context.Context) (Result, error) {
 			cps[i].ChecksumCRC32C = base64.StdEncoding.EncodeToString(d.crc)
 			crcs = append(crcs, d.crc)
 		}
-		if b, err := hex.DecodeString(trimQuotes(d.etag)); err == nil && len(b) == 16 {
+		if b, ok := md5ETag(d.etag); ok {
 			md5s = append(md5s, b)
 		}
 	}
@@ -541,7 +614,7 @@ func (u *upload) complete(ctx context.Context) (Result, error) {
 		}
 	}
 	return Result{Bucket: u.bucket, Key: u.key, ETag: info.ETag, VersionID: info.VersionID, UploadID: u.uploadID,
-		Size: u.size, Parts: len(u.parts), BytesSent: u.acked.Load(), Checksum: u.mode}, nil
+		Size: u.size, Parts: len(u.parts), BytesSent: u.acked.Load() - u.resumedBytes, Checksum: u.mode, Resumed: u.resumed}, nil
 }
 
 func trimQuotes(s string) string {

@@ -11,11 +11,13 @@ import (
 	"github.com/s3xfer/s3xfer/chunk"
 	"github.com/s3xfer/s3xfer/internal/units"
 	"github.com/s3xfer/s3xfer/ratelimit"
+	"github.com/s3xfer/s3xfer/resume"
 	"github.com/s3xfer/s3xfer/transfer"
 )
 
 const cpHelp = `Copies a local file to S3. Large files go up in parallel parts, each verified by the
-store (CRC32C or Content-MD5), under an optional bandwidth limit.
+store (CRC32C or Content-MD5), under an optional bandwidth limit. An interrupted upload
+(Ctrl-C, a crash, a lost network) resumes when the same command runs again.
 
 Examples:
   s3xfer cp big.iso s3://backups/big.iso --endpoint http://127.0.0.1:9000
@@ -38,6 +40,9 @@ type cpFlags struct {
 	metadata           string
 	tagging            string
 	quiet              bool
+	journalDir         string
+	noResume           bool
+	noRestart          bool
 }
 
 func (f *cpFlags) add(fs *flag.FlagSet) {
@@ -56,6 +61,9 @@ func (f *cpFlags) add(fs *flag.FlagSet) {
 	fs.StringVar(&f.metadata, "metadata", "", "user metadata, e.g. owner=ops,team=storage")
 	fs.StringVar(&f.tagging, "tagging", "", "object tags, e.g. project=x&env=prod")
 	fs.BoolVar(&f.quiet, "quiet", false, "print nothing but errors")
+	fs.StringVar(&f.journalDir, "journal-dir", "", "where resume journals live (default $XDG_STATE_HOME/s3xfer or ~/.local/state/s3xfer)")
+	fs.BoolVar(&f.noResume, "no-resume", false, "start afresh, aborting an interrupted upload of the same object")
+	fs.BoolVar(&f.noRestart, "no-restart", false, "fail instead of starting over when the source changed since the interrupted upload")
 }
 
 // uploadOptions turns the flags into transfer options, checking every value.
@@ -83,6 +91,7 @@ func (f *cpFlags) uploadOptions() (transfer.UploadOptions, error) {
 	if o.Tagging, err = pairs("--tagging", f.tagging, "&"); err != nil {
 		return o, err
 	}
+	o.NoResume, o.NoRestart = f.noResume, f.noRestart
 	o.ContentType, o.ACL, o.StorageClass = f.contentType, f.acl, f.storageClass
 	o.CacheControl, o.ContentDisposition, o.ContentEncoding = f.cacheControl, f.contentDisposition, f.contentEncoding
 	return o, nil
@@ -158,6 +167,8 @@ func runCp(ctx context.Context, e *env, args []string) error {
 		UploadLimiter: ratelimit.New(rate),
 		Progress:      prog,
 		Endpoint:      endpoint,
+		Journal:       &resume.Store{Dir: f.journalDir},
+		Failpoint:     crashFailpoint(e),
 	})
 	start := time.Now()
 	res, err := m.Upload(ctx, to.bucket, to.key, src, opts)

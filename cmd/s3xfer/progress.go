@@ -46,15 +46,16 @@ func (p *progress) Report(ev transfer.Event) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if ev.Kind == transfer.Notice {
+		fmt.Fprintf(p.w, "%s s3://%s/%s: %s\n", ev.Op, ev.Bucket, ev.Key, ev.Msg)
+		return
+	}
 	if !p.plain {
 		p.drawBar(ev)
 		return
 	}
 	switch ev.Kind {
 	case transfer.Started:
-		if ev.Resumed {
-			fmt.Fprintf(p.w, "resuming: %d of %d parts already uploaded\n", ev.PartsDone, ev.Parts)
-		}
 		p.lastLine = time.Now()
 	case transfer.PartDone:
 		if time.Since(p.lastLine) >= 5*time.Second {
@@ -68,9 +69,6 @@ func (p *progress) Report(ev transfer.Event) {
 func (p *progress) drawBar(ev transfer.Event) {
 	switch ev.Kind {
 	case transfer.Started:
-		if ev.Resumed {
-			fmt.Fprintf(p.w, "resuming: %d of %d parts already uploaded\n", ev.PartsDone, ev.Parts)
-		}
 		if p.bar == nil && ev.Size > 0 {
 			p.bar = pb.New64(ev.Size).Set(pb.Bytes, true).SetWriter(p.w).SetRefreshRate(200 * time.Millisecond)
 			p.bar.SetTemplateString(`{{string . "name"}} {{bar . }} {{percent . }} {{counters . }} {{speed . }} {{rtime . "ETA %s"}}`)

@@ -69,13 +69,14 @@ func exitCode(ctx context.Context, e *env, err error) int {
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
+	if ctx.Err() != nil {
+		fmt.Fprintln(e.stderr, "s3xfer: interrupted; what was sent is kept: run the same command again to resume")
+		return exitInterrupted
+	}
 	fmt.Fprintln(e.stderr, "s3xfer: "+explain(err))
 	var ue usageError
-	switch {
-	case errors.As(err, &ue):
+	if errors.As(err, &ue) {
 		return exitUsage
-	case ctx.Err() != nil:
-		return exitInterrupted
 	}
 	return exitFailed
 }

@@ -1,0 +1,209 @@
+package transfer
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"github.com/minio/minio-go/v7"
+
+	"github.com/s3xfer/s3xfer/chunk"
+	"github.com/s3xfer/s3xfer/resume"
+)
+
+// dest names an object in journals: which store, which bucket, which key.
+func (m *Manager) dest(bucket, key string) string {
+	return m.cfg.Endpoint + "/" + bucket + "/" + key
+}
+
+// fileSource identifies a file's version: a resume must never splice two.
+func fileSource(path string, fi os.FileInfo) resume.Source {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	s := resume.Source{Path: path, Size: fi.Size(), MtimeNs: fi.ModTime().UnixNano()}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		s.Dev, s.Ino = uint64(st.Dev), st.Ino
+	}
+	return s
+}
+
+func isCode(err error, code string) bool {
+	var er minio.ErrorResponse
+	return errors.As(err, &er) && er.Code == code
+}
+
+func (u *upload) notice(format string, a ...any) {
+	ev := u.event(Notice, nil)
+	ev.Msg = fmt.Sprintf(format, a...)
+	u.m.log.Info(ev.Msg, "bucket", u.bucket, "key", u.key)
+	u.m.progress.Report(ev)
+}
+
+// resumeJournal looks for the journal of an interrupted upload to the same object and, if
+// it still applies, adopts its upload: parts the store confirms (same number, size and
+// ETag as journaled) count as done. It returns a non-nil Result if that upload had in
+// fact completed before the journal could be deleted.
+func (u *upload) resumeJournal(ctx context.Context) (*Result, error) {
+	store := u.m.cfg.Journal
+	u.journalID = resume.ID(resume.Upload, u.m.dest(u.bucket, u.key))
+	j, err := store.Open(u.journalID)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, nil
+	case errors.Is(err, resume.ErrCorrupt), errors.Is(err, resume.ErrVersion):
+		u.notice("ignoring unusable journal (%v); starting over", err)
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	h := j.Header()
+	discard := func(why string) error {
+		u.notice("%s; starting over", why)
+		u.abortID(ctx, h.UploadID)
+		return j.Delete()
+	}
+	switch {
+	case h.Kind != resume.Upload || h.UploadID == "":
+		return nil, discard("the journal is not of an upload")
+	case u.opts.NoResume:
+		return nil, discard("discarding the interrupted upload " + h.UploadID + " (no-resume)")
+	case h.Source != u.source:
+		if u.opts.NoRestart {
+			j.Close()
+			return nil, fmt.Errorf("%w since the interrupted upload; run again without --no-restart to start over", ErrSourceChanged)
+		}
+		return nil, discard(u.path + " changed since the interrupted upload")
+	}
+	onStore, err := u.listParts(ctx, h.UploadID)
+	if isCode(err, "NoSuchUpload") {
+		if res := u.completedBefore(ctx, h, j.Parts()); res != nil {
+			return res, j.Delete()
+		}
+		u.notice("the interrupted upload is gone from the store (aborted or expired); starting over")
+		return nil, j.Delete()
+	}
+	if err != nil {
+		j.Close()
+		return nil, err
+	}
+	u.journal, u.uploadID, u.mode, u.opts.PartSize = j, h.UploadID, Checksum(h.Checksum), h.PartSize
+	if u.parts, err = chunk.Plan(u.size, h.PartSize); err != nil {
+		return nil, err
+	}
+	u.done = make([]donePart, len(u.parts))
+	for _, p := range j.Parts() {
+		sp, ok := onStore[p.Number]
+		if !ok || p.Number > len(u.parts) || trimQuotes(sp.ETag) != trimQuotes(p.ETag) || sp.Size != p.Size || p.Size != u.parts[p.Number-1].Size {
+			continue // not confirmed: send it again
+		}
+		d := donePart{etag: p.ETag}
+		sum, _ := base64.StdEncoding.DecodeString(p.Checksum)
+		switch u.mode {
+		case ChecksumCRC32C:
+			d.crc = sum
+		case ChecksumMD5:
+			d.md5 = sum
+		}
+		u.done[p.Number-1] = d
+		u.acked.Add(p.Size)
+		u.nDone.Add(1)
+	}
+	u.resumed, u.resumedBytes = true, u.acked.Load()
+	u.notice("resuming: %d of %d parts already uploaded", u.nDone.Load(), len(u.parts))
+	return nil, nil
+}
+
+// completedBefore recognizes an upload that completed just before a crash kept its
+// journal from being deleted: the object is there with the ETag its journaled parts give.
+func (u *upload) completedBefore(ctx context.Context, h resume.Header, parts []resume.Part) *Result {
+	planned, err := chunk.Plan(u.size, h.PartSize)
+	if err != nil || len(parts) != len(planned) {
+		return nil
+	}
+	md5s := make([][]byte, len(parts))
+	for i, p := range parts {
+		b, ok := md5ETag(p.ETag)
+		if !ok || p.Number != i+1 {
+			return nil
+		}
+		md5s[i] = b
+	}
+	info, err := u.m.s3.StatObject(ctx, u.bucket, u.key, minio.StatObjectOptions{})
+	if err != nil || info.Size != u.size || trimQuotes(info.ETag) != chunk.MultipartETag(md5s) {
+		return nil
+	}
+	u.acked.Store(u.size)
+	u.nDone.Store(int32(len(parts)))
+	return &Result{Bucket: u.bucket, Key: u.key, ETag: info.ETag, VersionID: info.VersionID, UploadID: h.UploadID,
+		Size: u.size, Parts: len(parts), Checksum: Checksum(h.Checksum), Resumed: true}
+}
+
+// listParts returns the parts the store holds for an upload, following pagination.
+func (u *upload) listParts(ctx context.Context, uploadID string) (map[int]minio.ObjectPart, error) {
+	parts := map[int]minio.ObjectPart{}
+	marker := 0
+	for {
+		var res minio.ListObjectPartsResult
+		err := u.m.do(ctx, "ListObjectParts", func(ctx context.Context) error {
+			var err error
+			res, err = u.m.s3.ListObjectParts(ctx, u.bucket, u.key, uploadID, marker, 1000)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range res.ObjectParts {
+			parts[p.PartNumber] = p
+		}
+		if !res.IsTruncated || res.NextPartNumberMarker <= marker {
+			return parts, nil
+		}
+		marker = res.NextPartNumberMarker
+	}
+}
+
+// startJournal writes the journal header of a new upload, then the parts already
+// acknowledged (the probe's).
+func (u *upload) startJournal(ctx context.Context) error {
+	ps, _ := chunk.PartSize(u.size, u.opts.PartSize)
+	j, err := u.m.cfg.Journal.Create(u.journalID, resume.Header{
+		Kind: resume.Upload, Endpoint: u.m.cfg.Endpoint, Bucket: u.bucket, Key: u.key, LocalPath: u.source.Path,
+		Source: u.source, UploadID: u.uploadID, PartSize: ps, Size: u.size, Checksum: string(u.mode),
+	})
+	if err != nil {
+		return err
+	}
+	u.journal = j
+	for i, d := range u.done {
+		if d.etag != "" {
+			if err := j.Append(ctx, u.journalPart(u.parts[i], d)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (u *upload) journalPart(p chunk.Part, d donePart) resume.Part {
+	sum := d.md5
+	if u.mode == ChecksumCRC32C {
+		sum = d.crc
+	}
+	return resume.Part{Number: p.Number, Size: p.Size, ETag: d.etag, Checksum: base64.StdEncoding.EncodeToString(sum)}
+}
+
+func md5ETag(etag string) ([]byte, bool) {
+	etag = trimQuotes(etag)
+	if !isMD5ETag(etag) {
+		return nil, false
+	}
+	b, _ := hex.DecodeString(etag)
+	return b, true
+}
