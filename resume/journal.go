@@ -1,0 +1,280 @@
+package resume
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Journal is an open, locked journal. Its methods are safe for concurrent use. Close or
+// Delete it to release the lock; a process that dies releases it too.
+type Journal struct {
+	path string
+	h    Header
+	f    *os.File // opened O_APPEND; written only by the flusher while open
+	lock *os.File
+	wg   sync.WaitGroup // the flusher goroutine, if running
+
+	mu       sync.Mutex
+	parts    map[int]Part // durable records only
+	next     *batch       // records waiting for the next write+fsync
+	flushing bool
+	closed   bool
+	err      error // first write or sync failure: after it the file may be torn, so nothing more is written
+	syncs    int   // fsyncs done by Append, for the benchmark
+}
+
+// batch is one group commit: records appended while the previous fsync ran.
+type batch struct {
+	buf   []byte
+	parts []Part
+	done  chan struct{} // closed once err is set
+	err   error
+}
+
+// Create starts the journal id, replacing any old journal of that id atomically. It takes
+// the lock (a *LockedError if held), sets h.Version to FormatVersion and a zero h.Created
+// to now, and returns once the header is durable: written to a temporary file, fsynced,
+// renamed over the journal and the directory fsynced.
+func (s Store) Create(id string, h Header) (*Journal, error) {
+	path, lockPath, err := s.paths(id)
+	if err != nil {
+		return nil, err
+	}
+	h.Version = FormatVersion
+	if h.Created.IsZero() {
+		h.Created = time.Now().UTC().Round(0)
+	}
+	line, err := encodeLine(h)
+	if err != nil {
+		return nil, fmt.Errorf("resume: create %s: %w", path, err)
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("resume: create %s: %w", path, err)
+	}
+	lk, err := lockFile(lockPath, path)
+	if err != nil {
+		return nil, err
+	}
+	// The lock is ours, so a fixed temporary name is safe; it also replaces a crash's leftover.
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
+	if err == nil {
+		if _, err = f.Write(line); err == nil {
+			if err = f.Sync(); err == nil {
+				if err = os.Rename(tmp, path); err == nil {
+					err = syncDir(dir)
+				}
+			}
+		}
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}
+	if err != nil {
+		lk.Close()
+		return nil, fmt.Errorf("resume: create %s: %w", path, err)
+	}
+	return &Journal{path: path, h: h, f: f, lock: lk, parts: map[int]Part{}}, nil
+}
+
+// Open takes the lock of journal id (a *LockedError if held) and loads it. A missing
+// journal is an error matching fs.ErrNotExist; an untrustworthy one ErrCorrupt or
+// ErrVersion. A torn tail, left by a crash during an append, is cut off so the file
+// stays well-formed for new appends.
+func (s Store) Open(id string) (*Journal, error) {
+	path, lockPath, err := s.paths(id)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("resume: open: %w", err)
+	}
+	lk, err := lockFile(lockPath, path)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0)
+	if err != nil {
+		lk.Close()
+		return nil, fmt.Errorf("resume: open: %w", err)
+	}
+	data, err := io.ReadAll(f)
+	var h Header
+	var parts map[int]Part
+	good := 0
+	if err == nil {
+		h, parts, good, err = parse(path, data)
+	}
+	if err == nil && good < len(data) {
+		if err = f.Truncate(int64(good)); err == nil {
+			err = f.Sync()
+		}
+	}
+	if err != nil {
+		f.Close()
+		lk.Close()
+		if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrVersion) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("resume: open %s: %w", path, err)
+	}
+	return &Journal{path: path, h: h, f: f, lock: lk, parts: parts}, nil
+}
+
+// Header returns the journal's header.
+func (j *Journal) Header() Header { return j.h }
+
+// Path returns the journal's file name.
+func (j *Journal) Path() string { return j.path }
+
+// Parts returns the durable parts, loaded or appended, sorted by number; for a number
+// recorded twice, the last record wins.
+func (j *Journal) Parts() []Part {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	ps := make([]Part, 0, len(j.parts))
+	for _, p := range j.parts {
+		ps = append(ps, p)
+	}
+	slices.SortFunc(ps, func(a, b Part) int { return a.Number - b.Number })
+	return ps
+}
+
+// Append records p and returns once the record is durable (fsynced); only then does the
+// part count as done. Concurrent Appends share one write and one fsync (group commit).
+// If ctx ends first, Append returns ctx.Err(), but the record may still become durable
+// and then appear in Parts and in the journal after a crash, as if it had returned nil;
+// resuming must confirm parts with the store anyway. After a write or fsync failure
+// every Append fails: the file may be torn, and Open repairs that.
+func (j *Journal) Append(ctx context.Context, p Part) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if p.Number < 1 {
+		return fmt.Errorf("resume: append %s: invalid part number %d", j.path, p.Number)
+	}
+	rec, err := encodeLine(p)
+	if err != nil {
+		return fmt.Errorf("resume: append %s: %w", j.path, err)
+	}
+	j.mu.Lock()
+	switch {
+	case j.closed:
+		err = fmt.Errorf("resume: append %s: %w", j.path, fs.ErrClosed)
+	case j.err != nil:
+		err = j.err
+	}
+	if err != nil {
+		j.mu.Unlock()
+		return err
+	}
+	if j.next == nil {
+		j.next = &batch{done: make(chan struct{})}
+	}
+	b := j.next
+	b.buf = append(b.buf, rec...)
+	b.parts = append(b.parts, p)
+	if !j.flushing {
+		j.flushing = true
+		j.wg.Add(1)
+		go j.flush()
+	}
+	j.mu.Unlock()
+	select {
+	case <-b.done:
+		return b.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// flush writes and fsyncs batches until none is waiting. At most one runs at a time,
+// so records reach the file whole and in order.
+func (j *Journal) flush() {
+	defer j.wg.Done()
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for j.next != nil {
+		b, err := j.next, j.err
+		j.next = nil
+		j.mu.Unlock()
+		if err == nil {
+			if _, err = j.f.Write(b.buf); err == nil {
+				err = j.f.Sync()
+			}
+			if err != nil {
+				err = fmt.Errorf("resume: append %s: %w", j.path, err)
+			}
+		}
+		j.mu.Lock()
+		j.syncs++
+		if err == nil {
+			for _, p := range b.parts {
+				j.parts[p.Number] = p
+			}
+		} else if j.err == nil {
+			j.err = err
+		}
+		b.err = err
+		close(b.done)
+	}
+	j.flushing = false
+}
+
+// shut stops new Appends and waits until pending ones are durable (or failed). It
+// reports false if the journal was already closed.
+func (j *Journal) shut() bool {
+	j.mu.Lock()
+	was := j.closed
+	j.closed = true
+	j.mu.Unlock()
+	j.wg.Wait()
+	return !was
+}
+
+// Close makes pending records durable, releases the lock and keeps the file, to resume
+// later. It returns the first write or sync failure, if any. Closing a closed or deleted
+// Journal does nothing.
+func (j *Journal) Close() error {
+	if !j.shut() {
+		return nil
+	}
+	err := errors.Join(j.err, j.f.Close(), j.lock.Close())
+	if err != nil && !errors.Is(err, j.err) {
+		err = fmt.Errorf("resume: close %s: %w", j.path, err)
+	}
+	return err
+}
+
+// Delete removes the journal and its lock file, then releases the lock. Call it only once
+// the transfer is complete and verified: the journal is what makes it resumable.
+func (j *Journal) Delete() error {
+	if !j.shut() {
+		return fmt.Errorf("resume: delete %s: %w", j.path, fs.ErrClosed)
+	}
+	// The lock file goes before the lock is released: lockFile re-checks the file it locked.
+	err := errors.Join(j.f.Close(), os.Remove(j.path), syncDir(filepath.Dir(j.path)), os.Remove(j.lock.Name()), j.lock.Close())
+	if err != nil {
+		return fmt.Errorf("resume: delete %s: %w", j.path, err)
+	}
+	return nil
+}
+
+// syncDir makes a rename or removal in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	return errors.Join(d.Sync(), d.Close())
+}
