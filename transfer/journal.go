@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 
@@ -52,7 +53,6 @@ func (u *upload) notice(format string, a ...any) {
 // fact completed before the journal could be deleted.
 func (u *upload) resumeJournal(ctx context.Context) (*Result, error) {
 	store := u.m.cfg.Journal
-	u.journalID = resume.ID(resume.Upload, u.m.dest(u.bucket, u.key))
 	j, err := store.Open(u.journalID)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -64,13 +64,17 @@ func (u *upload) resumeJournal(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	h := j.Header()
+	if h.Kind == resume.Upload && h.UploadID == "" {
+		u.cleanupIntent(ctx, h)
+		return nil, j.Delete()
+	}
 	discard := func(why string) error {
 		u.notice("%s; starting over", why)
 		u.abortID(ctx, h.UploadID)
 		return j.Delete()
 	}
 	switch {
-	case h.Kind != resume.Upload || h.UploadID == "":
+	case h.Kind != resume.Upload:
 		return nil, discard("the journal is not of an upload")
 	case u.opts.NoResume:
 		return nil, discard("discarding the interrupted upload " + h.UploadID + " (no-resume)")
@@ -84,6 +88,7 @@ func (u *upload) resumeJournal(ctx context.Context) (*Result, error) {
 	onStore, err := u.listParts(ctx, h.UploadID)
 	if isCode(err, "NoSuchUpload") {
 		if res := u.completedBefore(ctx, h, j.Parts()); res != nil {
+			u.notice("the interrupted upload had completed; nothing left to send")
 			return res, j.Delete()
 		}
 		u.notice("the interrupted upload is gone from the store (aborted or expired); starting over")
@@ -169,13 +174,21 @@ func (u *upload) listParts(ctx context.Context, uploadID string) (map[int]minio.
 	}
 }
 
-// startJournal writes the journal header of a new upload, then the parts already
-// acknowledged (the probe's).
-func (u *upload) startJournal(ctx context.Context) error {
-	ps, _ := chunk.PartSize(u.size, u.opts.PartSize)
+// writeJournal writes the journal header (replacing the intent written before the
+// upload was created), then the parts already acknowledged: the probe's.
+func (u *upload) writeJournal(ctx context.Context) error {
+	ps, err := chunk.PartSize(u.size, u.opts.PartSize)
+	if err != nil {
+		return err
+	}
+	if u.journal != nil {
+		if err := u.journal.Close(); err != nil {
+			return err
+		}
+	}
 	j, err := u.m.cfg.Journal.Create(u.journalID, resume.Header{
 		Kind: resume.Upload, Endpoint: u.m.cfg.Endpoint, Bucket: u.bucket, Key: u.key, LocalPath: u.source.Path,
-		Source: u.source, UploadID: u.uploadID, PartSize: ps, Size: u.size, Checksum: string(u.mode),
+		Source: u.source, UploadID: u.uploadID, PartSize: ps, Size: u.size, Checksum: string(u.mode), Created: time.Now(),
 	})
 	if err != nil {
 		return err
@@ -189,6 +202,27 @@ func (u *upload) startJournal(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// cleanupIntent aborts the upload a crashed run may have created after journaling its
+// intent but before journaling the upload's ID: an upload of the same key, initiated
+// since then (allowing for clock skew, which S3 caps at 15 minutes), holding at most the
+// probe's part.
+func (u *upload) cleanupIntent(ctx context.Context, h resume.Header) {
+	res, err := u.m.s3.ListMultipartUploads(ctx, u.bucket, u.key, "", "", "", 1000)
+	if err != nil {
+		u.m.log.Warn("cannot look for the upload of an interrupted run", "err", err)
+		return
+	}
+	for _, up := range res.Uploads {
+		if up.Key != u.key || up.Initiated.Before(h.Created.Add(-15*time.Minute)) {
+			continue
+		}
+		if parts, err := u.listParts(ctx, up.UploadID); err == nil && len(parts) <= 1 {
+			u.notice("aborting upload %s left by an interrupted run", up.UploadID)
+			u.abortID(ctx, up.UploadID)
+		}
+	}
 }
 
 func (u *upload) journalPart(p chunk.Part, d donePart) resume.Part {

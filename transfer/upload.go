@@ -100,6 +100,7 @@ func (m *Manager) Upload(ctx context.Context, bucket, key, path string, opts Upl
 	}
 	u := m.newUpload(bucket, key, f, fi.Size(), opts)
 	u.file, u.stat, u.path, u.source = f, fi, path, fileSource(path, fi)
+	u.journalID = resume.ID(resume.Upload, m.dest(bucket, key))
 	return u.run(ctx)
 }
 
@@ -357,7 +358,7 @@ func (u *upload) checkSource() error {
 }
 
 func (u *upload) multipart(ctx context.Context) (Result, error) {
-	if u.m.cfg.Journal != nil && u.file != nil {
+	if u.journaling() {
 		res, err := u.resumeJournal(ctx)
 		if res != nil || err != nil {
 			return derefOr(res), err
@@ -367,7 +368,6 @@ func (u *upload) multipart(ctx context.Context) (Result, error) {
 		if err := u.create(ctx); err != nil {
 			return Result{}, err
 		}
-		u.m.failpoint("created")
 	}
 	u.m.progress.Report(u.event(Started, nil))
 	res, err := u.sendAndComplete(ctx)
@@ -412,12 +412,23 @@ func (u *upload) create(ctx context.Context) error {
 	if u.mode == ChecksumCRC32C {
 		createOpts.UserMetadata["x-amz-checksum-algorithm"] = "CRC32C"
 	}
-	return u.m.do(ctx, "NewMultipartUpload", func(ctx context.Context) error {
+	if u.journaling() {
+		// The intent goes first: a crash right after the upload is created leaves a
+		// journal without an upload ID, which tells a resume to clean up that upload.
+		if err := u.writeJournal(ctx); err != nil {
+			return err
+		}
+	}
+	err = u.m.do(ctx, "NewMultipartUpload", func(ctx context.Context) error {
 		var err error
 		u.uploadID, err = u.m.s3.NewMultipartUpload(ctx, u.bucket, u.key, createOpts)
 		return err
 	})
+	u.m.failpoint("created")
+	return err
 }
+
+func (u *upload) journaling() bool { return u.m.cfg.Journal != nil && u.file != nil }
 
 func (u *upload) abort(ctx context.Context) { u.abortID(ctx, u.uploadID) }
 
@@ -442,8 +453,8 @@ func (u *upload) sendAndComplete(ctx context.Context) (Result, error) {
 		if err := u.probe(ctx); err != nil {
 			return Result{}, err
 		}
-		if u.m.cfg.Journal != nil && u.file != nil {
-			if err := u.startJournal(ctx); err != nil {
+		if u.journaling() {
+			if err := u.writeJournal(ctx); err != nil {
 				return Result{}, err
 			}
 		}

@@ -178,8 +178,11 @@ func runCp(ctx context.Context, e *env, args []string) error {
 	prog.close()
 	if !f.quiet {
 		el := time.Since(start)
-		fmt.Fprintf(e.stdout, "upload: %s to %s (%s in %s, %s/s", src, to, units.FormatSize(res.Size),
-			el.Round(time.Millisecond), units.FormatSize(int64(float64(res.Size)/max(el.Seconds(), 1e-3))))
+		fmt.Fprintf(e.stdout, "upload: %s to %s (%s", src, to, units.FormatSize(res.Size))
+		if res.Resumed {
+			fmt.Fprintf(e.stdout, ", resumed: %s sent now", units.FormatSize(res.BytesSent))
+		}
+		fmt.Fprintf(e.stdout, " in %s, %s/s", el.Round(time.Millisecond), units.FormatSize(int64(float64(res.BytesSent)/max(el.Seconds(), 1e-3))))
 		if res.Parts > 0 {
 			fmt.Fprintf(e.stdout, ", %d parts", res.Parts)
 		}
