@@ -1,0 +1,207 @@
+# shellcheck shell=bash
+# servers.sh: start and stop real S3 servers on 127.0.0.1 for the tests and the demo. Source it, then:
+#
+#	servers_trap         # stop_servers on exit, Ctrl-C or TERM, even when a step fails
+#	start_minio; start_versitygw; start_moto
+#
+# Each start_X picks a free port, a fresh data dir and random credentials, waits until the server answers an
+# authenticated ListBuckets, and exports S3XFER_TEST_<X>_{ENDPOINT,ACCESS_KEY,SECRET_KEY}, appends <x> to
+# S3XFER_TEST_STORES and sets S3XFER_REQUIRE_STORES=1 (the tests then fail, not skip, when a store is missing).
+# Secrets are never printed: log tails shown on failure have them masked.
+# The binaries come from scripts/install.sh; moto_server from pip.
+
+export S3XFER_TOOLS=${S3XFER_TOOLS:-$HOME/.cache/s3xfer/bin}
+export PATH=$S3XFER_TOOLS:$PATH
+export S3XFER_TEST_STORES=""
+
+_servers_dir=""    # per-session temp dir: data dirs and logs of every server started here
+_servers_pids=()   # "name pid" of every server started here
+_servers_secrets=() # masked in any log output
+_servers_shown=""   # logs already shown, so a failure does not print the same tail twice
+_servers_timeout=${S3XFER_SERVER_TIMEOUT:-60}
+
+_servers_log() { echo "servers: $*" >&2; }
+
+_servers_session() {
+	if [[ -z $_servers_dir ]]; then
+		_servers_dir=$(mktemp -d "${TMPDIR:-/tmp}/s3xfer-servers.XXXXXX")
+	fi
+}
+
+# A port the kernel just handed out and released; a race with another process is possible, so callers
+# retry when the server reports the address in use.
+_servers_free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+_servers_rand_hex() { od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'; }
+
+# _servers_show_log FILE: the last lines of a server log, secrets masked.
+_servers_show_log() {
+	local line s
+	[[ -f $1 && $_servers_shown != *"|$1|"* ]] || return 0
+	_servers_shown+="|$1|"
+	_servers_log "---- last 30 lines of $1"
+	tail -n 30 "$1" | while IFS= read -r line; do
+		for s in "${_servers_secrets[@]}"; do line=${line//"$s"/"<secret>"}; done
+		printf '    %s\n' "$line" >&2
+	done
+}
+
+# s3_aws STORE ARGS...: run the aws cli against a started store (minio, versitygw, moto) with its credentials,
+# isolated from the user's ~/.aws config and profile.
+s3_aws() {
+	local up
+	up=$(tr '[:lower:]' '[:upper:]' <<<"$1")
+	local ep=S3XFER_TEST_${up}_ENDPOINT ak=S3XFER_TEST_${up}_ACCESS_KEY sk=S3XFER_TEST_${up}_SECRET_KEY
+	shift
+	_servers_aws "${!ep}" "${!ak}" "${!sk}" "$@"
+}
+
+_servers_aws() {
+	local ep=$1 ak=$2 sk=$3
+	shift 3
+	env -u AWS_PROFILE -u AWS_SESSION_TOKEN \
+		AWS_ACCESS_KEY_ID="$ak" AWS_SECRET_ACCESS_KEY="$sk" AWS_DEFAULT_REGION=us-east-1 \
+		AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true \
+		aws --endpoint-url "$ep" "$@"
+}
+
+# _servers_wait NAME PID PORT KEY SECRET: 0 when the server answers an authenticated ListBuckets,
+# 1 when the process died, 2 on timeout.
+_servers_wait() {
+	local name=$1 pid=$2 port=$3 key=$4 secret=$5 deadline=$((SECONDS + _servers_timeout))
+	while ((SECONDS < deadline)); do
+		kill -0 "$pid" 2>/dev/null || return 1
+		# curl first: it is cheap, while the aws cli costs about a second per call.
+		if [[ $(curl -s -o /dev/null -m 2 -w '%{http_code}' "http://127.0.0.1:$port/" || true) != 000 ]] &&
+			_servers_aws "http://127.0.0.1:$port" "$key" "$secret" s3api list-buckets >/dev/null 2>&1; then
+			return 0
+		fi
+		sleep 0.3
+	done
+	_servers_log "$name: not ready after ${_servers_timeout}s"
+	return 2
+}
+
+# _servers_start NAME KEY SECRET CMD...: run CMD (@PORT@ in it replaced by a free port) in the
+# background with its output in NAME.log, wait until ready, export the store's env. The secret reaches the
+# server through the environment set by the caller, not through CMD, so it never shows in ps.
+_servers_start() {
+	local name=$1 key=$2 secret=$3
+	shift 3
+	local up log port pid attempt rc start=$SECONDS
+	up=$(tr '[:lower:]' '[:upper:]' <<<"$name")
+	_servers_session
+	_servers_secrets+=("$secret")
+	log=$_servers_dir/$name.log
+	for attempt in 1 2 3; do
+		port=$(_servers_free_port)
+		"${@//@PORT@/$port}" >"$log" 2>&1 &
+		pid=$!
+		_servers_pids+=("$name $pid")
+		rc=0
+		_servers_wait "$name" "$pid" "$port" "$key" "$secret" || rc=$?
+		if ((rc == 0)); then
+			export "S3XFER_TEST_${up}_ENDPOINT=http://127.0.0.1:$port"
+			export "S3XFER_TEST_${up}_ACCESS_KEY=$key"
+			export "S3XFER_TEST_${up}_SECRET_KEY=$secret"
+			export S3XFER_TEST_STORES=${S3XFER_TEST_STORES:+$S3XFER_TEST_STORES,}$name
+			export S3XFER_REQUIRE_STORES=1
+			_servers_log "$name: ready on http://127.0.0.1:$port in $((SECONDS - start))s (log: $log)"
+			return 0
+		fi
+		# Lost the race for the port to another process: try another one.
+		if ((rc == 1)) && ((attempt < 3)) && grep -qi 'address already in use' "$log"; then
+			_servers_log "$name: port $port was taken, retrying"
+			continue
+		fi
+		break
+	done
+	_servers_log "$name: failed to start: $(printf '%q ' "$@")"
+	_servers_show_log "$log"
+	return 1
+}
+
+_servers_need() {
+	command -v "$1" >/dev/null && return 0
+	_servers_log "$1 not found in PATH ($2)"
+	return 1
+}
+
+start_minio() {
+	_servers_need minio "run scripts/install.sh" || return 1
+	_servers_session
+	local key secret data=$_servers_dir/minio-data
+	key=minio$(_servers_rand_hex 6)
+	secret=$(_servers_rand_hex 20)
+	mkdir -p "$data"
+	# MINIO_CI_CD: skip the root-drive and other production checks; the console gets its own free port.
+	MINIO_ROOT_USER=$key MINIO_ROOT_PASSWORD=$secret MINIO_BROWSER=off MINIO_CI_CD=1 MINIO_UPDATE=off \
+		_servers_start minio "$key" "$secret" \
+		minio server "$data" --quiet --address 127.0.0.1:@PORT@ --console-address "127.0.0.1:$(_servers_free_port)"
+}
+
+start_versitygw() {
+	_servers_need versitygw "run scripts/install.sh" || return 1
+	_servers_session
+	local key secret data=$_servers_dir/versitygw-data
+	key=vgw$(_servers_rand_hex 6)
+	secret=$(_servers_rand_hex 20)
+	mkdir -p "$data"
+	# ROOT_ACCESS_KEY_ID / ROOT_SECRET_ACCESS_KEY are the env forms of --access / --secret (versitygw --help).
+	# The posix backend needs xattrs on the data dir's filesystem (ext4, xfs, tmpfs on Linux >= 6.6).
+	ROOT_ACCESS_KEY_ID=$key ROOT_SECRET_ACCESS_KEY=$secret \
+		_servers_start versitygw "$key" "$secret" \
+		versitygw --port 127.0.0.1:@PORT@ posix "$data"
+}
+
+# moto keeps its state in memory and accepts any credentials; random ones keep the interface uniform.
+start_moto() {
+	_servers_need moto_server "pip install 'moto[server]'" || return 1
+	local key secret
+	key=moto$(_servers_rand_hex 6)
+	secret=$(_servers_rand_hex 20)
+	_servers_start moto "$key" "$secret" moto_server -H 127.0.0.1 -p @PORT@
+}
+
+# stop_servers: stop every server started by this shell and remove their data and logs. Safe to call twice.
+# When the shell is exiting with an error, it first shows each server's log tail.
+stop_servers() {
+	local rc=$? entry name pid i
+	for entry in "${_servers_pids[@]}"; do
+		kill -TERM "${entry#* }" 2>/dev/null || true
+	done
+	for entry in "${_servers_pids[@]}"; do
+		name=${entry% *}
+		pid=${entry#* }
+		for ((i = 0; i < 100; i++)); do
+			kill -0 "$pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		if kill -0 "$pid" 2>/dev/null; then
+			_servers_log "$name (pid $pid) ignored SIGTERM for 10s: killing it"
+			kill -KILL "$pid" 2>/dev/null || true
+		fi
+		wait "$pid" 2>/dev/null || true
+	done
+	if ((rc != 0)) && [[ -n $_servers_dir ]]; then
+		for entry in "${_servers_pids[@]}"; do
+			_servers_show_log "$_servers_dir/${entry% *}.log"
+		done
+	fi
+	if [[ -n $_servers_dir ]]; then
+		rm -rf "$_servers_dir"
+	fi
+	_servers_pids=()
+	_servers_dir=""
+	return "$rc"
+}
+
+# servers_trap: stop the servers however the script ends. INT and TERM become an exit (130, 143) so the
+# script does not carry on after the servers are gone; the EXIT trap then stops them exactly once.
+servers_trap() {
+	trap stop_servers EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+}
