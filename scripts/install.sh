@@ -18,6 +18,9 @@ die() {
 	exit 1
 }
 
+if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
+	export PATH=/usr/local/go/bin:$PATH
+fi
 command -v go >/dev/null || die "go not found in PATH (Go 1.26 is required; it lives at /usr/local/go/bin on CI)"
 # go test -race needs cgo, which needs a C compiler; say so now rather than after a 3-minute install.
 command -v "$(GOTOOLCHAIN=local go env CC)" >/dev/null ||

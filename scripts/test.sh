@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# test.sh: the one test command (CI runs it through .ci/run). Installs the pinned tools, checks gofmt, go vet
+# and staticcheck, starts MinIO and versitygw on 127.0.0.1 (and moto with S3XFER_WITH_MOTO=1), runs every Go
+# test with -race against them, then the quick benchmark when bench/run.sh exists. The servers are stopped
+# however it ends.
+#
+#	scripts/test.sh                        # everything, as CI runs it
+#	scripts/test.sh -run TestUpload ./transfer/   # extra args go to go test (root module only, no bench)
+#	S3XFER_LINT=0 scripts/test.sh ...      # skip gofmt, vet and staticcheck
+#
+# Every step runs even when an earlier check failed, so one run reports everything; the exit status is
+# non-zero if any step failed. Only a failed install or server start stops the run early.
+#
+# The step functions are called through step "$@", which shellcheck cannot see:
+# shellcheck disable=SC2317
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export GOTOOLCHAIN=local
+if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
+	export PATH=/usr/local/go/bin:$PATH
+fi
+
+results=()
+failed=0
+run_start=$SECONDS
+
+# step NAME CMD...: run one step, time it, record the outcome. CMD runs with errexit suspended (bash does
+# that inside a tested command), so the step functions below check each command themselves.
+step() {
+	local name=$1 start=$SECONDS rc=0
+	shift
+	echo
+	echo "==> $name"
+	"$@" || rc=$?
+	local took=$((SECONDS - start))
+	if ((rc == 0)); then
+		results+=("$(printf 'ok    %4ds  %s' "$took" "$name")")
+		echo "<== $name: ok (${took}s)"
+	else
+		results+=("$(printf 'FAIL  %4ds  %s (exit %d)' "$took" "$name" "$rc")")
+		echo "<== $name: FAILED, exit $rc (${took}s)"
+		failed=1
+	fi
+	return "$rc"
+}
+
+summary() {
+	echo
+	echo "==> summary (total $((SECONDS - run_start))s)"
+	printf '    %s\n' "${results[@]}"
+}
+
+# Every Go module in the repo, the root first: bench/ has its own go.mod and go ./... stops at it.
+modules=(.)
+while IFS= read -r mod; do
+	modules+=("$(dirname "$mod")")
+done < <(find . -path ./.git -prune -o -name testdata -prune -o -name go.mod -print | grep -vx ./go.mod | sort)
+
+check_gofmt() {
+	local out
+	out=$(find . -path ./.git -prune -o -name testdata -prune -o -name '*.go' -print0 | xargs -0 -r gofmt -l 2>&1) || {
+		echo "$out"
+		return 1
+	}
+	if [[ -n $out ]]; then
+		echo "gofmt: these files need formatting (run gofmt -w on them):"
+		echo "    ${out//$'\n'/$'\n'    }"
+		return 1
+	fi
+}
+
+# in_modules CMD...: run CMD in every module, reporting each failure; fails if any did.
+in_modules() {
+	local mod rc=0
+	for mod in "${modules[@]}"; do
+		echo "--- $mod: $*"
+		(cd "$mod" && "$@") || rc=1
+	done
+	return "$rc"
+}
+
+start_stores() {
+	start_minio || return 1
+	start_versitygw || return 1
+	if [[ ${S3XFER_WITH_MOTO:-0} == 1 ]]; then
+		start_moto || return 1
+	fi
+	echo "S3XFER_TEST_STORES=$S3XFER_TEST_STORES"
+}
+
+go_test=(go test -race -count=1 -timeout 25m)
+
+if ! step "install tools" scripts/install.sh; then
+	summary
+	exit 1
+fi
+
+# shellcheck source=scripts/servers.sh
+source scripts/servers.sh
+servers_trap
+
+if [[ ${S3XFER_LINT:-1} != 0 ]]; then
+	step "gofmt" check_gofmt || true
+	step "go vet" in_modules go vet ./... || true
+	step "staticcheck" in_modules staticcheck ./... || true
+fi
+
+if ! step "start servers" start_stores; then
+	summary
+	exit 1
+fi
+
+if (($# > 0)); then
+	# Extra args: a focused run of the root module. Without a package argument, test all of it.
+	pkgs=(./...)
+	for arg in "$@"; do
+		case $arg in
+		./* | ../* | github.com/* | *...) pkgs=() ;;
+		esac
+	done
+	step "go test $*" "${go_test[@]}" "$@" "${pkgs[@]}" || true
+else
+	step "go test" in_modules "${go_test[@]}" ./... || true
+	if [[ -x bench/run.sh ]]; then
+		step "bench --quick" bench/run.sh --quick || true
+	else
+		echo
+		echo "==> bench --quick: skipped (no executable bench/run.sh)"
+	fi
+fi
+
+summary
+exit "$failed"
