@@ -1,0 +1,160 @@
+package transfer
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/s3xfer/s3xfer/chunk"
+)
+
+// wireServer is just enough S3 for one multipart upload, to test what only the wire shows
+// (through the real minio-go client): completeBody decides Complete's answer per attempt.
+type wireServer struct {
+	mu           sync.Mutex
+	calls        []string
+	partStatus   func(part string) (int, string) // 0 means 200 OK
+	completeBody func(attempt int, etag string) string // etag: the right multipart ETag
+	completes    int
+	partMD5s     [][]byte
+}
+
+func (s *wireServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	body, _ := io.ReadAll(r.Body)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case r.Method == http.MethodPost && q.Has("uploads"):
+		s.calls = append(s.calls, "Create")
+		fmt.Fprint(w, `<InitiateMultipartUploadResult><Bucket>bkt</Bucket><Key>k</Key><UploadId>up1</UploadId></InitiateMultipartUploadResult>`)
+	case r.Method == http.MethodPut && q.Has("partNumber"):
+		s.calls = append(s.calls, "UploadPart "+q.Get("partNumber"))
+		if s.partStatus != nil {
+			if code, xml := s.partStatus(q.Get("partNumber")); code != 0 {
+				w.WriteHeader(code)
+				fmt.Fprint(w, xml)
+				return
+			}
+		}
+		sum := md5.Sum(body)
+		s.partMD5s = append(s.partMD5s, sum[:])
+		w.Header().Set("ETag", `"`+hex.EncodeToString(sum[:])+`"`)
+	case r.Method == http.MethodPost && q.Has("uploadId"):
+		s.calls = append(s.calls, "Complete")
+		s.completes++
+		fmt.Fprint(w, s.completeBody(s.completes, chunk.MultipartETag(s.partMD5s)))
+	case r.Method == http.MethodDelete && q.Has("uploadId"):
+		s.calls = append(s.calls, "Abort")
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		http.Error(w, "unexpected "+r.Method+" "+r.URL.String(), http.StatusBadRequest)
+	}
+}
+
+func (s *wireServer) upload(t *testing.T) (Result, error) {
+	t.Helper()
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	core, err := NewClient(ClientConfig{Endpoint: srv.URL, AccessKey: "AKIDTEST", SecretKey: "secret-for-tests", Addressing: AddressingPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := New(core, Config{Concurrency: 1, Retry: RetryPolicy{BaseDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond}})
+	data := bytes.Repeat([]byte("s3xfer!"), 11<<20/7)
+	return m.UploadReaderAt(context.Background(), "bkt", "k", bytes.NewReader(data), int64(len(data)),
+		UploadOptions{PartSize: 5 << 20, Checksum: ChecksumMD5})
+}
+
+const okComplete = `<CompleteMultipartUploadResult><Bucket>bkt</Bucket><Key>k</Key><ETag>"%s"</ETag></CompleteMultipartUploadResult>`
+
+func (s *wireServer) callSeq() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Join(s.calls, ", ")
+}
+
+// A 200 OK CompleteMultipartUpload may carry an error in its body (S3 documents it):
+// a transient one is retried, and the upload still succeeds.
+func TestComplete200WithTransientErrorIsRetried(t *testing.T) {
+	s := &wireServer{completeBody: func(attempt int, etag string) string {
+		if attempt == 1 {
+			return `<Error><Code>InternalError</Code><Message>We encountered an internal error. Please try again.</Message></Error>`
+		}
+		return fmt.Sprintf(okComplete, etag)
+	}}
+	res, err := s.upload(t)
+	if err != nil {
+		t.Fatalf("upload: %v (calls: %s)", err, s.callSeq())
+	}
+	if want := "Create, UploadPart 1, UploadPart 2, UploadPart 3, Complete, Complete"; s.callSeq() != want {
+		t.Errorf("calls: %s\nwant:  %s", s.callSeq(), want)
+	}
+	if res.Parts != 3 || res.Size != 11<<20/7*7 {
+		t.Errorf("result %+v", res)
+	}
+}
+
+// A permanent error inside a 200 OK fails the upload and aborts it.
+func TestComplete200WithPermanentErrorAborts(t *testing.T) {
+	s := &wireServer{completeBody: func(int, string) string {
+		return `<Error><Code>InvalidPart</Code><Message>One or more of the specified parts could not be found.</Message></Error>`
+	}}
+	_, err := s.upload(t)
+	var te *Error
+	if !errors.As(err, &te) || te.UploadID != "up1" || !isCode(err, "InvalidPart") {
+		t.Fatalf("want a transfer.Error with the upload ID and InvalidPart, got %v", err)
+	}
+	if want := "Create, UploadPart 1, UploadPart 2, UploadPart 3, Complete, Abort"; s.callSeq() != want {
+		t.Errorf("calls: %s\nwant:  %s", s.callSeq(), want)
+	}
+}
+
+// A store whose multipart ETag does not match the parts acknowledged assembled something
+// else: the upload must fail as an integrity error, not report success.
+func TestCompleteWithWrongETagIsIntegrityError(t *testing.T) {
+	s := &wireServer{completeBody: func(int, string) string {
+		return fmt.Sprintf(okComplete, "0123456789abcdef0123456789abcdef-3")
+	}}
+	_, err := s.upload(t)
+	if !errors.Is(err, ErrIntegrity) {
+		t.Fatalf("want ErrIntegrity for a wrong multipart ETag, got %v", err)
+	}
+	if !strings.HasSuffix(s.callSeq(), "Complete, Abort") {
+		t.Errorf("calls: %s; want the upload aborted", s.callSeq())
+	}
+}
+
+// Part 2 failing permanently: Create, the parts, then Abort; the error names the part.
+func TestPermanentPartFailureAborts(t *testing.T) {
+	s := &wireServer{
+		partStatus: func(part string) (int, string) {
+			if part == "2" {
+				return http.StatusForbidden, `<Error><Code>AccessDenied</Code><Message>Access Denied.</Message></Error>`
+			}
+			return 0, ""
+		},
+		completeBody: func(int, string) string { return "" },
+	}
+	_, err := s.upload(t)
+	var te *Error
+	if !errors.As(err, &te) || !isCode(err, "AccessDenied") {
+		t.Fatalf("want AccessDenied as a transfer.Error, got %v", err)
+	}
+	if !strings.Contains(err.Error(), "part 2") || !strings.Contains(err.Error(), "up1") {
+		t.Errorf("error should name part 2 and the upload ID: %v", err)
+	}
+	if want := "Create, UploadPart 1, UploadPart 2, Abort"; s.callSeq() != want {
+		t.Errorf("calls: %s\nwant:  %s", s.callSeq(), want)
+	}
+}
