@@ -56,35 +56,45 @@ func (s Store) Create(id string, h Header) (*Journal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("resume: create %s: %w", path, err)
 	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("resume: create %s: %w", path, err)
 	}
 	lk, err := lockFile(lockPath, path)
 	if err != nil {
 		return nil, err
 	}
-	// The lock is ours, so a fixed temporary name is safe; it also replaces a crash's leftover.
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
-	if err == nil {
-		if _, err = f.Write(line); err == nil {
-			if err = f.Sync(); err == nil {
-				if err = os.Rename(tmp, path); err == nil {
-					err = syncDir(dir)
-				}
-			}
-		}
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}
+	f, err := writeHeader(path, line)
 	if err != nil {
 		lk.Close()
 		return nil, fmt.Errorf("resume: create %s: %w", path, err)
 	}
 	return &Journal{path: path, h: h, f: f, lock: lk, parts: map[int]Part{}}, nil
+}
+
+// writeHeader replaces path by a file holding line, durably (restic's Save pattern), and
+// returns it open for appends. The caller holds the lock, so a fixed temporary name is
+// safe; it also overwrites a crash's leftover.
+func writeHeader(path string, line []byte) (*os.File, error) {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if _, err = f.Write(line); err == nil {
+		err = f.Sync()
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(path))
+	}
+	if err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return nil, err
+	}
+	return f, nil
 }
 
 // Open takes the lock of journal id (a *LockedError if held) and loads it. A missing
@@ -249,11 +259,7 @@ func (j *Journal) Close() error {
 	if !j.shut() {
 		return nil
 	}
-	err := errors.Join(j.err, j.f.Close(), j.lock.Close())
-	if err != nil && !errors.Is(err, j.err) {
-		err = fmt.Errorf("resume: close %s: %w", j.path, err)
-	}
-	return err
+	return errors.Join(j.err, j.f.Close(), j.lock.Close())
 }
 
 // Delete removes the journal and its lock file, then releases the lock. Call it only once

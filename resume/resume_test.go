@@ -556,3 +556,21 @@ func BenchmarkAppendParallel(b *testing.B) {
 	})
 	b.ReportMetric(float64(j.syncs)/float64(b.N), "fsyncs/op")
 }
+
+// TestWriteFailureSticks checks that after a failed write nothing more is appended:
+// the file may end in a torn record, which only Open may repair.
+func TestWriteFailureSticks(t *testing.T) {
+	j := create(t, Store{Dir: t.TempDir()}, "a", 1)
+	j.f.Close() // every write now fails
+	for range 2 {
+		if err := j.Append(context.Background(), part(2)); err == nil || !strings.Contains(err.Error(), j.Path()) {
+			t.Fatalf("Append after a write failure = %v", err)
+		}
+	}
+	if err := j.Close(); err == nil {
+		t.Fatal("Close hid the write failure")
+	}
+	if got := numbers(j.Parts()); !reflect.DeepEqual(got, []int{1}) {
+		t.Fatalf("parts %v", got)
+	}
+}
