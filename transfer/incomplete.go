@@ -1,0 +1,120 @@
+package transfer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+
+	"github.com/s3xfer/s3xfer/resume"
+)
+
+// Incomplete is a multipart upload that was started and neither completed nor aborted:
+// its parts cost storage until it is.
+type Incomplete struct {
+	Bucket, Key, UploadID string
+	Initiated             time.Time
+	Parts                 int   // parts uploaded so far
+	Bytes                 int64 // their total size
+}
+
+// ListIncomplete lists the incomplete uploads in bucket whose keys start with prefix,
+// with the parts and bytes each holds so far.
+func (m *Manager) ListIncomplete(ctx context.Context, bucket, prefix string) ([]Incomplete, error) {
+	var out []Incomplete
+	keyMarker, idMarker := "", ""
+	for {
+		var res minio.ListMultipartUploadsResult
+		err := m.do(ctx, "ListMultipartUploads", func(ctx context.Context) error {
+			var err error
+			res, err = m.s3.ListMultipartUploads(ctx, bucket, prefix, keyMarker, idMarker, "", 1000)
+			return err
+		})
+		if err != nil {
+			return nil, &Error{Op: "ListMultipartUploads", Bucket: bucket, Key: prefix, Err: err}
+		}
+		for _, up := range res.Uploads {
+			inc := Incomplete{Bucket: bucket, Key: up.Key, UploadID: up.UploadID, Initiated: up.Initiated}
+			u := &upload{m: m, bucket: bucket, key: up.Key}
+			parts, err := u.listParts(ctx, up.UploadID)
+			if isCode(err, "NoSuchUpload") {
+				continue // completed or aborted since it was listed
+			}
+			if err != nil {
+				return nil, &Error{Op: "ListObjectParts", Bucket: bucket, Key: up.Key, UploadID: up.UploadID, Err: err}
+			}
+			for _, p := range parts {
+				inc.Parts++
+				inc.Bytes += p.Size
+			}
+			out = append(out, inc)
+		}
+		if !res.IsTruncated || (res.NextKeyMarker == keyMarker && res.NextUploadIDMarker == idMarker) {
+			return out, nil
+		}
+		keyMarker, idMarker = res.NextKeyMarker, res.NextUploadIDMarker
+	}
+}
+
+// Cleanup aborts the incomplete uploads in bucket under prefix that were initiated more
+// than olderThan ago, as a lifecycle AbortIncompleteMultipartUpload rule would, and
+// deletes the journals that pointed at them. With dryRun it only reports them.
+func (m *Manager) Cleanup(ctx context.Context, bucket, prefix string, olderThan time.Duration, dryRun bool) ([]Incomplete, error) {
+	all, err := m.ListIncomplete(ctx, bucket, prefix)
+	if err != nil {
+		return nil, err
+	}
+	var old []Incomplete
+	for _, inc := range all {
+		if time.Since(inc.Initiated) < olderThan {
+			continue
+		}
+		old = append(old, inc)
+		if dryRun {
+			continue
+		}
+		if err := m.Abort(ctx, bucket, inc.Key, inc.UploadID); err != nil {
+			return old, err
+		}
+	}
+	return old, nil
+}
+
+// Abort aborts one multipart upload and deletes the journal of this Manager's store
+// that recorded it, if any. An upload already gone is not an error.
+func (m *Manager) Abort(ctx context.Context, bucket, key, uploadID string) error {
+	if m.cfg.Journal != nil {
+		id := resume.ID(resume.Upload, m.dest(bucket, key))
+		if j, err := m.cfg.Journal.Open(id); err == nil {
+			if j.Header().UploadID == uploadID {
+				defer j.Delete()
+			} else {
+				j.Close()
+			}
+		} else if errors.Is(err, resume.ErrLocked) {
+			return fmt.Errorf("upload %s is being driven by another process: %w", uploadID, err)
+		}
+	}
+	err := m.do(ctx, "AbortMultipartUpload", func(ctx context.Context) error {
+		return m.s3.AbortMultipartUpload(ctx, bucket, key, uploadID)
+	})
+	if err != nil && !isCode(err, "NoSuchUpload") {
+		return &Error{Op: "AbortMultipartUpload", Bucket: bucket, Key: key, UploadID: uploadID, Err: err}
+	}
+	return nil
+}
+
+// Resume continues the transfer a journal records; the Manager must be for the store the
+// journal names (Config.Endpoint equal to its Endpoint).
+func (m *Manager) Resume(ctx context.Context, h resume.Header) (Result, error) {
+	if h.Endpoint != m.cfg.Endpoint {
+		return Result{}, fmt.Errorf("journal is for endpoint %s, not %s", h.Endpoint, m.cfg.Endpoint)
+	}
+	switch h.Kind {
+	case resume.Upload:
+		return m.Upload(ctx, h.Bucket, h.Key, h.LocalPath, UploadOptions{PartSize: h.PartSize, Checksum: Checksum(h.Checksum)})
+	}
+	return Result{}, fmt.Errorf("cannot resume a journal of kind %q", h.Kind)
+}
