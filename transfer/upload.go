@@ -278,6 +278,10 @@ func (u *upload) single(ctx context.Context) (Result, error) {
 			mode = ChecksumMD5
 		}
 	}
+	if err := u.m.sem.Acquire(ctx, 1); err != nil {
+		return Result{}, err
+	}
+	defer u.m.sem.Release(1)
 	buf := bufPool.Get().(*[]byte)
 	defer bufPool.Put(buf)
 	var info minio.UploadInfo

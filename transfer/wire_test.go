@@ -23,7 +23,7 @@ import (
 type wireServer struct {
 	mu           sync.Mutex
 	calls        []string
-	partStatus   func(part string) (int, string) // 0 means 200 OK
+	partStatus   func(part string) (int, string)       // 0 means 200 OK
 	completeBody func(attempt int, etag string) string // etag: the right multipart ETag
 	completes    int
 	partMD5s     [][]byte
