@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// simClock is a discrete-event clock: goroutines started with Go are participants, and simulated time jumps to
+// simClock is a discrete-event clock: goroutines run with Go and Wait are participants, and simulated time jumps to
 // the earliest wake-up only when every participant is asleep. Participants wake one at a time, so a run is
 // deterministic and no test ever sleeps for real. Only participants may call Sleep.
 type simClock struct {
@@ -16,7 +16,7 @@ type simClock struct {
 	now      time.Time
 	running  int
 	sleepers []*sleeper
-	wg       sync.WaitGroup
+	pending  []func() // added by Go, not started yet; used by the test goroutine only
 }
 
 type sleeper struct {
@@ -40,26 +40,30 @@ func (c *simClock) Now() time.Time {
 // since returns the simulated time elapsed since t.
 func (c *simClock) since(t time.Time) time.Duration { return c.Now().Sub(t) }
 
-// Go runs f as a participant.
-func (c *simClock) Go(f func()) {
-	c.mu.Lock()
-	c.running++
-	c.mu.Unlock()
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		defer func() {
-			c.mu.Lock()
-			c.running--
-			c.advance()
-			c.mu.Unlock()
-		}()
-		f()
-	}()
-}
+// Go adds f as a participant; it starts, with all others added so far, in Wait. Starting them together
+// keeps a first participant from running ahead in time before the next one is counted.
+func (c *simClock) Go(f func()) { c.pending = append(c.pending, f) }
 
-// Wait waits for all participants to return.
-func (c *simClock) Wait() { c.wg.Wait() }
+// Wait starts the participants added by Go and waits for all of them to return.
+func (c *simClock) Wait() {
+	c.mu.Lock()
+	c.running += len(c.pending)
+	c.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, f := range c.pending {
+		wg.Go(func() {
+			defer func() {
+				c.mu.Lock()
+				c.running--
+				c.advance()
+				c.mu.Unlock()
+			}()
+			f()
+		})
+	}
+	c.pending = nil
+	wg.Wait()
+}
 
 func (c *simClock) Sleep(ctx context.Context, d time.Duration) error {
 	if err := ctx.Err(); err != nil {

@@ -40,8 +40,9 @@ func ParseRate(s string) (bytesPerSec float64, err error) {
 	case strings.HasSuffix(t, "Bps"):
 		t = t[:len(t)-2]
 	}
+	// No size unit has an "n": this refuses "nan" and "inf", which ParseSize's float path would let through.
 	n, err := units.ParseSize(t)
-	if err != nil || n < 0 {
+	if err != nil || n < 0 || strings.ContainsRune(lower, 'n') {
 		return 0, fmt.Errorf("rate %q: not a rate; %s", s, rateForms)
 	}
 	return float64(n), nil
@@ -52,7 +53,7 @@ func parseBits(s, t string) (float64, error) {
 	t = strings.TrimSpace(t)
 	mult := 1.0
 	if t != "" {
-		if i := strings.IndexByte("kmgt", lower(t[len(t)-1])); i >= 0 {
+		if i := strings.IndexByte("kmgt", t[len(t)-1]|0x20); i >= 0 { // |0x20: ASCII lower case
 			mult, t = math.Pow(1000, float64(i+1)), strings.TrimSpace(t[:len(t)-1])
 		}
 	}
@@ -62,8 +63,6 @@ func parseBits(s, t string) (float64, error) {
 	}
 	return f * mult / 8, nil
 }
-
-func lower(c byte) byte { return c | 0x20 }
 
 // Slot is one entry of a Schedule: from At after local midnight on, the rate is Rate bytes per second
 // (0 = unlimited).

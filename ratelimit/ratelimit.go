@@ -139,8 +139,9 @@ func (l *Limiter) slice() int {
 
 // WaitN blocks until n bytes may pass l and all its ancestors, or ctx is done. It returns nil at once if n <= 0
 // or no level is limited (including a nil l). Otherwise it waits in slices of at most one burst, returning
-// ctx.Err() if ctx ends first; the slice being waited for is then given back, while slices that already passed
-// stay charged.
+// ctx.Err() if ctx ends first; the slice being waited for is then given back at every level (as far as
+// rate.Reservation.CancelAt can: not the part that waits queued behind it already count on), while slices
+// that already passed stay charged.
 func (l *Limiter) WaitN(ctx context.Context, n int) error {
 	for n > 0 {
 		k := min(n, l.slice())

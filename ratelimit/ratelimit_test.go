@@ -56,7 +56,7 @@ func (e *eventLog) between(from, to time.Duration) float64 {
 
 // maxWindow returns the most bytes that passed in any window of length w.
 func (e *eventLog) maxWindow(w time.Duration) float64 {
-	ev := slices_sorted(e.events)
+	ev := sortedEvents(e.events)
 	best, sum, j := 0, 0, 0
 	for i := range ev { // window [ev[i].at, ev[i].at+w): a maximal window starts at an event
 		for ; j < len(ev) && ev[j].at < ev[i].at+w; j++ {
@@ -68,7 +68,7 @@ func (e *eventLog) maxWindow(w time.Duration) float64 {
 	return float64(best)
 }
 
-func slices_sorted(ev []event) []event {
+func sortedEvents(ev []event) []event {
 	ev = append([]event(nil), ev...)
 	sort.SliceStable(ev, func(i, j int) bool { return ev[i].at < ev[j].at })
 	return ev
