@@ -94,7 +94,8 @@ func burstFor(bytesPerSec float64) int64 {
 
 // SetRate changes l's rate, taking effect for slices that start afterwards; since waits are sliced, a long
 // wait in progress follows the new rate within one slice. bytesPerSec <= 0 (or NaN, or +Inf) means unlimited.
-// Bytes already reserved stay charged, so lowering the rate cannot be evaded. SetRate on nil does nothing.
+// Bytes already reserved stay charged, so lowering the rate cannot be evaded. Setting the current rate again
+// changes nothing. SetRate on nil does nothing.
 func (l *Limiter) SetRate(bytesPerSec float64) {
 	if l == nil {
 		return
@@ -105,6 +106,9 @@ func (l *Limiter) SetRate(bytesPerSec float64) {
 		l.burst.Store(0)
 		l.rate.Store(0)
 		return
+	}
+	if math.Float64bits(bytesPerSec) == l.rate.Load() {
+		return // Schedule.Run re-applies its rate every minute: don't drain the bucket each time
 	}
 	now, b := l.clock.Now(), burstFor(bytesPerSec)
 	l.lim.SetLimitAt(now, rate.Limit(bytesPerSec))
