@@ -1,0 +1,729 @@
+// Command bench measures s3xfer against its peers on a real S3 store: each transfer runs
+// in its own process so that wall time, client CPU (user + sys) and peak RSS are the
+// client's alone; tools are interleaved within every run; every result is verified.
+//
+//	bench run --endpoint URL --bin DIR --work DIR --out FILE.json [--quick] [--runs N] [--scenarios a,b]
+//	bench report --in FILE.json --md RESULTS.md --png chart.png
+//
+// bench/run.sh starts the store, builds the drivers and calls both; see bench/README.md.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: bench run|report [flags]")
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "run":
+		err = cmdRun(os.Args[2:])
+	case "report":
+		err = cmdReport(os.Args[2:])
+	default:
+		err = fmt.Errorf("unknown command %q: use run or report", os.Args[1])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+const (
+	kib = int64(1) << 10
+	mib = int64(1) << 20
+	gib = int64(1) << 30
+)
+
+// Settings are the sizes and knobs of one bench run, recorded with its results.
+type Settings struct {
+	Quick           bool     `json:"quick"`
+	Runs            int      `json:"runs"`
+	Scenarios       []string `json:"scenarios"`
+	UploadSize      int64    `json:"upload_size"`
+	CopySize        int64    `json:"copy_size"`
+	HugeSize        int64    `json:"huge_size"`
+	Files           int      `json:"files"`
+	FileSize        int64    `json:"file_size"`
+	PartSize        int64    `json:"part_size"`
+	Concurrency     int      `json:"concurrency"`
+	RateSize        int64    `json:"rate_size"`
+	RateLimit       int64    `json:"rate_limit"`
+	ResumeSize      int64    `json:"resume_size"`
+	ResumePartSize  int64    `json:"resume_part_size"`
+	ResumeConc      int      `json:"resume_concurrency"`
+	MemoryPartSizes []int64  `json:"memory_part_sizes"`
+	MemoryConc      int      `json:"memory_concurrency"`
+}
+
+func settingsFor(quick bool) Settings {
+	if quick {
+		return Settings{
+			Quick: true, UploadSize: 32 * mib, CopySize: 32 * mib, HugeSize: 64 * mib,
+			Files: 50, FileSize: 64 * kib, PartSize: 8 * mib, Concurrency: 4,
+			RateSize: 24 * mib, RateLimit: 12 * mib,
+			ResumeSize: 64 * mib, ResumePartSize: 8 * mib, ResumeConc: 2,
+			MemoryPartSizes: []int64{5 * mib, 8 * mib, 16 * mib}, MemoryConc: 16,
+		}
+	}
+	return Settings{
+		UploadSize: gib, CopySize: gib, HugeSize: 6 * gib,
+		Files: 2000, FileSize: 64 * kib, PartSize: 64 * mib, Concurrency: 16,
+		RateSize: 256 * mib, RateLimit: 32 * mib,
+		ResumeSize: gib, ResumePartSize: 16 * mib, ResumeConc: 4,
+		MemoryPartSizes: []int64{16 * mib, 64 * mib, 256 * mib}, MemoryConc: 16,
+	}
+}
+
+var allScenarios = []string{"upload", "download", "copy-1g", "copy-6g", "files", "ratelimit", "resume", "memory"}
+
+// Sample is one measured transfer.
+type Sample struct {
+	Run         int                `json:"run"`
+	Scenario    string             `json:"scenario"`
+	Tool        string             `json:"tool"`
+	Variant     string             `json:"variant"`
+	PartSize    int64              `json:"part_size,omitempty"`
+	Concurrency int                `json:"concurrency,omitempty"`
+	Bytes       int64              `json:"bytes"`
+	Wall        float64            `json:"wall_s"`
+	User        float64            `json:"user_s"`
+	Sys         float64            `json:"sys_s"`
+	MaxRSSKiB   int64              `json:"max_rss_kib"`
+	OK          bool               `json:"ok"`
+	NA          bool               `json:"na,omitempty"`
+	Err         string             `json:"err,omitempty"`
+	Extra       map[string]float64 `json:"extra,omitempty"`
+}
+
+// Results is what a run writes: where and how it ran, and every sample.
+type Results struct {
+	Started  time.Time         `json:"started"`
+	Command  string            `json:"command"`
+	Machine  map[string]string `json:"machine"`
+	Versions map[string]string `json:"versions"`
+	Settings Settings          `json:"settings"`
+	Samples  []Sample          `json:"samples"`
+}
+
+type harness struct {
+	endpoint, access, secret string
+	bin, work, home          string
+	aws                      string
+	mc                       *minio.Client
+	set                      Settings
+	seq                      atomic.Int64
+	proxy                    *proxy
+	profileDir               string
+
+	bigFile, rateFile, resumeFile string
+	dirSums                       map[string]string
+}
+
+const (
+	srcBucket = "bench-src"
+	dstBucket = "bench-dst"
+	bigKey    = "src/big"
+	hugeKey   = "src/huge"
+)
+
+func cmdRun(args []string) error {
+	fs := flag.NewFlagSet("run", flag.ExitOnError)
+	h := &harness{}
+	var quick bool
+	var runs int
+	var scen, out, command, minioBin, profile string
+	fs.StringVar(&h.endpoint, "endpoint", os.Getenv("S3XFER_TEST_MINIO_ENDPOINT"), "store URL")
+	fs.StringVar(&h.bin, "bin", "", "directory with peer, s3xferlib, s3xfer and rclone")
+	fs.StringVar(&h.work, "work", "", "scratch directory for test data (removed by run.sh)")
+	fs.StringVar(&h.aws, "aws", "", "aws cli executable")
+	fs.StringVar(&minioBin, "minio", "", "minio executable (for its version)")
+	fs.BoolVar(&quick, "quick", false, "small sizes, one run: proves the harness works")
+	fs.IntVar(&runs, "runs", 3, "runs; tools are interleaved within each run")
+	fs.StringVar(&scen, "scenarios", "", "comma-separated scenarios (default all): "+strings.Join(allScenarios, ","))
+	fs.StringVar(&out, "out", "", "results JSON file")
+	fs.StringVar(&command, "command", "", "the command line to record")
+	fs.StringVar(&profile, "profile", "", "only profile s3xfer-lib upload and download into this directory")
+	_ = fs.Parse(args)
+	h.access = firstNonEmpty(os.Getenv("S3XFER_TEST_MINIO_ACCESS_KEY"), os.Getenv("AWS_ACCESS_KEY_ID"))
+	h.secret = firstNonEmpty(os.Getenv("S3XFER_TEST_MINIO_SECRET_KEY"), os.Getenv("AWS_SECRET_ACCESS_KEY"))
+	if h.endpoint == "" || h.bin == "" || h.work == "" {
+		return errors.New("run: --endpoint, --bin and --work are required")
+	}
+	h.set = settingsFor(quick)
+	h.set.Runs = runs
+	if quick {
+		h.set.Runs = 1
+	}
+	h.set.Scenarios = allScenarios
+	if scen != "" {
+		h.set.Scenarios = strings.Split(scen, ",")
+		for _, s := range h.set.Scenarios {
+			if !slices.Contains(allScenarios, s) {
+				return fmt.Errorf("unknown scenario %q; use %s", s, strings.Join(allScenarios, ","))
+			}
+		}
+	}
+	h.home = filepath.Join(h.work, "home")
+	if err := os.MkdirAll(filepath.Join(h.home, ".cache"), 0o755); err != nil {
+		return err
+	}
+	_ = os.WriteFile(filepath.Join(h.work, "rclone.conf"), nil, 0o600)
+	_ = os.WriteFile(filepath.Join(h.work, "no-credentials"), nil, 0o600)
+	u, err := url.Parse(h.endpoint)
+	if err != nil {
+		return err
+	}
+	h.mc, err = minio.New(u.Host, &minio.Options{Creds: credentials.NewStaticV4(h.access, h.secret, ""), Region: "us-east-1"})
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	res := &Results{Started: time.Now().UTC(), Command: command, Settings: h.set}
+	res.Machine = machineInfo()
+	res.Versions = h.versions(minioBin)
+	if err := h.setup(ctx, profile != ""); err != nil {
+		return fmt.Errorf("setup: %w", err)
+	}
+	if profile != "" {
+		return h.profile(ctx, profile)
+	}
+	steps := h.plan()
+	start := time.Now()
+	failed := 0
+	for i, st := range steps {
+		s := h.runStep(ctx, st)
+		res.Samples = append(res.Samples, s)
+		if !s.OK && !s.NA {
+			failed++
+		}
+		progress(i+1, len(steps), start, s)
+		if out != "" && (i%10 == 9 || i == len(steps)-1) {
+			if err := writeJSON(out, res); err != nil {
+				return err
+			}
+		}
+	}
+	if out != "" {
+		if err := writeJSON(out, res); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(os.Stderr, "bench: %d steps in %s, %d failed\n", len(steps), time.Since(start).Round(time.Second), failed)
+	if failed > 0 {
+		return fmt.Errorf("%d transfers failed or did not verify (see the lines marked FAIL)", failed)
+	}
+	return nil
+}
+
+func firstNonEmpty(v ...string) string {
+	for _, s := range v {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// setup makes the buckets, files and source objects the selected scenarios need.
+func (h *harness) setup(ctx context.Context, profiling bool) error {
+	for _, b := range []string{srcBucket, dstBucket} {
+		if ok, err := h.mc.BucketExists(ctx, b); err != nil {
+			return err
+		} else if !ok {
+			if err := h.mc.MakeBucket(ctx, b, minio.MakeBucketOptions{}); err != nil {
+				return err
+			}
+		}
+	}
+	has := func(s ...string) bool {
+		if profiling {
+			return slices.ContainsFunc(s, func(x string) bool { return x == "upload" || x == "download" })
+		}
+		return slices.ContainsFunc(s, func(x string) bool { return slices.Contains(h.set.Scenarios, x) })
+	}
+	say := func(f string, a ...any) { fmt.Fprintf(os.Stderr, "bench: setup: "+f+"\n", a...) }
+	h.bigFile = h.dataFile(h.set.UploadSize)
+	if has("upload", "download", "copy-1g", "memory") || (has("resume") && h.set.ResumeSize == h.set.UploadSize) {
+		say("writing %s (%s)", filepath.Base(h.bigFile), human(h.set.UploadSize))
+		if err := writeFile(h.bigFile, gen{seed: uint64(h.set.UploadSize), size: h.set.UploadSize}); err != nil {
+			return err
+		}
+	}
+	if has("download", "copy-1g") {
+		say("uploading %s/%s", srcBucket, bigKey)
+		if _, err := h.mc.FPutObject(ctx, srcBucket, bigKey, h.bigFile, minio.PutObjectOptions{PartSize: uint64(64 * mib)}); err != nil {
+			return err
+		}
+	}
+	if has("copy-6g") {
+		st, err := h.mc.StatObject(ctx, srcBucket, hugeKey, minio.StatObjectOptions{})
+		if err != nil || st.Size != h.set.HugeSize {
+			say("uploading %s/%s (%s, generated)", srcBucket, hugeKey, human(h.set.HugeSize))
+			g := gen{seed: uint64(h.set.HugeSize), size: h.set.HugeSize}
+			if _, err := h.mc.PutObject(ctx, srcBucket, hugeKey, io.NewSectionReader(g, 0, g.size), g.size,
+				minio.PutObjectOptions{PartSize: uint64(128 * mib), NumThreads: 4}); err != nil {
+				return err
+			}
+		}
+	}
+	if has("ratelimit") {
+		h.rateFile = h.dataFile(h.set.RateSize)
+		if err := writeFile(h.rateFile, gen{seed: uint64(h.set.RateSize), size: h.set.RateSize}); err != nil {
+			return err
+		}
+	}
+	if has("resume") {
+		h.resumeFile = h.dataFile(h.set.ResumeSize)
+		if err := writeFile(h.resumeFile, gen{seed: uint64(h.set.ResumeSize), size: h.set.ResumeSize}); err != nil {
+			return err
+		}
+	}
+	if has("files") {
+		say("writing %d files of %s", h.set.Files, human(h.set.FileSize))
+		var err error
+		if h.dirSums, err = writeDir(filepath.Join(h.work, "files"), h.set.Files, h.set.FileSize, 1<<40); err != nil {
+			return err
+		}
+	}
+	if has("ratelimit", "resume") {
+		u, _ := url.Parse(h.endpoint)
+		p, err := newProxy(u.Host)
+		if err != nil {
+			return err
+		}
+		h.proxy = p
+	}
+	return nil
+}
+
+func (h *harness) dataFile(size int64) string {
+	return filepath.Join(h.work, fmt.Sprintf("data-%d.bin", size))
+}
+
+// step is one planned transfer.
+type step struct {
+	run         int
+	scenario    string
+	tool        string
+	variant     string
+	partSize    int64
+	concurrency int
+}
+
+// entries are the tool variants of a scenario: each tool with the matched settings and
+// at its own defaults, where it has the operation and the setting makes a difference.
+func (h *harness) entries(scenario string) []step {
+	m := func(tool string) step {
+		return step{tool: tool, variant: "matched", partSize: h.set.PartSize, concurrency: h.set.Concurrency}
+	}
+	d := func(tool string) step { return step{tool: tool, variant: "default"} }
+	var e []step
+	switch scenario {
+	case "upload":
+		for _, t := range []string{s3xferLib, s3xferCLI, minioGo, awsSDK, awsCLI, rclone} {
+			e = append(e, m(t), d(t))
+		}
+		e = append(e, m(ceilingT))
+	case "download":
+		for _, t := range []string{s3xferLib, s3xferCLI, awsSDK, awsCLI, rclone} {
+			e = append(e, m(t), d(t))
+		}
+		e = append(e, d(minioGo)) // FGetObject: one GET, nothing to set
+	case "copy-1g", "copy-6g":
+		for _, t := range []string{s3xferLib, s3xferCLI, awsCLI, rclone} {
+			e = append(e, m(t), d(t))
+		}
+		e = append(e, d(minioGo)) // ComposeObject: its own piece size
+	case "files":
+		for _, t := range []string{s3xferLib, s3xferCLI, minioGo, awsSDK, awsCLI, rclone} {
+			s := m(t)
+			s.partSize = 0
+			e = append(e, s, d(t))
+		}
+	case "ratelimit":
+		for _, t := range []string{s3xferLib, s3xferCLI, awsCLI, rclone} {
+			e = append(e, m(t))
+		}
+	case "resume":
+		for _, t := range []string{s3xferLib, s3xferCLI, awsCLI, rclone} {
+			e = append(e, step{tool: t, variant: "matched", partSize: h.set.ResumePartSize, concurrency: h.set.ResumeConc})
+		}
+	case "memory":
+		for _, ps := range h.set.MemoryPartSizes {
+			for _, t := range []string{s3xferLib, s3xferCLI, minioGo, awsSDK, awsCLI, rclone} {
+				e = append(e, step{tool: t, variant: fmt.Sprintf("%dMiB", ps>>20), partSize: ps, concurrency: h.set.MemoryConc})
+			}
+		}
+	}
+	return e
+}
+
+// plan interleaves: every run goes through every scenario and every tool in turn, so
+// drift in the machine's state hits all tools alike (A B A B).
+func (h *harness) plan() []step {
+	var steps []step
+	for r := 1; r <= h.set.Runs; r++ {
+		for _, sc := range h.set.Scenarios {
+			for _, e := range h.entries(sc) {
+				e.run, e.scenario = r, sc
+				steps = append(steps, e)
+			}
+		}
+	}
+	return steps
+}
+
+// measured is what the kernel says about one finished client process.
+type measured struct {
+	wall, user, sys float64
+	maxRSS          int64
+	stdout, stderr  string
+	err             error
+}
+
+// runMeasured runs cmd to the end (or timeout) and reads its rusage. watch, if set, runs
+// while the process does and may kill it.
+func runMeasured(cmd *exec.Cmd, timeout time.Duration, watch func(p *os.Process, done <-chan struct{})) measured {
+	var out, errb strings.Builder
+	cmd.Stdout = &out
+	cmd.Stderr = &limitWriter{w: &errb, n: 8 << 10}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return measured{err: err}
+	}
+	done := make(chan struct{})
+	timer := time.AfterFunc(timeout, func() { _ = cmd.Process.Kill() })
+	if watch != nil {
+		go watch(cmd.Process, done)
+	}
+	err := cmd.Wait()
+	wall := time.Since(start)
+	close(done)
+	timer.Stop()
+	m := measured{wall: wall.Seconds(), stdout: out.String(), stderr: errb.String(), err: err}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		m.user = time.Duration(ru.Utime.Nano()).Seconds()
+		m.sys = time.Duration(ru.Stime.Nano()).Seconds()
+		m.maxRSS = ru.Maxrss
+	}
+	if err != nil && wall >= timeout {
+		m.err = fmt.Errorf("timed out after %s", timeout)
+	}
+	return m
+}
+
+type limitWriter struct {
+	w io.Writer
+	n int
+}
+
+func (l *limitWriter) Write(p []byte) (int, error) {
+	if l.n > 0 {
+		k := min(len(p), l.n)
+		_, _ = l.w.Write(p[:k])
+		l.n -= k
+	}
+	return len(p), nil
+}
+
+func (h *harness) timeout() time.Duration {
+	if h.set.Quick {
+		return 2 * time.Minute
+	}
+	return 20 * time.Minute
+}
+
+// runStep runs, verifies and cleans up one transfer.
+func (h *harness) runStep(ctx context.Context, st step) Sample {
+	s := Sample{Run: st.run, Scenario: st.scenario, Tool: st.tool, Variant: st.variant,
+		PartSize: st.partSize, Concurrency: st.concurrency}
+	name := fmt.Sprintf("%s-%s-r%d", st.tool, st.variant, st.run)
+	j := job{endpoint: h.endpoint, partSize: st.partSize, concurrency: st.concurrency}
+	var verify func() error
+	var cleanup func()
+	switch st.scenario {
+	case "upload", "memory":
+		j.op, j.bucket, j.key, j.file = "upload", dstBucket, st.scenario+"/"+name, h.bigFile
+		s.Bytes = h.set.UploadSize
+		if st.tool == ceilingT {
+			j.file, j.size = "", h.set.UploadSize
+			verify = func() error { return h.verifySize(ctx, dstBucket, j.key, j.size) }
+		} else {
+			verify = func() error {
+				return verifyObject(ctx, h.mc, dstBucket, j.key, h.openData(h.bigFile), h.set.UploadSize, false)
+			}
+		}
+		cleanup = func() { _ = h.mc.RemoveObject(ctx, dstBucket, j.key, minio.RemoveObjectOptions{}) }
+	case "download":
+		j.op, j.bucket, j.key = "download", srcBucket, bigKey
+		j.file = filepath.Join(h.work, "download-"+name+".bin")
+		s.Bytes = h.set.UploadSize
+		verify = func() error { return verifyFile(j.file, h.openData(h.bigFile), h.set.UploadSize) }
+		cleanup = func() { _ = os.Remove(j.file) }
+	case "copy-1g", "copy-6g":
+		j.op, j.bucket, j.key, j.srcBucket = "copy", dstBucket, st.scenario+"/"+name, srcBucket
+		if st.scenario == "copy-1g" {
+			j.srcKey, s.Bytes = bigKey, h.set.CopySize
+			verify = func() error {
+				return verifyObject(ctx, h.mc, dstBucket, j.key, h.openData(h.bigFile), s.Bytes, false)
+			}
+		} else {
+			j.srcKey, s.Bytes = hugeKey, h.set.HugeSize
+			verify = func() error {
+				return verifyObject(ctx, h.mc, dstBucket, j.key, gen{seed: uint64(s.Bytes), size: s.Bytes}, s.Bytes, !h.set.Quick)
+			}
+		}
+		cleanup = func() { removePrefix(ctx, h.mc, dstBucket, j.key) }
+	case "files":
+		j.op, j.bucket, j.dir, j.prefix = "dir", dstBucket, filepath.Join(h.work, "files"), "files/"+name+"/"
+		s.Bytes = int64(h.set.Files) * h.set.FileSize
+		verify = func() error { return verifyPrefix(ctx, h.mc, dstBucket, j.prefix, h.dirSums, h.set.FileSize) }
+		cleanup = func() { removePrefix(ctx, h.mc, dstBucket, j.prefix) }
+	case "ratelimit":
+		return h.rateStep(ctx, s, j, name)
+	case "resume":
+		return h.resumeStep(ctx, s, j, name)
+	}
+	cmd, err := h.command(st.tool, j)
+	if err != nil {
+		return na(s, err)
+	}
+	m := runMeasured(cmd, h.timeout(), nil)
+	defer cleanup()
+	return h.finish(s, m, verify)
+}
+
+func na(s Sample, err error) Sample {
+	s.NA = errors.Is(err, errNA)
+	s.Err = err.Error()
+	return s
+}
+
+// finish fills s from the measurement and the verification.
+func (h *harness) finish(s Sample, m measured, verify func() error) Sample {
+	s.Wall, s.User, s.Sys, s.MaxRSSKiB = m.wall, m.user, m.sys, m.maxRSS
+	if m.err != nil {
+		s.Err = fmt.Sprintf("%v: %s", m.err, lastLine(m.stderr))
+		return s
+	}
+	if err := verify(); err != nil {
+		s.Err = "verify: " + err.Error()
+		return s
+	}
+	s.OK = true
+	return s
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	if len(s) > 300 {
+		s = s[:300]
+	}
+	return s
+}
+
+func (h *harness) openData(path string) io.ReaderAt {
+	f, err := os.Open(path)
+	if err != nil {
+		return errReaderAt{err}
+	}
+	return f // closed when the harness exits; a handful per run
+}
+
+type errReaderAt struct{ err error }
+
+func (e errReaderAt) ReadAt([]byte, int64) (int, error) { return 0, e.err }
+
+func (h *harness) verifySize(ctx context.Context, bucket, key string, size int64) error {
+	st, err := h.mc.StatObject(ctx, bucket, key, minio.StatObjectOptions{})
+	if err != nil {
+		return err
+	}
+	if st.Size != size {
+		return fmt.Errorf("%s/%s has %d bytes, want %d", bucket, key, st.Size, size)
+	}
+	return nil
+}
+
+// rateStep uploads through the counting proxy with the bandwidth limit and records the
+// achieved average and the slowest and fastest 1-second windows.
+func (h *harness) rateStep(ctx context.Context, s Sample, j job, name string) Sample {
+	j.op, j.bucket, j.key, j.file = "upload", dstBucket, "ratelimit/"+name, h.rateFile
+	j.endpoint, j.limit = h.proxy.URL(), h.set.RateLimit
+	s.Bytes = h.set.RateSize
+	cmd, err := h.command(s.Tool, j)
+	if err != nil {
+		return na(s, err)
+	}
+	defer removePrefix(ctx, h.mc, dstBucket, j.key)
+	h.proxy.reset()
+	stop := make(chan struct{})
+	samples := h.proxy.sampler(50*time.Millisecond, stop)
+	m := runMeasured(cmd, h.timeout(), nil)
+	close(stop)
+	r := windowRates(<-samples)
+	target := float64(h.set.RateLimit)
+	s.Extra = map[string]float64{
+		"target": target, "average": r.Average, "min_1s": r.Min1s, "max_1s": r.Max1s,
+		"average_err_pct":  100 * (r.Average - target) / target,
+		"worst_1s_err_pct": 100 * max(r.Max1s-target, target-r.Min1s) / target,
+	}
+	return h.finish(s, m, func() error {
+		return verifyObject(ctx, h.mc, dstBucket, j.key, h.openData(h.rateFile), s.Bytes, false)
+	})
+}
+
+// resumeStep uploads through the counting proxy, SIGKILLs the client once half the
+// file has gone out, runs the same command again, and records how many bytes were sent
+// beyond the file's size in all.
+func (h *harness) resumeStep(ctx context.Context, s Sample, j job, name string) Sample {
+	j.op, j.bucket, j.key, j.file = "upload", dstBucket, "resume/"+name, h.resumeFile
+	j.endpoint = h.proxy.URL()
+	j.journalDir = filepath.Join(h.work, "journal-"+name)
+	s.Bytes = h.set.ResumeSize
+	defer removePrefix(ctx, h.mc, dstBucket, j.key)
+	defer os.RemoveAll(j.journalDir)
+	cmd, err := h.command(s.Tool, j)
+	if err != nil {
+		return na(s, err)
+	}
+	half := s.Bytes / 2
+	h.proxy.reset()
+	killedAt := int64(-1)
+	first := runMeasured(cmd, h.timeout(), func(p *os.Process, done <-chan struct{}) {
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if n := h.proxy.sent.Load(); n >= half {
+					_ = p.Signal(syscall.SIGKILL)
+					killedAt = n
+					return
+				}
+			}
+		}
+	})
+	if killedAt < 0 {
+		s.Err = fmt.Sprintf("the first run was not killed (sent %d bytes): %v %s", h.proxy.sent.Load(), first.err, lastLine(first.stderr))
+		return s
+	}
+	time.Sleep(200 * time.Millisecond) // let the proxy drain what the kernel had buffered
+	sent1 := h.proxy.sent.Load()
+	h.proxy.reset()
+	cmd, _ = h.command(s.Tool, j)
+	m := runMeasured(cmd, h.timeout(), nil)
+	sent2 := h.proxy.sent.Load()
+	s.Extra = map[string]float64{
+		"sent_before_kill": float64(sent1), "sent_after": float64(sent2),
+		"resent":     float64(sent1 + sent2 - s.Bytes),
+		"resent_pct": 100 * float64(sent1+sent2-s.Bytes) / float64(s.Bytes),
+	}
+	return h.finish(s, m, func() error {
+		return verifyObject(ctx, h.mc, dstBucket, j.key, h.openData(h.resumeFile), s.Bytes, false)
+	})
+}
+
+// profile runs s3xfer-lib upload and download with the matched settings under pprof.
+func (h *harness) profile(ctx context.Context, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, op := range []string{"upload", "download"} {
+		j := job{op: op, endpoint: h.endpoint, bucket: dstBucket, key: "profile/upload", file: h.bigFile,
+			partSize: h.set.PartSize, concurrency: h.set.Concurrency,
+			cpuProfile: filepath.Join(dir, op+".cpu.pprof"), memProfile: filepath.Join(dir, op+".allocs.pprof")}
+		if op == "download" {
+			j.bucket, j.key, j.file = srcBucket, bigKey, filepath.Join(h.work, "profile-download.bin")
+		}
+		cmd, err := h.command(s3xferLib, j)
+		if err != nil {
+			return err
+		}
+		m := runMeasured(cmd, h.timeout(), nil)
+		if m.err != nil {
+			return fmt.Errorf("%s: %v: %s", op, m.err, lastLine(m.stderr))
+		}
+		fmt.Fprintf(os.Stderr, "bench: profile %s: %.2f s wall, %.2f s user, %.2f s sys, %d MiB RSS -> %s\n",
+			op, m.wall, m.user, m.sys, m.maxRSS>>10, j.cpuProfile)
+	}
+	_ = os.Remove(filepath.Join(h.work, "profile-download.bin"))
+	removePrefix(ctx, h.mc, dstBucket, "profile/")
+	return nil
+}
+
+// progress prints one line per finished step.
+func progress(i, n int, start time.Time, s Sample) {
+	el := time.Since(start)
+	eta := time.Duration(float64(el) / float64(i) * float64(n-i))
+	status := "ok"
+	detail := ""
+	switch {
+	case s.NA:
+		status = "n/a"
+	case !s.OK:
+		status = "FAIL " + s.Err
+	}
+	if s.Wall > 0 {
+		detail = fmt.Sprintf("%7.2fs %8.1f MiB/s cpu %6.2fs rss %5d MiB", s.Wall, float64(s.Bytes)/float64(mib)/s.Wall,
+			s.User+s.Sys, s.MaxRSSKiB>>10)
+	}
+	if v, ok := s.Extra["average"]; ok {
+		detail += fmt.Sprintf(" avg %.1f MiB/s 1s-windows %.1f..%.1f", v/float64(mib), s.Extra["min_1s"]/float64(mib), s.Extra["max_1s"]/float64(mib))
+	}
+	if v, ok := s.Extra["resent"]; ok {
+		detail += fmt.Sprintf(" re-sent %.1f MiB", v/float64(mib))
+	}
+	fmt.Fprintf(os.Stderr, "[%3d/%d %s, ~%s left] run %d %-9s %-14s %-8s %s %s\n", i, n, el.Round(time.Second),
+		eta.Round(time.Second), s.Run, s.Scenario, s.Tool, s.Variant, detail, status)
+}
+
+func human(n int64) string {
+	switch {
+	case n >= gib && n%gib == 0:
+		return fmt.Sprintf("%d GiB", n/gib)
+	case n >= mib:
+		return fmt.Sprintf("%d MiB", n/mib)
+	case n >= kib:
+		return fmt.Sprintf("%d KiB", n/kib)
+	}
+	return fmt.Sprintf("%d B", n)
+}

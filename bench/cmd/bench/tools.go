@@ -1,0 +1,276 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+)
+
+// Tool names, in the order the report lists them.
+const (
+	s3xferLib = "s3xfer-lib"
+	s3xferCLI = "s3xfer-cli"
+	minioGo   = "minio-go"
+	awsSDK    = "aws-sdk-go-v2"
+	awsCLI    = "aws-cli"
+	rclone    = "rclone"
+	ceilingT  = "ceiling"
+)
+
+var toolOrder = []string{s3xferLib, s3xferCLI, minioGo, awsSDK, awsCLI, rclone, ceilingT}
+
+// isPeer says whether a tool is one s3xfer is compared against.
+func isPeer(tool string) bool { return tool != s3xferLib && tool != s3xferCLI && tool != ceilingT }
+
+// errNA marks a tool that cannot run an operation (its binary is missing or it has no
+// such feature); the report shows "n/a".
+var errNA = errors.New("not available")
+
+// job is one transfer for a tool to run.
+type job struct {
+	op          string // upload, download, copy, dir
+	endpoint    string
+	bucket, key string
+	file        string // upload source, download destination
+	srcBucket   string // copy source
+	srcKey      string
+	dir, prefix string
+	size        int64 // ceiling
+	partSize    int64 // 0: the tool's default
+	concurrency int   // 0: the tool's default
+	limit       int64 // bytes per second, 0: none
+	journalDir  string
+	cpuProfile  string
+	memProfile  string
+}
+
+// command builds the process that runs j with tool.
+func (h *harness) command(tool string, j job) (*exec.Cmd, error) {
+	var cmd *exec.Cmd
+	var err error
+	switch tool {
+	case s3xferLib:
+		cmd, err = h.libCommand(j)
+	case s3xferCLI:
+		cmd, err = h.cliCommand(j)
+	case minioGo:
+		cmd, err = h.peerCommand(map[string]string{"upload": "minio-fput", "download": "minio-fget", "copy": "minio-compose", "dir": "minio-dir"}, j)
+	case awsSDK:
+		cmd, err = h.peerCommand(map[string]string{"upload": "sdk-upload", "download": "sdk-download", "dir": "sdk-dir"}, j)
+	case ceilingT:
+		cmd, err = h.peerCommand(map[string]string{"upload": "ceiling"}, j)
+	case awsCLI:
+		cmd, err = h.awsCommand(j)
+	case rclone:
+		cmd, err = h.rcloneCommand(j)
+	default:
+		return nil, fmt.Errorf("unknown tool %q", tool)
+	}
+	if err != nil {
+		return nil, err
+	}
+	own := cmd.Env
+	cmd.Env = append(os.Environ(),
+		"AWS_ACCESS_KEY_ID="+h.access,
+		"AWS_SECRET_ACCESS_KEY="+h.secret,
+		"AWS_DEFAULT_REGION=us-east-1",
+		"AWS_REGION=us-east-1",
+		"AWS_EC2_METADATA_DISABLED=true",
+		"HOME="+h.home, // journals, caches and configs of the tools stay in the work dir
+		"XDG_CACHE_HOME="+filepath.Join(h.home, ".cache"),
+	)
+	cmd.Env = append(cmd.Env, own...)
+	return cmd, nil
+}
+
+func (h *harness) driverArgs(op string, j job) []string {
+	args := []string{op, "--endpoint", j.endpoint, "--bucket", j.bucket, "--key", j.key}
+	add := func(name, v string) {
+		if v != "" {
+			args = append(args, "--"+name, v)
+		}
+	}
+	add("file", j.file)
+	add("dir", j.dir)
+	add("prefix", j.prefix)
+	add("src-bucket", j.srcBucket)
+	add("src-key", j.srcKey)
+	add("journal-dir", j.journalDir)
+	add("cpuprofile", j.cpuProfile)
+	add("memprofile", j.memProfile)
+	if j.partSize > 0 {
+		add("part-size", strconv.FormatInt(j.partSize, 10))
+	}
+	if j.concurrency > 0 {
+		add("concurrency", strconv.Itoa(j.concurrency))
+	}
+	if j.size > 0 {
+		add("size", strconv.FormatInt(j.size, 10))
+	}
+	if j.limit > 0 {
+		add("limit", strconv.FormatInt(j.limit, 10))
+	}
+	return args
+}
+
+func (h *harness) peerCommand(ops map[string]string, j job) (*exec.Cmd, error) {
+	op, ok := ops[j.op]
+	if !ok || j.limit > 0 {
+		return nil, errNA
+	}
+	return exec.Command(filepath.Join(h.bin, "peer"), h.driverArgs(op, j)...), nil
+}
+
+func (h *harness) libCommand(j job) (*exec.Cmd, error) {
+	p := filepath.Join(h.bin, "s3xferlib")
+	if _, err := os.Stat(p); err != nil {
+		return nil, errNA
+	}
+	return exec.Command(p, h.driverArgs(j.op, j)...), nil
+}
+
+// sizeArg writes a byte count as the s3xfer CLI reads it.
+func sizeArg(n int64) string {
+	if n%(1<<20) == 0 {
+		return fmt.Sprintf("%dMiB", n>>20)
+	}
+	if n%(1<<10) == 0 {
+		return fmt.Sprintf("%dKiB", n>>10)
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+func (h *harness) cliCommand(j job) (*exec.Cmd, error) {
+	p := filepath.Join(h.bin, "s3xfer")
+	if _, err := os.Stat(p); err != nil {
+		return nil, errNA
+	}
+	args := []string{"cp"}
+	switch j.op {
+	case "upload":
+		args = append(args, j.file, "s3://"+j.bucket+"/"+j.key)
+	case "download":
+		args = append(args, "s3://"+j.bucket+"/"+j.key, j.file)
+	case "copy":
+		args = append(args, "s3://"+j.srcBucket+"/"+j.srcKey, "s3://"+j.bucket+"/"+j.key)
+	case "dir":
+		args = append(args, "-r", j.dir+"/", "s3://"+j.bucket+"/"+j.prefix)
+	default:
+		return nil, errNA
+	}
+	args = append(args, "--endpoint", j.endpoint, "--quiet")
+	if j.partSize > 0 {
+		args = append(args, "--part-size", sizeArg(j.partSize))
+	}
+	if j.concurrency > 0 {
+		args = append(args, "--concurrency", strconv.Itoa(j.concurrency))
+	}
+	if j.limit > 0 {
+		args = append(args, "--limit-rate", sizeArg(j.limit)+"/s")
+	}
+	return exec.Command(p, args...), nil
+}
+
+// awsCommand runs aws cli's s3 cp (s3transfer). Matching settings go in a generated
+// config file; at its defaults the file names only the region.
+func (h *harness) awsCommand(j job) (*exec.Cmd, error) {
+	if h.aws == "" {
+		return nil, errNA
+	}
+	var args []string
+	switch j.op {
+	case "upload":
+		args = []string{j.file, "s3://" + j.bucket + "/" + j.key}
+	case "download":
+		args = []string{"s3://" + j.bucket + "/" + j.key, j.file}
+	case "copy":
+		args = []string{"s3://" + j.srcBucket + "/" + j.srcKey, "s3://" + j.bucket + "/" + j.key}
+	case "dir":
+		args = []string{"--recursive", j.dir, "s3://" + j.bucket + "/" + j.prefix}
+	default:
+		return nil, errNA
+	}
+	conf := "[default]\nregion = us-east-1\n"
+	if j.partSize > 0 || j.concurrency > 0 || j.limit > 0 {
+		conf += "s3 =\n"
+		if j.partSize > 0 {
+			conf += fmt.Sprintf("  multipart_chunksize = %d\n  multipart_threshold = %d\n", j.partSize, j.partSize)
+		}
+		if j.concurrency > 0 {
+			conf += fmt.Sprintf("  max_concurrent_requests = %d\n", j.concurrency)
+		}
+		if j.limit > 0 {
+			conf += fmt.Sprintf("  max_bandwidth = %d\n", j.limit)
+		}
+	}
+	path := filepath.Join(h.work, fmt.Sprintf("aws-config-%d", h.seq.Add(1)))
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(h.aws, append([]string{"--endpoint-url", j.endpoint, "s3", "cp", "--only-show-errors"}, args...)...)
+	cmd.Env = append(cmd.Env, "AWS_CONFIG_FILE="+path, "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(h.work, "no-credentials"))
+	return cmd, nil
+}
+
+// rcloneCommand runs rclone with an S3 remote "bench" configured from the environment.
+func (h *harness) rcloneCommand(j job) (*exec.Cmd, error) {
+	p := filepath.Join(h.bin, "rclone")
+	if _, err := os.Stat(p); err != nil {
+		return nil, errNA
+	}
+	var args []string
+	switch j.op {
+	case "upload":
+		args = []string{"copyto", j.file, "bench:" + j.bucket + "/" + j.key}
+		if j.partSize > 0 {
+			args = append(args, "--s3-chunk-size", strconv.FormatInt(j.partSize, 10)+"B",
+				"--s3-upload-cutoff", strconv.FormatInt(j.partSize, 10)+"B")
+		}
+		if j.concurrency > 0 {
+			args = append(args, "--s3-upload-concurrency", strconv.Itoa(j.concurrency))
+		}
+	case "download":
+		args = []string{"copyto", "bench:" + j.bucket + "/" + j.key, j.file}
+		if j.partSize > 0 {
+			args = append(args, "--multi-thread-chunk-size", strconv.FormatInt(j.partSize, 10)+"B",
+				"--multi-thread-cutoff", strconv.FormatInt(j.partSize, 10)+"B")
+		}
+		if j.concurrency > 0 {
+			args = append(args, "--multi-thread-streams", strconv.Itoa(j.concurrency))
+		}
+	case "copy":
+		args = []string{"copyto", "bench:" + j.srcBucket + "/" + j.srcKey, "bench:" + j.bucket + "/" + j.key}
+		if j.partSize > 0 {
+			args = append(args, "--s3-copy-cutoff", strconv.FormatInt(j.partSize, 10)+"B",
+				"--s3-chunk-size", strconv.FormatInt(j.partSize, 10)+"B")
+		}
+		if j.concurrency > 0 {
+			args = append(args, "--s3-upload-concurrency", strconv.Itoa(j.concurrency))
+		}
+	case "dir":
+		args = []string{"copy", j.dir, "bench:" + j.bucket + "/" + j.prefix}
+		if j.concurrency > 0 {
+			args = append(args, "--transfers", strconv.Itoa(j.concurrency))
+		}
+	default:
+		return nil, errNA
+	}
+	if j.limit > 0 {
+		args = append(args, "--bwlimit", strconv.FormatInt(j.limit>>10, 10)+"K")
+	}
+	args = append(args, "-q")
+	cmd := exec.Command(p, args...)
+	cmd.Env = append(cmd.Env,
+		"RCLONE_CONFIG="+filepath.Join(h.work, "rclone.conf"),
+		"RCLONE_CONFIG_BENCH_TYPE=s3",
+		"RCLONE_CONFIG_BENCH_PROVIDER=Minio",
+		"RCLONE_CONFIG_BENCH_ENDPOINT="+j.endpoint,
+		"RCLONE_CONFIG_BENCH_ACCESS_KEY_ID="+h.access,
+		"RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY="+h.secret,
+		"RCLONE_CONFIG_BENCH_REGION=us-east-1",
+	)
+	return cmd, nil
+}
