@@ -165,10 +165,11 @@ start_moto() {
 	_servers_start moto "$key" "$secret" moto_server -H 127.0.0.1 -p @PORT@
 }
 
-# stop_servers: stop every server started by this shell and remove their data and logs. Safe to call twice.
-# When the shell is exiting with an error, it first shows each server's log tail.
+# stop_servers [STATUS]: stop every server started by this shell and remove their data and logs. Safe to call
+# twice. When STATUS (default: $?, the exit status when run from an EXIT trap) is non-zero, it first shows each
+# server's log tail. Returns STATUS.
 stop_servers() {
-	local rc=$? entry name pid i
+	local rc=${1:-$?} entry name pid i
 	for entry in "${_servers_pids[@]}"; do
 		kill -TERM "${entry#* }" 2>/dev/null || true
 	done
