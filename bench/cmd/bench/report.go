@@ -472,8 +472,8 @@ func renderTargets(b *strings.Builder, res *Results, t *table) {
 			}
 			return math.Abs(r.extra(k))
 		}
-		both("Rate limit: average within 2% of the target (|error| %)", e(s3xferLib, "average_err_pct"), e(s3xferCLI, "average_err_pct"), 2, true, 2, "")
-		both("Rate limit: worst 1-second window within 2% (|error| %)", e(s3xferLib, "worst_1s_err_pct"), e(s3xferCLI, "worst_1s_err_pct"), 2, true, 1, "")
+		both("Rate limit: average within 2% of the target (abs. error, %)", e(s3xferLib, "average_err_pct"), e(s3xferCLI, "average_err_pct"), 2, true, 2, "")
+		both("Rate limit: worst 1-second window within 2% (abs. error, %)", e(s3xferLib, "worst_1s_err_pct"), e(s3xferCLI, "worst_1s_err_pct"), 2, true, 1, "")
 	}
 }
 

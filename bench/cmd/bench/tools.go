@@ -81,6 +81,7 @@ func (h *harness) command(tool string, j job) (*exec.Cmd, error) {
 		"AWS_EC2_METADATA_DISABLED=true",
 		"HOME="+h.home, // journals, caches and configs of the tools stay in the work dir
 		"XDG_CACHE_HOME="+filepath.Join(h.home, ".cache"),
+		"XDG_STATE_HOME="+filepath.Join(h.home, ".local", "state"),
 	)
 	cmd.Env = append(cmd.Env, own...)
 	return cmd, nil
@@ -162,6 +163,9 @@ func (h *harness) cliCommand(j job) (*exec.Cmd, error) {
 		return nil, errNA
 	}
 	args = append(args, "--endpoint", j.endpoint, "--quiet")
+	if j.journalDir != "" {
+		args = append(args, "--journal-dir", j.journalDir)
+	}
 	if j.partSize > 0 {
 		args = append(args, "--part-size", sizeArg(j.partSize))
 	}
@@ -203,7 +207,7 @@ func (h *harness) awsCommand(j job) (*exec.Cmd, error) {
 			conf += fmt.Sprintf("  max_concurrent_requests = %d\n", j.concurrency)
 		}
 		if j.limit > 0 {
-			conf += fmt.Sprintf("  max_bandwidth = %d\n", j.limit)
+			conf += fmt.Sprintf("  max_bandwidth = %dKB/s\n", j.limit>>10) // aws cli: KB = 1024 bytes
 		}
 	}
 	path := filepath.Join(h.work, fmt.Sprintf("aws-config-%d", h.seq.Add(1)))

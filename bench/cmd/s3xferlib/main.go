@@ -1,0 +1,131 @@
+// Command s3xferlib transfers one object (or one directory) with the s3xfer library, the
+// way an embedding program would, so that the bench harness can measure it in its own
+// process next to the peers:
+//
+//	s3xferlib upload|download|copy|dir --endpoint URL --bucket B --key K [--file F] [--part-size N] [--concurrency N] [--limit BYTES/S] [--journal-dir D] [--cpuprofile F]
+//
+// Credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. It prints one JSON
+// line (bytes, etag) on success and exits 1 on failure, 3 for an operation the library
+// does not have yet.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/s3xfer/s3xfer/bench/internal/driver"
+	"github.com/s3xfer/s3xfer/ratelimit"
+	"github.com/s3xfer/s3xfer/resume"
+	"github.com/s3xfer/s3xfer/transfer"
+)
+
+const ops = "upload, download, copy, dir"
+
+func main() {
+	o, err := driver.Parse(os.Args[1:], ops)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	fns := map[string]func(*driver.Options) (driver.Report, error){
+		"upload":   upload,
+		"download": download,
+		"copy":     copyObject,
+		"dir":      dir,
+	}
+	fn, ok := fns[o.Op]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "s3xferlib: unknown op %q; use one of %s\n", o.Op, ops)
+		os.Exit(2)
+	}
+	driver.Run(o, fn)
+}
+
+// errNotAvailable is an operation the library does not offer yet.
+var errNotAvailable = errors.New("not available in the library yet")
+
+// manager builds the client and Manager as the package documentation shows. A journal
+// is kept only when --journal-dir is given (the resume scenario).
+func manager(o *driver.Options) (*transfer.Manager, error) {
+	core, err := transfer.NewClient(transfer.ClientConfig{
+		Endpoint:    o.Endpoint,
+		AccessKey:   o.AccessKey,
+		SecretKey:   o.SecretKey,
+		Region:      o.Region,
+		Concurrency: o.Concurrency,
+	})
+	if err != nil {
+		return nil, err
+	}
+	cfg := transfer.Config{Concurrency: o.Concurrency, Endpoint: o.Endpoint}
+	if o.Limit > 0 {
+		cfg.UploadLimiter = ratelimit.New(float64(o.Limit))
+		cfg.DownloadLimiter = cfg.UploadLimiter
+	}
+	if o.JournalDir != "" {
+		cfg.Journal = &resume.Store{Dir: o.JournalDir}
+	}
+	return transfer.New(core, cfg), nil
+}
+
+func upload(o *driver.Options) (driver.Report, error) {
+	m, err := manager(o)
+	if err != nil {
+		return driver.Report{}, err
+	}
+	res, err := m.Upload(context.Background(), o.Bucket, o.Key, o.File, transfer.UploadOptions{PartSize: o.PartSize})
+	return driver.Report{Bytes: res.Size, ETag: res.ETag, Parts: res.Parts}, err
+}
+
+func download(o *driver.Options) (driver.Report, error) {
+	m, err := manager(o)
+	if err != nil {
+		return driver.Report{}, err
+	}
+	res, err := m.Download(context.Background(), o.Bucket, o.Key, o.File, transfer.DownloadOptions{PartSize: o.PartSize})
+	return driver.Report{Bytes: res.Size, ETag: res.ETag, Parts: res.Parts}, err
+}
+
+func copyObject(o *driver.Options) (driver.Report, error) {
+	fmt.Fprintln(os.Stderr, "s3xferlib: copy:", errNotAvailable)
+	os.Exit(3)
+	return driver.Report{}, nil
+}
+
+// dir uploads every file of a directory through one Manager, so the files share its
+// concurrency budget, as a program embedding the library would.
+func dir(o *driver.Options) (driver.Report, error) {
+	m, err := manager(o)
+	if err != nil {
+		return driver.Report{}, err
+	}
+	names, err := driver.Files(o.Dir)
+	if err != nil {
+		return driver.Report{}, err
+	}
+	n := o.Concurrency
+	if n <= 0 {
+		n = transfer.DefaultConcurrency
+	}
+	g, ctx := errgroup.WithContext(context.Background())
+	g.SetLimit(n)
+	sizes := make([]int64, len(names))
+	for i, name := range names {
+		g.Go(func() error {
+			res, err := m.Upload(ctx, o.Bucket, o.Prefix+name, filepath.Join(o.Dir, name), transfer.UploadOptions{})
+			sizes[i] = res.Size
+			return err
+		})
+	}
+	err = g.Wait()
+	var total int64
+	for _, s := range sizes {
+		total += s
+	}
+	return driver.Report{Bytes: total, Parts: len(names)}, err
+}

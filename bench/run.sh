@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# run.sh: the s3xfer benchmark, one command. Installs what is missing (the pinned MinIO through
+# scripts/install.sh, rclone v1.75.1), starts MinIO on 127.0.0.1 (unless S3XFER_TEST_MINIO_ENDPOINT
+# already names one), builds the drivers, generates the test data, runs every scenario for s3xfer
+# (library and CLI) and each peer, interleaved over several runs, and writes the results.
+#
+#	bench/run.sh                          # full run: 3 runs, every scenario; rewrites bench/RESULTS.md + chart.png
+#	bench/run.sh --quick                  # small sizes, 1 run, every tool verified; asserts no speed (CI)
+#	bench/run.sh --runs 5 --scenarios upload,download
+#	bench/run.sh --profile DIR            # only pprof s3xfer-lib upload and download into DIR
+#
+# Results: bench/results/<timestamp>.json (+ .md, and chart .png for partial runs), not committed.
+# Scratch data goes to a temp dir under ${S3XFER_BENCH_TMP:-${TMPDIR:-/tmp}} (a full run needs ~3 GiB there
+# and ~9 GiB for MinIO's data), removed on exit; servers started here are stopped on exit.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=$PWD
+export GOTOOLCHAIN=local GOWORK=off
+if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
+	export PATH=/usr/local/go/bin:$PATH
+fi
+
+quick=0 runs=3 scenarios="" profile=""
+args=("$@")
+while (($#)); do
+	case $1 in
+	--quick) quick=1 ;;
+	--runs) runs=$2; shift ;;
+	--scenarios) scenarios=$2; shift ;;
+	--profile) profile=$2; shift ;;
+	-h | --help) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+	esac
+	shift
+done
+
+log() { echo "run.sh: $*" >&2; }
+
+tools=${S3XFER_TOOLS:-$HOME/.cache/s3xfer/bin}
+mkdir -p "$tools" "$root/bench/results"
+work=$(mktemp -d "${S3XFER_BENCH_TMP:-${TMPDIR:-/tmp}}/s3xfer-bench.XXXXXX")
+bin=$work/bin
+mkdir -p "$bin"
+started_servers=0
+
+cleanup() {
+	local rc=$?
+	if ((started_servers)); then
+		stop_servers "$rc" || true
+	fi
+	rm -rf "$work"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# rclone: built once per pin, like scripts/install.sh does for the servers.
+rclone_pin=github.com/rclone/rclone@v1.75.1
+if [[ ! -x $tools/rclone || "$(cat "$tools/.rclone.version" 2>/dev/null)" != "$rclone_pin" ]]; then
+	log "installing $rclone_pin into $tools (a few minutes, once)"
+	(cd / && GOBIN=$tools go install "$rclone_pin")
+	echo "$rclone_pin" >"$tools/.rclone.version"
+fi
+ln -s "$tools/rclone" "$bin/rclone"
+
+log "building the drivers"
+(cd bench && go build -o "$bin/peer" ./cmd/peer && go build -o "$bin/bench" ./cmd/bench)
+if ! (cd bench && go build -o "$bin/s3xferlib" ./cmd/s3xferlib) >"$work/s3xferlib-build.log" 2>&1; then
+	log "s3xfer library driver does not build: s3xfer-lib reported as not available"
+	sed 's/^/    /' "$work/s3xferlib-build.log" >&2
+fi
+if ! go build -o "$bin/s3xfer" ./cmd/s3xfer >"$work/s3xfer-build.log" 2>&1; then
+	log "s3xfer CLI does not build: s3xfer-cli reported as not available"
+	sed 's/^/    /' "$work/s3xfer-build.log" >&2
+fi
+
+# aws cli: the real script, not a pyenv shim, so the shim's startup is not counted against it.
+aws=""
+if command -v pyenv >/dev/null && pyenv which aws >/dev/null 2>&1; then
+	aws=$(pyenv which aws)
+elif command -v aws >/dev/null; then
+	aws=$(command -v aws)
+else
+	log "aws cli not found: aws-cli reported as not available"
+fi
+
+if [[ -z ${S3XFER_TEST_MINIO_ENDPOINT:-} ]]; then
+	scripts/install.sh >&2
+	# shellcheck source=../scripts/servers.sh
+	source scripts/servers.sh
+	started_servers=1
+	start_minio
+fi
+minio_bin=$(command -v minio || echo "$tools/minio")
+
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+out=bench/results/$stamp.json
+flags=(--endpoint "$S3XFER_TEST_MINIO_ENDPOINT" --bin "$bin" --work "$work" --aws "$aws" --minio "$minio_bin"
+	--out "$out" --runs "$runs" --command "bench/run.sh ${args[*]}")
+((quick)) && flags+=(--quick)
+[[ -n $scenarios ]] && flags+=(--scenarios "$scenarios")
+if [[ -n $profile ]]; then
+	"$bin/bench" run "${flags[@]}" --profile "$profile"
+	log "profiles in $profile: go tool pprof -top $bin/s3xferlib $profile/upload.cpu.pprof (the binary is removed on exit; rebuild it with: cd bench && go build ./cmd/s3xferlib)"
+	exit 0
+fi
+
+rc=0
+"$bin/bench" run "${flags[@]}" || rc=$?
+if [[ -f $out ]]; then
+	if ((quick == 0)) && [[ -z $scenarios ]]; then
+		"$bin/bench" report --in "$out" --md bench/RESULTS.md --png bench/chart.png
+		log "results: $out; bench/RESULTS.md and bench/chart.png rewritten"
+	else
+		"$bin/bench" report --in "$out" --md "${out%.json}.md" --png "${out%.json}.png" --png-ref "$stamp.png"
+		log "results: $out and ${out%.json}.md"
+	fi
+fi
+exit "$rc"
