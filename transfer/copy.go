@@ -1,0 +1,193 @@
+package transfer
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/minio/minio-go/v7"
+
+	"github.com/s3xfer/s3xfer/chunk"
+	"github.com/s3xfer/s3xfer/internal/units"
+	"github.com/s3xfer/s3xfer/resume"
+)
+
+// DefaultCopyThreshold is the source size from which Copy copies in parallel parts
+// when CopyOptions.Threshold is zero. Measured on MinIO: below it one CopyObject is as
+// fast as parts; above it parts copied in parallel win, by up to the concurrency.
+const DefaultCopyThreshold = 64 * units.MiB
+
+// DefaultCopyPartSize is the part size of a multipart copy when CopyOptions.PartSize is
+// zero: parts cost no local memory, and larger ones mean fewer requests.
+const DefaultCopyPartSize = 64 * units.MiB
+
+// CopyOptions configure one server-side copy. The zero value works: it copies the
+// source's metadata and copies in parts from DefaultCopyThreshold on.
+type CopyOptions struct {
+	// UploadOptions configures the destination as it does an upload, except that:
+	// Threshold zero means DefaultCopyThreshold, and a source over 5 GiB is always copied
+	// in parts (CopyObject refuses it); PartSize zero means DefaultCopyPartSize, grown to
+	// fit 10,000 parts; Checksum and Limiter do not apply, since no byte passes through
+	// this process (the store checks each part against the source's ETag instead); and
+	// the metadata fields (ContentType, Metadata, CacheControl, ContentDisposition,
+	// ContentEncoding) apply only with ReplaceMetadata. ACL, StorageClass and a non-nil
+	// Tagging apply either way.
+	UploadOptions
+	// ReplaceMetadata gives the copy the metadata fields of UploadOptions (S3's metadata
+	// directive REPLACE). False copies the source's (COPY): all of it for a single
+	// CopyObject; for a multipart copy, which S3 gives no directive, the content type,
+	// user metadata, Cache-Control, Content-Disposition and Content-Encoding, and tags
+	// where the store returns them with the object (MinIO does, AWS does not).
+	ReplaceMetadata bool
+}
+
+// Copy copies srcBucket/srcKey to dstBucket/dstKey within the store, without the bytes
+// passing through this process: one CopyObject below the threshold, else a multipart
+// upload whose parts are UploadPartCopy requests for ranges of the source, run in
+// parallel. Every request is pinned to the source's ETag (x-amz-copy-source-if-match), so
+// a source replaced during the copy fails it with ErrSourceChanged instead of producing
+// a mix; the upload is then aborted. The copy is verified: its size, and for a multipart
+// copy on stores with MD5 part ETags, its ETag against the parts copied.
+//
+// With Config.Journal a multipart copy is journaled and resumed like an upload: running
+// the same copy again continues it if the source is still the same version.
+// Progress events have Op "copy".
+func (m *Manager) Copy(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey string, opts CopyOptions) (Result, error) {
+	info, err := m.stat(ctx, srcBucket, srcKey)
+	if err != nil {
+		return Result{}, &Error{Op: "copy", Bucket: srcBucket, Key: srcKey, Err: err}
+	}
+	uo := opts.UploadOptions
+	uo.Checksum = ChecksumNone
+	if !opts.ReplaceMetadata {
+		copyAttributes(&uo, info)
+	}
+	if uo.Threshold <= 0 {
+		uo.Threshold = DefaultCopyThreshold
+	}
+	uo.Threshold = min(uo.Threshold, chunk.MaxSinglePut+1)
+	if uo.PartSize == 0 {
+		ps, err := chunk.PartSize(info.Size, 0)
+		if err != nil {
+			return Result{}, &Error{Op: "copy", Bucket: srcBucket, Key: srcKey, Err: err}
+		}
+		uo.PartSize = max(ps, DefaultCopyPartSize)
+	}
+	u := m.newUpload(dstBucket, dstKey, nil, info.Size, uo)
+	u.kind = resume.Copy
+	u.copySrc = &copySource{bucket: srcBucket, key: srcKey, etag: info.ETag, replace: opts.ReplaceMetadata,
+		retag: opts.Tagging != nil}
+	u.source = resume.Source{Bucket: srcBucket, Key: srcKey, ETag: info.ETag, Size: info.Size}
+	u.journalID = resume.ID(resume.Copy, m.dest(dstBucket, dstKey))
+	return u.run(ctx)
+}
+
+// copySource is the object a copy reads, pinned to one version.
+type copySource struct {
+	bucket, key, etag string
+	replace           bool // metadata directive REPLACE
+	retag             bool // tagging directive REPLACE
+}
+
+func (c *copySource) String() string { return "s3://" + c.bucket + "/" + c.key }
+
+// sourceName names what an upload or copy reads, for messages.
+func (u *upload) sourceName() string {
+	if u.copySrc != nil {
+		return u.copySrc.String()
+	}
+	return u.path
+}
+
+// ifMatch is the header that pins a copy request to the source's version.
+func (c *copySource) ifMatch() map[string]string {
+	return map[string]string{"x-amz-copy-source-if-match": `"` + c.etag + `"`}
+}
+
+// copyAttributes sets the destination's metadata fields to the source's.
+func copyAttributes(o *UploadOptions, info minio.ObjectInfo) {
+	o.ContentType = info.ContentType
+	o.ContentEncoding = info.ContentEncoding
+	o.ContentDisposition = info.Metadata.Get("Content-Disposition")
+	o.CacheControl = info.Metadata.Get("Cache-Control")
+	o.Metadata = info.UserMetadata
+	if o.Tagging == nil {
+		o.Tagging = info.UserTags
+	}
+}
+
+// copyObject copies the whole source with one CopyObject.
+func (u *upload) copyObject(ctx context.Context) (Result, error) {
+	c := u.copySrc
+	headers := c.ifMatch()
+	all := u.putOptions().Header()
+	for k := range all {
+		keep := c.replace // else the store copies the source's
+		switch k {
+		case "X-Amz-Acl", "X-Amz-Storage-Class":
+			keep = true
+		case "X-Amz-Tagging":
+			keep = c.retag
+		}
+		if keep {
+			headers[k] = all.Get(k)
+		}
+	}
+	headers["x-amz-metadata-directive"] = "COPY"
+	if c.replace {
+		headers["x-amz-metadata-directive"] = "REPLACE"
+	}
+	if c.retag {
+		headers["x-amz-tagging-directive"] = "REPLACE"
+	}
+	var info minio.ObjectInfo
+	err := u.m.do(ctx, "CopyObject", func(ctx context.Context) error {
+		var err error
+		info, err = u.m.s3.CopyObject(ctx, c.bucket, c.key, u.bucket, u.key, headers, minio.CopySrcOptions{}, minio.PutObjectOptions{})
+		return err
+	})
+	if err != nil {
+		return Result{}, pinned(err, c.bucket, c.key, c.etag)
+	}
+	u.acked.Store(u.size)
+	return Result{Bucket: u.bucket, Key: u.key, ETag: info.ETag, VersionID: info.VersionID,
+		Size: u.size, BytesSent: u.size, Checksum: ChecksumNone}, nil
+}
+
+// copyPart copies part p of the source into the upload: the copy's sendPart.
+func (u *upload) copyPart(ctx context.Context, p chunk.Part) error {
+	c := u.copySrc
+	var cp minio.CompletePart
+	err := u.m.do(ctx, "CopyObjectPart", func(ctx context.Context) error {
+		var err error
+		cp, err = u.m.s3.CopyObjectPart(ctx, c.bucket, c.key, u.bucket, u.key, u.uploadID, p.Number, p.Offset, p.Size, c.ifMatch())
+		return err
+	})
+	if err != nil {
+		return &Error{Op: "CopyObjectPart", Bucket: u.bucket, Key: u.key, UploadID: u.uploadID, Part: p.Number,
+			Err: pinned(err, c.bucket, c.key, c.etag)}
+	}
+	u.m.failpoint("part-acked")
+	if err := u.record(ctx, p, donePart{etag: trimQuotes(cp.ETag)}); err != nil {
+		return err
+	}
+	u.m.failpoint("part-journaled")
+	return nil
+}
+
+// verifyCopy checks the object the copy made: its size must be the source's. (A
+// multipart copy's ETag was checked against its parts' on completion.)
+func (u *upload) verifyCopy(ctx context.Context, res Result) error {
+	var info minio.ObjectInfo
+	err := u.m.do(ctx, "StatObject", func(ctx context.Context) error {
+		var err error
+		info, err = u.m.s3.StatObject(ctx, u.bucket, u.key, minio.StatObjectOptions{VersionID: res.VersionID})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if info.Size != u.size {
+		return fmt.Errorf("%w: the copy has %d bytes, its source %s %d", ErrIntegrity, info.Size, u.copySrc, u.size)
+	}
+	return nil
+}

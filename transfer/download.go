@@ -1,0 +1,591 @@
+package transfer
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/s3xfer/s3xfer/chunk"
+	"github.com/s3xfer/s3xfer/ratelimit"
+	"github.com/s3xfer/s3xfer/resume"
+)
+
+// PartialSuffix names the file a download writes into until it is complete and verified:
+// DEST.s3xfer-partial, renamed to DEST at the end. With a journal it is what a resume
+// continues.
+const PartialSuffix = ".s3xfer-partial"
+
+// DownloadOptions configure one download. The zero value works: every field documents
+// its default.
+type DownloadOptions struct {
+	// PartSize is the size of each ranged GET. Zero means chunk.DefaultPartSize (16 MiB).
+	// A resumed download keeps the part size it started with. DownloadStream holds up to
+	// Config.Concurrency parts of this size in memory.
+	PartSize int64
+	// Limiter meters this download's response bodies; nil means the Manager's
+	// DownloadLimiter.
+	Limiter *ratelimit.Limiter
+	// NoResume starts an interrupted download (Download with Config.Journal) over
+	// instead of resuming it.
+	NoResume bool
+	// NoRestart fails with ErrSourceChanged, instead of starting over, when the object
+	// changed since the interrupted download or while downloading.
+	NoRestart bool
+}
+
+// Download downloads bucket/key to the file at path. The bytes go into
+// path+PartialSuffix (sized up front), written by parallel ranged GETs that are all
+// pinned to the object's ETag (If-Match), so two versions are never spliced. Once every
+// range is in, the file is verified, fsynced and renamed over path, and the directory
+// fsynced: path never holds a partial or unverified object.
+//
+// Verification checks the size, and the object's whole-object checksum where the store
+// gives one (a full-object CRC32C, CRC32, CRC64NVME, SHA-1 or SHA-256 with checksum mode,
+// else an ETag that is the MD5 of an unencrypted object); Result.Checksum says which, or
+// ChecksumNone: a multipart object's "md5-N" ETag and composite checksums cover the
+// original parts, which the ranges need not match.
+//
+// With Config.Journal every finished range is journaled (after an fsync of the file), and
+// running the same download again after a crash or cancellation resumes it, unless the
+// object changed meanwhile. An object that changes during the download (412 Precondition
+// Failed) makes it start over once, cleanly, with a Notice; with NoRestart, or a second
+// time, it fails with ErrSourceChanged.
+func (m *Manager) Download(ctx context.Context, bucket, key, path string, opts DownloadOptions) (Result, error) {
+	d := m.newDownload(bucket, key, opts)
+	d.path = path
+	return d.run(ctx, d.toFile)
+}
+
+// DownloadWriterAt downloads bucket/key into w with parallel ranged GETs pinned to the
+// object's ETag. w gets WriteAt calls from many goroutines at once, each for a distinct
+// range, and must allow that, as *os.File does. If w is also an io.ReaderAt, the bytes are
+// read back and verified as Download verifies them; else only their count is checked.
+// Nothing is journaled, and a changed object fails with ErrSourceChanged.
+func (m *Manager) DownloadWriterAt(ctx context.Context, bucket, key string, w io.WriterAt, opts DownloadOptions) (Result, error) {
+	d := m.newDownload(bucket, key, opts)
+	return d.run(ctx, func(ctx context.Context) (Result, error) {
+		if err := d.begin(ctx); err != nil {
+			return Result{}, err
+		}
+		return d.into(ctx, w, nil, nil)
+	})
+}
+
+// DownloadBytes downloads bucket/key into memory, as DownloadWriterAt does into a buffer
+// of the object's size, verified. It returns nil bytes on error.
+func (m *Manager) DownloadBytes(ctx context.Context, bucket, key string, opts DownloadOptions) ([]byte, Result, error) {
+	d := m.newDownload(bucket, key, opts)
+	var buf []byte
+	res, err := d.run(ctx, func(ctx context.Context) (Result, error) {
+		if err := d.begin(ctx); err != nil {
+			return Result{}, err
+		}
+		buf = make([]byte, d.info.Size)
+		return d.into(ctx, memAt{b: buf}, nil, nil)
+	})
+	if err != nil {
+		return nil, res, err
+	}
+	return buf, res, nil
+}
+
+// download is the state of one download.
+type download struct {
+	m           *Manager
+	bucket, key string
+	opts        DownloadOptions
+	lim         *ratelimit.Limiter
+	path        string // the destination file; "" for other destinations
+
+	info         minio.ObjectInfo // the version being downloaded: every GET is pinned to its ETag
+	ranges       []chunk.Part
+	resumed      bool
+	resumedBytes int64 // written before this run
+	acked        atomic.Int64
+	nDone        atomic.Int32
+}
+
+func (m *Manager) newDownload(bucket, key string, opts DownloadOptions) *download {
+	d := &download{m: m, bucket: bucket, key: key, opts: opts, lim: opts.Limiter}
+	if d.lim == nil {
+		d.lim = m.cfg.DownloadLimiter
+	}
+	return d
+}
+
+func (d *download) event(kind EventKind, err error) Event {
+	return Event{Kind: kind, Op: "download", Bucket: d.bucket, Key: d.key, Path: d.path, Size: d.info.Size,
+		Bytes: d.acked.Load(), Parts: d.parts(), PartsDone: int(d.nDone.Load()), Resumed: d.resumed, Err: err}
+}
+
+// parts counts the ranges as Result.Parts does: 0 for a single request.
+func (d *download) parts() int {
+	if len(d.ranges) <= 1 {
+		return 0
+	}
+	return len(d.ranges)
+}
+
+func (d *download) notice(format string, a ...any) {
+	d.m.notice(d.event(Notice, nil), fmt.Sprintf(format, a...))
+}
+
+// notice tells the user something through the logger and the progress events.
+func (m *Manager) notice(ev Event, msg string) {
+	ev.Msg = msg
+	m.log.Info(msg, "op", ev.Op, "bucket", ev.Bucket, "key", ev.Key)
+	m.progress.Report(ev)
+}
+
+// run runs body as the download, wrapping its error and reporting Finished.
+func (d *download) run(ctx context.Context, body func(context.Context) (Result, error)) (Result, error) {
+	res, err := body(ctx)
+	if err != nil {
+		err = &Error{Op: "download", Bucket: d.bucket, Key: d.key, Err: err}
+	}
+	d.m.progress.Report(d.event(Finished, err))
+	return res, err
+}
+
+// stat returns what the store says of an object, whole-object checksums included.
+func (m *Manager) stat(ctx context.Context, bucket, key string) (minio.ObjectInfo, error) {
+	var info minio.ObjectInfo
+	err := m.do(ctx, "StatObject", func(ctx context.Context) error {
+		var err error
+		info, err = m.s3.StatObject(ctx, bucket, key, minio.StatObjectOptions{Checksum: true})
+		return err
+	})
+	if err == nil && info.ETag == "" {
+		err = fmt.Errorf("the store gave no ETag for s3://%s/%s, so its version cannot be pinned", bucket, key)
+	}
+	info.ETag = trimQuotes(info.ETag)
+	return info, err
+}
+
+// pinned turns the store's refusal of a request pinned to etag into ErrSourceChanged.
+func pinned(err error, bucket, key, etag string) error {
+	var er minio.ErrorResponse
+	if errors.As(err, &er) && (er.Code == "PreconditionFailed" || er.StatusCode == http.StatusPreconditionFailed) {
+		return fmt.Errorf("%w: s3://%s/%s is no longer the version with ETag %s", ErrSourceChanged, bucket, key, etag)
+	}
+	return err
+}
+
+// begin pins the object's current version and plans its ranges.
+func (d *download) begin(ctx context.Context) error {
+	info, err := d.m.stat(ctx, d.bucket, d.key)
+	if err != nil {
+		return err
+	}
+	d.info = info
+	return d.plan(d.opts.PartSize)
+}
+
+func (d *download) plan(partSize int64) error {
+	if partSize < 0 {
+		return fmt.Errorf("part size %d is negative", partSize)
+	}
+	if partSize == 0 {
+		partSize = chunk.DefaultPartSize
+	}
+	d.opts.PartSize = partSize
+	d.ranges = nil
+	if d.info.Size > 0 {
+		d.ranges = chunk.Cut(d.info.Size, partSize)
+	}
+	return nil
+}
+
+// toFile downloads into the partial file, then renames it into place; an object that
+// changes meanwhile makes it start over once.
+func (d *download) toFile(ctx context.Context) (Result, error) {
+	res, err := d.toFileOnce(ctx)
+	if errors.Is(err, ErrSourceChanged) && !d.opts.NoRestart && ctx.Err() == nil {
+		d.notice("s3://%s/%s changed during the download; starting over", d.bucket, d.key)
+		d.resumed, d.resumedBytes = false, 0
+		d.acked.Store(0)
+		d.nDone.Store(0)
+		res, err = d.toFileOnce(ctx)
+	}
+	return res, err
+}
+
+func (d *download) toFileOnce(ctx context.Context) (Result, error) {
+	if fi, err := os.Stat(d.path); err == nil && fi.IsDir() {
+		return Result{}, fmt.Errorf("destination %s is a directory; name the file to write", d.path)
+	}
+	if err := d.begin(ctx); err != nil {
+		return Result{}, err
+	}
+	partial := d.path + PartialSuffix
+	j, done, err := d.openJournal(ctx, partial)
+	if err != nil {
+		return Result{}, err
+	}
+	res, err := d.intoFile(ctx, partial, j, done)
+	if err == nil {
+		if j != nil {
+			err = j.Delete()
+		}
+		return res, err
+	}
+	// Keep what a resume can use; remove what it cannot.
+	if j != nil && !errors.Is(err, ErrSourceChanged) && !errors.Is(err, ErrIntegrity) {
+		j.Close()
+		return Result{}, err
+	}
+	os.Remove(partial)
+	if j != nil {
+		j.Delete()
+	}
+	return Result{}, err
+}
+
+// intoFile fills the partial file, verifies and fsyncs it, and renames it into place.
+func (d *download) intoFile(ctx context.Context, partial string, j *resume.Journal, done []bool) (Result, error) {
+	flags := os.O_RDWR | os.O_CREATE
+	if done == nil {
+		flags |= os.O_TRUNC
+	}
+	f, err := os.OpenFile(partial, flags, 0o666)
+	if err != nil {
+		return Result{}, err
+	}
+	defer f.Close()
+	if err := f.Truncate(d.info.Size); err != nil { // sized up front: every range is a WriteAt
+		return Result{}, err
+	}
+	var journal func(context.Context, chunk.Part) error
+	if j != nil {
+		// A range counts once it is on disk: the file first, then its journal record.
+		journal = func(ctx context.Context, r chunk.Part) error {
+			if err := f.Sync(); err != nil {
+				return err
+			}
+			return j.Append(ctx, resume.Part{Number: r.Number, Size: r.Size})
+		}
+	}
+	res, err := d.into(ctx, f, done, journal)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := f.Sync(); err != nil {
+		return Result{}, err
+	}
+	if err := f.Close(); err != nil {
+		return Result{}, err
+	}
+	if err := os.Rename(partial, d.path); err != nil {
+		return Result{}, err
+	}
+	return res, syncDir(filepath.Dir(d.path))
+}
+
+// openJournal finds the journal of an interrupted download to the same file and returns
+// the ranges it has finished, if it still applies; else it starts a new journal. It
+// returns a nil journal without Config.Journal, and nil done for a fresh start.
+func (d *download) openJournal(ctx context.Context, partial string) (*resume.Journal, []bool, error) {
+	store := d.m.cfg.Journal
+	if store == nil {
+		return nil, nil, nil
+	}
+	abs, err := filepath.Abs(d.path)
+	if err != nil {
+		return nil, nil, err
+	}
+	id := resume.ID(resume.Download, abs)
+	src := resume.Source{Bucket: d.bucket, Key: d.key, ETag: d.info.ETag, Size: d.info.Size}
+	j, err := store.Open(id)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case errors.Is(err, resume.ErrCorrupt), errors.Is(err, resume.ErrVersion):
+		d.notice("ignoring unusable journal (%v); starting over", err)
+	case err != nil:
+		return nil, nil, err
+	default:
+		done, why := d.adopt(j, src, partial)
+		if why == nil {
+			return j, done, nil
+		}
+		if errors.Is(why, ErrSourceChanged) && d.opts.NoRestart {
+			j.Close()
+			return nil, nil, fmt.Errorf("%w since the interrupted download; run again without --no-restart to start over", why)
+		}
+		d.notice("%v; starting over", why)
+		if err := j.Delete(); err != nil {
+			return nil, nil, err
+		}
+	}
+	j, err = store.Create(id, resume.Header{Kind: resume.Download, Endpoint: d.m.cfg.Endpoint, Bucket: d.bucket,
+		Key: d.key, LocalPath: abs, Source: src, PartSize: d.opts.PartSize, Size: d.info.Size, Created: time.Now()})
+	return j, nil, err
+}
+
+// reason says why a journal cannot be resumed; "" means it can.
+type reason string
+
+func (r reason) Error() string { return string(r) }
+
+// adopt resumes journal j if it records this version of the object and the partial file
+// is still there: its finished ranges count as done. Else it says why not.
+func (d *download) adopt(j *resume.Journal, src resume.Source, partial string) ([]bool, error) {
+	h := j.Header()
+	switch {
+	case d.opts.NoResume:
+		return nil, reason("discarding the interrupted download (no-resume)")
+	case h.Kind != resume.Download || h.Endpoint != d.m.cfg.Endpoint || h.Bucket != d.bucket || h.Key != d.key:
+		return nil, reason("the journal is of another transfer")
+	case h.Source != src:
+		return nil, fmt.Errorf("%w: s3://%s/%s changed", ErrSourceChanged, d.bucket, d.key)
+	}
+	if fi, err := os.Stat(partial); err != nil || fi.Size() != d.info.Size {
+		return nil, reason(partial + " is gone or was changed")
+	}
+	if err := d.plan(h.PartSize); err != nil {
+		return nil, reason(err.Error())
+	}
+	done := make([]bool, len(d.ranges))
+	for _, p := range j.Parts() {
+		if p.Number <= len(d.ranges) && d.ranges[p.Number-1].Size == p.Size && !done[p.Number-1] {
+			done[p.Number-1] = true
+			d.acked.Add(p.Size)
+			d.nDone.Add(1)
+		}
+	}
+	d.resumed, d.resumedBytes = true, d.acked.Load()
+	d.notice("resuming: %d of %d ranges already downloaded", d.nDone.Load(), len(d.ranges))
+	return done, nil
+}
+
+// into fetches every range not done into w, then verifies w if it can read it back.
+// after, if not nil, runs when a range is written, before it counts.
+func (d *download) into(ctx context.Context, w io.WriterAt, done []bool, after func(context.Context, chunk.Part) error) (Result, error) {
+	d.m.progress.Report(d.event(Started, nil))
+	skip := func(r chunk.Part) bool { return done != nil && done[r.Number-1] }
+	err := d.m.eachPart(ctx, d.ranges, skip, func(ctx context.Context, r chunk.Part) error {
+		if err := d.fetch(ctx, r, w); err != nil {
+			return err
+		}
+		if after != nil {
+			if err := after(ctx, r); err != nil {
+				return err
+			}
+		}
+		d.record(r)
+		return nil
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	sum := ChecksumNone
+	if ra, ok := w.(io.ReaderAt); ok {
+		sum, err = d.verify(ra)
+		if errors.Is(err, syscall.EBADF) {
+			sum, err = ChecksumNone, nil // a file opened write-only: it cannot be read back
+		}
+		if err != nil {
+			return Result{}, err
+		}
+	}
+	return d.result(sum), nil
+}
+
+func (d *download) record(r chunk.Part) {
+	d.acked.Add(r.Size)
+	d.nDone.Add(1)
+	d.m.progress.Report(d.event(PartDone, nil))
+}
+
+func (d *download) result(sum Checksum) Result {
+	return Result{Bucket: d.bucket, Key: d.key, ETag: d.info.ETag, VersionID: d.info.VersionID, Size: d.info.Size,
+		Parts: d.parts(), BytesSent: d.acked.Load() - d.resumedBytes, Checksum: sum, Resumed: d.resumed}
+}
+
+// eachPart runs fn on every part that skip does not report, as many at once as the
+// Manager's budget allows (a slot is taken before each goroutine starts). The first
+// failure cancels the rest.
+func (m *Manager) eachPart(ctx context.Context, parts []chunk.Part, skip func(chunk.Part) bool, fn func(context.Context, chunk.Part) error) error {
+	g, gctx := errgroup.WithContext(ctx)
+	for _, p := range parts {
+		if skip(p) {
+			continue
+		}
+		if err := m.sem.Acquire(gctx, 1); err != nil {
+			break // gctx ended: g.Wait reports why
+		}
+		g.Go(func() error {
+			defer m.sem.Release(1)
+			return fn(gctx, p)
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+// fetch writes range r of the object into w at its offset. A retry asks only for the
+// bytes not yet written, still pinned to the same version.
+func (d *download) fetch(ctx context.Context, r chunk.Part, w io.WriterAt) error {
+	buf := bufPool.Get().(*[]byte)
+	defer bufPool.Put(buf)
+	var got int64
+	err := d.m.do(ctx, "GetObject", func(ctx context.Context) error {
+		n, err := d.get(ctx, r.Offset+got, r.Size-got, w, *buf)
+		got += n
+		return err
+	})
+	if err != nil {
+		return &Error{Op: "GetObject", Bucket: d.bucket, Key: d.key, Part: r.Number, Err: err}
+	}
+	return nil
+}
+
+// get streams n bytes from off into w through one pooled buffer: a range is never held
+// in memory whole. It returns how many bytes it wrote. The idle watchdog cuts off a body
+// that stops moving.
+func (d *download) get(ctx context.Context, off, n int64, w io.WriterAt, buf []byte) (got int64, err error) {
+	var opts minio.GetObjectOptions
+	if err := opts.SetMatchETag(d.info.ETag); err != nil {
+		return 0, err
+	}
+	if err := opts.SetRange(off, off+n-1); err != nil {
+		return 0, err
+	}
+	err = d.m.watch(ctx, func(ctx context.Context, watched func(io.Reader) io.Reader) error {
+		body, info, _, err := d.m.s3.GetObject(ctx, d.bucket, d.key, opts)
+		if err != nil {
+			return pinned(err, d.bucket, d.key, d.info.ETag)
+		}
+		defer body.Close()
+		// A store that ignores If-Match or Range must not get its bytes written.
+		if etag := trimQuotes(info.ETag); etag != "" && etag != d.info.ETag {
+			return fmt.Errorf("%w: s3://%s/%s now has ETag %s, not %s", ErrSourceChanged, d.bucket, d.key, etag, d.info.ETag)
+		}
+		if info.Size >= 0 && info.Size != n {
+			return fmt.Errorf("asked for %d bytes from offset %d, the store sent %d", n, off, info.Size)
+		}
+		got, err = io.CopyBuffer(io.NewOffsetWriter(w, off), io.LimitReader(watched(d.lim.Reader(ctx, body)), n), buf)
+		if err == nil && got < n {
+			err = io.ErrUnexpectedEOF // the connection ended early: retried from here
+		}
+		return err
+	})
+	return got, err
+}
+
+// objectSum returns the hash that checks the whole object and the value it must have:
+// the store's full-object checksum if it gives one, else an ETag that is the object's
+// MD5. It returns ChecksumNone if there is neither.
+func (d *download) objectSum() (Checksum, hash.Hash, string) {
+	info := d.info
+	multipart := isMultipartETag(info.ETag)
+	full := info.ChecksumMode == "FULL_OBJECT" || (info.ChecksumMode == "" && !multipart)
+	for _, c := range []struct {
+		t   minio.ChecksumType
+		got string
+	}{
+		{minio.ChecksumCRC32C, info.ChecksumCRC32C},
+		{minio.ChecksumCRC64NVME, info.ChecksumCRC64NVME},
+		{minio.ChecksumCRC32, info.ChecksumCRC32},
+		{minio.ChecksumSHA1, info.ChecksumSHA1},
+		{minio.ChecksumSHA256, info.ChecksumSHA256},
+	} {
+		// A composite value ("...-N") covers the original parts, not the object.
+		if c.got != "" && (full || c.t == minio.ChecksumCRC64NVME) && !strings.Contains(c.got, "-") {
+			return Checksum(strings.ToLower(c.t.String())), c.t.Hasher(), c.got
+		}
+	}
+	// SSE-KMS and SSE-C objects have ETags that are not their MD5.
+	if isMD5ETag(info.ETag) && !encrypted(info.Metadata) {
+		return ChecksumMD5, minio.ChecksumMD5.Hasher(), info.ETag
+	}
+	return ChecksumNone, nil, ""
+}
+
+func encrypted(h http.Header) bool {
+	sse := h.Get("X-Amz-Server-Side-Encryption")
+	return (sse != "" && sse != "AES256") || h.Get("X-Amz-Server-Side-Encryption-Customer-Algorithm") != ""
+}
+
+// verify reads the object back from r and checks it against the store's checksum.
+func (d *download) verify(r io.ReaderAt) (Checksum, error) {
+	kind, h, want := d.objectSum()
+	if h == nil {
+		return ChecksumNone, nil
+	}
+	buf := bufPool.Get().(*[]byte)
+	defer bufPool.Put(buf)
+	if _, err := io.CopyBuffer(h, io.NewSectionReader(r, 0, d.info.Size), *buf); err != nil {
+		return kind, err
+	}
+	return kind, d.check(kind, h, want)
+}
+
+func (d *download) check(kind Checksum, h hash.Hash, want string) error {
+	sum := h.Sum(nil)
+	got := base64.StdEncoding.EncodeToString(sum)
+	if kind == ChecksumMD5 {
+		got = hex.EncodeToString(sum)
+	}
+	if got != want {
+		return fmt.Errorf("%w: s3://%s/%s has %s %s, the bytes received %s", ErrIntegrity, d.bucket, d.key, kind, want, got)
+	}
+	return nil
+}
+
+// memAt is a byte slice holding the object's bytes from offset base on, as an
+// io.WriterAt and io.ReaderAt.
+type memAt struct {
+	b    []byte
+	base int64
+}
+
+func (m memAt) WriteAt(p []byte, off int64) (int, error) {
+	off -= m.base
+	if off < 0 || off+int64(len(p)) > int64(len(m.b)) {
+		return 0, fmt.Errorf("transfer: write of %d bytes at %d is outside the buffer", len(p), off+m.base)
+	}
+	return copy(m.b[off:], p), nil
+}
+
+func (m memAt) ReadAt(p []byte, off int64) (int, error) {
+	off -= m.base
+	if off < 0 || off >= int64(len(m.b)) {
+		return 0, io.EOF
+	}
+	n := copy(p, m.b[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// syncDir makes a rename in dir durable. File systems that cannot sync a directory
+// (EINVAL, ENOTSUP) are not an error.
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOTSUP) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,339 @@
+package transfer
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/s3xfer/s3xfer/chunk"
+	"github.com/s3xfer/s3xfer/internal/units"
+)
+
+// UploadStream uploads what r yields until EOF to bucket/key, for a source whose size is
+// not known in advance: stdin, a pipe, a body being generated. Parts of opts.PartSize
+// (zero means chunk.DefaultPartSize) are read into buffers and uploaded concurrently with
+// the checksums, retries, verification and abort of Upload. At most Config.Concurrency+1
+// buffers exist at once: one filling, the others in flight, so memory stays within
+// PartSize × (Concurrency+1). A stream that fits in one part goes up in one PutObject.
+//
+// A stream longer than S3's 10,000 parts fails, and its upload is aborted, rather than
+// being stored truncated: choose a PartSize of at least its size / 10,000. Nothing is
+// journaled, since a stream cannot be read again. r is read by one goroutine, one part
+// at a time; a failure elsewhere takes effect when the read in progress returns.
+// opts.Threshold does not apply.
+func (m *Manager) UploadStream(ctx context.Context, bucket, key string, r io.Reader, opts UploadOptions) (Result, error) {
+	return m.uploadStream(ctx, bucket, key, r, opts, chunk.MaxParts)
+}
+
+// uploadStream is UploadStream with the part limit as a parameter, for tests.
+func (m *Manager) uploadStream(ctx context.Context, bucket, key string, r io.Reader, opts UploadOptions, maxParts int) (Result, error) {
+	ps, err := chunk.PartSize(0, opts.PartSize)
+	if err != nil {
+		return Result{}, err
+	}
+	opts.PartSize = ps
+	src := &streamSource{partSize: ps, bufs: map[int64][]byte{}}
+	u := m.newUpload(bucket, key, src, -1, opts)
+	if u.mode, err = u.resolveMode(); err != nil {
+		return Result{}, err
+	}
+	s := &stream{u: u, r: r, src: src, bufs: newPartBuffers(ps, m.cfg.Concurrency+1), maxParts: maxParts}
+	res, err := s.run(ctx)
+	if err != nil {
+		err = &Error{Op: "upload", Bucket: bucket, Key: key, UploadID: u.uploadID, Err: err}
+	}
+	m.progress.Report(u.event(Finished, err))
+	return res, err
+}
+
+// stream is the state of one UploadStream; u.size stays -1 until the stream ends.
+type stream struct {
+	u        *upload
+	r        io.Reader
+	src      *streamSource
+	bufs     *partBuffers
+	maxParts int
+	parts    []chunk.Part
+}
+
+func (s *stream) run(ctx context.Context) (Result, error) {
+	u := s.u
+	first, err := s.read(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	var second []byte
+	if int64(len(first)) == u.opts.PartSize {
+		if second, err = s.read(ctx); err != nil {
+			return Result{}, err
+		}
+	}
+	if len(second) == 0 {
+		u.size = int64(len(first))
+		s.src.add(0, first)
+		u.m.progress.Report(u.event(Started, nil))
+		return u.single(ctx)
+	}
+	if err := u.initiate(ctx); err != nil {
+		return Result{}, err
+	}
+	u.m.progress.Report(u.event(Started, nil))
+	res, err := s.multipart(ctx, [][]byte{first, second})
+	if err != nil && !u.opts.LeaveParts {
+		u.abort(ctx)
+	}
+	return res, err
+}
+
+// read fills a buffer from the stream; a short one means the stream ended.
+func (s *stream) read(ctx context.Context) ([]byte, error) {
+	buf, err := s.bufs.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	n, err := io.ReadFull(s.r, buf)
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+		s.bufs.put(buf)
+		return nil, fmt.Errorf("reading the stream: %w", err)
+	}
+	return buf[:n], nil
+}
+
+// multipart reads and sends parts until the stream ends, then completes the upload. The
+// reader runs in the group, so whichever fails first (a part, the stream, the part
+// limit) cancels the rest.
+func (s *stream) multipart(ctx context.Context, pending [][]byte) (Result, error) {
+	u := s.u
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.produce(gctx, g, pending) })
+	if err := g.Wait(); err != nil {
+		return Result{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return Result{}, err
+	}
+	last := s.parts[len(s.parts)-1]
+	u.parts, u.size = s.parts, last.End()
+	return u.complete(ctx)
+}
+
+func (s *stream) produce(ctx context.Context, g *errgroup.Group, pending [][]byte) error {
+	u := s.u
+	for n := 1; ; n++ {
+		var buf []byte
+		if len(pending) > 0 {
+			buf, pending = pending[0], pending[1:]
+		} else {
+			var err error
+			if buf, err = s.read(ctx); err != nil {
+				return err
+			}
+		}
+		if len(buf) == 0 {
+			s.bufs.put(buf)
+			return nil
+		}
+		if n > s.maxParts {
+			s.bufs.put(buf)
+			return fmt.Errorf("stream exceeds %s parts of %s; pass a larger --part-size",
+				thousands(s.maxParts), units.FormatSize(u.opts.PartSize))
+		}
+		p := chunk.Part{Number: n, Offset: int64(n-1) * u.opts.PartSize, Size: int64(len(buf))}
+		s.parts = append(s.parts, p)
+		s.src.add(p.Offset, buf)
+		u.mu.Lock()
+		u.done = append(u.done, donePart{})
+		u.mu.Unlock()
+		if n == 1 {
+			if err := u.probe(ctx, p); err != nil { // alone, before any other part goes out
+				s.release(p, buf)
+				return err
+			}
+		}
+		if err := u.m.sem.Acquire(ctx, 1); err != nil {
+			s.release(p, buf)
+			return err
+		}
+		g.Go(func() error {
+			defer u.m.sem.Release(1)
+			defer s.release(p, buf)
+			if u.isDone(p) { // the probe sent it
+				return nil
+			}
+			_, err := u.sendPart(ctx, p, false)
+			return err
+		})
+		if p.Size < u.opts.PartSize {
+			return nil
+		}
+	}
+}
+
+func (s *stream) release(p chunk.Part, buf []byte) {
+	s.src.remove(p.Offset)
+	s.bufs.put(buf)
+}
+
+// thousands formats n with comma separators, as in "10,000".
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+// streamSource serves the buffered parts of a stream as one io.ReaderAt over the
+// stream's offsets, so that a part goes through the same sendPart as a part of a file:
+// checksums by ReadAt, a section rewound for each retry.
+type streamSource struct {
+	partSize int64
+	mu       sync.Mutex
+	bufs     map[int64][]byte // by part offset
+}
+
+func (s *streamSource) add(off int64, b []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.bufs[off] = b
+}
+
+func (s *streamSource) remove(off int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.bufs, off)
+}
+
+// ReadAt reads within one part, which is all sendPart asks for.
+func (s *streamSource) ReadAt(p []byte, off int64) (int, error) {
+	base := off / s.partSize * s.partSize
+	s.mu.Lock()
+	b, ok := s.bufs[base]
+	s.mu.Unlock()
+	if !ok {
+		return 0, fmt.Errorf("transfer: stream offset %d is not buffered", off)
+	}
+	return memAt{b: b, base: base}.ReadAt(p, off)
+}
+
+// partBuffers is a memory budget: at most max buffers of size bytes, made on demand and
+// reused. get is for one goroutine; put is safe from any.
+type partBuffers struct {
+	size      int64
+	made, max int
+	free      chan []byte
+}
+
+func newPartBuffers(size int64, max int) *partBuffers {
+	return &partBuffers{size: size, max: max, free: make(chan []byte, max)}
+}
+
+// get returns a buffer of full size, waiting for one to be put back if all are in use.
+func (b *partBuffers) get(ctx context.Context) ([]byte, error) {
+	select {
+	case buf := <-b.free:
+		return buf, nil
+	default:
+	}
+	if b.made < b.max {
+		b.made++
+		return make([]byte, b.size), nil
+	}
+	select {
+	case buf := <-b.free:
+		return buf, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (b *partBuffers) put(buf []byte) { b.free <- buf[:b.size] }
+
+// DownloadStream writes bucket/key to w in order, for a destination that cannot seek:
+// stdout, a pipe, a socket. Ranges of opts.PartSize (zero means chunk.DefaultPartSize)
+// are fetched in parallel, pinned to the object's ETag, into at most Config.Concurrency
+// buffers that are reused, and written out in order as each next one is complete, so
+// memory stays within PartSize × Concurrency whatever the object's size. The bytes are
+// verified as they pass, as Download verifies them; an integrity failure is reported
+// after they were written, so a consumer must wait for the result. Nothing is journaled,
+// and a changed object fails with ErrSourceChanged.
+func (m *Manager) DownloadStream(ctx context.Context, bucket, key string, w io.Writer, opts DownloadOptions) (Result, error) {
+	d := m.newDownload(bucket, key, opts)
+	return d.run(ctx, func(ctx context.Context) (Result, error) {
+		if err := d.begin(ctx); err != nil {
+			return Result{}, err
+		}
+		return d.stream(ctx, w)
+	})
+}
+
+// slot is one range of a streamed download: its buffer, and the outcome of its fetch.
+type slot struct {
+	r    chunk.Part
+	buf  []byte
+	done chan error
+}
+
+func (d *download) stream(ctx context.Context, w io.Writer) (Result, error) {
+	kind, h, want := d.objectSum()
+	if h != nil {
+		w = io.MultiWriter(w, h)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	bufs := newPartBuffers(d.opts.PartSize, d.m.cfg.Concurrency)
+	// The dispatcher starts fetches in order, as buffers come free; the writer below
+	// takes them in the same order. A buffer bounds the slots, so queue never blocks.
+	queue := make(chan *slot, d.m.cfg.Concurrency)
+	go func() {
+		defer close(queue)
+		for _, r := range d.ranges {
+			buf, err := bufs.get(ctx)
+			if err != nil {
+				return
+			}
+			if err := d.m.sem.Acquire(ctx, 1); err != nil {
+				bufs.put(buf)
+				return
+			}
+			s := &slot{r: r, buf: buf[:r.Size], done: make(chan error, 1)}
+			queue <- s
+			go func() {
+				defer d.m.sem.Release(1)
+				s.done <- d.fetch(ctx, r, memAt{b: s.buf, base: r.Offset})
+			}()
+		}
+	}()
+	d.m.progress.Report(d.event(Started, nil))
+	var err error
+	for s := range queue { // after a failure, drain: every fetch ends, every buffer comes back
+		ferr := <-s.done
+		if err == nil {
+			if err = ferr; err == nil {
+				if _, werr := w.Write(s.buf); werr != nil {
+					err = fmt.Errorf("write: %w", werr)
+				}
+			}
+			if err != nil {
+				cancel()
+			} else {
+				d.record(s.r)
+			}
+		}
+		bufs.put(s.buf)
+	}
+	if err == nil {
+		err = ctx.Err() // the caller cancelled: the dispatcher stopped early
+	}
+	if err == nil && h != nil {
+		err = d.check(kind, h, want)
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	return d.result(kind), nil
+}
