@@ -22,11 +22,13 @@ import (
 // per subtest and returns a store with an empty bucket; it registers its own cleanup.
 //
 // The suite uses S3's real limits (5 MiB parts), so a Fake must keep its default
-// MinPartSize, and uploads about 20 MiB in all. Where real stores legitimately differ
-// (a store that neither verifies nor echoes CRC32C; MinIO's prefix handling in
-// ListMultipartUploads; a repeated Complete or Abort), the suite logs what the store
-// did and accepts only the documented alternatives; on a *Fake it accepts only S3's
-// behaviour.
+// MinPartSize; it uploads about 20 MiB in all. Where real stores differ from S3 within
+// what the engine copes with, the suite logs what the store did and accepts only that
+// documented alternative: a store that neither verifies nor echoes a checksum header;
+// a repeated Complete that succeeds (AWS, versitygw) and a repeated Abort that succeeds
+// (MinIO); ListMultipartUploads taking its prefix as a whole key and ignoring
+// maxUploads (MinIO) or failing on an upload ID marker (versitygw). On a *Fake it
+// accepts only S3's behaviour.
 func Run(t *testing.T, newStore func(t *testing.T) (s S3, bucket string)) {
 	tests := []struct {
 		name string
@@ -675,7 +677,10 @@ func (t *suite) listMultipartUploads() {
 		}
 		t.must(fmt.Sprintf("ListMultipartUploads page %d", page), err)
 		if len(res.Uploads) > 1 {
-			t.Fatalf("ListMultipartUploads with maxUploads 1 returned %d uploads", len(res.Uploads))
+			if t.fake != nil || res.IsTruncated {
+				t.Fatalf("ListMultipartUploads with maxUploads 1 returned %d uploads", len(res.Uploads))
+			}
+			t.Logf("ListMultipartUploads ignores maxUploads (as MinIO does): it returned %d uploads for 1", len(res.Uploads))
 		}
 		for _, u := range res.Uploads {
 			if seen[u.UploadID] {

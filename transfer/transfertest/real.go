@@ -1,0 +1,115 @@
+package transfertest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+)
+
+// NoStoresMessage is what a test that needs real stores says when it skips.
+const NoStoresMessage = "no real S3 stores configured: run scripts/test.sh, which starts them and sets S3XFER_TEST_STORES"
+
+// Store is a real S3 store to test against, configured by the environment.
+type Store struct {
+	Name                           string // as listed in S3XFER_TEST_STORES, e.g. "minio"
+	Endpoint, AccessKey, SecretKey string
+	// Core talks to the store with path-style URLs and minio-go's retries off.
+	Core *minio.Core
+}
+
+// RealStores returns the stores named in S3XFER_TEST_STORES (a comma-separated list,
+// e.g. "minio,versitygw"), each configured by S3XFER_TEST_<NAME>_ENDPOINT
+// (http://127.0.0.1:port), _ACCESS_KEY and _SECRET_KEY. It returns nil if the list is
+// empty, and the caller skips with NoStoresMessage; but with S3XFER_REQUIRE_STORES=1
+// it fails the test instead, so that CI never passes by skipping. A store missing its
+// settings fails the test.
+func RealStores(t testing.TB) []Store {
+	t.Helper()
+	var stores []Store
+	for name := range strings.SplitSeq(os.Getenv("S3XFER_TEST_STORES"), ",") {
+		name = strings.TrimSpace(name)
+		if name == "" {
+			continue
+		}
+		env := "S3XFER_TEST_" + strings.ToUpper(name) + "_"
+		s := Store{Name: name, Endpoint: os.Getenv(env + "ENDPOINT"), AccessKey: os.Getenv(env + "ACCESS_KEY"), SecretKey: os.Getenv(env + "SECRET_KEY")}
+		u, err := url.Parse(s.Endpoint)
+		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			t.Fatalf("store %s: %sENDPOINT=%q, want a URL like http://127.0.0.1:9000", name, env, s.Endpoint)
+		}
+		if s.AccessKey == "" || s.SecretKey == "" {
+			t.Fatalf("store %s: set %sACCESS_KEY and %sSECRET_KEY", name, env, env)
+		}
+		client, err := minio.New(u.Host, &minio.Options{
+			Creds:        credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""),
+			Secure:       u.Scheme == "https",
+			Region:       "us-east-1",
+			MaxRetries:   1, // failures must show, not be retried away
+			BucketLookup: minio.BucketLookupPath,
+		})
+		if err != nil {
+			t.Fatalf("store %s: %v", name, err)
+		}
+		s.Core = &minio.Core{Client: client}
+		stores = append(stores, s)
+	}
+	if len(stores) == 0 && os.Getenv("S3XFER_REQUIRE_STORES") == "1" {
+		t.Fatal("S3XFER_REQUIRE_STORES=1 but S3XFER_TEST_STORES is empty: " + NoStoresMessage)
+	}
+	return stores
+}
+
+// NewBucket creates a bucket with a unique name and returns its name. When the test
+// ends, the bucket is removed with its objects and incomplete uploads.
+func (s Store) NewBucket(t testing.TB) string {
+	t.Helper()
+	var r [6]byte
+	_, _ = rand.Read(r[:])
+	name := "s3xfer-test-" + hex.EncodeToString(r[:])
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.Core.MakeBucket(ctx, name, minio.MakeBucketOptions{}); err != nil {
+		t.Fatalf("store %s: creating bucket %s: %v", s.Name, name, err)
+	}
+	// t.Context is already cancelled when cleanups run.
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := s.removeBucket(ctx, name); err != nil {
+			t.Errorf("store %s: removing test bucket %s: %v", s.Name, name, err)
+		}
+	})
+	return name
+}
+
+// removeBucket aborts the bucket's uploads, deletes its objects, then the bucket.
+func (s Store) removeBucket(ctx context.Context, bucket string) error {
+	// Without a prefix: MinIO takes a prefix as a whole key. One large page, since
+	// versitygw fails on upload ID markers; a test leaves far fewer behind.
+	ups, err := s.Core.ListMultipartUploads(ctx, bucket, "", "", "", "", 1000)
+	if err != nil {
+		return err
+	}
+	for _, u := range ups.Uploads {
+		if err := s.Core.AbortMultipartUpload(ctx, bucket, u.Key, u.UploadID); err != nil {
+			return err
+		}
+	}
+	for o := range s.Core.Client.ListObjects(ctx, bucket, minio.ListObjectsOptions{Recursive: true}) {
+		if o.Err != nil {
+			return o.Err
+		}
+		if err := s.Core.RemoveObject(ctx, bucket, o.Key, minio.RemoveObjectOptions{}); err != nil {
+			return err
+		}
+	}
+	return s.Core.RemoveBucket(ctx, bucket)
+}
