@@ -532,7 +532,12 @@ func notAvailable(m measured) bool {
 	if m.err == nil {
 		return false
 	}
-	return strings.Contains(m.stderr, "not available in the library yet") || strings.Contains(m.stderr, "not supported yet")
+	for _, s := range []string{"not available in the library yet", "not supported yet", "flag provided but not defined"} {
+		if strings.Contains(m.stderr, s) {
+			return true
+		}
+	}
+	return false
 }
 
 func na(s Sample, err error) Sample {
@@ -606,10 +611,10 @@ func (h *harness) rateStep(ctx context.Context, s Sample, j job, name string) Sa
 	defer removePrefix(ctx, h.mc, dstBucket, j.key)
 	h.proxy.reset()
 	stop := make(chan struct{})
-	samples := h.proxy.sampler(50*time.Millisecond, stop)
+	samples := h.proxy.sampler(10*time.Millisecond, stop)
 	m := runMeasured(cmd, h.timeout(), nil)
 	close(stop)
-	r := windowRates(<-samples)
+	r := windowRates(<-samples, time.Duration(h.proxy.first.Load()), time.Duration(h.proxy.last.Load()), h.proxy.sent.Load())
 	target := float64(h.set.RateLimit)
 	s.Extra = map[string]float64{
 		"target": target, "average": r.Average, "min_1s": r.Min1s, "max_1s": r.Max1s,

@@ -15,6 +15,9 @@ type proxy struct {
 	ln     net.Listener
 	target string
 	sent   atomic.Int64
+	epoch  atomic.Int64 // reset time, unix ns
+	first  atomic.Int64 // ns after epoch of the first byte since reset; 0: none yet
+	last   atomic.Int64 // ns after epoch of the latest byte
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
 }
@@ -25,6 +28,7 @@ func newProxy(target string) (*proxy, error) {
 		return nil, err
 	}
 	p := &proxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	p.epoch.Store(time.Now().UnixNano())
 	go p.serve()
 	return p, nil
 }
@@ -71,6 +75,9 @@ func (p *proxy) handle(c net.Conn) {
 	for {
 		n, err := c.Read(buf)
 		if n > 0 {
+			now := time.Now().UnixNano() - p.epoch.Load()
+			p.first.CompareAndSwap(0, now)
+			p.last.Store(now)
 			p.sent.Add(int64(n))
 			if _, werr := s.Write(buf[:n]); werr != nil {
 				break
@@ -92,6 +99,9 @@ func (p *proxy) reset() {
 	}
 	p.mu.Unlock()
 	p.sent.Store(0)
+	p.epoch.Store(time.Now().UnixNano())
+	p.first.Store(0)
+	p.last.Store(0)
 }
 
 func (p *proxy) close() { p.ln.Close(); p.reset() }
@@ -106,15 +116,15 @@ type sample struct {
 func (p *proxy) sampler(tick time.Duration, stop <-chan struct{}) <-chan []sample {
 	out := make(chan []sample, 1)
 	go func() {
-		start := time.Now()
 		var s []sample
+		since := func() time.Duration { return time.Duration(time.Now().UnixNano() - p.epoch.Load()) }
 		t := time.NewTicker(tick)
 		defer t.Stop()
 		for {
-			s = append(s, sample{time.Since(start), p.sent.Load()})
+			s = append(s, sample{since(), p.sent.Load()})
 			select {
 			case <-stop:
-				s = append(s, sample{time.Since(start), p.sent.Load()})
+				s = append(s, sample{since(), p.sent.Load()})
 				out <- s
 				return
 			case <-t.C:
@@ -129,32 +139,25 @@ type rateStats struct {
 	Average, Min1s, Max1s float64 // bytes per second
 }
 
-// windowRates looks at every 1-second window between the first and the last byte sent
-// (stepping by the sampling tick) and returns the average rate and the slowest and
-// fastest window.
-func windowRates(s []sample) rateStats {
-	first, last := -1, -1
-	for i := range s {
-		if s[i].n > 0 && first < 0 {
-			first = max(0, i-1)
-		}
-		if i > 0 && s[i].n > s[i-1].n {
-			last = i
-		}
-	}
+// windowRates returns the average rate between the first and the last byte sent, and the
+// slowest and fastest of the 1-second windows within that span (stepping by the sampling
+// tick, rates read from the samples at both ends of each window).
+func windowRates(s []sample, first, last time.Duration, total int64) rateStats {
 	var r rateStats
-	if first < 0 || last <= first {
+	if last <= first || total <= 0 {
 		return r
 	}
-	span := (s[last].t - s[first].t).Seconds()
-	r.Average = float64(s[last].n-s[first].n) / span
+	r.Average = float64(total) / (last - first).Seconds()
 	r.Min1s, r.Max1s = -1, 0
-	j := first
-	for i := first; i <= last; i++ {
-		for j <= last && s[j].t-s[i].t < time.Second {
+	for i := range s {
+		if s[i].t < first {
+			continue
+		}
+		j := i
+		for j < len(s) && s[j].t-s[i].t < time.Second {
 			j++
 		}
-		if j > last {
+		if j == len(s) || s[j].t > last {
 			break
 		}
 		w := float64(s[j].n-s[i].n) / (s[j].t - s[i].t).Seconds()
@@ -163,7 +166,7 @@ func windowRates(s []sample) rateStats {
 		}
 		r.Max1s = max(r.Max1s, w)
 	}
-	if r.Min1s < 0 {
+	if r.Min1s < 0 { // shorter than a second
 		r.Min1s, r.Max1s = r.Average, r.Average
 	}
 	return r

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestGenIsDeterministicAcrossBlocks(t *testing.T) {
+	g := gen{seed: 7, size: 3*genBlock + 100}
+	all := make([]byte, g.size)
+	if n, err := g.ReadAt(all, 0); n != len(all) || (err != nil && err != io.EOF) {
+		t.Fatalf("ReadAt all: %d, %v", n, err)
+	}
+	for _, off := range []int64{0, 1, genBlock - 3, genBlock, 2*genBlock + 17, g.size - 5} {
+		p := make([]byte, 100)
+		n, _ := g.ReadAt(p, off)
+		if !bytes.Equal(p[:n], all[off:off+int64(n)]) {
+			t.Errorf("ReadAt at %d differs from the whole", off)
+		}
+	}
+	if n, err := g.ReadAt(make([]byte, 10), g.size-4); n != 4 || err != io.EOF {
+		t.Errorf("short read at the end: %d, %v; want 4, EOF", n, err)
+	}
+	other := make([]byte, 64)
+	_, _ = gen{seed: 8, size: 64}.ReadAt(other, 0)
+	if bytes.Equal(other, all[:64]) {
+		t.Error("different seeds gave the same bytes")
+	}
+}
+
+func TestCompareReaders(t *testing.T) {
+	want := gen{seed: 1, size: 3 << 20}
+	buf := make([]byte, want.size)
+	_, _ = want.ReadAt(buf, 0)
+	if err := compareReaders(bytes.NewReader(buf), want, want.size); err != nil {
+		t.Fatal(err)
+	}
+	bad := bytes.Clone(buf)
+	bad[2<<20+5] ^= 1
+	if err := compareReaders(bytes.NewReader(bad), want, want.size); err == nil || !strings.Contains(err.Error(), "differs") {
+		t.Errorf("a flipped bit: %v", err)
+	}
+	if err := compareReaders(bytes.NewReader(buf[:want.size-1]), want, want.size); err == nil {
+		t.Error("a short object verified")
+	}
+	if err := compareReaders(bytes.NewReader(append(bytes.Clone(buf), 0)), want, want.size); err == nil {
+		t.Error("a long object verified")
+	}
+}
+
+func TestWindowRates(t *testing.T) {
+	// 10 MB/s steady for 3 s, sampled every 10 ms, with a 100 ms pause in the middle.
+	var s []sample
+	var n int64
+	for ms := 0; ms <= 3000; ms += 10 {
+		s = append(s, sample{time.Duration(ms) * time.Millisecond, n})
+		if ms < 1500 || ms >= 1600 {
+			n += 100_000
+		}
+	}
+	r := windowRates(s, 0, 3*time.Second, n)
+	if math.Abs(r.Average-float64(n)/3) > 1 {
+		t.Errorf("average %f, want %f", r.Average, float64(n)/3)
+	}
+	if math.Abs(r.Max1s-10e6) > 1e3 || math.Abs(r.Min1s-9e6) > 1e3 {
+		t.Errorf("windows %f..%f, want 9e6..10e6", r.Min1s, r.Max1s)
+	}
+}
+
+func TestSpliceKeepsHandWrittenText(t *testing.T) {
+	doc := "# title\n\nintro\n\n" + beginMark + "\nold\n" + endMark + "\n\n## notes\nkept\n"
+	got := splice(doc, "new\n")
+	if !strings.Contains(got, "intro") || !strings.Contains(got, "## notes\nkept") || strings.Contains(got, "old") ||
+		!strings.Contains(got, beginMark+"\nnew\n"+endMark) {
+		t.Errorf("splice:\n%s", got)
+	}
+	if got := splice("", "x\n"); !strings.Contains(got, beginMark+"\nx\n"+endMark) {
+		t.Errorf("splice into nothing:\n%s", got)
+	}
+}
+
+func TestRatioPairsRuns(t *testing.T) {
+	a := &row{samples: []Sample{{Run: 1, Wall: 1, OK: true}, {Run: 2, Wall: 2, OK: true}, {Run: 3, Wall: 9, OK: false}}}
+	b := &row{samples: []Sample{{Run: 1, Wall: 2, OK: true}, {Run: 2, Wall: 2, OK: true}, {Run: 3, Wall: 1, OK: true}}}
+	if got := ratio(a, b, 3); got != 0.75 {
+		t.Errorf("ratio = %v, want the median of 0.5 and 1 (run 3 failed)", got)
+	}
+}
