@@ -72,7 +72,12 @@ _servers_aws() {
 _servers_wait() {
 	local name=$1 pid=$2 port=$3 key=$4 secret=$5 deadline=$((SECONDS + _servers_timeout))
 	while ((SECONDS < deadline)); do
-		kill -0 "$pid" 2>/dev/null || return 1
+		if ! kill -0 "$pid" 2>/dev/null; then
+			local st=0
+			wait "$pid" 2>/dev/null || st=$?
+			_servers_log "$name: exited with status $st before it was ready"
+			return 1
+		fi
 		# curl first: it is cheap, while the aws cli costs about a second per call.
 		if [[ $(curl -s -o /dev/null -m 2 -w '%{http_code}' "http://127.0.0.1:$port/" || true) != 000 ]] &&
 			_servers_aws "http://127.0.0.1:$port" "$key" "$secret" s3api list-buckets >/dev/null 2>&1; then
@@ -118,7 +123,7 @@ _servers_start() {
 		fi
 		break
 	done
-	_servers_log "$name: failed to start: $(printf '%q ' "$@")"
+	_servers_log "$name: failed to start: $(printf '%q ' "${@//@PORT@/$port}")"
 	_servers_show_log "$log"
 	return 1
 }
