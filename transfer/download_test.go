@@ -1,0 +1,457 @@
+package transfer
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"encoding/base64"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+
+	"github.com/s3xfer/s3xfer/resume"
+	"github.com/s3xfer/s3xfer/transfer/transfertest"
+)
+
+// events records progress events, safe for concurrent Report calls.
+type events struct {
+	mu  sync.Mutex
+	all []Event
+}
+
+func (e *events) Report(ev Event) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.all = append(e.all, ev)
+}
+
+func (e *events) list() []Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.all)
+}
+
+func (e *events) notices() []string {
+	var msgs []string
+	for _, ev := range e.list() {
+		if ev.Kind == Notice {
+			msgs = append(msgs, ev.Msg)
+		}
+	}
+	return msgs
+}
+
+// checkBytes fails the test unless the PartDone events count up to want without ever
+// passing it: a retried range is never counted twice.
+func (e *events) checkBytes(t *testing.T, want int64) {
+	t.Helper()
+	var last int64
+	for _, ev := range e.list() {
+		if ev.Bytes > want {
+			t.Fatalf("event %+v counts more bytes than the %d of the object", ev, want)
+		}
+		if ev.Kind == PartDone {
+			last = max(last, ev.Bytes)
+		}
+	}
+	if want > 0 && last != want {
+		t.Fatalf("PartDone events reached %d bytes, want %d", last, want)
+	}
+}
+
+// fakeManager returns a fake store with bucket "bkt" and a Manager on it whose retries do
+// not sleep.
+func fakeManager(t *testing.T, cfg Config) (*transfertest.Fake, *Manager, *events) {
+	t.Helper()
+	f := transfertest.New()
+	f.MinPartSize = 1
+	f.MakeBucket("bkt")
+	m, ev := testManager(f, cfg)
+	return f, m, ev
+}
+
+// testManager returns a Manager on s whose retries do not sleep, and its events.
+func testManager(s S3, cfg Config) (*Manager, *events) {
+	ev := &events{}
+	cfg.Progress = ev
+	m := New(s, cfg)
+	m.sleep = func(ctx context.Context, _ time.Duration) error { return ctx.Err() }
+	return m, ev
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	r := rand.NewChaCha8([32]byte{byte(n), byte(n >> 8), byte(n >> 16)})
+	r.Read(b)
+	return b
+}
+
+func putObject(t *testing.T, f *transfertest.Fake, key string, data []byte) {
+	t.Helper()
+	sum := md5.Sum(data)
+	_, err := f.PutObject(context.Background(), "bkt", key, bytes.NewReader(data), int64(len(data)),
+		b64(sum[:]), "", minio.PutObjectOptions{ContentType: "text/plain", UserMetadata: map[string]string{"color": "blue"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// ops lists the operations of calls, for call-sequence assertions.
+func ops(calls []transfertest.Call) []string {
+	var s []string
+	for _, c := range calls {
+		s = append(s, c.Op)
+	}
+	return s
+}
+
+func countOp(f *transfertest.Fake, op string) int {
+	n := 0
+	for _, c := range f.Calls() {
+		if c.Op == op {
+			n++
+		}
+	}
+	return n
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func noFile(t *testing.T, path string) {
+	t.Helper()
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("%s exists (err %v); it should not", path, err)
+	}
+}
+
+func TestDownloadFileIsByteIdenticalAndVerified(t *testing.T) {
+	f, m, ev := fakeManager(t, Config{Concurrency: 4})
+	data := randomBytes(1<<20 + 12345)
+	putObject(t, f, "k", data)
+	dst := filepath.Join(t.TempDir(), "out")
+	res, err := m.Download(context.Background(), "bkt", "k", dst, DownloadOptions{PartSize: 100 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, dst); !bytes.Equal(got, data) {
+		t.Fatal("downloaded bytes differ from the object")
+	}
+	noFile(t, dst+PartialSuffix)
+	if res.Size != int64(len(data)) || res.Parts != 11 || res.Checksum != ChecksumMD5 || res.BytesSent != res.Size {
+		t.Fatalf("result %+v", res)
+	}
+	if n := countOp(f, "GetObject"); n != 11 {
+		t.Fatalf("%d GETs, want 11", n)
+	}
+	ev.checkBytes(t, res.Size)
+	if last := ev.list()[len(ev.list())-1]; last.Kind != Finished || last.Op != "download" || last.Err != nil {
+		t.Fatalf("last event %+v", last)
+	}
+}
+
+func TestDownloadRetryAfterResetMidBodyIsByteIdentical(t *testing.T) {
+	f, m, ev := fakeManager(t, Config{Concurrency: 3})
+	data := randomBytes(700 << 10)
+	putObject(t, f, "k", data)
+	// The first three GETs break after half their body.
+	f.Fault = transfertest.On("GetObject", 3, transfertest.Fault{Err: transfertest.ConnReset(), MidBody: true})
+	dst := filepath.Join(t.TempDir(), "out")
+	res, err := m.Download(context.Background(), "bkt", "k", dst, DownloadOptions{PartSize: 128 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(readFile(t, dst), data) {
+		t.Fatal("bytes differ after retries")
+	}
+	if n := countOp(f, "GetObject"); n != 6+3 {
+		t.Fatalf("%d GETs, want 6 ranges + 3 retries", n)
+	}
+	ev.checkBytes(t, res.Size)
+}
+
+// replaceOn replaces bkt/k with next on the nth GET of it, before that GET is served.
+func replaceOn(f *transfertest.Fake, n int, next []byte) transfertest.Rule {
+	var gets atomic.Int32
+	return func(c transfertest.Call, _ int) transfertest.Fault {
+		if c.Op != "GetObject" || gets.Add(1) != int32(n) {
+			return transfertest.Fault{}
+		}
+		sum := md5.Sum(next)
+		f.PutObject(context.Background(), "bkt", "k", bytes.NewReader(next), int64(len(next)), b64(sum[:]), "", minio.PutObjectOptions{})
+		return transfertest.Fault{}
+	}
+}
+
+func TestDownloadRestartsOnceWhenObjectChanges(t *testing.T) {
+	f, m, ev := fakeManager(t, Config{Concurrency: 1, Journal: &resume.Store{Dir: t.TempDir()}})
+	putObject(t, f, "k", randomBytes(500<<10))
+	next := randomBytes(300 << 10)
+	f.Fault = replaceOn(f, 2, next)
+	dst := filepath.Join(t.TempDir(), "out")
+	res, err := m.Download(context.Background(), "bkt", "k", dst, DownloadOptions{PartSize: 100 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(readFile(t, dst), next) || res.Size != int64(len(next)) {
+		t.Fatal("the download does not hold the new version alone")
+	}
+	if n := countOp(f, "StatObject"); n != 2 {
+		t.Fatalf("%d StatObject calls, want 2 (one per start)", n)
+	}
+	if msgs := ev.notices(); len(msgs) != 1 || !strings.Contains(msgs[0], "changed during the download") {
+		t.Fatalf("notices %q", msgs)
+	}
+	ev.checkBytes(t, res.Size)
+}
+
+func TestDownloadFailsWhenObjectChangesTwice(t *testing.T) {
+	f, m, _ := fakeManager(t, Config{Concurrency: 1, Journal: &resume.Store{Dir: t.TempDir()}})
+	putObject(t, f, "k", randomBytes(500<<10))
+	f.Fault = transfertest.Faults(replaceOn(f, 2, randomBytes(400<<10)), replaceOn(f, 4, randomBytes(300<<10)))
+	dst := filepath.Join(t.TempDir(), "out")
+	_, err := m.Download(context.Background(), "bkt", "k", dst, DownloadOptions{PartSize: 100 << 10})
+	if !errors.Is(err, ErrSourceChanged) {
+		t.Fatalf("err %v, want ErrSourceChanged", err)
+	}
+	noFile(t, dst)
+	noFile(t, dst+PartialSuffix)
+}
+
+func TestDownloadNoRestartFailsOnChange(t *testing.T) {
+	f, m, _ := fakeManager(t, Config{Concurrency: 1})
+	putObject(t, f, "k", randomBytes(500<<10))
+	f.Fault = replaceOn(f, 2, randomBytes(10))
+	dst := filepath.Join(t.TempDir(), "out")
+	_, err := m.Download(context.Background(), "bkt", "k", dst, DownloadOptions{PartSize: 100 << 10, NoRestart: true})
+	var e *Error
+	if !errors.Is(err, ErrSourceChanged) || !errors.As(err, &e) || e.Op != "download" {
+		t.Fatalf("err %v, want a download *Error matching ErrSourceChanged", err)
+	}
+	if n := countOp(f, "StatObject"); n != 1 {
+		t.Fatalf("%d StatObject calls, want 1: no restart", n)
+	}
+	noFile(t, dst+PartialSuffix)
+}
+
+// failAfter fails every GET after the first n with a permanent error.
+func failAfter(n int) transfertest.Rule {
+	var gets atomic.Int32
+	return func(c transfertest.Call, _ int) transfertest.Fault {
+		if c.Op == "GetObject" && gets.Add(1) > int32(n) {
+			return transfertest.Fail(transfertest.S3Error("AccessDenied"))
+		}
+		return transfertest.Fault{}
+	}
+}
+
+func TestDownloadResumesFromJournal(t *testing.T) {
+	journal := &resume.Store{Dir: t.TempDir()}
+	f, m, _ := fakeManager(t, Config{Concurrency: 1, Journal: journal})
+	data := randomBytes(1000 << 10)
+	putObject(t, f, "k", data)
+	dst := filepath.Join(t.TempDir(), "out")
+	f.Fault = failAfter(4)
+	if _, err := m.Download(context.Background(), "bkt", "k", dst, DownloadOptions{PartSize: 100 << 10}); err == nil {
+		t.Fatal("the first run should fail")
+	}
+	noFile(t, dst)
+	if _, err := os.Stat(dst + PartialSuffix); err != nil {
+		t.Fatalf("the partial file should stay for a resume: %v", err)
+	}
+
+	f.Fault = nil
+	before := countOp(f, "GetObject")
+	m2, ev := testManager(f, Config{Concurrency: 2, Journal: journal})
+	// Another part size: a resume keeps the one it started with.
+	res, err := m2.Download(context.Background(), "bkt", "k", dst, DownloadOptions{PartSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(readFile(t, dst), data) {
+		t.Fatal("resumed download differs")
+	}
+	if !res.Resumed || res.BytesSent != int64(len(data))-400<<10 || res.Parts != 10 {
+		t.Fatalf("result %+v", res)
+	}
+	if n := countOp(f, "GetObject") - before; n != 6 {
+		t.Fatalf("resume made %d GETs, want the 6 missing ranges", n)
+	}
+	if msgs := ev.notices(); len(msgs) != 1 || !strings.Contains(msgs[0], "4 of 10") {
+		t.Fatalf("notices %q", msgs)
+	}
+	ev.checkBytes(t, res.Size)
+	if infos, _ := journal.List(); len(infos) != 0 {
+		t.Fatalf("journal left behind: %+v", infos)
+	}
+	noFile(t, dst+PartialSuffix)
+}
+
+func TestDownloadJournalOfOldVersionStartsOver(t *testing.T) {
+	journal := &resume.Store{Dir: t.TempDir()}
+	f, m, ev := fakeManager(t, Config{Concurrency: 1, Journal: journal})
+	putObject(t, f, "k", randomBytes(500<<10))
+	dst := filepath.Join(t.TempDir(), "out")
+	f.Fault = failAfter(2)
+	if _, err := m.Download(context.Background(), "bkt", "k", dst, DownloadOptions{PartSize: 100 << 10}); err == nil {
+		t.Fatal("the first run should fail")
+	}
+	f.Fault = nil
+	next := randomBytes(300 << 10)
+	putObject(t, f, "k", next)
+
+	_, err := m.Download(context.Background(), "bkt", "k", dst, DownloadOptions{PartSize: 100 << 10, NoRestart: true})
+	if !errors.Is(err, ErrSourceChanged) {
+		t.Fatalf("NoRestart: err %v, want ErrSourceChanged", err)
+	}
+	res, err := m.Download(context.Background(), "bkt", "k", dst, DownloadOptions{PartSize: 100 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(readFile(t, dst), next) || res.Resumed {
+		t.Fatalf("want the new version, downloaded from scratch; result %+v", res)
+	}
+	if msgs := ev.notices(); len(msgs) != 1 || !strings.Contains(msgs[0], "changed") {
+		t.Fatalf("notices %q", msgs)
+	}
+}
+
+// corrupting flips a byte of every GET body: a store or network that damages data.
+type corrupting struct{ *transfertest.Fake }
+
+func (c corrupting) GetObject(ctx context.Context, bucket, key string, opts minio.GetObjectOptions) (io.ReadCloser, minio.ObjectInfo, http.Header, error) {
+	body, info, h, err := c.Fake.GetObject(ctx, bucket, key, opts)
+	if err != nil {
+		return body, info, h, err
+	}
+	b, err := io.ReadAll(body)
+	if len(b) > 0 {
+		b[len(b)/2] ^= 1
+	}
+	return io.NopCloser(bytes.NewReader(b)), info, h, err
+}
+
+func TestDownloadCorruptBytesFailIntegrity(t *testing.T) {
+	f, _, _ := fakeManager(t, Config{})
+	putObject(t, f, "k", randomBytes(300<<10))
+	m, _ := testManager(corrupting{f}, Config{Journal: &resume.Store{Dir: t.TempDir()}})
+	dst := filepath.Join(t.TempDir(), "out")
+	_, err := m.Download(context.Background(), "bkt", "k", dst, DownloadOptions{PartSize: 100 << 10})
+	if !errors.Is(err, ErrIntegrity) {
+		t.Fatalf("err %v, want ErrIntegrity", err)
+	}
+	noFile(t, dst)
+	noFile(t, dst+PartialSuffix)
+	_, _, err = m.DownloadBytes(context.Background(), "bkt", "k", DownloadOptions{})
+	if !errors.Is(err, ErrIntegrity) {
+		t.Fatalf("DownloadBytes: err %v, want ErrIntegrity", err)
+	}
+}
+
+func TestDownloadBytesAndWriterAt(t *testing.T) {
+	f, m, _ := fakeManager(t, Config{Concurrency: 5})
+	data := randomBytes(333 << 10)
+	putObject(t, f, "k", data)
+	putObject(t, f, "empty", nil)
+	for _, key := range []string{"k", "empty"} {
+		want, _, _ := f.Object("bkt", key)
+		got, res, err := m.DownloadBytes(context.Background(), "bkt", key, DownloadOptions{PartSize: 50 << 10})
+		if err != nil || !bytes.Equal(got, want) || res.Checksum != ChecksumMD5 {
+			t.Fatalf("DownloadBytes %s: err %v, equal %v, result %+v", key, err, bytes.Equal(got, want), res)
+		}
+		fw, err := os.Create(filepath.Join(t.TempDir(), "w"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err = m.DownloadWriterAt(context.Background(), "bkt", key, fw, DownloadOptions{PartSize: 50 << 10})
+		fw.Close()
+		if err != nil || !bytes.Equal(readFile(t, fw.Name()), want) || res.Checksum != ChecksumMD5 {
+			t.Fatalf("DownloadWriterAt %s: err %v, result %+v", key, err, res)
+		}
+	}
+	dst := filepath.Join(t.TempDir(), "empty")
+	if _, err := m.Download(context.Background(), "bkt", "empty", dst, DownloadOptions{}); err != nil || len(readFile(t, dst)) != 0 {
+		t.Fatalf("empty object: %v", err)
+	}
+}
+
+func TestDownloadMissingObject(t *testing.T) {
+	_, m, _ := fakeManager(t, Config{})
+	dst := filepath.Join(t.TempDir(), "out")
+	_, err := m.Download(context.Background(), "bkt", "nope", dst, DownloadOptions{})
+	var e *Error
+	if !errors.As(err, &e) || !isCode(err, "NoSuchKey") {
+		t.Fatalf("err %v, want NoSuchKey in an *Error", err)
+	}
+	noFile(t, dst+PartialSuffix)
+}
+
+func TestDownloadCancelKeepsPartialWithJournal(t *testing.T) {
+	journal := &resume.Store{Dir: t.TempDir()}
+	f, m, _ := fakeManager(t, Config{Concurrency: 2, Journal: journal})
+	putObject(t, f, "k", randomBytes(500<<10))
+	ctx, cancel := context.WithCancel(context.Background())
+	var gets atomic.Int32
+	f.After = func(c transfertest.Call) {
+		if c.Op == "GetObject" && gets.Add(1) == 3 {
+			cancel()
+		}
+	}
+	dst := filepath.Join(t.TempDir(), "out")
+	_, err := m.Download(ctx, "bkt", "k", dst, DownloadOptions{PartSize: 100 << 10})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v, want context.Canceled", err)
+	}
+	if _, err := os.Stat(dst + PartialSuffix); err != nil {
+		t.Fatalf("partial file: %v", err)
+	}
+	if infos, _ := journal.List(); len(infos) != 1 || infos[0].Header.Kind != resume.Download {
+		t.Fatalf("journals %+v", infos)
+	}
+}
+
+func TestObjectSum(t *testing.T) {
+	md5ETag := "9e107d9d372bb6826bd81d3542a419d6"
+	cases := []struct {
+		name string
+		info minio.ObjectInfo
+		want Checksum
+	}{
+		{"plain md5 etag", minio.ObjectInfo{ETag: md5ETag}, ChecksumMD5},
+		{"multipart etag", minio.ObjectInfo{ETag: md5ETag + "-3"}, ChecksumNone},
+		{"full-object crc32c", minio.ObjectInfo{ETag: md5ETag + "-3", ChecksumCRC32C: "AAAAAA==", ChecksumMode: "FULL_OBJECT"}, ChecksumCRC32C},
+		{"composite crc32c", minio.ObjectInfo{ETag: md5ETag + "-3", ChecksumCRC32C: "AAAAAA==-3", ChecksumMode: "COMPOSITE"}, ChecksumNone},
+		{"composite crc32c without count", minio.ObjectInfo{ETag: md5ETag + "-3", ChecksumCRC32C: "AAAAAA=="}, ChecksumNone},
+		{"single put crc32c", minio.ObjectInfo{ETag: md5ETag, ChecksumCRC32C: "AAAAAA=="}, ChecksumCRC32C},
+		{"sha256", minio.ObjectInfo{ETag: md5ETag, ChecksumSHA256: "x", ChecksumMode: "FULL_OBJECT"}, ChecksumSHA256},
+		{"crc64nvme of multipart", minio.ObjectInfo{ETag: md5ETag + "-2", ChecksumCRC64NVME: "x"}, "crc64nvme"},
+		{"sse-kms etag", minio.ObjectInfo{ETag: md5ETag, Metadata: http.Header{"X-Amz-Server-Side-Encryption": {"aws:kms"}}}, ChecksumNone},
+		{"sse-s3 etag", minio.ObjectInfo{ETag: md5ETag, Metadata: http.Header{"X-Amz-Server-Side-Encryption": {"AES256"}}}, ChecksumMD5},
+		{"opaque etag", minio.ObjectInfo{ETag: "abc"}, ChecksumNone},
+	}
+	for _, c := range cases {
+		d := &download{info: c.info}
+		if got, _, _ := d.objectSum(); got != c.want {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
+}
