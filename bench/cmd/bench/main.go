@@ -642,7 +642,8 @@ func (h *harness) resumeStep(ctx context.Context, s Sample, j job, name string) 
 	}
 	half := s.Bytes / 2
 	h.proxy.reset()
-	killedAt := int64(-1)
+	var killedAt atomic.Int64
+	killedAt.Store(-1)
 	first := runMeasured(cmd, h.timeout(), func(p *os.Process, done <-chan struct{}) {
 		t := time.NewTicker(time.Millisecond)
 		defer t.Stop()
@@ -652,14 +653,14 @@ func (h *harness) resumeStep(ctx context.Context, s Sample, j job, name string) 
 				return
 			case <-t.C:
 				if n := h.proxy.sent.Load(); n >= half {
+					killedAt.Store(n)
 					_ = p.Signal(syscall.SIGKILL)
-					killedAt = n
 					return
 				}
 			}
 		}
 	})
-	if killedAt < 0 {
+	if killedAt.Load() < 0 {
 		s.Err = fmt.Sprintf("the first run was not killed (sent %d bytes): %v %s", h.proxy.sent.Load(), first.err, lastLine(first.stderr))
 		return s
 	}
