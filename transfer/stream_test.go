@@ -1,0 +1,227 @@
+package transfer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/s3xfer/s3xfer/transfer/transfertest"
+)
+
+// onlyReader hides every method but Read, as stdin or a pipe offers.
+type onlyReader struct{ r io.Reader }
+
+func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
+
+func TestUploadStream100MiB(t *testing.T) { // 25 MiB with -short
+	f, m, ev := fakeManager(t, Config{Concurrency: 4})
+	size := 100 * mib
+	if testing.Short() {
+		size = 25 * mib
+	}
+	data := randomBytes(size)
+	res, err := m.UploadStream(context.Background(), "bkt", "k", onlyReader{bytes.NewReader(data)}, UploadOptions{PartSize: 5 * mib})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, _ := f.Object("bkt", "k")
+	if !bytes.Equal(got, data) {
+		t.Fatal("stored object differs from the stream")
+	}
+	parts := size / (5 * mib)
+	if res.Size != int64(size) || res.Parts != parts || res.BytesSent != res.Size || res.Checksum != ChecksumCRC32C {
+		t.Fatalf("result %+v", res)
+	}
+	if n := countOp(f, "PutObjectPart"); n != parts {
+		t.Fatalf("%d parts sent, want %d", n, parts)
+	}
+	for _, e := range ev.list() {
+		if e.Kind != Finished && e.Size != -1 {
+			t.Fatalf("size is unknown until the stream ends: %+v", e)
+		}
+	}
+	if last := ev.list()[len(ev.list())-1]; last.Size != res.Size || last.Parts != parts {
+		t.Fatalf("Finished %+v", last)
+	}
+	ev.checkBytes(t, res.Size)
+}
+
+func TestUploadStreamWithinOnePartIsOnePut(t *testing.T) {
+	for _, n := range []int{0, 1000, 5 * mib} {
+		f, m, _ := fakeManager(t, Config{})
+		data := randomBytes(n)
+		res, err := m.UploadStream(context.Background(), "bkt", "k", onlyReader{bytes.NewReader(data)}, UploadOptions{PartSize: 5 * mib})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _, _ := f.Object("bkt", "k")
+		if !bytes.Equal(got, data) || res.Size != int64(n) || res.Parts != 0 {
+			t.Fatalf("%d bytes: result %+v", n, res)
+		}
+		if calls := ops(f.Calls()); !slices.Equal(calls, []string{"PutObject"}) {
+			t.Fatalf("%d bytes: calls %v", n, calls)
+		}
+	}
+}
+
+func TestUploadStreamPartLimit(t *testing.T) {
+	f, m, _ := fakeManager(t, Config{Concurrency: 2})
+	data := randomBytes(15 * mib)
+	res, err := m.uploadStream(context.Background(), "bkt", "k", bytes.NewReader(data), UploadOptions{PartSize: 5 * mib}, 3)
+	if err != nil || res.Parts != 3 {
+		t.Fatalf("exactly 3 full parts fit: %v %+v", err, res)
+	}
+
+	data = append(data, 'x')
+	_, err = m.uploadStream(context.Background(), "bkt", "k2", bytes.NewReader(data), UploadOptions{PartSize: 5 * mib}, 3)
+	if err == nil || !strings.Contains(err.Error(), "stream exceeds 3 parts of 5 MiB; pass a larger --part-size") {
+		t.Fatalf("err %v", err)
+	}
+	if _, _, ok := f.Object("bkt", "k2"); ok || len(f.Uploads()) != 0 || countOp(f, "AbortMultipartUpload") != 1 {
+		t.Fatalf("a stream over the limit must be aborted, never stored truncated; uploads %+v", f.Uploads())
+	}
+	if got := thousands(10000); got != "10,000" {
+		t.Fatalf("thousands: %s", got)
+	}
+}
+
+func TestUploadStreamPartFailureAborts(t *testing.T) {
+	f, m, _ := fakeManager(t, Config{Concurrency: 1})
+	f.Fault = transfertest.OnPart(2, 0, transfertest.Fail(transfertest.S3Error("AccessDenied")))
+	_, err := m.UploadStream(context.Background(), "bkt", "k", bytes.NewReader(randomBytes(20*mib)), UploadOptions{PartSize: 5 * mib, Checksum: ChecksumMD5})
+	var e *Error
+	if !errors.As(err, &e) || e.Op != "upload" || !isCode(err, "AccessDenied") {
+		t.Fatalf("err %v", err)
+	}
+	calls := ops(f.Calls())
+	if calls[0] != "NewMultipartUpload" || calls[len(calls)-1] != "AbortMultipartUpload" || len(f.Uploads()) != 0 {
+		t.Fatalf("calls %v", calls)
+	}
+}
+
+// failingReader yields n bytes, then fails.
+type failingReader struct {
+	n   int
+	err error
+}
+
+func (r *failingReader) Read(p []byte) (int, error) {
+	if r.n == 0 {
+		return 0, r.err
+	}
+	k := min(len(p), r.n)
+	r.n -= k
+	return k, nil
+}
+
+func TestUploadStreamReadErrorAborts(t *testing.T) {
+	f, m, _ := fakeManager(t, Config{})
+	boom := errors.New("boom")
+	_, err := m.UploadStream(context.Background(), "bkt", "k", &failingReader{n: 12 * mib, err: boom}, UploadOptions{PartSize: 5 * mib})
+	if !errors.Is(err, boom) {
+		t.Fatalf("err %v, want the stream's", err)
+	}
+	if len(f.Uploads()) != 0 || countOp(f, "AbortMultipartUpload") != 1 {
+		t.Fatalf("uploads %+v", f.Uploads())
+	}
+}
+
+func TestUploadStreamRetriesAPart(t *testing.T) {
+	f, m, _ := fakeManager(t, Config{Concurrency: 3})
+	f.Fault = transfertest.OnPart(3, 1, transfertest.ResetMidBody())
+	data := randomBytes(23 * mib)
+	if _, err := m.UploadStream(context.Background(), "bkt", "k", bytes.NewReader(data), UploadOptions{PartSize: 5 * mib}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := f.Object("bkt", "k"); !bytes.Equal(got, data) {
+		t.Fatal("object differs")
+	}
+}
+
+func TestUploadStreamBadPartSize(t *testing.T) {
+	_, m, _ := fakeManager(t, Config{})
+	if _, err := m.UploadStream(context.Background(), "bkt", "k", bytes.NewReader(nil), UploadOptions{PartSize: 1}); err == nil {
+		t.Fatal("a 1-byte part size must be refused")
+	}
+}
+
+func TestPartBuffersBudget(t *testing.T) {
+	b := newPartBuffers(10, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	x, _ := b.get(ctx)
+	y, _ := b.get(ctx)
+	cancel()
+	if _, err := b.get(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("a third buffer over a budget of 2: %v", err)
+	}
+	b.put(x[:3])
+	if z, err := b.get(context.Background()); err != nil || len(z) != 10 || &z[0] != &x[0] {
+		t.Fatal("a returned buffer is reused at full size")
+	}
+	_ = y
+}
+
+// orderedWriter records the bytes and fails the test if two Writes overlap.
+type orderedWriter struct {
+	buf    bytes.Buffer
+	active atomic.Int32
+	t      *testing.T
+}
+
+func (w *orderedWriter) Write(p []byte) (int, error) {
+	if w.active.Add(1) != 1 {
+		w.t.Error("concurrent Write")
+	}
+	defer w.active.Add(-1)
+	return w.buf.Write(p)
+}
+
+func TestDownloadStreamInOrder(t *testing.T) {
+	f, m, ev := fakeManager(t, Config{Concurrency: 4})
+	data := randomBytes(2*mib + 7)
+	putObject(t, f, "k", data)
+	f.Fault = transfertest.On("GetObject", 2, transfertest.Fault{Err: transfertest.ConnReset(), MidBody: true})
+	w := &orderedWriter{t: t}
+	res, err := m.DownloadStream(context.Background(), "bkt", "k", w, DownloadOptions{PartSize: 100 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(w.buf.Bytes(), data) || res.Checksum != ChecksumMD5 || res.Parts != 21 {
+		t.Fatalf("stream differs or result %+v", res)
+	}
+	ev.checkBytes(t, res.Size)
+}
+
+func TestDownloadStreamFailure(t *testing.T) {
+	f, m, _ := fakeManager(t, Config{Concurrency: 3})
+	putObject(t, f, "k", randomBytes(1*mib))
+	f.Fault = failAfter(4)
+	var w bytes.Buffer
+	_, err := m.DownloadStream(context.Background(), "bkt", "k", &w, DownloadOptions{PartSize: 100 << 10})
+	if !isCode(err, "AccessDenied") {
+		t.Fatalf("err %v", err)
+	}
+	if w.Len() > 4*100<<10 {
+		t.Fatalf("%d bytes written; only the ranges before the failure may be", w.Len())
+	}
+
+	f.Fault = replaceOn(f, 3, randomBytes(10))
+	_, err = m.DownloadStream(context.Background(), "bkt", "k", io.Discard, DownloadOptions{PartSize: 100 << 10})
+	if !errors.Is(err, ErrSourceChanged) {
+		t.Fatalf("err %v, want ErrSourceChanged", err)
+	}
+}
+
+func TestDownloadStreamCorruptionIsReported(t *testing.T) {
+	f, _, _ := fakeManager(t, Config{})
+	putObject(t, f, "k", randomBytes(300<<10))
+	m, _ := testManager(corrupting{f}, Config{})
+	if _, err := m.DownloadStream(context.Background(), "bkt", "k", io.Discard, DownloadOptions{PartSize: 100 << 10}); !errors.Is(err, ErrIntegrity) {
+		t.Fatalf("err %v, want ErrIntegrity", err)
+	}
+}
