@@ -126,7 +126,7 @@ func (u *upload) copyObject(ctx context.Context) (Result, error) {
 		case "X-Amz-Acl", "X-Amz-Storage-Class":
 			keep = true
 		case "X-Amz-Tagging":
-			keep = c.retag
+			keep = false // sent as Core sends tags: from the destination options
 		}
 		if keep {
 			headers[k] = all.Get(k)
@@ -136,13 +136,15 @@ func (u *upload) copyObject(ctx context.Context) (Result, error) {
 	if c.replace {
 		headers["x-amz-metadata-directive"] = "REPLACE"
 	}
+	var dst minio.PutObjectOptions
 	if c.retag {
 		headers["x-amz-tagging-directive"] = "REPLACE"
+		dst.UserTags = u.opts.Tagging
 	}
 	var info minio.ObjectInfo
 	err := u.m.do(ctx, "CopyObject", func(ctx context.Context) error {
 		var err error
-		info, err = u.m.s3.CopyObject(ctx, c.bucket, c.key, u.bucket, u.key, headers, minio.CopySrcOptions{}, minio.PutObjectOptions{})
+		info, err = u.m.s3.CopyObject(ctx, c.bucket, c.key, u.bucket, u.key, headers, minio.CopySrcOptions{}, dst)
 		return err
 	})
 	if err != nil {

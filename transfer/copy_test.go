@@ -189,3 +189,18 @@ func TestCopyMissingSource(t *testing.T) {
 		t.Fatalf("%d calls, want the one StatObject", n)
 	}
 }
+
+func TestCopyTagging(t *testing.T) {
+	for _, size := range []int{10 << 10, 12 * mib} {
+		f, m, _ := fakeManager(t, Config{})
+		putObject(t, f, "src", randomBytes(size))
+		opts := CopyOptions{UploadOptions: UploadOptions{Tagging: map[string]string{"team": "blue"}, PartSize: 5 * mib, Threshold: 6 * mib}}
+		if _, err := m.Copy(context.Background(), "bkt", "src", "bkt", "dst", opts); err != nil {
+			t.Fatal(err)
+		}
+		_, info, _ := f.Object("bkt", "dst")
+		if info.UserTags["team"] != "blue" || info.UserMetadata["Color"] != "blue" {
+			t.Fatalf("size %d: tags %v, metadata %v", size, info.UserTags, info.UserMetadata)
+		}
+	}
+}
