@@ -148,7 +148,7 @@ func (u *upload) copyObject(ctx context.Context) (Result, error) {
 		return err
 	})
 	if err != nil {
-		return Result{}, pinned(err, c.bucket, c.key, c.etag)
+		return Result{}, u.m.pinned(ctx, err, c.bucket, c.key, c.etag)
 	}
 	u.acked.Store(u.size)
 	return Result{Bucket: u.bucket, Key: u.key, ETag: info.ETag, VersionID: info.VersionID,
@@ -166,7 +166,7 @@ func (u *upload) copyPart(ctx context.Context, p chunk.Part) error {
 	})
 	if err != nil {
 		return &Error{Op: "CopyObjectPart", Bucket: u.bucket, Key: u.key, UploadID: u.uploadID, Part: p.Number,
-			Err: pinned(err, c.bucket, c.key, c.etag)}
+			Err: u.m.pinned(ctx, err, c.bucket, c.key, c.etag)}
 	}
 	u.m.failpoint("part-acked")
 	if err := u.record(ctx, p, donePart{etag: trimQuotes(cp.ETag)}); err != nil {

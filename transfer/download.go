@@ -177,11 +177,22 @@ func (m *Manager) stat(ctx context.Context, bucket, key string) (minio.ObjectInf
 	return info, err
 }
 
-// pinned turns the store's refusal of a request pinned to etag into ErrSourceChanged.
-func pinned(err error, bucket, key, etag string) error {
+// pinned explains the failure of a request pinned to version etag of bucket/key: a
+// 412, or any other refusal while the object no longer has that ETag, means it changed
+// (some stores check a range before If-Match, and answer a range past the end of a
+// shrunk object with InvalidRange).
+func (m *Manager) pinned(ctx context.Context, err error, bucket, key, etag string) error {
 	var er minio.ErrorResponse
-	if errors.As(err, &er) && (er.Code == "PreconditionFailed" || er.StatusCode == http.StatusPreconditionFailed) {
-		return fmt.Errorf("%w: s3://%s/%s is no longer the version with ETag %s", ErrSourceChanged, bucket, key, etag)
+	if !errors.As(err, &er) {
+		return err
+	}
+	changed := er.Code == "PreconditionFailed" || er.StatusCode == http.StatusPreconditionFailed
+	if !changed && ctx.Err() == nil {
+		info, serr := m.s3.StatObject(ctx, bucket, key, minio.StatObjectOptions{})
+		changed = isCode(serr, "NoSuchKey") || (serr == nil && trimQuotes(info.ETag) != etag)
+	}
+	if changed {
+		return fmt.Errorf("%w: s3://%s/%s is no longer the version with ETag %s (%w)", ErrSourceChanged, bucket, key, etag, err)
 	}
 	return err
 }
@@ -381,10 +392,12 @@ func (d *download) into(ctx context.Context, w io.WriterAt, done []bool, after f
 		if err := d.fetch(ctx, r, w); err != nil {
 			return err
 		}
+		d.m.failpoint("part-acked")
 		if after != nil {
 			if err := after(ctx, r); err != nil {
 				return err
 			}
+			d.m.failpoint("part-journaled")
 		}
 		d.record(r)
 		return nil
@@ -451,7 +464,8 @@ func (d *download) fetch(ctx context.Context, r chunk.Part, w io.WriterAt) error
 		return err
 	})
 	if err != nil {
-		return &Error{Op: "GetObject", Bucket: d.bucket, Key: d.key, Part: r.Number, Err: err}
+		return &Error{Op: "GetObject", Bucket: d.bucket, Key: d.key, Part: r.Number,
+			Err: d.m.pinned(ctx, err, d.bucket, d.key, d.info.ETag)}
 	}
 	return nil
 }
@@ -470,7 +484,7 @@ func (d *download) get(ctx context.Context, off, n int64, w io.WriterAt, buf []b
 	err = d.m.watch(ctx, func(ctx context.Context, watched func(io.Reader) io.Reader) error {
 		body, info, _, err := d.m.s3.GetObject(ctx, d.bucket, d.key, opts)
 		if err != nil {
-			return pinned(err, d.bucket, d.key, d.info.ETag)
+			return err
 		}
 		defer body.Close()
 		// A store that ignores If-Match or Range must not get its bytes written.

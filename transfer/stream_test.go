@@ -225,3 +225,20 @@ func TestDownloadStreamCorruptionIsReported(t *testing.T) {
 		t.Fatalf("err %v, want ErrIntegrity", err)
 	}
 }
+
+func TestRealUploadStream(t *testing.T) {
+	onStores(t, Config{Concurrency: 4}, func(t *testing.T, s transfertest.Store, m *Manager, bucket string) {
+		ctx := context.Background()
+		for _, n := range []int{100, 17*mib + 5} {
+			data := randomBytes(n)
+			res, err := m.UploadStream(ctx, bucket, "k", onlyReader{bytes.NewReader(data)}, UploadOptions{PartSize: 5 * mib})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var w bytes.Buffer
+			if _, err := m.DownloadStream(ctx, bucket, "k", &w, DownloadOptions{}); err != nil || !bytes.Equal(w.Bytes(), data) {
+				t.Fatalf("%d bytes: stored object differs (%v); result %+v", n, err, res)
+			}
+		}
+	})
+}
