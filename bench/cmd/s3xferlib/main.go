@@ -74,7 +74,8 @@ func upload(o *driver.Options) (driver.Report, error) {
 	if err != nil {
 		return driver.Report{}, err
 	}
-	res, err := m.Upload(context.Background(), o.Bucket, o.Key, o.File, transfer.UploadOptions{PartSize: o.PartSize})
+	res, err := m.Upload(context.Background(), o.Bucket, o.Key, o.File,
+		transfer.UploadOptions{PartSize: o.PartSize, Checksum: transfer.Checksum(o.Checksum)})
 	return driver.Report{Bytes: res.Size, ETag: res.ETag, Parts: res.Parts}, err
 }
 
