@@ -16,8 +16,10 @@ import (
 // fast as parts; above it parts copied in parallel win, by up to the concurrency.
 const DefaultCopyThreshold = 64 * units.MiB
 
-// DefaultCopyPartSize is the part size of a multipart copy when CopyOptions.PartSize is
-// zero: parts cost no local memory, and larger ones mean fewer requests.
+// DefaultCopyPartSize is the largest part size a multipart copy chooses when
+// CopyOptions.PartSize is zero: parts cost no local memory, and larger ones mean fewer
+// requests. A smaller source is cut into one part per request of the concurrency budget,
+// of at least chunk.DefaultPartSize.
 const DefaultCopyPartSize = 64 * units.MiB
 
 // CopyOptions configure one server-side copy. The zero value works: it copies the
@@ -25,8 +27,8 @@ const DefaultCopyPartSize = 64 * units.MiB
 type CopyOptions struct {
 	// UploadOptions configures the destination as it does an upload, except that:
 	// Threshold zero means DefaultCopyThreshold, and a source over 5 GiB is always copied
-	// in parts (CopyObject refuses it); PartSize zero means DefaultCopyPartSize, grown to
-	// fit 10,000 parts; Checksum and Limiter do not apply, since no byte passes through
+	// in parts (CopyObject refuses it); PartSize zero chooses 16..64 MiB (see
+	// DefaultCopyPartSize), grown to fit 10,000 parts; Checksum and Limiter do not apply, since no byte passes through
 	// this process (the store checks each part against the source's ETag instead); and
 	// the metadata fields (ContentType, Metadata, CacheControl, ContentDisposition,
 	// ContentEncoding) apply only with ReplaceMetadata. ACL, StorageClass and a non-nil
@@ -70,7 +72,9 @@ func (m *Manager) Copy(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey
 		if err != nil {
 			return Result{}, &Error{Op: "copy", Bucket: srcBucket, Key: srcKey, Err: err}
 		}
-		uo.PartSize = max(ps, DefaultCopyPartSize)
+		// One part per request of the budget, within 16..64 MiB, or what fits 10,000.
+		each := (info.Size/int64(m.cfg.Concurrency) + units.MiB - 1) / units.MiB * units.MiB
+		uo.PartSize = max(ps, min(max(each, chunk.DefaultPartSize), DefaultCopyPartSize))
 	}
 	u := m.newUpload(dstBucket, dstKey, nil, info.Size, uo)
 	u.kind = resume.Copy

@@ -64,7 +64,7 @@ func (u *upload) resumeJournal(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	h := j.Header()
-	if h.Kind == resume.Upload && h.UploadID == "" {
+	if h.Kind == u.kind && h.UploadID == "" {
 		u.cleanupIntent(ctx, h)
 		return nil, j.Delete()
 	}
@@ -74,16 +74,16 @@ func (u *upload) resumeJournal(ctx context.Context) (*Result, error) {
 		return j.Delete()
 	}
 	switch {
-	case h.Kind != resume.Upload:
-		return nil, discard("the journal is not of an upload")
+	case h.Kind != u.kind:
+		return nil, discard("the journal records a " + string(h.Kind) + ", not this " + string(u.kind))
 	case u.opts.NoResume:
 		return nil, discard("discarding the interrupted upload " + h.UploadID + " (no-resume)")
 	case h.Source != u.source:
 		if u.opts.NoRestart {
 			j.Close()
-			return nil, fmt.Errorf("%w since the interrupted upload; run again without --no-restart to start over", ErrSourceChanged)
+			return nil, fmt.Errorf("%w since the interrupted %s; run again without --no-restart to start over", ErrSourceChanged, u.kind)
 		}
-		return nil, discard(u.path + " changed since the interrupted upload")
+		return nil, discard(u.sourceName() + " changed since the interrupted " + string(u.kind))
 	}
 	onStore, err := u.listParts(ctx, h.UploadID)
 	if isCode(err, "NoSuchUpload") {
@@ -187,7 +187,7 @@ func (u *upload) writeJournal(ctx context.Context) error {
 		}
 	}
 	j, err := u.m.cfg.Journal.Create(u.journalID, resume.Header{
-		Kind: resume.Upload, Endpoint: u.m.cfg.Endpoint, Bucket: u.bucket, Key: u.key, LocalPath: u.source.Path,
+		Kind: u.kind, Endpoint: u.m.cfg.Endpoint, Bucket: u.bucket, Key: u.key, LocalPath: u.source.Path,
 		Source: u.source, UploadID: u.uploadID, PartSize: ps, Size: u.size, Checksum: string(u.mode), Created: time.Now(),
 	})
 	if err != nil {

@@ -44,6 +44,9 @@ type Config struct {
 	// the same transfer started again resumes where it stopped. Nil means no journal: a
 	// failed or cancelled upload is aborted unless UploadOptions.LeaveParts.
 	Journal *resume.Store
+	// IdleTimeout cuts off and retries a request that moves no bytes for this long: a
+	// stalled connection never hangs a transfer. Zero means DefaultIdleTimeout.
+	IdleTimeout time.Duration
 	// Failpoint, if set, is called at named moments of a transfer ("created",
 	// "part-acked", "part-journaled", "before-complete", "completed") so crash tests can
 	// kill the process exactly there. Leave it nil.
@@ -65,6 +68,9 @@ type Manager struct {
 	// the header back): probed on the first part of the first upload, then reused.
 	crcEchoed atomic.Int32 // crcUnknown, crcYes or crcNo
 	probe     sync.Mutex   // one probe at a time
+	// noMultipart remembers a store that answered NotImplemented to multipart uploads
+	// (gateways without the multipart API): later uploads go as single PUTs at once.
+	noMultipart atomic.Bool
 }
 
 const (

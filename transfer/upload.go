@@ -16,7 +16,6 @@ import (
 	"sync/atomic"
 
 	"github.com/minio/minio-go/v7"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/s3xfer/s3xfer/chunk"
 	"github.com/s3xfer/s3xfer/ratelimit"
@@ -134,6 +133,9 @@ type upload struct {
 	stat   os.FileInfo   // as it was when the upload started
 	source resume.Source // the file's identity, for the journal
 
+	kind    resume.Kind // resume.Upload, or resume.Copy: names events, errors and the journal
+	copySrc *copySource // a copy's source: parts are UploadPartCopy requests (copy.go)
+
 	journal      *resume.Journal // nil without Config.Journal or for a non-file source
 	journalID    string
 	resumed      bool
@@ -158,7 +160,7 @@ type donePart struct {
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
 func (m *Manager) newUpload(bucket, key string, r io.ReaderAt, size int64, opts UploadOptions) *upload {
-	u := &upload{m: m, bucket: bucket, key: key, src: r, size: size, opts: opts, lim: opts.Limiter}
+	u := &upload{m: m, bucket: bucket, key: key, src: r, size: size, opts: opts, lim: opts.Limiter, kind: resume.Upload}
 	if u.lim == nil {
 		u.lim = m.cfg.UploadLimiter
 	}
@@ -166,7 +168,7 @@ func (m *Manager) newUpload(bucket, key string, r io.ReaderAt, size int64, opts 
 }
 
 func (u *upload) event(kind EventKind, err error) Event {
-	return Event{Kind: kind, Op: "upload", Bucket: u.bucket, Key: u.key, Path: u.path, Size: u.size,
+	return Event{Kind: kind, Op: string(u.kind), Bucket: u.bucket, Key: u.key, Path: u.path, Size: u.size,
 		Bytes: u.acked.Load(), Parts: len(u.parts), PartsDone: int(u.nDone.Load()), Resumed: u.resumed, Err: err}
 }
 
@@ -185,14 +187,17 @@ func (u *upload) run(ctx context.Context) (Result, error) {
 	}
 	u.mode = mode
 	var res Result
-	if u.size < threshold || u.size == 0 {
+	if u.size < threshold || u.size == 0 || (u.m.noMultipart.Load() && u.size <= chunk.MaxSinglePut) {
 		u.m.progress.Report(u.event(Started, nil))
 		res, err = u.single(ctx)
 	} else {
 		res, err = u.multipart(ctx)
 	}
+	if err == nil && u.copySrc != nil {
+		err = u.verifyCopy(ctx, res)
+	}
 	if err != nil {
-		err = &Error{Op: "upload", Bucket: u.bucket, Key: u.key, UploadID: u.uploadID, Err: err}
+		err = &Error{Op: string(u.kind), Bucket: u.bucket, Key: u.key, UploadID: u.uploadID, Err: err}
 	}
 	u.m.progress.Report(u.event(Finished, err))
 	return res, err
@@ -282,6 +287,9 @@ func (u *upload) single(ctx context.Context) (Result, error) {
 		return Result{}, err
 	}
 	defer u.m.sem.Release(1)
+	if u.copySrc != nil {
+		return u.copyObject(ctx)
+	}
 	buf := bufPool.Get().(*[]byte)
 	defer bufPool.Put(buf)
 	var info minio.UploadInfo
@@ -295,9 +303,11 @@ func (u *upload) single(ctx context.Context) (Result, error) {
 		if mode == ChecksumCRC32C {
 			opts.UserMetadata["x-amz-checksum-crc32c"] = sums.CRC32CBase64()
 		}
-		info, err = u.m.s3.PutObject(ctx, u.bucket, u.key, u.body(ctx, io.NewSectionReader(u.src, 0, u.size)),
-			u.size, sums.MD5Base64(), sums.SHA256Hex(), opts)
-		return err
+		return u.m.watch(ctx, func(ctx context.Context, watched func(io.Reader) io.Reader) error {
+			info, err = u.m.s3.PutObject(ctx, u.bucket, u.key, watched(u.body(ctx, io.NewSectionReader(u.src, 0, u.size))),
+				u.size, sums.MD5Base64(), sums.SHA256Hex(), opts)
+			return err
+		})
 	})
 	if err != nil {
 		return Result{}, err
@@ -369,7 +379,11 @@ func (u *upload) multipart(ctx context.Context) (Result, error) {
 		}
 	}
 	if !u.resumed {
-		if err := u.create(ctx); err != nil {
+		err := u.create(ctx)
+		if isCode(err, "NotImplemented") {
+			return u.withoutMultipart(ctx)
+		}
+		if err != nil {
 			return Result{}, err
 		}
 	}
@@ -397,6 +411,22 @@ func (u *upload) multipart(ctx context.Context) (Result, error) {
 	return res, err
 }
 
+// withoutMultipart serves a store without the multipart API (an S3 gateway, seed 003):
+// one PUT up to S3's 5 GiB limit, remembered for the Manager's later uploads.
+func (u *upload) withoutMultipart(ctx context.Context) (Result, error) {
+	u.m.noMultipart.Store(true)
+	if u.journal != nil {
+		u.journal.Delete()
+		u.journal = nil
+	}
+	if u.size > chunk.MaxSinglePut {
+		return Result{}, fmt.Errorf("the store does not support multipart uploads (NotImplemented), and %d bytes is over the 5 GiB a single PUT may carry; use a store with multipart support or split the file", u.size)
+	}
+	u.notice("the store does not support multipart uploads; sending %d bytes in one PUT", u.size)
+	u.parts, u.done = nil, nil
+	return u.single(ctx)
+}
+
 func derefOr(r *Result) Result {
 	if r == nil {
 		return Result{}
@@ -412,10 +442,6 @@ func (u *upload) create(ctx context.Context) error {
 	}
 	u.parts = parts
 	u.done = make([]donePart, len(parts))
-	createOpts := u.putOptions()
-	if u.mode == ChecksumCRC32C {
-		createOpts.UserMetadata["x-amz-checksum-algorithm"] = "CRC32C"
-	}
 	if u.journaling() {
 		// The intent goes first: a crash right after the upload is created leaves a
 		// journal without an upload ID, which tells a resume to clean up that upload.
@@ -423,16 +449,26 @@ func (u *upload) create(ctx context.Context) error {
 			return err
 		}
 	}
-	err = u.m.do(ctx, "NewMultipartUpload", func(ctx context.Context) error {
-		var err error
-		u.uploadID, err = u.m.s3.NewMultipartUpload(ctx, u.bucket, u.key, createOpts)
-		return err
-	})
+	err = u.initiate(ctx)
 	u.m.failpoint("created")
 	return err
 }
 
-func (u *upload) journaling() bool { return u.m.cfg.Journal != nil && u.file != nil }
+// initiate creates the multipart upload on the store.
+func (u *upload) initiate(ctx context.Context) error {
+	createOpts := u.putOptions()
+	if u.mode == ChecksumCRC32C {
+		createOpts.UserMetadata["x-amz-checksum-algorithm"] = "CRC32C"
+	}
+	return u.m.do(ctx, "NewMultipartUpload", func(ctx context.Context) error {
+		var err error
+		u.uploadID, err = u.m.s3.NewMultipartUpload(ctx, u.bucket, u.key, createOpts)
+		return err
+	})
+}
+
+// journaling reports whether this transfer keeps a journal: files and copies do.
+func (u *upload) journaling() bool { return u.m.cfg.Journal != nil && u.journalID != "" }
 
 func (u *upload) abort(ctx context.Context) { u.abortID(ctx, u.uploadID) }
 
@@ -454,7 +490,7 @@ func (u *upload) abortID(ctx context.Context, uploadID string) {
 
 func (u *upload) sendAndComplete(ctx context.Context) (Result, error) {
 	if !u.resumed {
-		if err := u.probe(ctx); err != nil {
+		if err := u.probe(ctx, u.parts[0]); err != nil {
 			return Result{}, err
 		}
 		if u.journaling() {
@@ -476,7 +512,7 @@ func (u *upload) sendAndComplete(ctx context.Context) (Result, error) {
 // probe finds out, on this store's first auto-mode upload, whether it verifies CRC32C:
 // part 1 goes alone with the header. A store that does not echo it gets part 1 again
 // with Content-MD5, and every later upload uses MD5 from the start.
-func (u *upload) probe(ctx context.Context) error {
+func (u *upload) probe(ctx context.Context, first chunk.Part) error {
 	auto := u.opts.Checksum == "" || u.opts.Checksum == ChecksumAuto
 	if !auto || u.m.crcEchoed.Load() != crcUnknown {
 		return nil
@@ -486,7 +522,7 @@ func (u *upload) probe(ctx context.Context) error {
 	if u.m.crcEchoed.Load() != crcUnknown {
 		return nil
 	}
-	echoed, err := u.sendPart(ctx, u.parts[0], true)
+	echoed, err := u.sendPart(ctx, first, true)
 	if err != nil {
 		return err
 	}
@@ -497,31 +533,17 @@ func (u *upload) probe(ctx context.Context) error {
 	u.m.crcEchoed.Store(crcNo)
 	u.m.log.Info("store does not verify CRC32C; using Content-MD5", "endpoint", u.m.cfg.Endpoint)
 	u.mode = ChecksumMD5
-	u.unrecord(u.parts[0])
+	u.unrecord(first)
 	return nil
 }
 
 // sendParts sends every part not yet acknowledged, as many at once as the Manager's
 // budget allows. The first permanent failure cancels the rest.
 func (u *upload) sendParts(ctx context.Context) error {
-	g, gctx := errgroup.WithContext(ctx)
-	for _, p := range u.parts {
-		if u.isDone(p) {
-			continue
-		}
-		if err := u.m.sem.Acquire(gctx, 1); err != nil {
-			break // gctx ended: g.Wait reports why
-		}
-		g.Go(func() error {
-			defer u.m.sem.Release(1)
-			_, err := u.sendPart(gctx, p, false)
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
+	return u.m.eachPart(ctx, u.parts, u.isDone, func(ctx context.Context, p chunk.Part) error {
+		_, err := u.sendPart(ctx, p, false)
 		return err
-	}
-	return ctx.Err()
+	})
 }
 
 func (u *upload) isDone(p chunk.Part) bool {
@@ -533,6 +555,9 @@ func (u *upload) isDone(p chunk.Part) bool {
 // sendPart uploads one part, retrying transient failures with a rewound section. probing
 // tolerates a store that does not echo CRC32C and reports whether it did.
 func (u *upload) sendPart(ctx context.Context, p chunk.Part, probing bool) (echoed bool, err error) {
+	if u.copySrc != nil {
+		return false, u.copyPart(ctx, p)
+	}
 	buf := bufPool.Get().(*[]byte)
 	defer bufPool.Put(buf)
 	mode := u.mode
@@ -547,8 +572,10 @@ func (u *upload) sendPart(ctx context.Context, p chunk.Part, probing bool) (echo
 		if mode == ChecksumCRC32C {
 			opts.CustomHeader = map[string][]string{"X-Amz-Checksum-Crc32c": {sums.CRC32CBase64()}}
 		}
-		info, err = u.m.s3.PutObjectPart(ctx, u.bucket, u.key, u.uploadID, p.Number, u.body(ctx, p.Section(u.src)), p.Size, opts)
-		return err
+		return u.m.watch(ctx, func(ctx context.Context, watched func(io.Reader) io.Reader) error {
+			info, err = u.m.s3.PutObjectPart(ctx, u.bucket, u.key, u.uploadID, p.Number, watched(u.body(ctx, p.Section(u.src))), p.Size, opts)
+			return err
+		})
 	})
 	if err != nil {
 		return false, &Error{Op: "PutObjectPart", Bucket: u.bucket, Key: u.key, UploadID: u.uploadID, Part: p.Number, Err: err}

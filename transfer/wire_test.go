@@ -27,16 +27,36 @@ type wireServer struct {
 	completeBody func(attempt int, etag string) string // etag: the right multipart ETag
 	completes    int
 	partMD5s     [][]byte
+	stallPart    string // this part's first attempt never answers
+	stalled      bool
+	release      chan struct{} // closed at cleanup: the server cannot see the client give up
+	noMultipart  bool // answer NotImplemented to CreateMultipartUpload, like seed 003's gateway
 }
 
 func (s *wireServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	s.mu.Lock()
+	stall := s.stallPart != "" && q.Get("partNumber") == s.stallPart && !s.stalled
+	s.stalled = s.stalled || stall
+	s.mu.Unlock()
+	if stall { // read nothing, answer nothing: only the client's watchdog ends this
+		select {
+		case <-r.Context().Done():
+		case <-s.release:
+		}
+		return
+	}
 	body, _ := io.ReadAll(r.Body)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
 	case r.Method == http.MethodPost && q.Has("uploads"):
 		s.calls = append(s.calls, "Create")
+		if s.noMultipart {
+			w.WriteHeader(http.StatusNotImplemented)
+			fmt.Fprint(w, `<Error><Code>NotImplemented</Code><Message>A header you provided implies functionality that is not implemented</Message></Error>`)
+			return
+		}
 		fmt.Fprint(w, `<InitiateMultipartUploadResult><Bucket>bkt</Bucket><Key>k</Key><UploadId>up1</UploadId></InitiateMultipartUploadResult>`)
 	case r.Method == http.MethodPut && q.Has("partNumber"):
 		s.calls = append(s.calls, "UploadPart "+q.Get("partNumber"))
@@ -54,6 +74,10 @@ func (s *wireServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.calls = append(s.calls, "Complete")
 		s.completes++
 		fmt.Fprint(w, s.completeBody(s.completes, chunk.MultipartETag(s.partMD5s)))
+	case r.Method == http.MethodPut:
+		s.calls = append(s.calls, "PutObject")
+		sum := md5.Sum(body)
+		w.Header().Set("ETag", `"`+hex.EncodeToString(sum[:])+`"`)
 	case r.Method == http.MethodDelete && q.Has("uploadId"):
 		s.calls = append(s.calls, "Abort")
 		w.WriteHeader(http.StatusNoContent)
@@ -64,13 +88,16 @@ func (s *wireServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (s *wireServer) upload(t *testing.T) (Result, error) {
 	t.Helper()
+	s.release = make(chan struct{})
 	srv := httptest.NewServer(s)
 	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(s.release) }) // runs first
 	core, err := NewClient(ClientConfig{Endpoint: srv.URL, AccessKey: "AKIDTEST", SecretKey: "secret-for-tests", Addressing: AddressingPath})
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := New(core, Config{Concurrency: 1, Retry: RetryPolicy{BaseDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond}})
+	m := New(core, Config{Concurrency: 1, IdleTimeout: 300 * time.Millisecond,
+		Retry: RetryPolicy{BaseDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond}})
 	data := bytes.Repeat([]byte("s3xfer!"), 11<<20/7)
 	return m.UploadReaderAt(context.Background(), "bkt", "k", bytes.NewReader(data), int64(len(data)),
 		UploadOptions{PartSize: 5 << 20, Checksum: ChecksumMD5})
@@ -156,5 +183,34 @@ func TestPermanentPartFailureAborts(t *testing.T) {
 	}
 	if want := "Create, UploadPart 1, UploadPart 2, Abort"; s.callSeq() != want {
 		t.Errorf("calls: %s\nwant:  %s", s.callSeq(), want)
+	}
+}
+
+// A part that stops moving is cut off by the idle watchdog and sent again.
+func TestStalledPartIsRetried(t *testing.T) {
+	s := &wireServer{stallPart: "2", completeBody: func(_ int, etag string) string { return fmt.Sprintf(okComplete, etag) }}
+	if _, err := s.upload(t); err != nil {
+		t.Fatalf("upload with a stalled part: %v (calls: %s)", err, s.callSeq())
+	}
+	if want := "Create, UploadPart 1, UploadPart 2, UploadPart 3, Complete"; s.callSeq() != want {
+		t.Errorf("calls: %s\nwant:  %s (the stalled attempt never reached the handler's log)", s.callSeq(), want)
+	}
+	if !s.stalled {
+		t.Error("part 2 never stalled")
+	}
+}
+
+// A gateway without the multipart API (seed 003) gets the object in one PUT.
+func TestNoMultipartFallsBackToSinglePut(t *testing.T) {
+	s := &wireServer{noMultipart: true}
+	res, err := s.upload(t)
+	if err != nil {
+		t.Fatalf("upload: %v (calls: %s)", err, s.callSeq())
+	}
+	if want := "Create, PutObject"; s.callSeq() != want {
+		t.Errorf("calls: %s\nwant:  %s", s.callSeq(), want)
+	}
+	if res.Parts != 0 || res.Size != 11<<20/7*7 {
+		t.Errorf("result %+v", res)
 	}
 }

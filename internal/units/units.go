@@ -47,7 +47,7 @@ func ParseSize(s string) (int64, error) {
 		return n * mult, nil
 	}
 	f, err := strconv.ParseFloat(t, 64)
-	if err != nil || f < 0 || f*float64(mult) > 1<<62 {
+	if err != nil || !(f >= 0) || f*float64(mult) > 1<<62 { // !(f >= 0) also rejects NaN
 		return 0, fmt.Errorf("size %q: not a size; write a number with an optional unit (B, KiB, MiB, GiB, TiB, or K, M, G, T)", s)
 	}
 	return int64(f * float64(mult)), nil

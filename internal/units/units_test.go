@@ -22,6 +22,9 @@ func TestParseSize(t *testing.T) {
 		{"-1M", 0, true},
 		{"5XB", 0, true},
 		{"99999999999T", 0, true},
+		{"nan", 0, true},
+		{"inf", 0, true},
+		{"NaNMiB", 0, true},
 	}
 	for _, c := range cases {
 		got, err := ParseSize(c.in)
