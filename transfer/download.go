@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -46,6 +47,10 @@ type DownloadOptions struct {
 	// NoRestart fails with ErrSourceChanged, instead of starting over, when the object
 	// changed since the interrupted download or while downloading.
 	NoRestart bool
+	// Checksum ChecksumNone skips the whole-object check, which reads every byte back
+	// (an MD5 costs a CPU core about 1 s per GiB); the size is checked anyway. Any other
+	// value, or empty, checks the object wherever the store gives a whole-object checksum.
+	Checksum Checksum
 }
 
 // Download downloads bucket/key to the file at path. The bytes go into
@@ -383,10 +388,19 @@ func (d *download) adopt(j *resume.Journal, src resume.Source, partial string) (
 	return done, nil
 }
 
-// into fetches every range not done into w, then verifies w if it can read it back.
-// after, if not nil, runs when a range is written, before it counts.
+// into fetches every range not done into w and, if w can be read back, verifies the
+// object as its ranges arrive. after, if not nil, runs when a range is written, before it
+// counts.
 func (d *download) into(ctx context.Context, w io.WriterAt, done []bool, after func(context.Context, chunk.Part) error) (Result, error) {
 	d.m.progress.Report(d.event(Started, nil))
+	kind, h, want := d.objectSum()
+	var v *verifier
+	if r, ok := w.(io.ReaderAt); ok && h != nil {
+		vctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		v = newVerifier(r, h, d.ranges, done)
+		go v.run(vctx)
+	}
 	skip := func(r chunk.Part) bool { return done != nil && done[r.Number-1] }
 	err := d.m.eachPart(ctx, d.ranges, skip, func(ctx context.Context, r chunk.Part) error {
 		if err := d.fetch(ctx, r, w); err != nil {
@@ -400,22 +414,82 @@ func (d *download) into(ctx context.Context, w io.WriterAt, done []bool, after f
 			d.m.failpoint("part-journaled")
 		}
 		d.record(r)
+		if v != nil {
+			v.written(r)
+		}
 		return nil
 	})
 	if err != nil {
 		return Result{}, err
 	}
-	sum := ChecksumNone
-	if ra, ok := w.(io.ReaderAt); ok {
-		sum, err = d.verify(ra)
-		if errors.Is(err, syscall.EBADF) {
-			sum, err = ChecksumNone, nil // a file opened write-only: it cannot be read back
+	if v == nil {
+		return d.result(ChecksumNone), nil
+	}
+	err = <-v.result
+	if errors.Is(err, syscall.EBADF) {
+		return d.result(ChecksumNone), nil // a file opened write-only: it cannot be read back
+	}
+	if err == nil {
+		err = d.check(kind, h, want)
+	}
+	if err != nil {
+		return Result{}, err
+	}
+	return d.result(kind), nil
+}
+
+// verifier hashes the object in order as its ranges are written, reading each back from
+// where it went, so the check overlaps the download instead of following it.
+type verifier struct {
+	r      io.ReaderAt
+	h      hash.Hash
+	ranges []chunk.Part
+	mu     sync.Mutex
+	done   []bool        // by range number - 1
+	kick   chan struct{} // a range was written
+	result chan error    // the outcome once every range is hashed or ctx ends
+}
+
+func newVerifier(r io.ReaderAt, h hash.Hash, ranges []chunk.Part, done []bool) *verifier {
+	v := &verifier{r: r, h: h, ranges: ranges, done: make([]bool, len(ranges)), kick: make(chan struct{}, 1), result: make(chan error, 1)}
+	copy(v.done, done)
+	return v
+}
+
+func (v *verifier) written(r chunk.Part) {
+	v.mu.Lock()
+	v.done[r.Number-1] = true
+	v.mu.Unlock()
+	select {
+	case v.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (v *verifier) isWritten(i int) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.done[i]
+}
+
+func (v *verifier) run(ctx context.Context) {
+	buf := bufPool.Get().(*[]byte)
+	defer bufPool.Put(buf)
+	for i, r := range v.ranges {
+		for !v.isWritten(i) {
+			select {
+			case <-v.kick:
+			case <-ctx.Done():
+				v.result <- ctx.Err()
+				return
+			}
 		}
-		if err != nil {
-			return Result{}, err
+		if _, err := io.CopyBuffer(v.h, r.Section(v.r), *buf); err != nil {
+			v.result <- err
+			return
 		}
 	}
-	return d.result(sum), nil
+	v.result <- nil
 }
 
 func (d *download) record(r chunk.Part) {
@@ -433,7 +507,14 @@ func (d *download) result(sum Checksum) Result {
 // Manager's budget allows (a slot is taken before each goroutine starts). The first
 // failure cancels the rest.
 func (m *Manager) eachPart(ctx context.Context, parts []chunk.Part, skip func(chunk.Part) bool, fn func(context.Context, chunk.Part) error) error {
-	g, gctx := errgroup.WithContext(ctx)
+	// A failing part cancels before it frees its slot, and the loop checks after taking a
+	// slot (Acquire may succeed on a done ctx): no part starts after another has failed.
+	// The first failure is kept: the parts it cancelled report only context.Canceled.
+	ctx2, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var once sync.Once
+	var first error
+	g, gctx := errgroup.WithContext(ctx2)
 	for _, p := range parts {
 		if skip(p) {
 			continue
@@ -441,12 +522,24 @@ func (m *Manager) eachPart(ctx context.Context, parts []chunk.Part, skip func(ch
 		if err := m.sem.Acquire(gctx, 1); err != nil {
 			break // gctx ended: g.Wait reports why
 		}
+		if gctx.Err() != nil {
+			m.sem.Release(1)
+			break
+		}
 		g.Go(func() error {
-			defer m.sem.Release(1)
-			return fn(gctx, p)
+			err := fn(gctx, p)
+			if err != nil {
+				once.Do(func() { first = err })
+				cancel()
+			}
+			m.sem.Release(1)
+			return err
 		})
 	}
 	if err := g.Wait(); err != nil {
+		if first != nil {
+			return first
+		}
 		return err
 	}
 	return ctx.Err()
@@ -508,6 +601,9 @@ func (d *download) get(ctx context.Context, off, n int64, w io.WriterAt, buf []b
 // MD5. It returns ChecksumNone if there is neither.
 func (d *download) objectSum() (Checksum, hash.Hash, string) {
 	info := d.info
+	if d.opts.Checksum == ChecksumNone {
+		return ChecksumNone, nil, ""
+	}
 	multipart := isMultipartETag(info.ETag)
 	full := info.ChecksumMode == "FULL_OBJECT" || (info.ChecksumMode == "" && !multipart)
 	for _, c := range []struct {
@@ -535,20 +631,6 @@ func (d *download) objectSum() (Checksum, hash.Hash, string) {
 func encrypted(h http.Header) bool {
 	sse := h.Get("X-Amz-Server-Side-Encryption")
 	return (sse != "" && sse != "AES256") || h.Get("X-Amz-Server-Side-Encryption-Customer-Algorithm") != ""
-}
-
-// verify reads the object back from r and checks it against the store's checksum.
-func (d *download) verify(r io.ReaderAt) (Checksum, error) {
-	kind, h, want := d.objectSum()
-	if h == nil {
-		return ChecksumNone, nil
-	}
-	buf := bufPool.Get().(*[]byte)
-	defer bufPool.Put(buf)
-	if _, err := io.CopyBuffer(h, io.NewSectionReader(r, 0, d.info.Size), *buf); err != nil {
-		return kind, err
-	}
-	return kind, d.check(kind, h, want)
 }
 
 func (d *download) check(kind Checksum, h hash.Hash, want string) error {
