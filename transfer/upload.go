@@ -635,9 +635,20 @@ func (u *upload) complete(ctx context.Context) (Result, error) {
 	}
 	slices.SortFunc(cps, func(a, b minio.CompletePart) int { return a.PartNumber - b.PartNumber })
 	var info minio.UploadInfo
+	attempts := 0
 	err := u.m.do(ctx, "CompleteMultipartUpload", func(ctx context.Context) error {
+		attempts++
 		var err error
 		info, err = u.m.s3.CompleteMultipartUpload(ctx, u.bucket, u.key, u.uploadID, cps, minio.PutObjectOptions{})
+		if attempts > 1 && isCode(err, "NoSuchUpload") && len(md5s) == len(u.parts) {
+			// An earlier attempt completed the upload but its answer was lost: the object
+			// is ours if it has the ETag our parts give.
+			st, serr := u.m.s3.StatObject(ctx, u.bucket, u.key, minio.StatObjectOptions{})
+			if serr == nil && st.Size == u.size && trimQuotes(st.ETag) == chunk.MultipartETag(md5s) {
+				info = minio.UploadInfo{ETag: trimQuotes(st.ETag), VersionID: st.VersionID, Size: st.Size}
+				return nil
+			}
+		}
 		return err
 	})
 	if err != nil {

@@ -30,7 +30,7 @@ type wireServer struct {
 	stallPart    string // this part's first attempt never answers
 	stalled      bool
 	release      chan struct{} // closed at cleanup: the server cannot see the client give up
-	noMultipart  bool // answer NotImplemented to CreateMultipartUpload, like seed 003's gateway
+	noMultipart  bool          // answer NotImplemented to CreateMultipartUpload, like seed 003's gateway
 }
 
 func (s *wireServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -1,0 +1,258 @@
+package transfer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/s3xfer/s3xfer/resume"
+	"github.com/s3xfer/s3xfer/transfer/transfertest"
+)
+
+// uploadBytes uploads data as "obj" in 5 MiB parts (the smallest S3 allows).
+func uploadBytes(m *Manager, ctx context.Context, data []byte, opts UploadOptions) (Result, error) {
+	if opts.PartSize == 0 {
+		opts.PartSize = 5 * mib
+	}
+	return m.UploadReaderAt(ctx, "bkt", "obj", bytes.NewReader(data), int64(len(data)), opts)
+}
+
+func wantObject(t *testing.T, f *transfertest.Fake, want []byte) {
+	t.Helper()
+	got, _, ok := f.Object("bkt", "obj")
+	if !ok || !bytes.Equal(got, want) {
+		t.Fatalf("object: present %v, %d bytes, equal %v; want %d bytes", ok, len(got), bytes.Equal(got, want), len(want))
+	}
+	if ups := f.Uploads(); len(ups) != 0 {
+		t.Errorf("incomplete uploads left: %+v", ups)
+	}
+}
+
+func wantNoObject(t *testing.T, f *transfertest.Fake) {
+	t.Helper()
+	if _, _, ok := f.Object("bkt", "obj"); ok {
+		t.Error("an object was created")
+	}
+	if ups := f.Uploads(); len(ups) != 0 {
+		t.Errorf("incomplete uploads left: %+v", ups)
+	}
+}
+
+// Part 2 failing permanently: Create, UploadPart 1, UploadPart 2, Abort; nothing else.
+func TestUploadPermanentPartFailureAborts(t *testing.T) {
+	f, m, _ := fakeManager(t, Config{Concurrency: 1})
+	f.Fault = transfertest.OnPart(2, 0, transfertest.Fail(transfertest.S3Error("AccessDenied")))
+	_, err := uploadBytes(m, context.Background(), randomBytes(16*mib), UploadOptions{})
+	var te *Error
+	if !errors.As(err, &te) || te.UploadID == "" || !isCode(err, "AccessDenied") {
+		t.Fatalf("want a transfer.Error carrying the upload ID and AccessDenied, got %v", err)
+	}
+	want := []string{"NewMultipartUpload", "PutObjectPart", "PutObjectPart", "AbortMultipartUpload"}
+	if got := ops(f.Calls()); !slices.Equal(got, want) {
+		t.Errorf("calls %v\nwant  %v", got, want)
+	}
+	wantNoObject(t, f)
+}
+
+// A cancelled ctx stops the upload and aborts it on a fresh ctx.
+func TestUploadCancelledAborts(t *testing.T) {
+	f, m, _ := fakeManager(t, Config{Concurrency: 1})
+	ctx, cancel := context.WithCancel(context.Background())
+	f.After = func(c transfertest.Call) {
+		if c.Op == "PutObjectPart" && c.Part == 2 {
+			cancel()
+		}
+	}
+	_, err := uploadBytes(m, ctx, randomBytes(26*mib), UploadOptions{})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("want context.Canceled, got %v", err)
+	}
+	calls := ops(f.Calls())
+	if calls[len(calls)-1] != "AbortMultipartUpload" || slices.Contains(calls, "CompleteMultipartUpload") {
+		t.Errorf("calls %v: want them to end with an abort and never complete", calls)
+	}
+	wantNoObject(t, f)
+}
+
+// Transient faults everywhere (SlowDown, 500, a reset mid-body, a 200 OK Complete that
+// carries an error, a Complete whose answer is lost) still end in the exact object, and
+// progress counts every byte once.
+func TestUploadSurvivesTransientFaults(t *testing.T) {
+	f, m, ev := fakeManager(t, Config{Concurrency: 4})
+	f.Fault = transfertest.Faults(
+		transfertest.OnPart(1, 2, transfertest.Fail(transfertest.S3Error("SlowDown"))),
+		transfertest.OnPart(2, 1, transfertest.ResetMidBody()),
+		transfertest.OnPart(3, 1, transfertest.Fail(transfertest.S3Error("InternalError"))),
+		transfertest.OnPart(4, 1, transfertest.Fail(transfertest.ConnReset())),
+		transfertest.On("CompleteMultipartUpload", 1, transfertest.CompleteOKWithError()),
+	)
+	data := randomBytes(23 * mib)
+	res, err := uploadBytes(m, context.Background(), data, UploadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantObject(t, f, data)
+	if res.Parts != 5 || res.BytesSent != int64(len(data)) || res.Checksum != ChecksumCRC32C {
+		t.Errorf("result %+v", res)
+	}
+	var last Event
+	for _, e := range ev.list() {
+		if e.Bytes < last.Bytes || e.Bytes > int64(len(data)) {
+			t.Fatalf("progress went from %d to %d bytes of %d", last.Bytes, e.Bytes, len(data))
+		}
+		last = e
+	}
+	if last.Kind != Finished || last.Bytes != int64(len(data)) || last.PartsDone != 5 {
+		t.Errorf("last event %+v", last)
+	}
+}
+
+func TestUploadCompleteAnswerLost(t *testing.T) {
+	f, m, _ := fakeManager(t, Config{Concurrency: 2})
+	f.Fault = transfertest.On("CompleteMultipartUpload", 1, transfertest.LostResponse())
+	data := randomBytes(11 * mib)
+	if _, err := uploadBytes(m, context.Background(), data, UploadOptions{Checksum: ChecksumMD5}); err != nil {
+		t.Fatalf("a Complete that succeeded but whose answer was lost: %v", err)
+	}
+	wantObject(t, f, data)
+}
+
+// Retries give up after the policy's attempts, and the upload is aborted.
+func TestUploadRetriesExhausted(t *testing.T) {
+	f, m, _ := fakeManager(t, Config{Concurrency: 1, Retry: RetryPolicy{Attempts: 3}})
+	f.Fault = transfertest.OnPart(1, 0, transfertest.Fail(transfertest.S3Error("SlowDown")))
+	_, err := uploadBytes(m, context.Background(), randomBytes(11*mib), UploadOptions{Checksum: ChecksumMD5})
+	if !isCode(err, "SlowDown") {
+		t.Fatalf("want SlowDown after the retries, got %v", err)
+	}
+	if n := countOp(f, "PutObjectPart"); n != 3 {
+		t.Errorf("part 1 tried %d times, want 3", n)
+	}
+	wantNoObject(t, f)
+}
+
+// A store that ignores checksum headers: the first upload probes CRC32C on part 1, finds
+// no echo, sends it again with Content-MD5; later uploads use MD5 from the start.
+func TestUploadAutoFallsBackToMD5Once(t *testing.T) {
+	f, m, _ := fakeManager(t, Config{Concurrency: 2})
+	f.IgnoreChecksums = true
+	data := randomBytes(16 * mib)
+	res, err := uploadBytes(m, context.Background(), data, UploadOptions{})
+	if err != nil || res.Checksum != ChecksumMD5 {
+		t.Fatalf("first upload: %v, checksum %q; want md5", err, res.Checksum)
+	}
+	wantObject(t, f, data)
+	if n := countOp(f, "PutObjectPart"); n != 5 {
+		t.Errorf("first upload sent %d parts, want 5 (4 + part 1 again after the probe)", n)
+	}
+	before := countOp(f, "PutObjectPart")
+	if _, err := uploadBytes(m, context.Background(), data, UploadOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := countOp(f, "PutObjectPart") - before; n != 4 {
+		t.Errorf("second upload sent %d parts, want 4: the store's answer should be remembered", n)
+	}
+	// Asking for CRC32C explicitly on such a store fails clearly rather than trusting it.
+	if _, err := uploadBytes(m, context.Background(), data, UploadOptions{Checksum: ChecksumCRC32C}); !errors.Is(err, ErrIntegrity) {
+		t.Errorf("explicit crc32c on a store that ignores it: %v, want ErrIntegrity", err)
+	}
+}
+
+func TestUploadThreshold(t *testing.T) {
+	for _, c := range []struct {
+		size      int
+		multipart bool
+	}{{0, false}, {1, false}, {8*mib - 1, false}, {8 * mib, true}, {8*mib + 1, true}} {
+		f, m, _ := fakeManager(t, Config{})
+		data := randomBytes(c.size)
+		res, err := uploadBytes(m, context.Background(), data, UploadOptions{Threshold: 8 * mib})
+		if err != nil {
+			t.Fatalf("%d bytes: %v", c.size, err)
+		}
+		wantObject(t, f, data)
+		if got := countOp(f, "NewMultipartUpload") == 1; got != c.multipart || (res.Parts > 0) != c.multipart {
+			t.Errorf("%d bytes at an 8 MiB threshold: multipart %v, want %v", c.size, got, c.multipart)
+		}
+	}
+}
+
+func TestUploadObjectAttributes(t *testing.T) {
+	f, m, _ := fakeManager(t, Config{})
+	path := filepath.Join(t.TempDir(), "page.html")
+	os.WriteFile(path, []byte("<p>hi</p>"), 0o644)
+	_, err := m.Upload(context.Background(), "bkt", "obj", path, UploadOptions{
+		Metadata: map[string]string{"owner": "ops"}, CacheControl: "max-age=60", Tagging: map[string]string{"env": "test"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, info, _ := f.Object("bkt", "obj")
+	if !strings.HasPrefix(info.ContentType, "text/html") {
+		t.Errorf("content type %q, want text/html guessed from .html", info.ContentType)
+	}
+	if info.UserMetadata["Owner"] != "ops" && info.UserMetadata["owner"] != "ops" {
+		t.Errorf("metadata %v", info.UserMetadata)
+	}
+}
+
+// A file that changes while it is uploaded is never completed as a mix of versions.
+func TestUploadSourceChangedIsNotCompleted(t *testing.T) {
+	f, m, _ := fakeManager(t, Config{Concurrency: 1})
+	path := filepath.Join(t.TempDir(), "grows.bin")
+	if err := os.WriteFile(path, randomBytes(12*mib), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.After = func(c transfertest.Call) {
+		if c.Op == "PutObjectPart" && c.Part == 1 {
+			fh, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+			fh.Write([]byte("more"))
+			fh.Close()
+		}
+	}
+	_, err := m.Upload(context.Background(), "bkt", "obj", path, UploadOptions{PartSize: 5 * mib})
+	if !errors.Is(err, ErrSourceChanged) {
+		t.Fatalf("want ErrSourceChanged, got %v", err)
+	}
+	wantNoObject(t, f)
+}
+
+// With a journal, a failed upload keeps its parts; the next run sends only the rest.
+func TestUploadResumesFromJournal(t *testing.T) {
+	f, m, ev := fakeManager(t, Config{Concurrency: 1, Journal: &resume.Store{Dir: t.TempDir()}, Endpoint: "fake"})
+	path := filepath.Join(t.TempDir(), "src.bin")
+	data := randomBytes(23 * mib)
+	os.WriteFile(path, data, 0o644)
+	f.Fault = transfertest.OnPart(3, 1, transfertest.Fail(transfertest.S3Error("AccessDenied")))
+	if _, err := m.Upload(context.Background(), "bkt", "obj", path, UploadOptions{PartSize: 5 * mib}); err == nil {
+		t.Fatal("first run: want the injected failure")
+	}
+	if len(f.Uploads()) != 1 {
+		t.Fatalf("the failed upload should stay for a resume; uploads: %v", f.Uploads())
+	}
+	before := len(f.Calls())
+	res, err := m.Upload(context.Background(), "bkt", "obj", path, UploadOptions{PartSize: 5 * mib})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantObject(t, f, data)
+	var resent []int
+	for _, c := range f.Calls()[before:] {
+		if c.Op == "PutObjectPart" {
+			resent = append(resent, c.Part)
+		}
+	}
+	if !slices.Equal(resent, []int{3, 4, 5}) || !res.Resumed || res.BytesSent != int64(len(data))-10*mib {
+		t.Errorf("resume sent parts %v (want [3 4 5]), result %+v", resent, res)
+	}
+	if !slices.ContainsFunc(ev.notices(), func(s string) bool { return strings.Contains(s, "resuming: 2 of 5 parts") }) {
+		t.Errorf("notices %q: want the resume announced", ev.notices())
+	}
+	if ents, _ := os.ReadDir(m.cfg.Journal.Dir); len(ents) != 0 {
+		t.Errorf("journal left after success: %v", ents)
+	}
+}
