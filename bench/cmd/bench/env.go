@@ -83,11 +83,13 @@ func (h *harness) versions(minioBin string) map[string]string {
 			}
 		}
 	}
-	if out, err := exec.Command("git", "-C", filepath.Join(h.bin, ".."), "rev-parse", "--short", "HEAD").Output(); err == nil {
+	if c := os.Getenv("S3XFER_BENCH_COMMIT"); c != "" {
+		v["s3xfer"] = c // a run from an exported tree names its commit
+	} else if out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
 		v["s3xfer"] = strings.TrimSpace(string(out))
-	}
-	if out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
-		v["s3xfer"] = strings.TrimSpace(string(out))
+		if out, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(out) > 0 {
+			v["s3xfer"] += " + uncommitted changes"
+		}
 	}
 	for _, name := range []string{"s3xfer", "s3xferlib"} {
 		if _, err := os.Stat(filepath.Join(h.bin, name)); err != nil {

@@ -134,7 +134,7 @@ type harness struct {
 	set                      Settings
 	seq                      atomic.Int64
 	proxy                    *proxy
-	profileDir               string
+	freeAtStart              int64 // free bytes on the work dir's filesystem after setup
 
 	bigFile, rateFile, resumeFile string
 	dirSums                       map[string]string
@@ -318,6 +318,7 @@ func (h *harness) setup(ctx context.Context, profiling bool) error {
 			return err
 		}
 	}
+	h.freeAtStart = freeBytes(h.work)
 	if has("ratelimit", "resume") {
 		u, _ := url.Parse(h.endpoint)
 		p, err := newProxy(u.Host)
@@ -327,6 +328,29 @@ func (h *harness) setup(ctx context.Context, profiling bool) error {
 		h.proxy = p
 	}
 	return nil
+}
+
+// waitForSpace waits (up to a minute) until the work dir's filesystem, which MinIO's data
+// dir usually shares, has its free space back after a large object was deleted: MinIO
+// purges deleted data in the background, and back-to-back 6 GiB copies would otherwise
+// fill the disk.
+func (h *harness) waitForSpace(size int64) {
+	if h.freeAtStart == 0 || size < gib {
+		return
+	}
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		if free := freeBytes(h.work); free >= h.freeAtStart-size/2 {
+			return
+		}
+	}
+}
+
+func freeBytes(dir string) int64 {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0
+	}
+	return int64(st.Bavail) * st.Bsize
 }
 
 func (h *harness) dataFile(size int64) string {
@@ -506,7 +530,10 @@ func (h *harness) runStep(ctx context.Context, st step) Sample {
 				return verifyObject(ctx, h.mc, dstBucket, j.key, gen{seed: uint64(s.Bytes), size: s.Bytes}, s.Bytes, !h.set.Quick)
 			}
 		}
-		cleanup = func() { removePrefix(ctx, h.mc, dstBucket, j.key) }
+		cleanup = func() {
+			removePrefix(ctx, h.mc, dstBucket, j.key)
+			h.waitForSpace(s.Bytes)
+		}
 	case "files":
 		j.op, j.bucket, j.dir, j.prefix = "dir", dstBucket, filepath.Join(h.work, "files"), "files/"+name+"/"
 		s.Bytes = int64(h.set.Files) * h.set.FileSize

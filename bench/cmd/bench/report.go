@@ -458,11 +458,14 @@ func renderTargets(b *strings.Builder, res *Results, t *table) {
 				aws = append(aws, r)
 			}
 		}
-		speed := func(tool string) float64 {
-			v, _ := ratioToBest(t.find("files", tool, "matched"), aws, runs)
+		speed := func(tool, variant string) float64 {
+			v, _ := ratioToBest(t.find("files", tool, variant), aws, runs)
 			return 1 / v
 		}
-		both("Small files: ≥ 2 × aws cli's speed (its faster variant)", speed(s3xferLib), speed(s3xferCLI), 2, false, 2, "")
+		both("Small files: ≥ 2 × aws cli's speed (its faster variant); s3xfer at "+settingStr(t.find("files", awsCLI, "matched")),
+			speed(s3xferLib, "matched"), speed(s3xferCLI, "matched"), 2, false, 2, "")
+		both("Small files: ≥ 2 × aws cli's speed (its faster variant); s3xfer at its defaults",
+			speed(s3xferLib, "default"), speed(s3xferCLI, "default"), 2, false, 2, "")
 	}
 	if rows := t.scenario("ratelimit"); len(rows) > 0 {
 		e := func(tool, k string) float64 {
