@@ -360,20 +360,6 @@ func b64Sum(h hash.Hash, data []byte) string {
 	return base64.StdEncoding.EncodeToString(h.Sum(nil))
 }
 
-// headerGet looks up key case-insensitively: a caller's CustomHeader map need not be
-// canonical, but a server sees header names case-insensitively.
-func headerGet(h http.Header, key string) string {
-	if v := h.Get(key); v != "" {
-		return v
-	}
-	for k, v := range h {
-		if strings.EqualFold(k, key) && len(v) > 0 {
-			return v[0]
-		}
-	}
-	return ""
-}
-
 // verify checks a body against the digests the request carried and returns the
 // x-amz-checksum-* values it verified, by algorithm. need is the checksum algorithm of
 // the multipart upload the body is a part of, if any.

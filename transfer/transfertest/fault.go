@@ -30,8 +30,9 @@ type Fault struct {
 	// transport failure. Unless Lost is set, the call has no effect on the store.
 	Err error
 	// MidBody makes a call with a body (PutObject, PutObjectPart) consume half of it
-	// before failing with Err: a connection reset mid-upload. On GetObject the returned
-	// body yields half the bytes, then Err unwrapped, as a response body read does.
+	// before failing with Err (ConnReset if Err is nil): a reset mid-upload. On
+	// GetObject the call succeeds and its body yields half the bytes, then Err
+	// unwrapped, as a response body read does.
 	MidBody bool
 	// Lost makes the call take effect before it fails with Err: the server did the work
 	// but its response never arrived (a Complete retried after it is lost meets NoSuchUpload).
