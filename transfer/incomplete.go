@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -29,13 +30,17 @@ func (m *Manager) ListIncomplete(ctx context.Context, bucket, prefix string) ([]
 		var res minio.ListMultipartUploadsResult
 		err := m.do(ctx, "ListMultipartUploads", func(ctx context.Context) error {
 			var err error
-			res, err = m.s3.ListMultipartUploads(ctx, bucket, prefix, keyMarker, idMarker, "", 1000)
+			// MinIO matches the prefix as a whole key ("dir/" finds nothing): filter here.
+			res, err = m.s3.ListMultipartUploads(ctx, bucket, "", keyMarker, idMarker, "", 1000)
 			return err
 		})
 		if err != nil {
 			return nil, &Error{Op: "ListMultipartUploads", Bucket: bucket, Key: prefix, Err: err}
 		}
 		for _, up := range res.Uploads {
+			if !strings.HasPrefix(up.Key, prefix) {
+				continue
+			}
 			inc := Incomplete{Bucket: bucket, Key: up.Key, UploadID: up.UploadID, Initiated: up.Initiated}
 			u := &upload{m: m, bucket: bucket, key: up.Key}
 			parts, err := u.listParts(ctx, up.UploadID)

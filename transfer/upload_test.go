@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/s3xfer/s3xfer/resume"
 	"github.com/s3xfer/s3xfer/transfer/transfertest"
@@ -254,5 +255,31 @@ func TestUploadResumesFromJournal(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(m.cfg.Journal.Dir); len(ents) != 0 {
 		t.Errorf("journal left after success: %v", ents)
+	}
+}
+
+func TestListIncompleteAndCleanup(t *testing.T) {
+	f, m, _ := fakeManager(t, Config{Concurrency: 1})
+	f.Fault = transfertest.OnPart(2, 0, transfertest.Fail(transfertest.S3Error("AccessDenied")))
+	for _, key := range []string{"dir/a", "dir/b", "other"} {
+		m.UploadReaderAt(context.Background(), "bkt", key, bytes.NewReader(randomBytes(11*mib)), 11*mib,
+			UploadOptions{PartSize: 5 * mib, LeaveParts: true})
+	}
+	incs, err := m.ListIncomplete(context.Background(), "bkt", "dir/")
+	if err != nil || len(incs) != 2 || incs[0].Parts != 1 || incs[0].Bytes != 5*mib {
+		t.Fatalf("ListIncomplete(dir/) = %+v, %v; want dir/a and dir/b with 1 part of 5 MiB each", incs, err)
+	}
+	gone, err := m.Cleanup(context.Background(), "bkt", "dir/", 0, true)
+	if err != nil || len(gone) != 2 || len(f.Uploads()) != 3 {
+		t.Fatalf("dry run: %v, %v; %d uploads left, want all 3", gone, err, len(f.Uploads()))
+	}
+	if gone, err = m.Cleanup(context.Background(), "bkt", "dir/", time.Hour, false); err != nil || len(gone) != 0 {
+		t.Fatalf("cleanup of uploads older than an hour took %v, %v", gone, err)
+	}
+	if gone, err = m.Cleanup(context.Background(), "bkt", "dir/", 0, false); err != nil || len(gone) != 2 {
+		t.Fatalf("cleanup: %v, %v", gone, err)
+	}
+	if ups := f.Uploads(); len(ups) != 1 || ups[0].Key != "other" {
+		t.Errorf("left after cleanup of dir/: %+v, want only other", ups)
 	}
 }
