@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
+	"github.com/s3xfer/s3xfer/ratelimit"
 	"github.com/s3xfer/s3xfer/resume"
 	"github.com/s3xfer/s3xfer/transfer/transfertest"
 )
@@ -547,4 +549,65 @@ func TestRealDownload(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestRealDownloadResumesAfterKill SIGKILLs a download (this test binary, re-run as a
+// child) after 3 s, then runs the same download again: it must resume from the journal
+// and end byte-identical.
+func TestRealDownloadResumesAfterKill(t *testing.T) {
+	if os.Getenv("S3XFER_KILL_CHILD") == "1" {
+		killChild(t)
+		return
+	}
+	onStores(t, Config{Concurrency: 4}, func(t *testing.T, s transfertest.Store, m *Manager, bucket string) {
+		ctx := context.Background()
+		data := randomBytes(48 * mib)
+		if _, err := m.UploadReaderAt(ctx, bucket, "k", bytes.NewReader(data), int64(len(data)), UploadOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		journal := &resume.Store{Dir: t.TempDir()}
+		dst := filepath.Join(t.TempDir(), "out")
+		cmd := exec.Command(os.Args[0], "-test.run=^TestRealDownloadResumesAfterKill$")
+		cmd.Env = append(os.Environ(), "S3XFER_KILL_CHILD=1", "S3XFER_KILL_STORE="+s.Name,
+			"S3XFER_KILL_BUCKET="+bucket, "S3XFER_KILL_DST="+dst, "S3XFER_KILL_JOURNAL="+journal.Dir)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(3 * time.Second)
+		cmd.Process.Kill() // SIGKILL
+		cmd.Wait()
+		noFile(t, dst)
+		if _, err := os.Stat(dst + PartialSuffix); err != nil {
+			t.Fatalf("the killed download left no partial file: %v", err)
+		}
+
+		m.cfg.Journal = journal
+		res, err := m.Download(ctx, bucket, "k", dst, DownloadOptions{PartSize: 2 * mib})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(readFile(t, dst), data) {
+			t.Fatal("resumed download differs")
+		}
+		if !res.Resumed || res.BytesSent == 0 || res.BytesSent >= res.Size {
+			t.Fatalf("want a resume that fetched only the rest; result %+v", res)
+		}
+		t.Logf("resumed: %d of %d bytes were left", res.BytesSent, res.Size)
+	})
+}
+
+// killChild is the download TestRealDownloadResumesAfterKill kills: 2 MiB ranges at
+// 8 MiB/s, so it is half done after 3 s.
+func killChild(t *testing.T) {
+	for _, s := range transfertest.RealStores(t) {
+		if s.Name != os.Getenv("S3XFER_KILL_STORE") {
+			continue
+		}
+		m := New(s.Core, Config{Concurrency: 4, Endpoint: s.Endpoint, DownloadLimiter: ratelimit.New(8 * mib),
+			Journal: &resume.Store{Dir: os.Getenv("S3XFER_KILL_JOURNAL")}})
+		_, err := m.Download(context.Background(), os.Getenv("S3XFER_KILL_BUCKET"), "k", os.Getenv("S3XFER_KILL_DST"), DownloadOptions{PartSize: 2 * mib})
+		t.Fatalf("the download should have been killed; it ended with %v", err)
+	}
+	t.Fatal("no such store")
 }
