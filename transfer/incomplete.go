@@ -88,17 +88,20 @@ func (m *Manager) Cleanup(ctx context.Context, bucket, prefix string, olderThan 
 }
 
 // Abort aborts one multipart upload and deletes the journal of this Manager's store
-// that recorded it, if any. An upload already gone is not an error.
+// that recorded it (an upload's or a copy's), if any. An upload already gone is not an
+// error.
 func (m *Manager) Abort(ctx context.Context, bucket, key, uploadID string) error {
-	if m.cfg.Journal != nil {
-		id := resume.ID(resume.Upload, m.dest(bucket, key))
-		if j, err := m.cfg.Journal.Open(id); err == nil {
-			if j.Header().UploadID == uploadID {
-				defer j.Delete()
-			} else {
-				j.Close()
-			}
-		} else if errors.Is(err, resume.ErrLocked) {
+	for _, kind := range []resume.Kind{resume.Upload, resume.Copy} {
+		if m.cfg.Journal == nil {
+			continue
+		}
+		j, err := m.cfg.Journal.Open(resume.ID(kind, m.dest(bucket, key)))
+		switch {
+		case err == nil && j.Header().UploadID == uploadID:
+			defer j.Delete()
+		case err == nil:
+			j.Close()
+		case errors.Is(err, resume.ErrLocked):
 			return fmt.Errorf("upload %s is being driven by another process: %w", uploadID, err)
 		}
 	}
@@ -111,15 +114,23 @@ func (m *Manager) Abort(ctx context.Context, bucket, key, uploadID string) error
 	return nil
 }
 
-// Resume continues the transfer a journal records; the Manager must be for the store the
-// journal names (Config.Endpoint equal to its Endpoint).
+// Resume continues the transfer a journal records (an upload, a copy or a download);
+// the Manager must be for the store the journal names (Config.Endpoint equal to its
+// Endpoint). Options the journal does not record take their defaults: they applied
+// when the transfer began, and only matter again if it must start over.
 func (m *Manager) Resume(ctx context.Context, h resume.Header) (Result, error) {
 	if h.Endpoint != m.cfg.Endpoint {
 		return Result{}, fmt.Errorf("journal is for endpoint %s, not %s", h.Endpoint, m.cfg.Endpoint)
 	}
+	// A journaled upload or copy went in parts: a threshold of 1 keeps it in parts, so it
+	// finds its journal whatever threshold it began with.
 	switch h.Kind {
 	case resume.Upload:
-		return m.Upload(ctx, h.Bucket, h.Key, h.LocalPath, UploadOptions{PartSize: h.PartSize, Checksum: Checksum(h.Checksum)})
+		return m.Upload(ctx, h.Bucket, h.Key, h.LocalPath, UploadOptions{PartSize: h.PartSize, Threshold: 1, Checksum: Checksum(h.Checksum)})
+	case resume.Copy:
+		return m.Copy(ctx, h.Source.Bucket, h.Source.Key, h.Bucket, h.Key, CopyOptions{UploadOptions: UploadOptions{PartSize: h.PartSize, Threshold: 1}})
+	case resume.Download:
+		return m.Download(ctx, h.Bucket, h.Key, h.LocalPath, DownloadOptions{PartSize: h.PartSize})
 	}
 	return Result{}, fmt.Errorf("cannot resume a journal of kind %q", h.Kind)
 }
