@@ -99,6 +99,16 @@ func randomBytes(n int) []byte {
 	return b
 }
 
+// journaled is fakeManager with a journal Store and an object bkt/k of size random
+// bytes; it also returns the Store and a destination path.
+func journaled(t *testing.T, concurrency, size int) (*transfertest.Fake, *Manager, *events, *resume.Store, string) {
+	t.Helper()
+	journal := &resume.Store{Dir: t.TempDir()}
+	f, m, ev := fakeManager(t, Config{Concurrency: concurrency, Journal: journal})
+	putObject(t, f, "k", randomBytes(size))
+	return f, m, ev, journal, filepath.Join(t.TempDir(), "out")
+}
+
 func putObject(t *testing.T, f *transfertest.Fake, key string, data []byte) {
 	t.Helper()
 	sum := md5.Sum(data)
@@ -205,11 +215,9 @@ func replaceOn(f *transfertest.Fake, n int, next []byte) transfertest.Rule {
 }
 
 func TestDownloadRestartsOnceWhenObjectChanges(t *testing.T) {
-	f, m, ev := fakeManager(t, Config{Concurrency: 1, Journal: &resume.Store{Dir: t.TempDir()}})
-	putObject(t, f, "k", randomBytes(500<<10))
+	f, m, ev, _, dst := journaled(t, 1, 500<<10)
 	next := randomBytes(300 << 10)
 	f.Fault = replaceOn(f, 2, next)
-	dst := filepath.Join(t.TempDir(), "out")
 	res, err := m.Download(context.Background(), "bkt", "k", dst, DownloadOptions{PartSize: 100 << 10})
 	if err != nil {
 		t.Fatal(err)
@@ -227,10 +235,8 @@ func TestDownloadRestartsOnceWhenObjectChanges(t *testing.T) {
 }
 
 func TestDownloadFailsWhenObjectChangesTwice(t *testing.T) {
-	f, m, _ := fakeManager(t, Config{Concurrency: 1, Journal: &resume.Store{Dir: t.TempDir()}})
-	putObject(t, f, "k", randomBytes(500<<10))
+	f, m, _, _, dst := journaled(t, 1, 500<<10)
 	f.Fault = transfertest.Faults(replaceOn(f, 2, randomBytes(400<<10)), replaceOn(f, 4, randomBytes(300<<10)))
-	dst := filepath.Join(t.TempDir(), "out")
 	_, err := m.Download(context.Background(), "bkt", "k", dst, DownloadOptions{PartSize: 100 << 10})
 	if !errors.Is(err, ErrSourceChanged) {
 		t.Fatalf("err %v, want ErrSourceChanged", err)
@@ -267,11 +273,8 @@ func failAfter(n int) transfertest.Rule {
 }
 
 func TestDownloadResumesFromJournal(t *testing.T) {
-	journal := &resume.Store{Dir: t.TempDir()}
-	f, m, _ := fakeManager(t, Config{Concurrency: 1, Journal: journal})
-	data := randomBytes(1000 << 10)
-	putObject(t, f, "k", data)
-	dst := filepath.Join(t.TempDir(), "out")
+	f, m, _, journal, dst := journaled(t, 1, 1000<<10)
+	data, _, _ := f.Object("bkt", "k")
 	f.Fault = failAfter(4)
 	if _, err := m.Download(context.Background(), "bkt", "k", dst, DownloadOptions{PartSize: 100 << 10}); err == nil {
 		t.Fatal("the first run should fail")
@@ -309,10 +312,7 @@ func TestDownloadResumesFromJournal(t *testing.T) {
 }
 
 func TestDownloadJournalOfOldVersionStartsOver(t *testing.T) {
-	journal := &resume.Store{Dir: t.TempDir()}
-	f, m, ev := fakeManager(t, Config{Concurrency: 1, Journal: journal})
-	putObject(t, f, "k", randomBytes(500<<10))
-	dst := filepath.Join(t.TempDir(), "out")
+	f, m, ev, _, dst := journaled(t, 1, 500<<10)
 	f.Fault = failAfter(2)
 	if _, err := m.Download(context.Background(), "bkt", "k", dst, DownloadOptions{PartSize: 100 << 10}); err == nil {
 		t.Fatal("the first run should fail")
@@ -408,9 +408,7 @@ func TestDownloadMissingObject(t *testing.T) {
 }
 
 func TestDownloadCancelKeepsPartialWithJournal(t *testing.T) {
-	journal := &resume.Store{Dir: t.TempDir()}
-	f, m, _ := fakeManager(t, Config{Concurrency: 2, Journal: journal})
-	putObject(t, f, "k", randomBytes(500<<10))
+	f, m, _, journal, dst := journaled(t, 2, 500<<10)
 	ctx, cancel := context.WithCancel(context.Background())
 	var gets atomic.Int32
 	f.After = func(c transfertest.Call) {
@@ -418,7 +416,6 @@ func TestDownloadCancelKeepsPartialWithJournal(t *testing.T) {
 			cancel()
 		}
 	}
-	dst := filepath.Join(t.TempDir(), "out")
 	_, err := m.Download(ctx, "bkt", "k", dst, DownloadOptions{PartSize: 100 << 10})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err %v, want context.Canceled", err)
