@@ -285,7 +285,7 @@ func (d *download) stream(ctx context.Context, w io.Writer) (Result, error) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	bufs := newPartBuffers(d.opts.PartSize, d.m.cfg.Concurrency)
+	bufs := newPartBuffers(min(d.opts.PartSize, d.info.Size), d.m.cfg.Concurrency) // no 16 MiB for a small object
 	// The dispatcher starts fetches in order, as buffers come free; the writer below
 	// takes them in the same order. A buffer bounds the slots, so queue never blocks.
 	queue := make(chan *slot, d.m.cfg.Concurrency)
