@@ -2,36 +2,73 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
+	"os"
 	"path"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/s3xfer/s3xfer/chunk"
 	"github.com/s3xfer/s3xfer/internal/units"
-	"github.com/s3xfer/s3xfer/ratelimit"
-	"github.com/s3xfer/s3xfer/resume"
 	"github.com/s3xfer/s3xfer/transfer"
 )
 
-const cpHelp = `Copies a local file to S3. Large files go up in parallel parts, each verified by the
-store (CRC32C or Content-MD5), under an optional bandwidth limit. An interrupted upload
-(Ctrl-C, a crash, a lost network) resumes when the same command runs again.
+const cpHelp = `Copies a file to S3, from S3, or within S3 (server-side), from stdin (-) or to stdout (-);
+with -r, every file of a directory or every object under a prefix. Large files move in
+parallel parts, each verified by the store (CRC32C or Content-MD5), under an optional
+bandwidth limit. An interrupted transfer (Ctrl-C, a crash, a lost network) resumes when the
+same command runs again; --no-resume starts afresh.
+
+A directory job runs every file through one budget: --concurrency requests in flight in all,
+many small files at once and large files in parts. Re-running an interrupted directory job
+skips the files it finished (its journal lists them) and resumes the large file it was in.
 
 Examples:
   s3xfer cp big.iso s3://backups/big.iso --endpoint http://127.0.0.1:9000
   s3xfer cp big.iso s3://backups/ --part-size 64MiB --concurrency 16
-  s3xfer cp big.iso s3://backups/big.iso --limit-rate 32MiB/s
+  s3xfer cp big.iso s3://backups/ --limit-rate 32MiB/s
+  s3xfer cp big.iso s3://backups/ --limit-schedule "08:00,2MiB/s 19:00,off"
+  s3xfer cp s3://backups/big.iso ./big.iso
+  s3xfer cp s3://backups/big.iso s3://archive/2024/big.iso
+  s3xfer cp s3://backups/db.dump - | pg_restore -d db
+  pg_dump db | s3xfer cp - s3://backups/db.dump --part-size 64MiB
+  s3xfer cp -r ./site s3://www/ --exclude '*.tmp' --exclude '.git'
+  s3xfer cp -r s3://www/images/ ./images --include '*.png'
+  s3xfer cp -r s3://www/ s3://www-backup/2024-06-01/
+
+Globs (--include, --exclude) use path.Match syntax on the path relative to the directory or
+prefix, with / as separator; a glob without / also matches any single name in the path, so
+'*.tmp' skips temporary files at any depth and '.git' skips that directory. With --include,
+only matching files are copied; --exclude wins over --include.
 `
 
+// globList is a repeatable flag of glob patterns.
+type globList []string
+
+func (g *globList) String() string { return strings.Join(*g, ",") }
+
+func (g *globList) Set(v string) error {
+	if _, err := path.Match(v, ""); err != nil {
+		return fmt.Errorf("bad glob %q: %v", v, err)
+	}
+	*g = append(*g, v)
+	return nil
+}
+
 type cpFlags struct {
-	store              storeFlags
+	common             commonFlags
+	limits             limitFlags
+	recursive          bool
+	include, exclude   globList
 	partSize           string
 	threshold          string
 	concurrency        int
 	checksum           string
-	limitRate          string
 	contentType        string
 	acl, storageClass  string
 	cacheControl       string
@@ -39,19 +76,21 @@ type cpFlags struct {
 	contentEncoding    string
 	metadata           string
 	tagging            string
-	quiet              bool
-	journalDir         string
+	metadataDirective  string
 	noResume           bool
 	noRestart          bool
 }
 
 func (f *cpFlags) add(fs *flag.FlagSet) {
-	f.store.add(fs)
-	fs.StringVar(&f.partSize, "part-size", "", "part size, e.g. 64MiB or 64M (default 16MiB, grown to fit 10,000 parts)")
-	fs.StringVar(&f.threshold, "threshold", "", "files of at least this size go up in parts (default: the part size)")
-	fs.IntVar(&f.concurrency, "concurrency", transfer.DefaultConcurrency, "requests in flight")
-	fs.StringVar(&f.checksum, "checksum", "auto", "integrity check: auto, crc32c, md5, sha256 or none")
-	fs.StringVar(&f.limitRate, "limit-rate", "", "bandwidth limit, e.g. 32MiB/s, 10M or 80Mbit/s (default: none)")
+	fs.BoolVar(&f.recursive, "r", false, "copy a directory, or every object under a prefix (same as --recursive)")
+	fs.BoolVar(&f.recursive, "recursive", false, "copy a directory, or every object under a prefix")
+	fs.Var(&f.include, "include", "with -r: copy only paths matching this glob (repeatable)")
+	fs.Var(&f.exclude, "exclude", "with -r: skip paths matching this glob (repeatable; wins over --include)")
+	fs.StringVar(&f.partSize, "part-size", "", "part size, 5MiB to 5GiB, e.g. 64MiB or 64M (default: the profile's multipart_chunksize, else 16MiB; grown to fit 10,000 parts)")
+	fs.StringVar(&f.threshold, "threshold", "", "files of at least this size go in parts, up to 5GiB (default: the profile's multipart_threshold, else the part size)")
+	fs.IntVar(&f.concurrency, "concurrency", 0, fmt.Sprintf("requests in flight, 1 to 1024 (default: the profile's max_concurrent_requests, else %d)", transfer.DefaultConcurrency))
+	fs.StringVar(&f.checksum, "checksum", "auto", "integrity check of uploads: auto, crc32c, md5, sha256 or none")
+	f.limits.add(fs)
 	fs.StringVar(&f.contentType, "content-type", "", "Content-Type (default: guessed from the extension)")
 	fs.StringVar(&f.acl, "acl", "", "canned ACL, e.g. private or public-read")
 	fs.StringVar(&f.storageClass, "storage-class", "", "storage class, e.g. STANDARD_IA")
@@ -60,52 +99,166 @@ func (f *cpFlags) add(fs *flag.FlagSet) {
 	fs.StringVar(&f.contentEncoding, "content-encoding", "", "Content-Encoding")
 	fs.StringVar(&f.metadata, "metadata", "", "user metadata, e.g. owner=ops,team=storage")
 	fs.StringVar(&f.tagging, "tagging", "", "object tags, e.g. project=x&env=prod")
-	fs.BoolVar(&f.quiet, "quiet", false, "print nothing but errors")
-	fs.StringVar(&f.journalDir, "journal-dir", "", "where resume journals live (default $XDG_STATE_HOME/s3xfer or ~/.local/state/s3xfer)")
-	fs.BoolVar(&f.noResume, "no-resume", false, "start afresh, aborting an interrupted upload of the same object")
-	fs.BoolVar(&f.noRestart, "no-restart", false, "fail instead of starting over when the source changed since the interrupted upload")
+	fs.StringVar(&f.metadataDirective, "metadata-directive", "", "S3 to S3: COPY the source's metadata or REPLACE it with the flags' (default: REPLACE if a metadata flag is given, else COPY)")
+	fs.BoolVar(&f.noResume, "no-resume", false, "start afresh, aborting an interrupted transfer of the same object")
+	fs.BoolVar(&f.noRestart, "no-restart", false, "fail instead of starting over when the source changed since the interrupted transfer")
+	f.common.add(fs)
 }
 
-// uploadOptions turns the flags into transfer options, checking every value.
-func (f *cpFlags) uploadOptions() (transfer.UploadOptions, error) {
+// cpRun is one cp command with every value checked.
+type cpRun struct {
+	f           *cpFlags
+	e           *env
+	st          settings
+	concurrency int
+	lim         *limiters
+	upload      transfer.UploadOptions
+	download    transfer.DownloadOptions
+	copy        transfer.CopyOptions
+}
+
+func runCp(ctx context.Context, e *env, args []string) error {
+	f := &cpFlags{}
+	fs := newFlagSet(e, "cp", "SOURCE DEST", cpHelp)
+	f.add(fs)
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
+		return usagef("cp takes SOURCE and DEST, got %d arguments; see 's3xfer cp --help'", len(pos))
+	}
+	src, dst := pos[0], pos[1]
+	st, err := f.common.store.resolve(e)
+	if err != nil {
+		return err
+	}
+	c, err := f.check(e, st)
+	if err != nil {
+		return err
+	}
+	switch {
+	case src == "-" && dst == "-":
+		return usagef("cp - - would copy stdin to stdout; give an s3:// URL on one side")
+	case src == "-" || dst == "-":
+		if f.recursive {
+			return usagef("-r copies directories and prefixes, not stdin or stdout")
+		}
+		if src == "-" {
+			return c.fromStdin(ctx, dst)
+		}
+		return c.toStdout(ctx, src)
+	case isS3(src) && isS3(dst):
+		return c.copyObjects(ctx, src, dst)
+	case isS3(src):
+		return c.downloadObjects(ctx, src, dst)
+	case isS3(dst):
+		return c.uploadFiles(ctx, src, dst)
+	}
+	return usagef("neither %s nor %s is an s3:// URL; cp copies to, from or within S3", src, dst)
+}
+
+// check turns the flags and the profile's s3 settings into transfer options, checking
+// every value before anything is read or sent.
+func (f *cpFlags) check(e *env, st settings) (*cpRun, error) {
+	c := &cpRun{f: f, e: e, st: st}
 	var o transfer.UploadOptions
 	var err error
-	if o.PartSize, err = sizeFlag("--part-size", f.partSize); err != nil {
-		return o, err
+	if o.PartSize, err = sizeSetting("--part-size", f.partSize, "multipart_chunksize", st.prof); err != nil {
+		return nil, err
 	}
 	if o.PartSize != 0 && (o.PartSize < chunk.MinPartSize || o.PartSize > chunk.MaxPartSize) {
-		return o, usagef("--part-size %s: S3 parts are 5MiB to 5GiB", f.partSize)
+		return nil, usagef("%s %s is out of range: S3 parts are 5MiB to 5GiB", settingName("--part-size", f.partSize, "multipart_chunksize", st.prof), units.FormatSize(o.PartSize))
 	}
-	if o.Threshold, err = sizeFlag("--threshold", f.threshold); err != nil {
-		return o, err
+	if o.Threshold, err = sizeSetting("--threshold", f.threshold, "multipart_threshold", st.prof); err != nil {
+		return nil, err
 	}
-	if f.threshold != "" && o.Threshold <= 0 {
-		return o, usagef("--threshold %s: must be above zero", f.threshold)
+	if name := settingName("--threshold", f.threshold, "multipart_threshold", st.prof); name != "" && (o.Threshold <= 0 || o.Threshold > chunk.MaxSinglePut) {
+		return nil, usagef("%s %s is out of range: use above 0 and at most 5GiB, the most one PUT may carry", name, units.FormatSize(o.Threshold))
+	}
+	c.concurrency = f.concurrency
+	if c.concurrency == 0 && st.prof.concurrency != "" {
+		if c.concurrency, err = strconv.Atoi(st.prof.concurrency); err != nil {
+			return nil, usagef("max_concurrent_requests %q in %s: not a whole number", st.prof.concurrency, st.prof.source)
+		}
+	}
+	if c.concurrency == 0 {
+		c.concurrency = transfer.DefaultConcurrency
+	}
+	if c.concurrency < 1 || c.concurrency > 1024 {
+		return nil, usagef("%s %d is out of range: use 1 to 1024", settingName("--concurrency", strconv.Itoa(f.concurrency), "max_concurrent_requests", st.prof), c.concurrency)
 	}
 	if o.Checksum, err = transfer.ParseChecksum(f.checksum); err != nil {
-		return o, usagef("--checksum: %v", err)
+		return nil, usagef("--checksum: %s", strings.TrimPrefix(err.Error(), "checksum "))
 	}
 	if o.Metadata, err = pairs("--metadata", f.metadata, ","); err != nil {
-		return o, err
+		return nil, err
 	}
 	if o.Tagging, err = pairs("--tagging", f.tagging, "&"); err != nil {
-		return o, err
+		return nil, err
+	}
+	if c.lim, err = f.limits.build(st.prof.bandwidth, st.prof.source); err != nil {
+		return nil, err
 	}
 	o.NoResume, o.NoRestart = f.noResume, f.noRestart
 	o.ContentType, o.ACL, o.StorageClass = f.contentType, f.acl, f.storageClass
 	o.CacheControl, o.ContentDisposition, o.ContentEncoding = f.cacheControl, f.contentDisposition, f.contentEncoding
-	return o, nil
+	c.upload = o
+	c.download = transfer.DownloadOptions{PartSize: o.PartSize, NoResume: f.noResume, NoRestart: f.noRestart}
+	c.copy = transfer.CopyOptions{UploadOptions: o}
+	switch strings.ToUpper(f.metadataDirective) {
+	case "":
+		c.copy.ReplaceMetadata = f.contentType != "" || f.metadata != "" || f.cacheControl != "" ||
+			f.contentDisposition != "" || f.contentEncoding != ""
+	case "COPY":
+	case "REPLACE":
+		c.copy.ReplaceMetadata = true
+	default:
+		return nil, usagef("--metadata-directive %q: use COPY or REPLACE", f.metadataDirective)
+	}
+	if !f.recursive && (len(f.include) > 0 || len(f.exclude) > 0) {
+		return nil, usagef("--include and --exclude filter the files of -r; add -r or drop them")
+	}
+	return c, nil
 }
 
-func sizeFlag(name, v string) (int64, error) {
+// sizeSetting reads a size from its flag, else from the profile's s3 section.
+func sizeSetting(flagName, flagVal, key string, p profile) (int64, error) {
+	v, name := flagVal, flagName
+	if v == "" {
+		v, name = profileS3(p, key), key+" in "+p.source
+	}
 	if v == "" {
 		return 0, nil
 	}
 	n, err := units.ParseSize(v)
 	if err != nil {
-		return 0, usagef("%s: %v", name, err)
+		return 0, usagef("%s: %s", name, strings.TrimPrefix(err.Error(), "size "))
 	}
 	return n, nil
+}
+
+// settingName names where a value came from: its flag, or the profile; "" if unset.
+func settingName(flagName, flagVal, key string, p profile) string {
+	switch {
+	case flagVal != "" && flagVal != "0":
+		return flagName
+	case profileS3(p, key) != "":
+		return key + " in " + p.source
+	}
+	return ""
+}
+
+func profileS3(p profile, key string) string {
+	switch key {
+	case "multipart_chunksize":
+		return p.partSize
+	case "multipart_threshold":
+		return p.threshold
+	case "max_concurrent_requests":
+		return p.concurrency
+	}
+	return ""
 }
 
 func pairs(name, v, sep string) (map[string]string, error) {
@@ -123,74 +276,209 @@ func pairs(name, v, sep string) (map[string]string, error) {
 	return m, nil
 }
 
-func runCp(ctx context.Context, e *env, args []string) error {
-	var f cpFlags
-	fs := newFlagSet(e, "cp", "SOURCE DEST", cpHelp)
-	f.add(fs)
-	pos, err := parseInterspersed(fs, args)
+func (c *cpRun) open(ctx context.Context, dataOnStdout bool) (*session, error) {
+	return c.f.common.openSession(ctx, c.e, sessionOpts{concurrency: c.concurrency, lim: c.lim, dataOnStdout: dataOnStdout, resolved: &c.st})
+}
+
+// uploadFiles uploads a file, or with -r a directory.
+func (c *cpRun) uploadFiles(ctx context.Context, src, dst string) error {
+	to, err := parseS3URL(dst)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 2 {
-		return usagef("cp takes SOURCE and DEST, got %d arguments; see 's3xfer cp --help'", len(pos))
+	fi, err := os.Stat(src)
+	if err != nil {
+		return localError("source", src, err)
 	}
-	src, dst := pos[0], pos[1]
-	if isS3(src) || !isS3(dst) {
-		return usagef("cp copies a local file to s3://BUCKET/KEY; %s to %s is not supported yet", src, dst)
+	if fi.IsDir() != c.f.recursive {
+		if fi.IsDir() {
+			return usagef("%s is a directory; add -r (--recursive) to copy the files in it", src)
+		}
+		return usagef("-r copies a directory, and %s is a file; drop -r to copy it", src)
 	}
-	if f.concurrency < 1 || f.concurrency > 1024 {
-		return usagef("--concurrency %d: use 1 to 1024", f.concurrency)
+	if c.f.recursive {
+		return c.uploadDir(ctx, src, to)
 	}
-	opts, err := f.uploadOptions()
+	if to.dir() {
+		to.key += filepath.Base(src)
+	}
+	s, err := c.open(ctx, false)
 	if err != nil {
 		return err
 	}
-	rate, err := ratelimit.ParseRate(f.limitRate)
-	if f.limitRate != "" && err != nil {
-		return usagef("--limit-rate: %v", err)
+	defer s.close()
+	start := time.Now()
+	res, err := s.m.Upload(ctx, to.bucket, to.key, src, c.upload)
+	if err != nil {
+		return s.diagnose(ctx, err, to.bucket)
+	}
+	report(s, "upload", src, to.String(), res, time.Since(start))
+	return nil
+}
+
+// downloadObjects downloads an object, or with -r every object under a prefix.
+func (c *cpRun) downloadObjects(ctx context.Context, src, dst string) error {
+	from, err := parseS3URL(src)
+	if err != nil {
+		return err
+	}
+	if c.f.recursive {
+		return c.downloadDir(ctx, from, dst)
+	}
+	if from.dir() {
+		return usagef("%s names a prefix, not an object; add -r to copy every object under it", src)
+	}
+	if fi, err := os.Stat(dst); (err == nil && fi.IsDir()) || strings.HasSuffix(dst, "/") || strings.HasSuffix(dst, string(filepath.Separator)) {
+		dst = filepath.Join(dst, path.Base(from.key))
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return localError("destination directory", filepath.Dir(dst), err)
+	}
+	s, err := c.open(ctx, false)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	start := time.Now()
+	res, err := s.m.Download(ctx, from.bucket, from.key, dst, c.download)
+	if err != nil {
+		return s.diagnose(ctx, err, from.bucket)
+	}
+	report(s, "download", src, dst, res, time.Since(start))
+	return nil
+}
+
+// copyObjects copies an object within the store, or with -r every object under a prefix.
+func (c *cpRun) copyObjects(ctx context.Context, src, dst string) error {
+	from, err := parseS3URL(src)
+	if err != nil {
+		return err
 	}
 	to, err := parseS3URL(dst)
 	if err != nil {
 		return err
 	}
-	if to.key == "" || strings.HasSuffix(to.key, "/") {
-		to.key += path.Base(strings.ReplaceAll(src, "\\", "/"))
+	if c.f.recursive {
+		return c.copyDir(ctx, from, to)
 	}
-	core, endpoint, err := f.store.client(e, f.concurrency)
+	if from.dir() {
+		return usagef("%s names a prefix, not an object; add -r to copy every object under it", src)
+	}
+	if to.dir() {
+		to.key += path.Base(from.key)
+	}
+	s, err := c.open(ctx, false)
 	if err != nil {
 		return err
 	}
-	prog := newProgress(e, f.quiet)
-	defer prog.close()
-	m := transfer.New(core, transfer.Config{
-		Concurrency:   f.concurrency,
-		UploadLimiter: ratelimit.New(rate),
-		Progress:      prog,
-		Endpoint:      endpoint,
-		Journal:       &resume.Store{Dir: f.journalDir},
-		Failpoint:     crashFailpoint(e),
-	})
+	defer s.close()
 	start := time.Now()
-	res, err := m.Upload(ctx, to.bucket, to.key, src, opts)
+	res, err := s.m.Copy(ctx, from.bucket, from.key, to.bucket, to.key, c.copy)
 	if err != nil {
-		return withSkew(ctx, endpoint, err)
+		return s.diagnose(ctx, err, from.bucket)
 	}
-	prog.close()
-	if !f.quiet {
-		el := time.Since(start)
-		fmt.Fprintf(e.stdout, "upload: %s to %s (%s", src, to, units.FormatSize(res.Size))
-		if res.Resumed {
-			fmt.Fprintf(e.stdout, ", resumed: %s sent now", units.FormatSize(res.BytesSent))
-		}
-		fmt.Fprintf(e.stdout, " in %s, %s/s", el.Round(time.Millisecond), units.FormatSize(int64(float64(res.BytesSent)/max(el.Seconds(), 1e-3))))
-		if res.Parts > 0 {
-			fmt.Fprintf(e.stdout, ", %d parts", res.Parts)
-		}
-		if res.Checksum == transfer.ChecksumNone {
-			fmt.Fprintln(e.stdout, ", not verified: --checksum none)")
-		} else {
-			fmt.Fprintf(e.stdout, ", %s verified)\n", res.Checksum)
-		}
-	}
+	report(s, "copy", src, to.String(), res, time.Since(start))
 	return nil
+}
+
+// fromStdin uploads what stdin yields until EOF.
+func (c *cpRun) fromStdin(ctx context.Context, dst string) error {
+	to, err := parseS3URL(dst)
+	if err != nil {
+		return err
+	}
+	if to.dir() {
+		return usagef("%s: name the object to write stdin to, e.g. s3://%s/%sfile", dst, to.bucket, to.key)
+	}
+	c.e.interruptHint = "interrupted; stdin cannot be read again, so nothing is kept: run the command again to start over"
+	s, err := c.open(ctx, false)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	start := time.Now()
+	res, err := s.m.UploadStream(ctx, to.bucket, to.key, c.e.stdin, c.upload)
+	if err != nil {
+		return s.diagnose(ctx, err, to.bucket)
+	}
+	report(s, "upload", "-", to.String(), res, time.Since(start))
+	return nil
+}
+
+// toStdout downloads an object to stdout, in order.
+func (c *cpRun) toStdout(ctx context.Context, src string) error {
+	from, err := parseS3URL(src)
+	if err != nil {
+		return err
+	}
+	if from.dir() {
+		return usagef("%s names a prefix, not an object; stdout takes one object", src)
+	}
+	c.e.interruptHint = "interrupted; a download to stdout cannot resume: run the command again to start over"
+	s, err := c.open(ctx, true)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	start := time.Now()
+	res, err := s.m.DownloadStream(ctx, from.bucket, from.key, c.e.stdout, c.download)
+	if err != nil {
+		return s.diagnose(ctx, err, from.bucket)
+	}
+	report(s, "download", src, "-", res, time.Since(start))
+	return nil
+}
+
+// resultJSON is the final object of a single transfer with --json.
+type resultJSON struct {
+	Event     string  `json:"event"` // "result"
+	OK        bool    `json:"ok"`
+	Op        string  `json:"op"`
+	Src       string  `json:"src"`
+	Dst       string  `json:"dst"`
+	Size      int64   `json:"size"`
+	BytesSent int64   `json:"bytes_sent"`
+	Parts     int     `json:"parts"`
+	Resumed   bool    `json:"resumed"`
+	Checksum  string  `json:"checksum"`
+	ETag      string  `json:"etag,omitempty"`
+	Seconds   float64 `json:"seconds"`
+}
+
+// report prints the outcome of a single transfer, below its finished bar.
+func report(s *session, op, src, dst string, res transfer.Result, el time.Duration) {
+	s.ui.settle()
+	s.ui.emit(resultJSON{Event: "result", OK: true, Op: op, Src: src, Dst: dst, Size: res.Size, BytesSent: res.BytesSent,
+		Parts: res.Parts, Resumed: res.Resumed, Checksum: string(res.Checksum), ETag: res.ETag, Seconds: el.Seconds()})
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %s to %s (%s", op, src, dst, units.FormatSize(res.Size))
+	if res.Resumed {
+		fmt.Fprintf(&b, ", resumed: %s sent now", units.FormatSize(res.BytesSent))
+	}
+	fmt.Fprintf(&b, " in %s, %s/s", el.Round(time.Millisecond), units.FormatSize(int64(float64(res.BytesSent)/max(el.Seconds(), 1e-3))))
+	if res.Parts > 0 {
+		fmt.Fprintf(&b, ", %d parts", res.Parts)
+	}
+	switch {
+	case op == "copy":
+		b.WriteString(", copied within the store)")
+	case res.Checksum != transfer.ChecksumNone:
+		fmt.Fprintf(&b, ", %s verified)", res.Checksum)
+	case op == "download":
+		b.WriteString(", size checked: the store gives no whole-object checksum for it)")
+	default:
+		b.WriteString(", not verified: --checksum none)")
+	}
+	s.ui.say("%s", b.String())
+}
+
+// localError explains a local path that cannot be used.
+func localError(what, p string, err error) error {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%s %s does not exist; check the path", what, p)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("%s %s is not accessible: permission denied", what, p)
+	}
+	return fmt.Errorf("%s %s: %v", what, p, unwrapPath(err))
 }

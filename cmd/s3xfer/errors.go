@@ -12,6 +12,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
+	"github.com/s3xfer/s3xfer/resume"
 	"github.com/s3xfer/s3xfer/transfer"
 )
 
@@ -22,44 +23,71 @@ func explain(err error) string {
 	if errors.As(err, &te) {
 		where = fmt.Sprintf("s3://%s/%s: ", te.Bucket, te.Key)
 	}
+	var le *resume.LockedError
+	if errors.As(err, &le) {
+		who := "another s3xfer"
+		if le.PID > 0 {
+			who = fmt.Sprintf("another s3xfer (process %d)", le.PID)
+		}
+		return fmt.Sprintf("%s is already running this transfer (its journal %s is locked); wait for it to finish or stop it, then run this again", who, le.Path)
+	}
 	var er minio.ErrorResponse
 	if errors.As(err, &er) {
 		switch er.Code {
 		case "NoSuchBucket":
 			return fmt.Sprintf("bucket %q does not exist; create it first (aws s3 mb s3://%s) or check the name", er.BucketName, er.BucketName)
 		case "AccessDenied":
-			return where + "access denied; the credentials lack permission for this bucket or key"
+			return where + "access denied: the credentials lack permission for this bucket or key; check the bucket policy or use other credentials"
 		case "InvalidAccessKeyId":
-			return "the store does not know this access key; check AWS_ACCESS_KEY_ID and the endpoint"
+			return "wrong credentials: the store does not know this access key; check AWS_ACCESS_KEY_ID (or the profile) and the endpoint"
 		case "SignatureDoesNotMatch":
-			return "wrong secret key: the store rejected the request signature; check AWS_SECRET_ACCESS_KEY"
+			return "wrong credentials: the store rejected the request signature, so the secret key is wrong; check AWS_SECRET_ACCESS_KEY (or the profile)"
 		case "RequestTimeTooSkewed":
-			msg := "this machine's clock differs from the store's by more than 15 minutes"
+			msg := "this machine's clock differs too much from the store's (S3 allows 15 minutes)"
 			var cs *clockSkew
 			if errors.As(err, &cs) {
-				msg += fmt.Sprintf(" (ours is %s %s)", cs.d.Abs().Round(time.Second), map[bool]string{true: "ahead", false: "behind"}[cs.d > 0])
+				dir := "behind"
+				if cs.d > 0 {
+					dir = "ahead"
+				}
+				msg = fmt.Sprintf("this machine's clock is %s %s of the store's (S3 allows 15 minutes)", cs.d.Abs().Round(time.Second), dir)
 			}
-			return msg + "; fix the clock (e.g. enable NTP)"
+			return msg + "; fix the clock, e.g. enable NTP (timedatectl set-ntp true)"
 		case "NoSuchKey":
 			return where + "no such object; check the key"
+		case "NoSuchUpload":
+			return where + "no such upload: it was completed or aborted already"
 		case "InvalidBucketName":
 			return fmt.Sprintf("%q is not a valid bucket name: use 3-63 lowercase letters, digits, dots and hyphens", er.BucketName)
+		case "EntityTooSmall":
+			return where + "the store refused a part as too small (EntityTooSmall); use a larger --part-size"
 		}
-		if er.Message != "" {
+		if er.Code != "" && er.Message != "" {
 			return where + er.Code + ": " + er.Message
 		}
 	}
-	var ne net.Error
-	var oe *net.OpError
 	switch {
-	case errors.Is(err, syscall.ECONNREFUSED), errors.As(err, &oe) && oe.Op == "dial":
-		return "cannot reach the endpoint (" + rootCause(err) + "); check --endpoint and that the store is running"
-	case errors.As(err, &ne) && ne.Timeout() && !errors.Is(err, context.DeadlineExceeded):
+	case unreachable(err):
+		return "cannot reach the endpoint (" + rootCause(err) + "); check --endpoint (or AWS_ENDPOINT_URL) and that the store is running"
+	case timedOut(err):
 		return "the store did not answer in time (" + rootCause(err) + "); check the endpoint and the network"
 	case errors.Is(err, context.Canceled):
 		return "interrupted; run the same command again to resume"
 	}
-	return err.Error()
+	return strings.TrimPrefix(err.Error(), "transfer: ")
+}
+
+// unreachable reports an error of connecting to the store: refused, no route, no such host.
+func unreachable(err error) bool {
+	var oe *net.OpError
+	var de *net.DNSError
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) ||
+		errors.Is(err, syscall.ENETUNREACH) || (errors.As(err, &oe) && oe.Op == "dial") || errors.As(err, &de)
+}
+
+func timedOut(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() && !errors.Is(err, context.DeadlineExceeded)
 }
 
 // clockSkew is a RequestTimeTooSkewed error with the skew measured from the store's Date header.
@@ -72,7 +100,8 @@ func (c *clockSkew) Error() string { return c.err.Error() }
 func (c *clockSkew) Unwrap() error { return c.err }
 
 // withSkew measures the clock skew when the store rejected a request for it: one HEAD
-// request to the endpoint, whose Date header gives the store's time.
+// request to the endpoint, whose Date header gives the store's time. The header has whole
+// seconds, so the store's clock is half a second past it on average.
 func withSkew(ctx context.Context, endpoint string, err error) error {
 	var er minio.ErrorResponse
 	if !errors.As(err, &er) || er.Code != "RequestTimeTooSkewed" {
@@ -93,7 +122,7 @@ func withSkew(ctx context.Context, endpoint string, err error) error {
 	if perr != nil {
 		return err
 	}
-	return &clockSkew{d: time.Since(d), err: err}
+	return &clockSkew{d: time.Since(d) - 500*time.Millisecond, err: err}
 }
 
 func rootCause(err error) string {

@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 )
 
 // Exit codes, listed in the help.
@@ -17,10 +20,36 @@ const (
 )
 
 // env is what a command may touch of the process, so tests run commands in-process.
+// A run may change it: redact wraps the outputs, --json sets jsonOut.
 type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	getenv         func(string) string
+
+	jsonOut       io.Writer // --json: where the final result goes, also on failure
+	interruptHint string    // what to say on Ctrl-C instead of "run it again to resume"
+}
+
+// redact passes stderr, and stdout unless it carries data, through a redactor of secrets.
+func (e *env) redact(secrets []string, dataOnStdout bool) {
+	if len(secrets) == 0 {
+		return
+	}
+	wrap := func(w io.Writer) io.Writer {
+		if r, ok := w.(*redactor); ok {
+			for _, s := range secrets {
+				if !slices.Contains(r.secrets, s) {
+					r.secrets = append(r.secrets, s)
+				}
+			}
+			return r
+		}
+		return &redactor{w: w, secrets: secrets}
+	}
+	e.stderr = wrap(e.stderr)
+	if !dataOnStdout {
+		e.stdout = wrap(e.stdout)
+	}
 }
 
 type command struct {
@@ -30,12 +59,16 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"cp", "SOURCE DEST", "copy a file to S3, S3 to a file, or S3 to S3", runCp},
+		{"cp", "SOURCE DEST", "copy files to S3, from S3, within S3, from stdin or to stdout; -r for directories", runCp},
+		{"resume", "[JOURNAL-ID...]", "list interrupted transfers, or resume some (--all: every one)", runResume},
+		{"abort", "JOURNAL-ID | s3://BUCKET/KEY [UPLOAD-ID]", "abort an interrupted upload or copy and delete its journal", runAbort},
+		{"ls-uploads", "s3://BUCKET[/PREFIX]", "list incomplete multipart uploads: key, upload ID, age, parts, bytes", runLsUploads},
+		{"cleanup", "s3://BUCKET[/PREFIX] --older-than AGE", "abort incomplete uploads older than AGE (--dry-run to see which)", runCleanup},
 		{"version", "", "print the version", runVersion},
 	}
 }
 
-// usageError is bad input on the command line: exit code 2.
+// usageError is bad input on the command line or in the configuration: exit code 2.
 type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
@@ -43,7 +76,7 @@ func (e usageError) Error() string { return e.msg }
 func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(format, a...)} }
 
 func run(ctx context.Context, args []string, e *env) int {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
 		if len(args) > 1 {
 			return run(ctx, []string{args[1], "--help"}, e)
 		}
@@ -52,6 +85,9 @@ func run(ctx context.Context, args []string, e *env) int {
 			return exitUsage
 		}
 		return exitOK
+	}
+	if args[0] == "--version" || args[0] == "-version" {
+		args[0] = "version"
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {
@@ -69,16 +105,25 @@ func exitCode(ctx context.Context, e *env, err error) int {
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
-	if ctx.Err() != nil {
-		fmt.Fprintln(e.stderr, "s3xfer: interrupted; what was sent is kept: run the same command again to resume")
-		return exitInterrupted
-	}
-	fmt.Fprintln(e.stderr, "s3xfer: "+explain(err))
+	code, msg := exitFailed, explain(err)
 	var ue usageError
-	if errors.As(err, &ue) {
-		return exitUsage
+	switch {
+	case ctx.Err() != nil:
+		code = exitInterrupted
+		msg = first(e.interruptHint, "interrupted; what was sent is kept: run the same command again to resume")
+	case errors.As(err, &ue):
+		code = exitUsage
 	}
-	return exitFailed
+	if e.jsonOut != nil {
+		json.NewEncoder(e.jsonOut).Encode(struct {
+			Event    string `json:"event"`
+			OK       bool   `json:"ok"`
+			Error    string `json:"error"`
+			ExitCode int    `json:"exit_code"`
+		}{"result", false, msg, code})
+	}
+	fmt.Fprintln(e.stderr, "s3xfer: "+msg)
+	return code
 }
 
 func printUsage(w io.Writer) {
@@ -89,33 +134,51 @@ Usage: s3xfer COMMAND [ARGS] [FLAGS]
 Commands:
 `)
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-11s %s\n", c.name, c.summary)
 	}
 	fmt.Fprint(w, `
 Run 's3xfer COMMAND --help' for a command's flags and examples.
 
-Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN;
-the endpoint from --endpoint or AWS_ENDPOINT_URL.
+Examples:
+  s3xfer cp big.iso s3://backups/                      upload a file (resumes if interrupted)
+  s3xfer cp -r photos/ s3://media/photos/ --exclude '*.tmp'
+  s3xfer cp s3://backups/big.iso .                     download
+  s3xfer cp s3://backups/big.iso s3://archive/big.iso  server-side copy
+  tar c dir | s3xfer cp - s3://backups/dir.tar         upload from stdin
+  s3xfer ls-uploads s3://backups                       what interrupted uploads cost
+  s3xfer cleanup s3://backups --older-than 7d          abort the old ones
+
+Configuration, as the aws cli reads it (a flag beats the environment, which beats the profile):
+  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN   credentials
+  AWS_PROFILE                       profile of ~/.aws/credentials and ~/.aws/config
+                                    (AWS_SHARED_CREDENTIALS_FILE, AWS_CONFIG_FILE move them)
+  AWS_ENDPOINT_URL, AWS_REGION      the store (--endpoint, --region)
+  profile s3 section                multipart_threshold, multipart_chunksize,
+                                    max_concurrent_requests, max_bandwidth, addressing_style
 
 Exit codes:
   0  done
-  1  failed (the message says why)
-  2  bad usage: a flag, an argument or a value is wrong
+  1  failed (the message says why); a directory copy with some files failed
+  2  bad usage or configuration: a flag, an argument, a value or a setting is wrong or missing
   3  interrupted (Ctrl-C, SIGTERM): run the same command again to resume
 `)
 }
 
 // parseInterspersed parses flags anywhere among the positional arguments, as users of
-// aws cli and rclone write them ("cp FILE s3://b/k --part-size 64MiB").
+// aws cli and rclone write them ("cp FILE s3://b/k --part-size 64MiB"). A lone "-" is a
+// positional argument (stdin or stdout); after "--" every argument is positional.
 func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
+	var pos, rest []string
+	if i := slices.Index(args, "--"); i >= 0 {
+		args, rest = args[:i], args[i+1:]
+	}
 	for {
 		if err := fs.Parse(args); err != nil {
 			return nil, err
 		}
 		args = fs.Args()
 		if len(args) == 0 {
-			return pos, nil
+			return append(pos, rest...), nil
 		}
 		pos = append(pos, args[0])
 		args = args[1:]
@@ -124,19 +187,25 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 
 func newFlagSet(e *env, name, args, help string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
+	fs.SetOutput(io.Discard)
 	fs.Usage = func() {
 		fmt.Fprintf(e.stdout, "Usage: s3xfer %s %s [FLAGS]\n\n%s\nFlags:\n", name, args, help)
 		fs.SetOutput(e.stdout)
 		fs.PrintDefaults()
-		fs.SetOutput(e.stderr)
+		fs.SetOutput(io.Discard)
 	}
 	return fs
 }
 
-var version = "dev"
-
-func runVersion(_ context.Context, e *env, args []string) error {
-	fmt.Fprintln(e.stdout, "s3xfer "+version)
-	return nil
+// parseFlags parses args, turning a flag error into a usage error that names the command.
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		msg := err.Error()
+		if f, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {
+			msg = "unknown flag " + f
+		}
+		return nil, usagef("%s: %s; see 's3xfer %s --help'", fs.Name(), msg, fs.Name())
+	}
+	return pos, err
 }

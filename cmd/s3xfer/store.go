@@ -1,52 +1,166 @@
 package main
 
 import (
-	"errors"
 	"flag"
+	"log/slog"
+	"net/url"
+	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/minio/minio-go/v7"
 
+	"github.com/s3xfer/s3xfer/resume"
 	"github.com/s3xfer/s3xfer/transfer"
 )
 
-// storeFlags say how to reach the store; the environment fills what flags leave empty.
+// storeFlags say how to reach the store. Each setting comes from its flag, else the
+// environment, else the profile (settings.resolve).
 type storeFlags struct {
-	endpoint, region, addressing string
-	sigV2                        bool
+	endpoint, region, addressing, profile string
+	sigV2, noSign                         bool
+	maxAttempts                           int
 }
 
 func (s *storeFlags) add(fs *flag.FlagSet) {
-	fs.StringVar(&s.endpoint, "endpoint", "", "store URL, e.g. http://127.0.0.1:9000 (default $AWS_ENDPOINT_URL)")
-	fs.StringVar(&s.region, "region", "", "region (default $AWS_REGION, else us-east-1)")
-	fs.StringVar(&s.addressing, "addressing", "", "bucket addressing: path or virtual (default: path except on AWS)")
+	fs.StringVar(&s.endpoint, "endpoint", "", "store URL, e.g. http://127.0.0.1:9000 (default $AWS_ENDPOINT_URL, the profile's endpoint_url, else AWS)")
+	fs.StringVar(&s.region, "region", "", "region (default $AWS_REGION, the profile's region, else us-east-1)")
+	fs.StringVar(&s.profile, "profile", "", "profile of ~/.aws/credentials and ~/.aws/config (default $AWS_PROFILE, else default)")
+	fs.StringVar(&s.addressing, "addressing", "", "bucket addressing: path, virtual or auto (default: the profile's s3 addressing_style, else auto: path except on AWS)")
 	fs.BoolVar(&s.sigV2, "sigv2", false, "sign with AWS signature version 2 (old Ceph RGW, KS3)")
+	fs.BoolVar(&s.noSign, "no-sign-request", false, "send anonymous requests (public buckets); no credentials needed")
+	fs.IntVar(&s.maxAttempts, "max-attempts", 0, "tries per request, the first included (default $AWS_MAX_ATTEMPTS, the profile's max_attempts, else 6)")
 }
 
-// client builds the store client. It never echoes a secret in an error.
-func (s *storeFlags) client(e *env, concurrency int) (*minio.Core, string, error) {
-	endpoint := first(s.endpoint, e.getenv("AWS_ENDPOINT_URL_S3"), e.getenv("AWS_ENDPOINT_URL"))
-	if endpoint == "" {
-		return nil, "", usagef("no endpoint: give --endpoint URL or set AWS_ENDPOINT_URL")
+// settings is the resolved configuration of a run.
+type settings struct {
+	endpoint, region            string
+	addressing                  transfer.Addressing
+	accessKey, secretKey, token string
+	sigV2, anonymous            bool
+	maxAttempts                 int
+	prof                        profile
+	credErr                     error // no usable credentials: reported when a client is needed
+}
+
+// resolve applies the precedence: flags, then the environment, then the profile.
+// Credentials follow the aws cli: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY win over
+// the profile's, except when --profile names the profile explicitly.
+func (s *storeFlags) resolve(e *env) (settings, error) {
+	prof, err := loadProfile(e, s.profile)
+	if err != nil {
+		return settings{}, err
 	}
-	access, secret := e.getenv("AWS_ACCESS_KEY_ID"), e.getenv("AWS_SECRET_ACCESS_KEY")
-	if access == "" || secret == "" {
-		return nil, "", errors.New("no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+	st := settings{prof: prof, sigV2: s.sigV2, anonymous: s.noSign}
+	st.endpoint = first(s.endpoint, e.getenv("AWS_ENDPOINT_URL_S3"), e.getenv("AWS_ENDPOINT_URL"), prof.endpoint)
+	st.region = first(s.region, e.getenv("AWS_REGION"), e.getenv("AWS_DEFAULT_REGION"), prof.region)
+	if st.endpoint == "" {
+		st.endpoint = "https://s3.amazonaws.com"
+		if st.region != "" && st.region != "us-east-1" {
+			st.endpoint = "https://s3." + st.region + ".amazonaws.com"
+		}
+	}
+	if u, err := url.Parse(st.endpoint); err == nil && u.User != nil {
+		return st, usagef("the endpoint URL holds credentials; give them in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or a profile, never in the URL")
+	}
+	st.endpoint = strings.TrimSuffix(st.endpoint, "/")
+	switch a := strings.ToLower(first(s.addressing, prof.addressing)); a {
+	case "", "auto":
+	case "path", "virtual":
+		st.addressing = transfer.Addressing(a)
+	default:
+		from := "--addressing"
+		if s.addressing == "" {
+			from = "addressing_style in " + prof.source
+		}
+		return st, usagef("%s %q: use path, virtual or auto", from, a)
+	}
+	attempts := first(e.getenv("AWS_MAX_ATTEMPTS"), prof.maxAttempts)
+	st.maxAttempts = s.maxAttempts
+	if st.maxAttempts == 0 && attempts != "" {
+		if st.maxAttempts, err = strconv.Atoi(attempts); err != nil || st.maxAttempts < 1 {
+			return st, usagef("max attempts %q (AWS_MAX_ATTEMPTS or max_attempts in %s): use a whole number of at least 1", attempts, prof.source)
+		}
+	}
+	if st.maxAttempts < 0 || st.maxAttempts > 100 {
+		return st, usagef("--max-attempts %d: use 1 to 100", st.maxAttempts)
+	}
+	if st.anonymous {
+		return st, nil
+	}
+	envKey, envSecret := e.getenv("AWS_ACCESS_KEY_ID"), e.getenv("AWS_SECRET_ACCESS_KEY")
+	switch {
+	case (envKey == "") != (envSecret == ""):
+		missing := "AWS_SECRET_ACCESS_KEY"
+		if envKey == "" {
+			missing = "AWS_ACCESS_KEY_ID"
+		}
+		st.credErr = usagef("incomplete credentials in the environment: %s is not set", missing)
+	case envKey != "" && (s.profile == "" || prof.accessKey == ""):
+		st.accessKey, st.secretKey, st.token = envKey, envSecret, e.getenv("AWS_SESSION_TOKEN")
+	case prof.accessKey != "" && prof.secretKey != "":
+		st.accessKey, st.secretKey, st.token = prof.accessKey, prof.secretKey, prof.sessionToken
+	case prof.accessKey != "" || prof.secretKey != "":
+		st.credErr = usagef("%s has only one of aws_access_key_id and aws_secret_access_key; give both", prof.source)
+	default:
+		st.credErr = usagef("no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE naming a profile in %s (or --no-sign-request for a public bucket)", tildeHome(e, prof.credentialsFile))
+	}
+	return st, nil
+}
+
+// client builds the store client. Its errors never hold a secret.
+func (st settings) client(concurrency int) (*minio.Core, error) {
+	if st.credErr != nil {
+		return nil, st.credErr
 	}
 	core, err := transfer.NewClient(transfer.ClientConfig{
-		Endpoint:     endpoint,
-		AccessKey:    access,
-		SecretKey:    secret,
-		SessionToken: e.getenv("AWS_SESSION_TOKEN"),
-		Region:       first(s.region, e.getenv("AWS_REGION"), e.getenv("AWS_DEFAULT_REGION")),
-		Addressing:   transfer.Addressing(s.addressing),
-		SignatureV2:  s.sigV2,
+		Endpoint:     st.endpoint,
+		AccessKey:    st.accessKey,
+		SecretKey:    st.secretKey,
+		SessionToken: st.token,
+		Region:       st.region,
+		Addressing:   st.addressing,
+		SignatureV2:  st.sigV2,
 		Concurrency:  concurrency,
 	})
 	if err != nil {
-		return nil, "", usageError{err.Error()}
+		return nil, usageError{strings.TrimPrefix(err.Error(), "transfer: ")}
 	}
-	return core, endpoint, nil
+	return core, nil
+}
+
+// secrets returns what must never be printed.
+func (st settings) secrets() []string {
+	var s []string
+	for _, v := range []string{st.secretKey, st.token} {
+		if len(v) >= 4 {
+			s = append(s, v)
+		}
+	}
+	return s
+}
+
+func logger(e *env, verbose bool) *slog.Logger {
+	if !verbose {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// journalStore returns the journal directory: --journal-dir, else $XDG_STATE_HOME/s3xfer,
+// else ~/.local/state/s3xfer (resume.DefaultDir, read through env for tests).
+func journalStore(e *env, dir string) *resume.Store {
+	if dir == "" {
+		base := e.getenv("XDG_STATE_HOME")
+		if !filepath.IsAbs(base) {
+			base = underHome(e, ".local", "state")
+		}
+		if base == "" {
+			return &resume.Store{} // resume.DefaultDir decides, or fails clearly
+		}
+		dir = filepath.Join(base, "s3xfer")
+	}
+	return &resume.Store{Dir: dir}
 }
 
 func first(vals ...string) string {
@@ -63,6 +177,9 @@ type s3URL struct{ bucket, key string }
 
 func (u s3URL) String() string { return "s3://" + u.bucket + "/" + u.key }
 
+// dir reports whether the URL names a "directory": no key, or a key ending in /.
+func (u s3URL) dir() bool { return u.key == "" || strings.HasSuffix(u.key, "/") }
+
 func isS3(arg string) bool { return strings.HasPrefix(arg, "s3://") }
 
 func parseS3URL(arg string) (s3URL, error) {
@@ -78,4 +195,13 @@ func parseS3URL(arg string) (s3URL, error) {
 		return s3URL{}, usagef("key of %q is %d bytes; S3 keys are at most 1024", arg[:40]+"...", len(key))
 	}
 	return s3URL{bucket, key}, nil
+}
+
+// tildeHome writes a path under the home directory as ~/...
+func tildeHome(e *env, path string) string {
+	home := e.getenv("HOME")
+	if rel, err := filepath.Rel(home, path); home != "" && err == nil && filepath.IsLocal(rel) {
+		return "~/" + filepath.ToSlash(rel)
+	}
+	return path
 }

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+
+	"github.com/minio/minio-go/v7"
+
+	"github.com/s3xfer/s3xfer/resume"
+	"github.com/s3xfer/s3xfer/transfer"
+)
+
+// commonFlags are the flags of every command that talks to a store.
+type commonFlags struct {
+	store      storeFlags
+	quiet      bool
+	asJSON     bool
+	verbose    bool
+	journalDir string
+}
+
+func (c *commonFlags) add(fs *flag.FlagSet) {
+	c.store.add(fs)
+	fs.BoolVar(&c.quiet, "quiet", false, "print nothing but errors")
+	fs.BoolVar(&c.asJSON, "json", false, "print one JSON object per line (events, then the result) for scripts")
+	fs.BoolVar(&c.verbose, "verbose", false, "log retries and fallbacks to stderr")
+	fs.StringVar(&c.journalDir, "journal-dir", "", "where resume journals live (default $XDG_STATE_HOME/s3xfer or ~/.local/state/s3xfer)")
+}
+
+// session is what a command needs to talk to a store.
+type session struct {
+	e       *env
+	st      settings
+	core    *minio.Core
+	m       *transfer.Manager
+	ui      *ui
+	journal *resume.Store
+	stop    context.CancelFunc // ends the limit schedule
+}
+
+// sessionOpts are the parts of a session that differ between commands.
+type sessionOpts struct {
+	concurrency  int       // 0: transfer.DefaultConcurrency
+	lim          *limiters // nil: no limits
+	dataOnStdout bool      // stdout carries an object's bytes: results go to stderr, stdout is left alone
+	endpoint     string    // overrides the settings' endpoint (a journal's store)
+	ui           *ui       // reuse this ui (several sessions in one run)
+	resolved     *settings // use these settings instead of resolving them again
+}
+
+// openSession resolves the settings, builds the client and the Manager, and starts the
+// limit schedule. From here on, stderr (and stdout unless it carries data) pass through a
+// redactor of the run's secrets.
+func (c *commonFlags) openSession(ctx context.Context, e *env, o sessionOpts) (*session, error) {
+	var st settings
+	if o.resolved != nil {
+		st = *o.resolved
+	} else {
+		var err error
+		if st, err = c.store.resolve(e); err != nil {
+			return nil, err
+		}
+	}
+	if o.endpoint != "" {
+		st.endpoint = o.endpoint
+	}
+	e.redact(st.secrets(), o.dataOnStdout)
+	s := &session{e: e, st: st, journal: journalStore(e, c.journalDir), ui: o.ui}
+	if s.ui == nil {
+		s.ui = newUI(e, c.quiet, c.asJSON, o.dataOnStdout)
+	}
+	core, err := st.client(max(o.concurrency, transfer.DefaultConcurrency))
+	if err != nil {
+		s.ui.close()
+		return nil, err
+	}
+	s.core = core
+	cfg := transfer.Config{
+		Concurrency: o.concurrency,
+		Progress:    s.ui,
+		Logger:      logger(e, c.verbose),
+		Retry:       transfer.RetryPolicy{Attempts: st.maxAttempts},
+		Endpoint:    st.endpoint,
+		Journal:     s.journal,
+		Failpoint:   crashFailpoint(e),
+	}
+	if o.lim != nil {
+		cfg.UploadLimiter, cfg.DownloadLimiter = o.lim.up, o.lim.down
+		var sctx context.Context
+		sctx, s.stop = context.WithCancel(ctx)
+		go o.lim.run(sctx)
+	}
+	s.m = transfer.New(core, cfg)
+	return s, nil
+}
+
+func (s *session) close() {
+	if s.stop != nil {
+		s.stop()
+	}
+	s.ui.close()
+}
+
+// diagnose makes a store error say what is really wrong. A HEAD request's error has no
+// body, so a wrong key, a wrong secret and a skewed clock all look like AccessDenied, and
+// a missing bucket like a missing key: one more request tells them apart. A clock skew
+// gets its measured size.
+func (s *session) diagnose(ctx context.Context, err error, bucket string) error {
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	var er minio.ErrorResponse
+	if errors.As(err, &er) {
+		switch er.Code {
+		case "AccessDenied":
+			if _, perr := s.core.ListBuckets(ctx); perr != nil {
+				var pr minio.ErrorResponse
+				if errors.As(perr, &pr) && (pr.Code == "InvalidAccessKeyId" || pr.Code == "SignatureDoesNotMatch" || pr.Code == "RequestTimeTooSkewed") {
+					err = perr
+				}
+			}
+		case "NoSuchKey":
+			if ok, berr := s.core.BucketExists(ctx, bucket); berr == nil && !ok {
+				err = fmt.Errorf("%w", minio.ErrorResponse{Code: "NoSuchBucket", BucketName: bucket, StatusCode: 404})
+			}
+		}
+	}
+	return withSkew(ctx, s.st.endpoint, err)
+}
