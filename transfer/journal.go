@@ -58,7 +58,7 @@ func (u *upload) resumeJournal(ctx context.Context) (*Result, error) {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil, nil
 	case errors.Is(err, resume.ErrCorrupt), errors.Is(err, resume.ErrVersion):
-		u.notice("ignoring unusable journal (%v); starting over", err)
+		u.notice("ignoring unusable journal (%v); starting over. Its upload may remain on the store: see s3xfer ls-uploads and s3xfer cleanup", err)
 		return nil, nil
 	case err != nil:
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -102,14 +103,21 @@ func (b *crashBed) crash(key, journalDir, failpoint string, delay time.Duration,
 // source, no journal left, no incomplete upload left.
 func (b *crashBed) finish(key, journalDir string, extra ...string) string {
 	b.t.Helper()
+	out := b.rerun(key, journalDir, extra...)
+	b.checkObject(key)
+	b.checkClean(key, journalDir)
+	return out
+}
+
+// rerun runs the same command again and requires it to succeed.
+func (b *crashBed) rerun(key, journalDir string, extra ...string) string {
+	b.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	out, err := child(ctx, b.env(), b.args(key, journalDir, extra...)...).CombinedOutput()
 	if err != nil {
 		b.t.Fatalf("re-run failed: %v\n%s", err, out)
 	}
-	b.checkObject(key)
-	b.checkClean(key, journalDir)
 	return string(out)
 }
 
@@ -218,13 +226,18 @@ func TestCrashThenJournalDamaged(t *testing.T) {
 		}
 		os.WriteFile(j, data, 0o600)
 		orphans := b.incomplete("corrupt")
-		out := b.finish("corrupt", jd)
-		if !strings.Contains(out, "unusable journal") {
-			t.Errorf("want the corrupt journal named, got:\n%s", out)
+		out := b.rerun("corrupt", jd)
+		if !strings.Contains(out, "unusable journal") || !strings.Contains(out, "ls-uploads") {
+			t.Errorf("want the corrupt journal named and the leftover upload pointed out, got:\n%s", out)
 		}
-		for _, id := range orphans { // its upload ID was unreadable: clean up for the check
+		b.checkObject("corrupt")
+		if left := b.incomplete("corrupt"); !slices.Equal(left, orphans) {
+			t.Errorf("uploads left %v, want just the unreadable journal's %v", left, orphans)
+		}
+		for _, id := range orphans { // its upload ID was unreadable: the user's cleanup does this
 			b.store.Core.AbortMultipartUpload(context.Background(), b.bucket, "corrupt", id)
 		}
+		b.checkClean("corrupt", jd)
 	})
 	t.Run("upload aborted on the server", func(t *testing.T) {
 		b.t = t
