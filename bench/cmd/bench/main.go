@@ -134,7 +134,6 @@ type harness struct {
 	set                      Settings
 	seq                      atomic.Int64
 	proxy                    *proxy
-	freeAtStart              int64 // free bytes on the work dir's filesystem after setup
 
 	bigFile, rateFile, resumeFile string
 	dirSums                       map[string]string
@@ -318,7 +317,6 @@ func (h *harness) setup(ctx context.Context, profiling bool) error {
 			return err
 		}
 	}
-	h.freeAtStart = freeBytes(h.work)
 	if has("ratelimit", "resume") {
 		u, _ := url.Parse(h.endpoint)
 		p, err := newProxy(u.Host)
@@ -330,16 +328,16 @@ func (h *harness) setup(ctx context.Context, profiling bool) error {
 	return nil
 }
 
-// waitForSpace waits (up to a minute) until the work dir's filesystem, which MinIO's data
-// dir usually shares, has its free space back after a large object was deleted: MinIO
+// waitForSpace waits (up to a minute) after a large object was deleted until the work
+// dir's filesystem, which MinIO's data dir usually shares, has that space back: MinIO
 // purges deleted data in the background, and back-to-back 6 GiB copies would otherwise
-// fill the disk.
-func (h *harness) waitForSpace(size int64) {
-	if h.freeAtStart == 0 || size < gib {
+// fill the disk. before is the free space measured before the delete.
+func (h *harness) waitForSpace(before, size int64) {
+	if before == 0 || size < 4*gib {
 		return
 	}
-	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
-		if free := freeBytes(h.work); free >= h.freeAtStart-size/2 {
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+		if freeBytes(h.work) >= before+size*3/4 {
 			return
 		}
 	}
@@ -531,8 +529,9 @@ func (h *harness) runStep(ctx context.Context, st step) Sample {
 			}
 		}
 		cleanup = func() {
+			free := freeBytes(h.work)
 			removePrefix(ctx, h.mc, dstBucket, j.key)
-			h.waitForSpace(s.Bytes)
+			h.waitForSpace(free, s.Bytes)
 		}
 	case "files":
 		j.op, j.bucket, j.dir, j.prefix = "dir", dstBucket, filepath.Join(h.work, "files"), "files/"+name+"/"
