@@ -249,7 +249,7 @@ func (d *download) toFileOnce(ctx context.Context) (Result, error) {
 		return Result{}, err
 	}
 	partial := d.path + PartialSuffix
-	j, done, err := d.openJournal(ctx, partial)
+	j, done, err := d.openJournal(partial)
 	if err != nil {
 		return Result{}, err
 	}
@@ -315,7 +315,7 @@ func (d *download) intoFile(ctx context.Context, partial string, j *resume.Journ
 // openJournal finds the journal of an interrupted download to the same file and returns
 // the ranges it has finished, if it still applies; else it starts a new journal. It
 // returns a nil journal without Config.Journal, and nil done for a fresh start.
-func (d *download) openJournal(ctx context.Context, partial string) (*resume.Journal, []bool, error) {
+func (d *download) openJournal(partial string) (*resume.Journal, []bool, error) {
 	store := d.m.cfg.Journal
 	if store == nil {
 		return nil, nil, nil
@@ -352,7 +352,7 @@ func (d *download) openJournal(ctx context.Context, partial string) (*resume.Jou
 	return j, nil, err
 }
 
-// reason says why a journal cannot be resumed; "" means it can.
+// reason is why a journal cannot be resumed.
 type reason string
 
 func (r reason) Error() string { return string(r) }

@@ -79,6 +79,9 @@ func (s *stream) run(ctx context.Context) (Result, error) {
 		return u.single(ctx)
 	}
 	if err := u.initiate(ctx); err != nil {
+		if isCode(err, "NotImplemented") {
+			err = fmt.Errorf("the store does not support multipart uploads, so a stream must fit in one part; pass a --part-size of up to 5 GiB above its size: %w", err)
+		}
 		return Result{}, err
 	}
 	u.m.progress.Report(u.event(Started, nil))
