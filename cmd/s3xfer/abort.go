@@ -43,6 +43,7 @@ func runAbort(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	f.common.parsed(e)
 	if len(pos) < 1 || len(pos) > 2 {
 		return usagef("abort takes a journal ID, or s3://BUCKET/KEY and an optional upload ID; see 's3xfer abort --help'")
 	}

@@ -35,8 +35,9 @@ func runCleanup(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	f.common.parsed(e)
 	if len(pos) != 1 {
-		return usagef("cleanup takes one s3://BUCKET[/PREFIX], got %d arguments", len(pos))
+		return usagef("cleanup takes one s3://BUCKET[/PREFIX], got %s", plural(len(pos), "argument"))
 	}
 	if f.olderThan == "" {
 		return usagef("cleanup needs --older-than AGE, e.g. --older-than 7d (0s aborts every incomplete upload, running ones too)")

@@ -54,7 +54,7 @@ func (g *globList) String() string { return strings.Join(*g, ",") }
 
 func (g *globList) Set(v string) error {
 	if _, err := path.Match(v, ""); err != nil {
-		return fmt.Errorf("bad glob %q: %v", v, err)
+		return fmt.Errorf("%q is not a glob (%v)", v, err)
 	}
 	*g = append(*g, v)
 	return nil
@@ -125,8 +125,9 @@ func runCp(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	f.common.parsed(e)
 	if len(pos) != 2 {
-		return usagef("cp takes SOURCE and DEST, got %d arguments; see 's3xfer cp --help'", len(pos))
+		return usagef("cp takes SOURCE and DEST, got %s; see 's3xfer cp --help'", plural(len(pos), "argument"))
 	}
 	src, dst := pos[0], pos[1]
 	st, err := f.common.store.resolve(e)

@@ -48,9 +48,9 @@ func explain(err error) string {
 			if errors.As(err, &cs) {
 				dir := "behind"
 				if cs.d > 0 {
-					dir = "ahead"
+					dir = "ahead of"
 				}
-				msg = fmt.Sprintf("this machine's clock is %s %s of the store's (S3 allows 15 minutes)", cs.d.Abs().Round(time.Second), dir)
+				msg = fmt.Sprintf("this machine's clock is %s %s the store's (S3 allows 15 minutes)", cs.d.Abs().Round(time.Second), dir)
 			}
 			return msg + "; fix the clock, e.g. enable NTP (timedatectl set-ntp true)"
 		case "NoSuchKey":
@@ -66,9 +66,12 @@ func explain(err error) string {
 			return where + er.Code + ": " + er.Message
 		}
 	}
+	var ue *unreachableError
 	switch {
+	case errors.As(err, &ue):
+		return "cannot reach the store at " + ue.endpoint + " (" + rootCause(err) + "); check --endpoint (or AWS_ENDPOINT_URL) and that the store is running"
 	case unreachable(err):
-		return "cannot reach the endpoint (" + rootCause(err) + "); check --endpoint (or AWS_ENDPOINT_URL) and that the store is running"
+		return "cannot reach the store (" + rootCause(err) + "); check --endpoint (or AWS_ENDPOINT_URL) and that the store is running"
 	case timedOut(err):
 		return "the store did not answer in time (" + rootCause(err) + "); check the endpoint and the network"
 	case errors.Is(err, context.Canceled):
@@ -76,6 +79,15 @@ func explain(err error) string {
 	}
 	return strings.TrimPrefix(err.Error(), "transfer: ")
 }
+
+// unreachableError is an error of connecting to the store at endpoint.
+type unreachableError struct {
+	endpoint string
+	err      error
+}
+
+func (u *unreachableError) Error() string { return u.endpoint + ": " + u.err.Error() }
+func (u *unreachableError) Unwrap() error { return u.err }
 
 // unreachable reports an error of connecting to the store: refused, no route, no such host.
 func unreachable(err error) bool {

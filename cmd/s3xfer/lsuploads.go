@@ -33,8 +33,9 @@ func runLsUploads(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	f.common.parsed(e)
 	if len(pos) != 1 {
-		return usagef("ls-uploads takes one s3://BUCKET[/PREFIX], got %d arguments", len(pos))
+		return usagef("ls-uploads takes one s3://BUCKET[/PREFIX], got %s", plural(len(pos), "argument"))
 	}
 	at, err := parseS3URL(pos[0])
 	if err != nil {

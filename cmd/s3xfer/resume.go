@@ -50,6 +50,7 @@ func runResume(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	f.common.parsed(e)
 	store := journalStore(e, f.common.journalDir)
 	infos, err := store.List()
 	if err != nil {

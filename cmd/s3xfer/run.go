@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -198,14 +199,35 @@ func newFlagSet(e *env, name, args, help string) *flag.FlagSet {
 }
 
 // parseFlags parses args, turning a flag error into a usage error that names the command.
+// invalidValue matches the flag package's message for a value its Set refused.
+var invalidValue = regexp.MustCompile(`^invalid value ".*" for flag (-\S+): (.*)$`)
+
+// The help goes to stdout for -h only: a flag error is one line.
 func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	help := fs.Usage
+	fs.Usage = func() {}
 	pos, err := parseInterspersed(fs, args)
-	if err != nil && !errors.Is(err, flag.ErrHelp) {
+	fs.Usage = help
+	if errors.Is(err, flag.ErrHelp) {
+		help()
+		return nil, err
+	}
+	if err != nil {
 		msg := err.Error()
 		if f, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {
 			msg = "unknown flag " + f
+		} else if m := invalidValue.FindStringSubmatch(msg); m != nil {
+			msg = "-" + m[1] + ": " + m[2]
 		}
 		return nil, usagef("%s: %s; see 's3xfer %s --help'", fs.Name(), msg, fs.Name())
 	}
 	return pos, err
+}
+
+// plural writes n things: "1 argument", "3 arguments".
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }

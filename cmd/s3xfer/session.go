@@ -21,6 +21,14 @@ type commonFlags struct {
 	journalDir string
 }
 
+// parsed notes --json as soon as the flags are read, so even an early failure ends with
+// a JSON result.
+func (c *commonFlags) parsed(e *env) {
+	if c.asJSON {
+		e.jsonOut = e.stdout
+	}
+}
+
 func (c *commonFlags) add(fs *flag.FlagSet) {
 	c.store.add(fs)
 	fs.BoolVar(&c.quiet, "quiet", false, "print nothing but errors")
@@ -126,6 +134,9 @@ func (s *session) diagnose(ctx context.Context, err error, bucket string) error 
 				err = fmt.Errorf("%w", minio.ErrorResponse{Code: "NoSuchBucket", BucketName: bucket, StatusCode: 404})
 			}
 		}
+	}
+	if unreachable(err) {
+		return &unreachableError{endpoint: s.st.endpoint, err: err}
 	}
 	return withSkew(ctx, s.st.endpoint, err)
 }
