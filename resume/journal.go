@@ -141,6 +141,30 @@ func (s Store) Open(id string) (*Journal, error) {
 	return &Journal{path: path, h: h, f: f, lock: lk, parts: parts}, nil
 }
 
+// Reset replaces the journal's header and forgets its parts, durably and without ever
+// releasing the lock: for a transfer that journals its intent first and learns its
+// upload ID after. It must not run concurrently with other methods of j.
+func (j *Journal) Reset(h Header) error {
+	h.Version = FormatVersion
+	if h.Created.IsZero() {
+		h.Created = time.Now().UTC().Round(0)
+	}
+	line, err := encodeLine(h)
+	if err != nil {
+		return fmt.Errorf("resume: reset %s: %w", j.path, err)
+	}
+	j.wg.Wait() // no flush in flight on the old file
+	f, err := writeHeader(j.path, line)
+	if err != nil {
+		return fmt.Errorf("resume: reset %s: %w", j.path, err)
+	}
+	j.mu.Lock()
+	old := j.f
+	j.f, j.h, j.parts = f, h, map[int]Part{}
+	j.mu.Unlock()
+	return old.Close()
+}
+
 // Header returns the journal's header.
 func (j *Journal) Header() Header { return j.h }
 

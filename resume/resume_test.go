@@ -574,3 +574,33 @@ func TestWriteFailureSticks(t *testing.T) {
 		t.Fatalf("parts %v", got)
 	}
 }
+
+func TestResetKeepsLockAndReplacesHeader(t *testing.T) {
+	s := Store{Dir: t.TempDir()}
+	id := ID(Upload, "http://h/b/k")
+	j, err := s.Create(id, Header{Kind: Upload, Bucket: "b", Key: "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Append(context.Background(), Part{Number: 1, Size: 5, ETag: "e1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Reset(Header{Kind: Upload, Bucket: "b", Key: "k", UploadID: "up-2"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Open(id); !errors.Is(err, ErrLocked) {
+		t.Fatalf("open during Reset's journal: %v, want ErrLocked: the lock must never be released", err)
+	}
+	if err := j.Append(context.Background(), Part{Number: 2, Size: 5, ETag: "e2"}); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	j2, err := s.Open(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j2.Close()
+	if h, parts := j2.Header(), j2.Parts(); h.UploadID != "up-2" || len(parts) != 1 || parts[0].Number != 2 {
+		t.Fatalf("after Reset: header %+v, parts %+v; want up-2 and only part 2", h, parts)
+	}
+}

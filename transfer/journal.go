@@ -181,19 +181,19 @@ func (u *upload) writeJournal(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if u.journal != nil {
-		if err := u.journal.Close(); err != nil {
-			return err
-		}
-	}
-	j, err := u.m.cfg.Journal.Create(u.journalID, resume.Header{
+	h := resume.Header{
 		Kind: u.kind, Endpoint: u.m.cfg.Endpoint, Bucket: u.bucket, Key: u.key, LocalPath: u.source.Path,
 		Source: u.source, UploadID: u.uploadID, PartSize: ps, Size: u.size, Checksum: string(u.mode), Created: time.Now(),
-	})
+	}
+	if u.journal != nil { // the intent: replace it without letting go of the lock
+		err = u.journal.Reset(h)
+	} else {
+		u.journal, err = u.m.cfg.Journal.Create(u.journalID, h)
+	}
 	if err != nil {
 		return err
 	}
-	u.journal = j
+	j := u.journal
 	for i, d := range u.done {
 		if d.etag != "" {
 			if err := j.Append(ctx, u.journalPart(u.parts[i], d)); err != nil {
