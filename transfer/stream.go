@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -80,13 +81,13 @@ func (s *stream) run(ctx context.Context) (Result, error) {
 	}
 	if err := u.initiate(ctx); err != nil {
 		if isCode(err, "NotImplemented") {
-			err = fmt.Errorf("the store does not support multipart uploads, so a stream must fit in one part; pass a --part-size of up to 5 GiB above its size: %w", err)
+			err = fmt.Errorf("the store does not support multipart uploads, so a stream must fit in one part: pass a --part-size larger than the stream (at most 5 GiB): %w", err)
 		}
 		return Result{}, err
 	}
 	u.m.progress.Report(u.event(Started, nil))
 	res, err := s.multipart(ctx, [][]byte{first, second})
-	if err != nil && !u.opts.LeaveParts {
+	if err != nil && (!u.opts.LeaveParts || errors.Is(err, ErrIntegrity)) {
 		u.abort(ctx)
 	}
 	return res, err
