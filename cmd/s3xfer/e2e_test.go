@@ -265,11 +265,13 @@ func sameTree(t *testing.T, want, got string, except func(rel string) bool) {
 // TestE2EDirectory is the check: 300 small files and one 40 MB file, uploaded with
 // cp -r and downloaded back, are identical; --exclude leaves a file out.
 func TestE2EDirectory(t *testing.T) {
-	for _, st := range e2eStores(t) {
+	stores := e2eStores(t)
+	src := filepath.Join(t.TempDir(), "src")
+	makeTree(t, src, 300, 40<<20)
+	for _, st := range stores {
 		t.Run(st.Name, func(t *testing.T) {
 			c := newE2E(t, st)
-			src, back := filepath.Join(t.TempDir(), "src"), filepath.Join(t.TempDir(), "back")
-			makeTree(t, src, 300, 40<<20)
+			back := filepath.Join(t.TempDir(), "back")
 			out := c.ok("cp", "-r", src, c.url("tree"), "--exclude", "*.tmp", "--part-size", "8MiB", "--concurrency", "16")
 			if !strings.Contains(out, "upload: 301 files") {
 				t.Errorf("cp -r output ends:\n%s", tail(out, 3))
