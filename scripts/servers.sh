@@ -97,6 +97,9 @@ _servers_start() {
 	shift 3
 	local up log port pid attempt rc start=$SECONDS
 	up=$(tr '[:lower:]' '[:upper:]' <<<"$name")
+	# The readiness check needs both; without them every start would look like a 60 s timeout.
+	_servers_need curl "apt-get install curl" || return 1
+	_servers_need aws "pip install awscli" || return 1
 	_servers_session
 	_servers_secrets+=("$secret")
 	log=$_servers_dir/$name.log

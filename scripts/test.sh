@@ -7,6 +7,7 @@
 #	scripts/test.sh                        # everything, as CI runs it
 #	scripts/test.sh -run TestUpload ./transfer/   # extra args go to go test (root module only, no bench)
 #	S3XFER_LINT=0 scripts/test.sh ...      # skip gofmt, vet and staticcheck
+#	S3XFER_WITH_MOTO=1 scripts/test.sh     # also test against moto_server
 #
 # Every step runs even when an earlier check failed, so one run reports everything; the exit status is
 # non-zero if any step failed. Only a failed install or server start stops the run early.
@@ -88,7 +89,8 @@ start_stores() {
 	echo "S3XFER_TEST_STORES=$S3XFER_TEST_STORES"
 }
 
-go_test=(go test -race -count=1 -timeout 25m)
+# S3XFER_TEST_TIMEOUT: go test's per-package limit; a hung test fails its package after this long.
+go_test=(go test -race -count=1 -timeout "${S3XFER_TEST_TIMEOUT:-25m}")
 
 if ! step "install tools" scripts/install.sh; then
 	summary
