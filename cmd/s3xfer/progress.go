@@ -151,7 +151,7 @@ func (u *ui) Report(ev transfer.Event) {
 			u.single, u.total = x, max(ev.Size, 0)
 		}
 		if u.mode == modeTerm && x.bar == nil && ev.Size > 0 && (!u.job || ev.Parts > 0) {
-			x.bar = newBar(ev.Size, `{{string . "name"}} {{bar . "[" "=" ">" " " "]"}} {{percent . }} {{counters . }} {{string . "parts"}} {{speed . }} {{rtime . "ETA %s"}}`)
+			x.bar = newBar(ev.Size, `{{string . "name"}} {{bar . "[" "=" ">" " " "]"}} {{percent . }} {{counters . }} {{string . "parts"}} {{speed . "%s/s" "? B/s"}} {{rtime . "ETA %s"}}`)
 			x.bar.Set("name", shorten(ev.Key, 32))
 		}
 	case transfer.PartDone:
@@ -251,7 +251,7 @@ func (u *ui) drawLocked() {
 	var lines []string
 	if u.job {
 		if u.totalBar == nil {
-			u.totalBar = newBar(u.total, `total {{string . "files"}} {{bar . "[" "=" ">" " " "]"}} {{percent . }} {{counters . }} {{speed . }} {{rtime . "ETA %s"}}`)
+			u.totalBar = newBar(u.total, `total {{string . "files"}} {{bar . "[" "=" ">" " " "]"}} {{percent . }} {{counters . }} {{speed . "%s/s" "? B/s"}} {{rtime . "ETA %s"}}`)
 		}
 		u.totalBar.SetTotal(max(u.total, 1)).SetCurrent(u.ackedLocked()).Set("files", fmt.Sprintf("%d/%d files", u.filesDone, u.files))
 		lines = append(lines, u.totalBar.SetWidth(width).String())
@@ -355,7 +355,9 @@ func (u *ui) settle() {
 	if u.mode == modeTerm && (u.job || u.single != nil) {
 		u.drawLocked()
 	}
-	u.drawn, u.single = 0, nil
+	// What is on screen stays: nothing is drawn again until a new transfer starts.
+	u.drawn, u.single, u.job, u.totalBar = 0, nil, false, nil
+	clear(u.live)
 }
 
 // jsonEvent is one transfer event as --json writes it.
