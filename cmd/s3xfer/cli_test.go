@@ -229,3 +229,12 @@ func TestJSONErrorResult(t *testing.T) {
 		t.Errorf("exit %d, stdout %q", code, out)
 	}
 }
+
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		code, out, _ := runCLI(t, "", testEnv(t), args...)
+		if code != 0 || !strings.HasPrefix(out, "s3xfer ") || !strings.Contains(out, "go1.") {
+			t.Errorf("%v: exit %d, %q", args, code, out)
+		}
+	}
+}

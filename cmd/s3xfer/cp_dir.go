@@ -374,10 +374,17 @@ func (c *cpRun) runJob(ctx context.Context, s *session, j *job) error {
 				failed++
 				inARow++
 				s.ui.fileDone(false)
-				s.ui.warn("%s failed: %s", it.src, explain(err))
-				if stopErr == nil && (fatal(err) || inARow >= stopAfter) {
+				switch {
+				case stopErr != nil: // stopping: the reason is said once, at the end
+				case fatal(err):
 					stopErr = err
 					cancel()
+				default:
+					s.ui.warn("%s failed: %s", it.src, explain(err))
+					if inARow >= stopAfter {
+						stopErr = err
+						cancel()
+					}
 				}
 				return nil
 			}
@@ -394,8 +401,12 @@ func (c *cpRun) runJob(ctx context.Context, s *session, j *job) error {
 	el := time.Since(start)
 	res := jobResultJSON{Event: "result", Op: j.op, Src: j.src, Dst: j.dst, Files: len(j.items) + j.skipped,
 		Done: completed + skipped, Skipped: skipped, Failed: failed, Bytes: total, BytesSent: sent, Seconds: el.Seconds()}
-	keep := func() {
-		if jr != nil {
+	keep := func() { // what is done stays listed, for the same command to skip; nothing done, nothing kept
+		switch {
+		case jr == nil:
+		case completed+skipped == 0:
+			jr.Delete()
+		default:
 			jr.Close()
 		}
 	}
