@@ -242,3 +242,13 @@ func TestRealUploadStream(t *testing.T) {
 		}
 	})
 }
+
+func TestDownloadStreamEmptyObject(t *testing.T) {
+	f, m, _ := fakeManager(t, Config{})
+	putObject(t, f, "empty", nil)
+	var w bytes.Buffer
+	res, err := m.DownloadStream(context.Background(), "bkt", "empty", &w, DownloadOptions{})
+	if err != nil || w.Len() != 0 || res.Checksum != ChecksumMD5 || countOp(f, "GetObject") != 0 {
+		t.Fatalf("err %v, %d bytes, result %+v", err, w.Len(), res)
+	}
+}
