@@ -14,6 +14,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 
@@ -384,6 +385,9 @@ func (u *upload) multipart(ctx context.Context) (Result, error) {
 			return u.withoutMultipart(ctx)
 		}
 		if err != nil {
+			if u.journal != nil {
+				u.journal.Close() // the intent stays: the next run cleans up what create may have left
+			}
 			return Result{}, err
 		}
 	}
@@ -460,11 +464,53 @@ func (u *upload) initiate(ctx context.Context) error {
 	if u.mode == ChecksumCRC32C {
 		createOpts.UserMetadata["x-amz-checksum-algorithm"] = "CRC32C"
 	}
-	return u.m.do(ctx, "NewMultipartUpload", func(ctx context.Context) error {
+	start := time.Now()
+	lost := false // an attempt got no answer: the store may have created an upload we never heard of
+	err := u.m.do(ctx, "NewMultipartUpload", func(ctx context.Context) error {
 		var err error
 		u.uploadID, err = u.m.s3.NewMultipartUpload(ctx, u.bucket, u.key, createOpts)
+		var er minio.ErrorResponse
+		lost = lost || (err != nil && !errors.As(err, &er))
 		return err
 	})
+	if err == nil && lost {
+		u.abortStrays(ctx, time.Since(start))
+	}
+	return err
+}
+
+// abortStrays aborts the uploads of this key that a Create whose answer was lost left on
+// the store: empty, and initiated (by the store's clock) at most within the time the
+// retries took before ours. No journal points at them, so nothing else would.
+func (u *upload) abortStrays(ctx context.Context, took time.Duration) {
+	var res minio.ListMultipartUploadsResult
+	err := u.m.do(ctx, "ListMultipartUploads", func(ctx context.Context) error {
+		var err error
+		res, err = u.m.s3.ListMultipartUploads(ctx, u.bucket, u.key, "", "", "", 1000)
+		return err
+	})
+	if err != nil {
+		u.m.log.Warn("cannot look for uploads left by a lost CreateMultipartUpload answer", "err", err)
+		return
+	}
+	var ours time.Time
+	for _, up := range res.Uploads {
+		if up.UploadID == u.uploadID {
+			ours = up.Initiated
+		}
+	}
+	if ours.IsZero() {
+		return
+	}
+	for _, up := range res.Uploads {
+		if up.Key != u.key || up.UploadID == u.uploadID || up.Initiated.After(ours) || up.Initiated.Before(ours.Add(-took-2*time.Second)) {
+			continue
+		}
+		if parts, err := u.listParts(ctx, up.UploadID); err == nil && len(parts) == 0 {
+			u.m.log.Debug("aborting the upload a lost CreateMultipartUpload answer left", "uploadID", up.UploadID)
+			u.abortID(ctx, up.UploadID)
+		}
+	}
 }
 
 // journaling reports whether this transfer keeps a journal: files and copies do.

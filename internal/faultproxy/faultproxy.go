@@ -55,14 +55,14 @@ const (
 	ResetRequest
 	// ResetResponse forwards the request, sends the answer's status, headers and
 	// Action.After bytes of its body, then resets the connection: the store did the work,
-	// the client lost (part of) the answer.
+	// the client lost (part of) the answer. With After 0 nothing of the answer goes out.
 	ResetResponse
 	// StallRequest reads Action.After bytes of the request body, then reads nothing more
 	// and answers nothing until the client gives up or the proxy closes; not forwarded.
 	StallRequest
 	// StallResponse forwards the request, sends the answer's status, headers and
 	// Action.After bytes of its body, then sends nothing more until the client gives up
-	// or the proxy closes.
+	// or the proxy closes. With After 0 nothing of the answer goes out.
 	StallResponse
 )
 
@@ -81,7 +81,8 @@ type Action struct {
 	// Status, Code and Message are the error of Respond (and Code that of CompleteError).
 	Status        int
 	Code, Message string
-	// After is how many body bytes go through before a reset or stall.
+	// After is how many body bytes go through before a reset or stall. For the answer
+	// faults, 0 means before the status line: the answer is lost whole.
 	After int64
 	// Latency delays the request before anything else happens to it.
 	Latency time.Duration
@@ -384,7 +385,7 @@ func (p *Proxy) enter() bool {
 
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !p.enter() {
-		hijackAndReset(w)
+		hijackAndReset(w, false)
 		return
 	}
 	defer p.handlers.Done()
@@ -409,11 +410,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			code, "We encountered an internal error. Please try again.", req.Seq)
 	case ResetRequest:
 		io.CopyN(io.Discard, r.Body, act.After)
-		p.reset(w)
+		p.reset(w, false)
 	case StallRequest:
 		io.CopyN(io.Discard, r.Body, act.After)
 		p.stall(r.Context())
-		p.reset(w)
+		p.reset(w, false)
 	default:
 		p.forward(w, r, req, act)
 	}
@@ -616,25 +617,33 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, req *Request, ac
 	if act.StripChecksums && req.Op != GetObject && strings.Contains(resp.Header.Get("Content-Type"), "xml") {
 		b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 		if err != nil {
-			p.reset(w)
+			p.reset(w, false)
 			return
 		}
 		b = checksumXML.ReplaceAll(b, nil)
 		h.Set("Content-Length", strconv.Itoa(len(b)))
 		body = bytes.NewReader(b)
 	}
+	if act.After == 0 && (act.Fault == ResetResponse || act.Fault == StallResponse) {
+		// The answer is lost whole: not even its status line goes out.
+		if act.Fault == StallResponse {
+			p.stall(r.Context())
+		}
+		p.reset(w, false)
+		return
+	}
 	w.WriteHeader(resp.StatusCode)
 	switch act.Fault {
 	case ResetResponse:
 		io.CopyN(w, body, act.After)
-		p.reset(w)
+		p.reset(w, true)
 	case StallResponse:
 		io.CopyN(w, body, act.After)
 		if f, ok := w.(http.Flusher); ok {
 			f.Flush()
 		}
 		p.stall(r.Context())
-		p.reset(w)
+		p.reset(w, true)
 	default:
 		io.Copy(w, body)
 	}
@@ -691,17 +700,18 @@ func (p *Proxy) outbound(ctx context.Context, r *http.Request, req *Request, act
 	return out, nil
 }
 
-// reset ends the client's connection with a TCP RST (SO_LINGER 0), after flushing what
-// was written so far.
-func (p *Proxy) reset(w http.ResponseWriter) { hijackAndReset(w) }
+// reset ends the client's connection with a TCP RST (SO_LINGER 0). If an answer was
+// begun (answered), what was written of it is flushed first; else no byte of an answer
+// goes out.
+func (p *Proxy) reset(w http.ResponseWriter, answered bool) { hijackAndReset(w, answered) }
 
-func hijackAndReset(w http.ResponseWriter) {
+func hijackAndReset(w http.ResponseWriter, answered bool) {
 	hj, ok := w.(http.Hijacker)
 	if !ok {
 		panic(http.ErrAbortHandler)
 	}
-	if f, ok := w.(http.Flusher); ok {
-		f.Flush()
+	if f, ok := w.(http.Flusher); ok && answered {
+		f.Flush() // Hijack would drop what sits in the response's own buffer
 	}
 	conn, buf, err := hj.Hijack()
 	if err != nil {

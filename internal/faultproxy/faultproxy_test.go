@@ -169,9 +169,10 @@ func TestResetRequestMidBody(t *testing.T) {
 	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {})
 	p := start(t, Config{Target: b.srv.URL, Rule: When(IsOp(UploadPart), 1, Action{Fault: ResetRequest, After: 100 << 10})})
 	c := client()
-	_, _, err := do(t, c, "PUT", p.URL()+"/bkt/k?partNumber=1&uploadId=u", make([]byte, 8<<20), nil)
-	if err == nil {
-		t.Fatal("a reset mid-body succeeded")
+	req, _ := http.NewRequest("PUT", p.URL()+"/bkt/k?partNumber=1&uploadId=u", bytes.NewReader(make([]byte, 8<<20)))
+	if resp, err := c.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("a request reset mid-body got an answer: %s", resp.Status)
 	}
 	if len(b.requests()) != 0 {
 		t.Error("a request reset mid-body reached the store")
@@ -334,5 +335,18 @@ func TestCloseRefusesNewRequests(t *testing.T) {
 	}
 	if err := p.Close(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		t.Errorf("second Close: %v", err)
+	}
+}
+
+func TestResetResponseBeforeStatusLosesTheAnswer(t *testing.T) {
+	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {})
+	p := start(t, Config{Target: b.srv.URL, Rule: Every(Action{Fault: ResetResponse})})
+	req, _ := http.NewRequest("PUT", p.URL()+"/bkt/k?partNumber=1&uploadId=u", bytes.NewReader([]byte("part")))
+	if resp, err := client().Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("a lost answer arrived: %s", resp.Status)
+	}
+	if len(b.requests()) != 1 || string(b.body["/bkt/k"]) != "part" {
+		t.Error("the request did not take effect on the store")
 	}
 }
