@@ -83,13 +83,13 @@ func (l *Limiter) Child(bytesPerSec float64) *Limiter {
 }
 
 // burstFor returns the bucket size, hence the largest slice one wait takes, for a rate.
-// 1/20 s of traffic: a window of T seconds passes at most rate*T + burst, so every 1-second window stays
-// within ~5% of the rate, at any rate (a larger floor would let slow links burst: 32 KiB at 64 KiB/s is a 50%
-// overshoot). At most 1 MiB so concurrent readers interleave finely; at least 512 bytes so waits stay cheap.
-// It never exceeds half a second of traffic, so at very low rates one Read still returns quickly (which keeps
-// HTTP connections alive).
+// 1/50 s of traffic: a window of T seconds passes at most rate*T + burst, so every 1-second window stays
+// within ~2% of the rate at any rate, leaving room for scheduling jitter (a 32 KiB floor would let 64 KiB/s
+// links burst 50%). At most 1 MiB so concurrent readers interleave finely; at least 512 bytes so waits stay
+// cheap. It never exceeds half a second of traffic, so at very low rates one Read still returns quickly (which
+// keeps HTTP connections alive).
 func burstFor(bytesPerSec float64) int64 {
-	b := min(max(bytesPerSec/20, 512), 1<<20)
+	b := min(max(bytesPerSec/50, 512), 1<<20)
 	return int64(max(min(b, bytesPerSec/2), 1))
 }
 

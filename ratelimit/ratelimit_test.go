@@ -170,13 +170,13 @@ func TestNoInitialBurst(t *testing.T) {
 			l.SetRate(1 * MiB)
 			return l
 		}, time.Second},
-		// An idle bucket refills, but only to one burst (1/20 s): the usual token bucket.
+		// An idle bucket refills, but only to one burst (1/50 s): the usual token bucket.
 		{"idle", func(clk *simClock) *ratelimit.Limiter {
 			l := ratelimit.NewWithClock(1*MiB, clk)
 			_ = clk.Sleep(ctx, 10*time.Second)
 			l.SetRate(1 * MiB) // the same rate: keeps what the bucket saved
 			return l
-		}, 950 * time.Millisecond},
+		}, 980 * time.Millisecond},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -263,8 +263,8 @@ func TestSetRateWhileRunning(t *testing.T) {
 	within(t, "rate after lowering", log.between(11*s, 15*s)/4, 256*KiB, 0.03)
 	// Promptly: the second right after each change already runs at the new rate.
 	within(t, "rate in the second after raising", log.between(5*s, 6*s), 4*MiB, 0.05)
-	// Lowering: at most the one slice already read at the old rate (1/20 s of it) passes early.
-	if got := log.between(10*s, 11*s); got > 4*MiB/20+256*KiB*1.05 {
+	// Lowering: at most the one slice already read at the old rate (1/50 s of it) passes early.
+	if got := log.between(10*s, 11*s); got > 4*MiB/50+256*KiB*1.05 {
 		t.Errorf("%.0f bytes in the second after lowering to 256 KiB/s", got)
 	}
 }

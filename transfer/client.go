@@ -91,7 +91,7 @@ func NewClient(cfg ClientConfig) (*minio.Core, error) {
 	return minio.NewCore(u.Host, &minio.Options{
 		Creds:        creds,
 		Secure:       u.Scheme == "https",
-		Transport:    tr,
+		Transport:    activityTransport{tr}, // feeds the Manager's idle watchdog
 		Region:       region,
 		BucketLookup: lookup,
 		MaxRetries:   1, // the Manager retries; stacking minio-go's 10 on top would multiply them

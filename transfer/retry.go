@@ -98,10 +98,11 @@ func retryable(err error) bool {
 // errStalled marks a request that stopped moving bytes and was cut off.
 var errStalled = errors.New("transfer: request stalled")
 
-// do runs call until it succeeds, fails permanently, runs out of attempts, or ctx ends.
+// do runs call until it succeeds, fails permanently, runs out of attempts, or ctx ends;
+// each attempt runs under the idle watchdog.
 func (m *Manager) do(ctx context.Context, what string, call func(ctx context.Context) error) error {
 	for attempt := 1; ; attempt++ {
-		err := call(ctx)
+		err := m.watch(ctx, func(ctx context.Context, _ func(io.Reader) io.Reader) error { return call(ctx) })
 		if err == nil || !retryable(err) || attempt >= m.retry.Attempts {
 			return err
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"time"
 )
 
@@ -11,12 +12,20 @@ import (
 // retried, when Config.IdleTimeout is zero.
 const DefaultIdleTimeout = time.Minute
 
-// watch runs one attempt of a body-carrying request under an idle watchdog: every byte
-// that moves (through the reader that call receives as watched) pushes the deadline back,
-// and a request idle for the Manager's IdleTimeout is cancelled with errStalled, which
-// is retryable. A whole-request timeout would instead cut off slow but healthy transfers
-// at low bandwidth limits.
+// watchdogKey holds, in a request's ctx, the func that tells its watchdog bytes moved.
+type watchdogKey struct{}
+
+// watch runs call under an idle watchdog: every byte that moves pushes the deadline
+// back, and an attempt idle for the Manager's IdleTimeout is cancelled with errStalled,
+// which is retryable. Bytes are seen by the transport NewClient builds (request and
+// response bodies, response headers) and by readers call wraps with watched. Idleness,
+// not duration, is what is limited: a slow but moving transfer at a low bandwidth limit,
+// or a long CompleteMultipartUpload that streams keep-alive whitespace, goes on. A watch
+// inside a watched ctx joins the outer watchdog.
 func (m *Manager) watch(ctx context.Context, call func(ctx context.Context, watched func(io.Reader) io.Reader) error) error {
+	if kick, ok := ctx.Value(watchdogKey{}).(func()); ok {
+		return call(ctx, func(r io.Reader) io.Reader { return &kickReader{r: r, kick: kick} })
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	idle := m.cfg.IdleTimeout
@@ -25,7 +34,8 @@ func (m *Manager) watch(ctx context.Context, call func(ctx context.Context, watc
 	}
 	timer := time.AfterFunc(idle, func() { cancel(errStalled) })
 	defer timer.Stop()
-	err := call(ctx, func(r io.Reader) io.Reader { return &kickReader{r: r, kick: func() { timer.Reset(idle) }} })
+	kick := func() { timer.Reset(idle) }
+	err := call(context.WithValue(ctx, watchdogKey{}, kick), func(r io.Reader) io.Reader { return &kickReader{r: r, kick: kick} })
 	if err != nil && context.Cause(ctx) == errStalled {
 		return fmt.Errorf("%w: no bytes moved for %v", errStalled, idle)
 	}
@@ -48,4 +58,29 @@ func (k *kickReader) Read(p []byte) (int, error) {
 // Seek keeps the body rewindable: minio-go rewinds bodies with Seek.
 func (k *kickReader) Seek(off int64, whence int) (int64, error) {
 	return k.r.(io.Seeker).Seek(off, whence)
+}
+
+// activityTransport tells a watched request's watchdog about every byte it moves.
+type activityTransport struct{ base http.RoundTripper }
+
+func (t activityTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	kick, ok := req.Context().Value(watchdogKey{}).(func())
+	if !ok {
+		return t.base.RoundTrip(req)
+	}
+	if req.Body != nil && req.Body != http.NoBody {
+		req = req.Clone(req.Context()) // a RoundTripper must not change the caller's request
+		req.Body = &kickReadCloser{kickReader{r: req.Body, kick: kick}, req.Body}
+	}
+	resp, err := t.base.RoundTrip(req)
+	if resp != nil {
+		kick()
+		resp.Body = &kickReadCloser{kickReader{r: resp.Body, kick: kick}, resp.Body}
+	}
+	return resp, err
+}
+
+type kickReadCloser struct {
+	kickReader
+	io.Closer
 }

@@ -21,22 +21,24 @@ import (
 // wireServer is just enough S3 for one multipart upload, to test what only the wire shows
 // (through the real minio-go client): completeBody decides Complete's answer per attempt.
 type wireServer struct {
-	mu           sync.Mutex
-	calls        []string
-	partStatus   func(part string) (int, string)       // 0 means 200 OK
-	completeBody func(attempt int, etag string) string // etag: the right multipart ETag
-	completes    int
-	partMD5s     [][]byte
-	stallPart    string // this part's first attempt never answers
-	stalled      bool
-	release      chan struct{} // closed at cleanup: the server cannot see the client give up
-	noMultipart  bool          // answer NotImplemented to CreateMultipartUpload, like seed 003's gateway
+	mu            sync.Mutex
+	calls         []string
+	partStatus    func(part string) (int, string)       // 0 means 200 OK
+	completeBody  func(attempt int, etag string) string // etag: the right multipart ETag
+	completes     int
+	partMD5s      [][]byte
+	stallPart     string // this part's first attempt never answers
+	stallComplete bool   // the first CompleteMultipartUpload never answers
+	stalled       bool
+	release       chan struct{} // closed at cleanup: the server cannot see the client give up
+	noMultipart   bool          // answer NotImplemented to CreateMultipartUpload, like seed 003's gateway
 }
 
 func (s *wireServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	s.mu.Lock()
-	stall := s.stallPart != "" && q.Get("partNumber") == s.stallPart && !s.stalled
+	stall := ((s.stallPart != "" && q.Get("partNumber") == s.stallPart) ||
+		(s.stallComplete && r.Method == http.MethodPost && q.Has("uploadId"))) && !s.stalled
 	s.stalled = s.stalled || stall
 	s.mu.Unlock()
 	if stall { // read nothing, answer nothing: only the client's watchdog ends this
@@ -96,7 +98,7 @@ func (s *wireServer) upload(t *testing.T) (Result, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := New(core, Config{Concurrency: 1, IdleTimeout: 300 * time.Millisecond,
+	m := New(core, Config{Concurrency: 1, IdleTimeout: 1500 * time.Millisecond, // far above hashing a part under -race on a busy machine
 		Retry: RetryPolicy{BaseDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond}})
 	data := bytes.Repeat([]byte("s3xfer!"), 11<<20/7)
 	return m.UploadReaderAt(context.Background(), "bkt", "k", bytes.NewReader(data), int64(len(data)),
@@ -212,5 +214,20 @@ func TestNoMultipartFallsBackToSinglePut(t *testing.T) {
 	}
 	if res.Parts != 0 || res.Size != 11<<20/7*7 {
 		t.Errorf("result %+v", res)
+	}
+}
+
+// A request without a body that gets no answer (here CompleteMultipartUpload) is cut off
+// by the same idle watchdog and retried: no request can hang a transfer.
+func TestStalledCompleteIsRetried(t *testing.T) {
+	s := &wireServer{stallComplete: true, completeBody: func(_ int, etag string) string { return fmt.Sprintf(okComplete, etag) }}
+	if _, err := s.upload(t); err != nil {
+		t.Fatalf("upload with a stalled Complete: %v (calls: %s)", err, s.callSeq())
+	}
+	if !s.stalled {
+		t.Error("Complete never stalled")
+	}
+	if want := "Create, UploadPart 1, UploadPart 2, UploadPart 3, Complete"; s.callSeq() != want {
+		t.Errorf("calls: %s\nwant:  %s (the stalled attempt never reached the handler's log)", s.callSeq(), want)
 	}
 }
