@@ -193,7 +193,12 @@ func (m *Manager) pinned(ctx context.Context, err error, bucket, key, etag strin
 	}
 	changed := er.Code == "PreconditionFailed" || er.StatusCode == http.StatusPreconditionFailed
 	if !changed && ctx.Err() == nil {
-		info, serr := m.s3.StatObject(ctx, bucket, key, minio.StatObjectOptions{})
+		var info minio.ObjectInfo
+		serr := m.watch(ctx, func(ctx context.Context, _ func(io.Reader) io.Reader) error {
+			var err error
+			info, err = m.s3.StatObject(ctx, bucket, key, minio.StatObjectOptions{})
+			return err
+		})
 		changed = isCode(serr, "NoSuchKey") || (serr == nil && trimQuotes(info.ETag) != etag)
 	}
 	if changed {
