@@ -41,10 +41,7 @@ func isCode(err error, code string) bool {
 }
 
 func (u *upload) notice(format string, a ...any) {
-	ev := u.event(Notice, nil)
-	ev.Msg = fmt.Sprintf(format, a...)
-	u.m.log.Info(ev.Msg, "bucket", u.bucket, "key", u.key)
-	u.m.progress.Report(ev)
+	u.m.notice(u.event(Notice, nil), fmt.Sprintf(format, a...))
 }
 
 // resumeJournal looks for the journal of an interrupted upload to the same object and, if

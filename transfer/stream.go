@@ -258,14 +258,18 @@ func (b *partBuffers) get(ctx context.Context) ([]byte, error) {
 func (b *partBuffers) put(buf []byte) { b.free <- buf[:b.size] }
 
 // DownloadStream writes bucket/key to w in order, for a destination that cannot seek:
-// stdout, a pipe, a socket. Ranges of opts.PartSize (zero means chunk.DefaultPartSize)
-// are fetched in parallel, pinned to the object's ETag, into at most Config.Concurrency
-// buffers that are reused, and written out in order as each next one is complete, so
-// memory stays within PartSize × Concurrency whatever the object's size. The bytes are
+// stdout, a pipe, a socket. Ranges of opts.PartSize (zero means StreamPartSize) are
+// fetched in parallel, pinned to the object's ETag, into reused buffers, and written out
+// in order as each next one is complete. Memory stays within StreamMemory (or two
+// ranges, if larger) whatever the object's size: at most Config.Concurrency ranges, and
+// no more than fit the budget, are in flight. The bytes are
 // verified as they pass, as Download verifies them; an integrity failure is reported
 // after they were written, so a consumer must wait for the result. Nothing is journaled,
 // and a changed object fails with ErrSourceChanged.
 func (m *Manager) DownloadStream(ctx context.Context, bucket, key string, w io.Writer, opts DownloadOptions) (Result, error) {
+	if opts.PartSize <= 0 {
+		opts.PartSize = StreamPartSize
+	}
 	d := m.newDownload(bucket, key, opts)
 	return d.run(ctx, func(ctx context.Context) (Result, error) {
 		if err := d.begin(ctx); err != nil {
@@ -274,6 +278,13 @@ func (m *Manager) DownloadStream(ctx context.Context, bucket, key string, w io.W
 		return d.stream(ctx, w)
 	})
 }
+
+// A streamed download's defaults: small ranges, so that enough are in flight to keep the
+// link busy within a budget a pipe's consumer can afford.
+const (
+	StreamPartSize = 4 << 20
+	StreamMemory   = 64 << 20
+)
 
 // slot is one range of a streamed download: its buffer, and the outcome of its fetch.
 type slot struct {
@@ -289,7 +300,8 @@ func (d *download) stream(ctx context.Context, w io.Writer) (Result, error) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	bufs := newPartBuffers(min(d.opts.PartSize, d.info.Size), d.m.cfg.Concurrency) // no 16 MiB for a small object
+	size := max(min(d.opts.PartSize, d.info.Size), 1) // no full range for a small object
+	bufs := newPartBuffers(size, int(max(2, min(int64(d.m.cfg.Concurrency), StreamMemory/size))))
 	// The dispatcher starts fetches in order, as buffers come free; the writer below
 	// takes them in the same order. A buffer bounds the slots, so queue never blocks.
 	queue := make(chan *slot, d.m.cfg.Concurrency)

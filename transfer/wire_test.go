@@ -26,9 +26,9 @@ type wireServer struct {
 	partStatus    func(part string) (int, string)       // 0 means 200 OK
 	completeBody  func(attempt int, etag string) string // etag: the right multipart ETag
 	completes     int
-	partMD5s      [][]byte
-	stallPart     string // this part's first attempt never answers
-	stallComplete bool   // the first CompleteMultipartUpload never answers
+	partMD5s      map[string][]byte // by part number: a retried part replaces its first attempt
+	stallPart     string            // this part's first attempt never answers
+	stallComplete bool              // the first CompleteMultipartUpload never answers
 	stalled       bool
 	release       chan struct{} // closed at cleanup: the server cannot see the client give up
 	noMultipart   bool          // answer NotImplemented to CreateMultipartUpload, like seed 003's gateway
@@ -70,12 +70,19 @@ func (s *wireServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		sum := md5.Sum(body)
-		s.partMD5s = append(s.partMD5s, sum[:])
+		if s.partMD5s == nil {
+			s.partMD5s = map[string][]byte{}
+		}
+		s.partMD5s[q.Get("partNumber")] = sum[:]
 		w.Header().Set("ETag", `"`+hex.EncodeToString(sum[:])+`"`)
 	case r.Method == http.MethodPost && q.Has("uploadId"):
 		s.calls = append(s.calls, "Complete")
 		s.completes++
-		fmt.Fprint(w, s.completeBody(s.completes, chunk.MultipartETag(s.partMD5s)))
+		var md5s [][]byte
+		for n := 1; s.partMD5s[fmt.Sprint(n)] != nil; n++ {
+			md5s = append(md5s, s.partMD5s[fmt.Sprint(n)])
+		}
+		fmt.Fprint(w, s.completeBody(s.completes, chunk.MultipartETag(md5s)))
 	case r.Method == http.MethodPut:
 		s.calls = append(s.calls, "PutObject")
 		sum := md5.Sum(body)
