@@ -352,6 +352,9 @@ func (d *download) openJournal(partial string) (*resume.Journal, []bool, error) 
 			return nil, nil, err
 		}
 	}
+	if len(d.ranges) <= 1 {
+		return nil, nil, nil // one range has nothing to resume: spare the small files of a directory the fsyncs
+	}
 	j, err = store.Create(id, resume.Header{Kind: resume.Download, Endpoint: d.m.cfg.Endpoint, Bucket: d.bucket,
 		Key: d.key, LocalPath: abs, Source: src, PartSize: d.opts.PartSize, Size: d.info.Size, Created: time.Now()})
 	return j, nil, err
