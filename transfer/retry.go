@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -84,6 +85,12 @@ func retryable(err error) bool {
 			http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
 			return true
 		}
+		return false
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		// A local file's error: a full disk, a permission, a read-only file system. The
+		// same request would meet it again. (Its errno would pass for a net.Error below.)
 		return false
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -80,7 +81,9 @@ type Result struct {
 
 // Upload uploads the file at path to bucket/key.
 func (m *Manager) Upload(ctx context.Context, bucket, key, path string, opts UploadOptions) (Result, error) {
-	f, err := os.Open(path)
+	// O_NONBLOCK: opening a named pipe would otherwise wait for a writer, forever. It
+	// changes nothing for a regular file, and anything else is refused below.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return Result{}, sourceError(path, err)
 	}
@@ -150,6 +153,10 @@ type upload struct {
 	sent     atomic.Int64
 	acked    atomic.Int64
 	nDone    atomic.Int32
+
+	// createLost: an attempt of CreateMultipartUpload got no answer, so the store may
+	// hold an upload we never heard of.
+	createLost bool
 }
 
 type donePart struct {
@@ -385,8 +392,12 @@ func (u *upload) multipart(ctx context.Context) (Result, error) {
 			return u.withoutMultipart(ctx)
 		}
 		if err != nil {
-			if u.journal != nil {
-				u.journal.Close() // the intent stays: the next run cleans up what create may have left
+			switch {
+			case u.journal == nil:
+			case u.createLost:
+				u.journal.Close() // the intent stays: the next run aborts what a lost answer created
+			default:
+				u.journal.Delete() // the store refused: it created nothing
 			}
 			return Result{}, err
 		}
@@ -469,10 +480,13 @@ func (u *upload) initiate(ctx context.Context) error {
 	err := u.m.do(ctx, "NewMultipartUpload", func(ctx context.Context) error {
 		var err error
 		u.uploadID, err = u.m.s3.NewMultipartUpload(ctx, u.bucket, u.key, createOpts)
+		// Lost in transit or cut off, not refused: by the store (an S3 error) or before
+		// sending (minio-go's checks of names and sizes, which are not retryable).
 		var er minio.ErrorResponse
-		lost = lost || (err != nil && !errors.As(err, &er))
+		lost = lost || (err != nil && !errors.As(err, &er) && (retryable(err) || ctx.Err() != nil))
 		return err
 	})
+	u.createLost = lost
 	if err == nil && lost {
 		u.abortStrays(ctx, time.Since(start))
 	}
