@@ -551,6 +551,34 @@ func (e *faultEvents) notices() []string {
 	return out
 }
 
+func (e *faultEvents) reset() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.all = nil
+}
+
+// wantCounts checks the PartDone events of one transfer: bytes and parts acknowledged
+// only grow, never pass the totals, and reach them.
+func (e *faultEvents) wantCounts(t *testing.T, size int64, parts int) {
+	t.Helper()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var bytes int64
+	done := 0
+	for _, ev := range e.all {
+		if ev.Kind != PartDone {
+			continue
+		}
+		if ev.Bytes < bytes || ev.PartsDone < done || ev.Bytes > size || ev.PartsDone > parts {
+			t.Fatalf("progress went from %d bytes, %d parts to %d bytes, %d parts (of %d, %d)", bytes, done, ev.Bytes, ev.PartsDone, size, parts)
+		}
+		bytes, done = ev.Bytes, ev.PartsDone
+	}
+	if bytes != size || done != parts {
+		t.Errorf("progress ended at %d bytes, %d parts; want %d, %d", bytes, done, size, parts)
+	}
+}
+
 func (e *faultEvents) count(sub string) int {
 	n := 0
 	for _, m := range e.notices() {
@@ -567,7 +595,8 @@ func (e *faultEvents) count(sub string) int {
 // the second upload sends no CRC32C and no probe.
 func TestQuirkStoreIgnoresChecksums(t *testing.T) {
 	b := newFaultBed(t, faultproxy.Every(faultproxy.Action{StripChecksums: true}))
-	m := b.manager(Config{Concurrency: 4})
+	ev := &faultEvents{}
+	m := b.manager(Config{Concurrency: 4, Progress: ev})
 	ctx := bounded(t)
 	crcParts := func() (crc, all int, part1 int) {
 		for _, r := range b.records(faultproxy.UploadPart) {
@@ -588,6 +617,7 @@ func TestQuirkStoreIgnoresChecksums(t *testing.T) {
 		data := fpBytes(16*fpMiB, uint64(10+i))
 		key := fmt.Sprintf("ignores-%d", i)
 		b.proxy.Reset()
+		ev.reset()
 		res, err := m.Upload(ctx, b.bucket, key, b.file(key, data), UploadOptions{PartSize: 5 * fpMiB})
 		if err != nil {
 			t.Fatalf("upload %d: %v", i, err)
@@ -595,6 +625,10 @@ func TestQuirkStoreIgnoresChecksums(t *testing.T) {
 		if res.Checksum != ChecksumMD5 {
 			t.Errorf("upload %d verified by %q, want md5", i, res.Checksum)
 		}
+		if res.BytesSent != int64(len(data)) || res.Parts != 4 {
+			t.Errorf("upload %d: %d bytes in %d parts acknowledged, want %d in 4 (the probe's part counted once)", i, res.BytesSent, res.Parts, len(data))
+		}
+		ev.wantCounts(t, int64(len(data)), 4)
 		b.wantObject(key, data)
 		crc, all, part1 := crcParts()
 		switch {

@@ -592,8 +592,7 @@ func (u *upload) probe(ctx context.Context, first chunk.Part) error {
 	}
 	u.m.crcEchoed.Store(crcNo)
 	u.m.log.Info("store does not verify CRC32C; using Content-MD5", "endpoint", u.m.cfg.Endpoint)
-	u.mode = ChecksumMD5
-	u.unrecord(first)
+	u.mode = ChecksumMD5 // part 1 was not recorded: it goes again with the other parts
 	return nil
 }
 
@@ -669,14 +668,6 @@ func (u *upload) record(ctx context.Context, p chunk.Part, d donePart) error {
 	u.nDone.Add(1)
 	u.m.progress.Report(u.event(PartDone, nil))
 	return nil
-}
-
-func (u *upload) unrecord(p chunk.Part) {
-	u.mu.Lock()
-	u.done[p.Number-1] = donePart{}
-	u.mu.Unlock()
-	u.acked.Add(-p.Size)
-	u.nDone.Add(-1)
 }
 
 // complete assembles the parts in order and checks the result against what was sent.
