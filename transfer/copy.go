@@ -183,10 +183,14 @@ func (u *upload) copyPart(ctx context.Context, p chunk.Part) error {
 // verifyCopy checks the object the copy made: its size must be the source's. (A
 // multipart copy's ETag was checked against its parts' on completion.)
 func (u *upload) verifyCopy(ctx context.Context, res Result) error {
+	opts := minio.StatObjectOptions{VersionID: res.VersionID}
+	if opts.VersionID == "null" { // the version of an unversioned bucket: moto refuses it by ID
+		opts.VersionID = ""
+	}
 	var info minio.ObjectInfo
 	err := u.m.do(ctx, "StatObject", func(ctx context.Context) error {
 		var err error
-		info, err = u.m.s3.StatObject(ctx, u.bucket, u.key, minio.StatObjectOptions{VersionID: res.VersionID})
+		info, err = u.m.s3.StatObject(ctx, u.bucket, u.key, opts)
 		return err
 	})
 	if err != nil {
