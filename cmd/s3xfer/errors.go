@@ -58,7 +58,11 @@ func explain(err error) string {
 		case "NoSuchUpload":
 			return where + "no such upload: it was completed or aborted already"
 		case "InvalidBucketName":
-			return fmt.Sprintf("%q is not a valid bucket name: use 3-63 lowercase letters, digits, dots and hyphens", er.BucketName)
+			name := er.BucketName
+			if name == "" && te != nil { // MinIO's answer does not name it
+				name = te.Bucket
+			}
+			return fmt.Sprintf("%q is not a valid bucket name: use 3-63 lowercase letters, digits, dots and hyphens", name)
 		case "EntityTooSmall":
 			return where + "the store refused a part as too small (EntityTooSmall); use a larger --part-size"
 		}
