@@ -934,3 +934,85 @@ func TestMotoRoundTrip(t *testing.T) {
 		t.Errorf("journals left: %v", m)
 	}
 }
+
+// TestSecretsNeverInOutputs runs succeeding, failing and interrupted transfers (through
+// faults, with a wrong secret, against a skewed clock) and scans everything the library
+// produces, its debug log, progress events, errors and journal files, for the secret
+// key, the real one and a distinctive wrong one. Journals are 0600 in a 0700 directory.
+func TestSecretsNeverInOutputs(t *testing.T) {
+	const canary = "s3xfer-CANARY-secret-5f1e2d3c4b5a"
+	var failing atomic.Bool
+	b := newFaultBed(t, func(r *faultproxy.Request) faultproxy.Action {
+		if failing.Load() && r.Op == faultproxy.UploadPart && r.Part() == 2 {
+			return faultproxy.InternalError()
+		}
+		return faultproxy.Random(3, faultproxy.Rates{Fail: 0.1, Reset: 0.05})(r)
+	})
+	ev := &faultEvents{}
+	var errs []string
+	jdir := filepath.Join(t.TempDir(), "journals")
+	cfg := Config{Concurrency: 2, Progress: ev, Journal: &resume.Store{Dir: jdir}, Retry: RetryPolicy{Attempts: 3, BaseDelay: time.Millisecond}}
+	m := b.manager(cfg)
+	ctx := bounded(t)
+	data := fpBytes(12*fpMiB, 30)
+	src := b.file("src", data)
+	record := func(_ Result, err error) {
+		if err != nil {
+			errs = append(errs, err.Error(), fmt.Sprintf("%+v", err))
+		}
+	}
+	// Fails for good at part 2: its journal stays, and is checked below.
+	failing.Store(true)
+	record(m.Upload(ctx, b.bucket, "k", src, UploadOptions{PartSize: 5 * fpMiB}))
+	infos, err := cfg.Journal.List()
+	if err != nil || len(infos) != 1 {
+		t.Fatalf("want the failed upload's journal, got %v, %v", infos, err)
+	}
+	journal, err := os.ReadFile(infos[0].Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(infos[0].Path); fi.Mode().Perm() != 0o600 {
+		t.Errorf("journal %s has mode %v, want 0600", infos[0].Path, fi.Mode().Perm())
+	}
+	failing.Store(false)
+	record(m.Upload(ctx, b.bucket, "k", src, UploadOptions{PartSize: 5 * fpMiB}))
+	record(m.Download(ctx, b.bucket, "k", filepath.Join(b.dir, "out"), DownloadOptions{PartSize: 4 * fpMiB}))
+	record(m.Copy(ctx, b.bucket, "k", b.bucket, "k2", CopyOptions{UploadOptions: UploadOptions{PartSize: 5 * fpMiB, Threshold: 5 * fpMiB}}))
+	// A wrong secret, and a skewed clock.
+	wrong := b.managerOn(b.client(ClientConfig{}), cfg)
+	cc := ClientConfig{Endpoint: b.proxy.URL(), AccessKey: b.store.AccessKey, SecretKey: canary, Addressing: AddressingPath}
+	if core, err := NewClient(cc); err == nil {
+		wrong = b.managerOn(core, cfg)
+	}
+	record(wrong.Upload(ctx, b.bucket, "w", src, UploadOptions{PartSize: 5 * fpMiB}))
+	record(wrong.Download(ctx, b.bucket, "k", filepath.Join(b.dir, "w"), DownloadOptions{}))
+	b.proxy.SetRule(faultproxy.Every(faultproxy.Skewed(-20 * time.Minute)))
+	record(m.Upload(ctx, b.bucket, "s", src, UploadOptions{PartSize: 5 * fpMiB}))
+	if len(errs) < 3 {
+		t.Fatalf("only %d errors: the failing cases did not fail", len(errs)/2)
+	}
+
+	var all strings.Builder
+	all.WriteString(b.log.String())
+	for _, e := range errs {
+		all.WriteString(e + "\n")
+	}
+	ev.mu.Lock()
+	for _, e := range ev.all {
+		fmt.Fprintf(&all, "%+v\n", e)
+	}
+	ev.mu.Unlock()
+	all.Write(journal)
+	if fi, err := os.Stat(jdir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("journal directory: %v, %v; want mode 0700", fi.Mode().Perm(), err)
+	}
+	for _, secret := range []string{b.store.SecretKey, canary} {
+		if strings.Contains(all.String(), secret) {
+			t.Errorf("a secret key appears in the library's output:\n%s", all.String())
+		}
+	}
+	if !strings.Contains(all.String(), "SignatureDoesNotMatch") && !strings.Contains(all.String(), "signature") {
+		t.Errorf("the wrong secret's failure is not in the output scanned: the scan proves nothing")
+	}
+}
