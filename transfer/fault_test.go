@@ -509,6 +509,16 @@ func TestQuirkGatewayWithoutMultipart(t *testing.T) {
 	}
 	b.wantClean()
 
+	// A copy falls back the same way, to one CopyObject (a fresh Manager finds out again).
+	b.proxy.Reset()
+	if err := copyWork(12*fpMiB).run(b, b.manager(Config{}), ctx); err != nil {
+		t.Fatalf("copy without multipart: %v", err)
+	}
+	if s := b.proxy.Stats(); s[faultproxy.CopyObject] == nil || s[faultproxy.CopyObject].Requests != 1 || s[faultproxy.UploadPartCopy] != nil {
+		t.Errorf("want one CopyObject and no part copies:\n%s", s)
+	}
+	b.wantClean()
+
 	// Over 5 GiB: no PUT can carry it. Nothing is read or sent.
 	m2 := b.manager(Config{})
 	b.proxy.Reset()
