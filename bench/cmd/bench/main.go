@@ -134,6 +134,7 @@ type harness struct {
 	set                      Settings
 	seq                      atomic.Int64
 	proxy                    *proxy
+	spawner                  *spawner
 
 	bigFile, rateFile, resumeFile string
 	dirSums                       map[string]string
@@ -183,6 +184,12 @@ func cmdRun(args []string) error {
 			}
 		}
 	}
+	// The spawner starts while this process is still small: see cmd/spawn.
+	var err error
+	if h.spawner, err = newSpawner(filepath.Join(h.bin, "spawn")); err != nil {
+		return err
+	}
+	defer h.spawner.close()
 	h.home = filepath.Join(h.work, "home")
 	if err := os.MkdirAll(filepath.Join(h.home, ".cache"), 0o755); err != nil {
 		return err
@@ -203,6 +210,9 @@ func cmdRun(args []string) error {
 	res.Versions = h.versions(minioBin)
 	if err := h.setup(ctx, profile != ""); err != nil {
 		return fmt.Errorf("setup: %w", err)
+	}
+	if h.proxy != nil {
+		defer h.proxy.close()
 	}
 	if profile != "" {
 		return h.profile(ctx, profile)
@@ -436,49 +446,36 @@ type measured struct {
 	err             error
 }
 
-// runMeasured runs cmd to the end (or timeout) and reads its rusage. watch, if set, runs
-// while the process does and may kill it.
-func runMeasured(cmd *exec.Cmd, timeout time.Duration, watch func(p *os.Process, done <-chan struct{})) measured {
-	var out, errb strings.Builder
-	cmd.Stdout = &out
-	cmd.Stderr = &limitWriter{w: &errb, n: 8 << 10}
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
+// runMeasured runs cmd to the end (or timeout) through the spawner and reads its rusage.
+// watch, if set, runs while the process does and may kill it by pid.
+func (h *harness) runMeasured(cmd *exec.Cmd, timeout time.Duration, watch func(pid int, done <-chan struct{})) measured {
+	env := cmd.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	pid, err := h.spawner.start(append([]string{cmd.Path}, cmd.Args[1:]...), env)
+	if err != nil {
 		return measured{err: err}
 	}
 	done := make(chan struct{})
-	timer := time.AfterFunc(timeout, func() { _ = cmd.Process.Kill() })
+	timer := time.AfterFunc(timeout, func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
 	if watch != nil {
-		go watch(cmd.Process, done)
+		go watch(pid, done)
 	}
-	err := cmd.Wait()
-	wall := time.Since(start)
+	e, err := h.spawner.wait()
 	close(done)
 	timer.Stop()
-	m := measured{wall: wall.Seconds(), stdout: out.String(), stderr: errb.String(), err: err}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		m.user = time.Duration(ru.Utime.Nano()).Seconds()
-		m.sys = time.Duration(ru.Stime.Nano()).Seconds()
-		m.maxRSS = ru.Maxrss
+	if err != nil {
+		return measured{err: err}
 	}
-	if err != nil && wall >= timeout {
-		m.err = fmt.Errorf("timed out after %s", timeout)
+	m := measured{wall: e.Wall, user: e.User, sys: e.Sys, maxRSS: e.MaxRSS, stdout: e.Stdout, stderr: e.Stderr}
+	if e.Err != "" {
+		m.err = errors.New(e.Err)
+		if time.Duration(e.Wall*float64(time.Second)) >= timeout {
+			m.err = fmt.Errorf("timed out after %s", timeout)
+		}
 	}
 	return m
-}
-
-type limitWriter struct {
-	w io.Writer
-	n int
-}
-
-func (l *limitWriter) Write(p []byte) (int, error) {
-	if l.n > 0 {
-		k := min(len(p), l.n)
-		_, _ = l.w.Write(p[:k])
-		l.n -= k
-	}
-	return len(p), nil
 }
 
 func (h *harness) timeout() time.Duration {
@@ -547,7 +544,7 @@ func (h *harness) runStep(ctx context.Context, st step) Sample {
 	if err != nil {
 		return na(s, err)
 	}
-	m := runMeasured(cmd, h.timeout(), nil)
+	m := h.runMeasured(cmd, h.timeout(), nil)
 	defer cleanup()
 	return h.finish(s, m, verify)
 }
@@ -638,7 +635,7 @@ func (h *harness) rateStep(ctx context.Context, s Sample, j job, name string) Sa
 	h.proxy.reset()
 	stop := make(chan struct{})
 	samples := h.proxy.sampler(10*time.Millisecond, stop)
-	m := runMeasured(cmd, h.timeout(), nil)
+	m := h.runMeasured(cmd, h.timeout(), nil)
 	close(stop)
 	r := windowRates(<-samples, time.Duration(h.proxy.first.Load()), time.Duration(h.proxy.last.Load()), h.proxy.sent.Load())
 	target := float64(h.set.RateLimit)
@@ -670,7 +667,7 @@ func (h *harness) resumeStep(ctx context.Context, s Sample, j job, name string) 
 	h.proxy.reset()
 	var killedAt atomic.Int64
 	killedAt.Store(-1)
-	first := runMeasured(cmd, h.timeout(), func(p *os.Process, done <-chan struct{}) {
+	first := h.runMeasured(cmd, h.timeout(), func(pid int, done <-chan struct{}) {
 		t := time.NewTicker(time.Millisecond)
 		defer t.Stop()
 		for {
@@ -680,7 +677,7 @@ func (h *harness) resumeStep(ctx context.Context, s Sample, j job, name string) 
 			case <-t.C:
 				if n := h.proxy.sent.Load(); n >= half {
 					killedAt.Store(n)
-					_ = p.Signal(syscall.SIGKILL)
+					_ = syscall.Kill(pid, syscall.SIGKILL)
 					return
 				}
 			}
@@ -694,7 +691,7 @@ func (h *harness) resumeStep(ctx context.Context, s Sample, j job, name string) 
 	sent1 := h.proxy.sent.Load()
 	h.proxy.reset()
 	cmd, _ = h.command(s.Tool, j)
-	m := runMeasured(cmd, h.timeout(), nil)
+	m := h.runMeasured(cmd, h.timeout(), nil)
 	sent2 := h.proxy.sent.Load()
 	s.Extra = map[string]float64{
 		"sent_before_kill": float64(sent1), "sent_after": float64(sent2),
@@ -722,7 +719,7 @@ func (h *harness) profile(ctx context.Context, dir string) error {
 		if err != nil {
 			return err
 		}
-		m := runMeasured(cmd, h.timeout(), nil)
+		m := h.runMeasured(cmd, h.timeout(), nil)
 		if m.err != nil {
 			return fmt.Errorf("%s: %v: %s", op, m.err, lastLine(m.stderr))
 		}

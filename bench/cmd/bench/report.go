@@ -21,25 +21,21 @@ const (
 
 func cmdReport(args []string) error {
 	fs := flag.NewFlagSet("report", flag.ExitOnError)
-	in := fs.String("in", "", "results JSON")
+	in := fs.String("in", "", "results JSON; several, comma-separated: a later file's scenarios replace an earlier one's")
 	md := fs.String("md", "", "RESULTS.md to update (generated section)")
 	png := fs.String("png", "", "chart PNG to write")
 	pngRef := fs.String("png-ref", "chart.png", "how RESULTS.md links the chart")
 	_ = fs.Parse(args)
-	b, err := os.ReadFile(*in)
+	r, err := loadResults(strings.Split(*in, ","))
 	if err != nil {
 		return err
 	}
-	var r Results
-	if err := json.Unmarshal(b, &r); err != nil {
-		return err
-	}
 	if *png != "" {
-		if err := writeChart(*png, &r); err != nil {
+		if err := writeChart(*png, r); err != nil {
 			return err
 		}
 	}
-	gen := renderMarkdown(&r, *pngRef)
+	gen := renderMarkdown(r, *pngRef)
 	if *md == "" {
 		fmt.Print(gen)
 		return nil
@@ -49,6 +45,45 @@ func cmdReport(args []string) error {
 		return err
 	}
 	return os.WriteFile(*md, []byte(splice(string(old), gen)), 0o644)
+}
+
+// loadResults reads result files; each later file's scenarios replace the same
+// scenarios of the earlier ones (a partial re-run updates a full run).
+func loadResults(paths []string) (*Results, error) {
+	var r *Results
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		var n Results
+		if err := json.Unmarshal(b, &n); err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		if r == nil {
+			r = &n
+			continue
+		}
+		var kept []Sample
+		for _, s := range r.Samples {
+			if !slices.Contains(n.Settings.Scenarios, s.Scenario) {
+				kept = append(kept, s)
+			}
+		}
+		r.Samples = append(kept, n.Samples...)
+		r.Command += "`, then for " + strings.Join(n.Settings.Scenarios, ", ") + " `" + n.Command
+		r.Settings.Runs = max(r.Settings.Runs, n.Settings.Runs)
+		r.Versions = n.Versions
+		r.Machine["loadavg_at_start"] += ", then " + n.Machine["loadavg_at_start"]
+	}
+	if r == nil {
+		return nil, errors.New("report: no results file")
+	}
+	// Keep the scenarios in their usual order.
+	sort.SliceStable(r.Samples, func(i, j int) bool {
+		return slices.Index(allScenarios, r.Samples[i].Scenario) < slices.Index(allScenarios, r.Samples[j].Scenario)
+	})
+	return r, nil
 }
 
 // splice replaces the generated section of doc (or appends one).

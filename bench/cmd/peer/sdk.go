@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 the bench measures feature/s3/manager on purpose: it is the transfer manager most aws-sdk-go-v2 programs use today.
+
 package main
 
 import (
