@@ -633,6 +633,9 @@ func (u *upload) sendPart(ctx context.Context, p chunk.Part, probing bool) (echo
 		}
 		return u.m.watch(ctx, func(ctx context.Context, watched func(io.Reader) io.Reader) error {
 			info, err = u.m.s3.PutObjectPart(ctx, u.bucket, u.key, u.uploadID, p.Number, watched(u.body(ctx, p.Section(u.src))), p.Size, opts)
+			if err == nil && info.ETag == "" { // a cut-off answer: Complete needs the ETag
+				err = fmt.Errorf("part acknowledged without an ETag: %w", io.ErrUnexpectedEOF)
+			}
 			return err
 		})
 	})

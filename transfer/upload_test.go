@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/minio/minio-go/v7"
 
 	"github.com/s3xfer/s3xfer/resume"
 	"github.com/s3xfer/s3xfer/transfer/transfertest"
@@ -282,4 +285,33 @@ func TestListIncompleteAndCleanup(t *testing.T) {
 	if ups := f.Uploads(); len(ups) != 1 || ups[0].Key != "other" {
 		t.Errorf("left after cleanup of dir/: %+v, want only other", ups)
 	}
+}
+
+// A part answered without an ETag cannot be completed: it is sent again, not taken as done.
+func TestUploadPartWithoutETagIsResent(t *testing.T) {
+	f, m, _ := fakeManager(t, Config{Concurrency: 1})
+	inner := &noETagOnce{S3: f}
+	m.s3 = inner
+	data := randomBytes(11 * mib)
+	if _, err := uploadBytes(m, context.Background(), data, UploadOptions{Checksum: ChecksumMD5}); err != nil {
+		t.Fatal(err)
+	}
+	wantObject(t, f, data)
+	if n := countOp(f, "PutObjectPart"); n != 4 {
+		t.Errorf("%d part requests, want 4: part 1 again after its answer lacked an ETag", n)
+	}
+}
+
+type noETagOnce struct {
+	S3
+	done bool
+}
+
+func (n *noETagOnce) PutObjectPart(ctx context.Context, bucket, object, uploadID string, partID int, data io.Reader, size int64, opts minio.PutObjectPartOptions) (minio.ObjectPart, error) {
+	p, err := n.S3.PutObjectPart(ctx, bucket, object, uploadID, partID, data, size, opts)
+	if !n.done {
+		n.done = true
+		p.ETag = ""
+	}
+	return p, err
 }
