@@ -150,7 +150,6 @@ type upload struct {
 	parts    []chunk.Part
 	done     []donePart // by part number - 1; ETag "" until acknowledged
 	mu       sync.Mutex // guards done
-	sent     atomic.Int64
 	acked    atomic.Int64
 	nDone    atomic.Int32
 
@@ -259,25 +258,11 @@ func (u *upload) putOptions() minio.PutObjectOptions {
 	}
 }
 
-// body meters a request body through the limiter and counts bytes put on the wire. It
-// stays an io.Seeker, which is how minio-go rewinds a body.
+// body meters a request body through the limiter. It stays an io.Seeker, which is how
+// minio-go rewinds a body.
 func (u *upload) body(ctx context.Context, sr *io.SectionReader) io.Reader {
-	return &countingSeeker{r: u.lim.Reader(ctx, sr), s: sr, n: &u.sent}
+	return u.lim.Reader(ctx, sr)
 }
-
-type countingSeeker struct {
-	r io.Reader
-	s io.Seeker
-	n *atomic.Int64
-}
-
-func (c *countingSeeker) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n.Add(int64(n))
-	return n, err
-}
-
-func (c *countingSeeker) Seek(off int64, whence int) (int64, error) { return c.s.Seek(off, whence) }
 
 // single uploads the whole object with one PutObject. Auto mode uses Content-MD5 unless
 // the store is known to verify CRC32C, since a single request cannot probe and fall back.
