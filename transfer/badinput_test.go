@@ -374,7 +374,7 @@ func badJournal(damage func([]byte) []byte, notice string) func(t *testing.T, b 
 	return func(t *testing.T, b *faultBed) {
 		rule, arm := interruptAt(func(r *faultproxy.Request, _ int) bool { return r.Op == faultproxy.UploadPart && r.Part() == 3 })
 		b.proxy.SetRule(rule)
-		ev := &faultEvents{}
+		ev := &events{}
 		m := b.manager(Config{Concurrency: 1, Progress: ev})
 		data := fpBytes(16*fpMiB, 8)
 		path := b.file("src", data)
@@ -482,7 +482,7 @@ func badDiskFullTmpfs(t *testing.T, b *faultBed) {
 	dir := tmpfs(t, "8m", false)
 	data := fpBytes(12*fpMiB, 10)
 	b.put("big", data)
-	ev := &faultEvents{}
+	ev := &events{}
 	m := b.manager(Config{Concurrency: 2, Progress: ev})
 	dst := filepath.Join(dir, "big.bin")
 	_, err := m.Download(bounded(t), b.bucket, "big", dst, DownloadOptions{PartSize: 2 * fpMiB})

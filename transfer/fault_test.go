@@ -485,7 +485,7 @@ func TestFaultsStallIsCutAndRetried(t *testing.T) {
 // clear message.
 func TestQuirkGatewayWithoutMultipart(t *testing.T) {
 	b := newFaultBed(t, faultproxy.When(faultproxy.IsOp(faultproxy.CreateMultipartUpload), 0, faultproxy.NotImplemented()))
-	ev := &faultEvents{}
+	ev := &events{}
 	m := b.manager(Config{Progress: ev})
 	ctx := bounded(t)
 	for i, size := range []int{12 * fpMiB, 7 * fpMiB} {
@@ -538,31 +538,8 @@ type fpZeros struct{}
 
 func (fpZeros) ReadAt(p []byte, _ int64) (int, error) { clear(p); return len(p), nil }
 
-// faultEvents records progress notices.
-type faultEvents struct {
-	mu  sync.Mutex
-	all []Event
-}
-
-func (e *faultEvents) Report(ev Event) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.all = append(e.all, ev)
-}
-
-func (e *faultEvents) notices() []string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	var out []string
-	for _, ev := range e.all {
-		if ev.Kind == Notice {
-			out = append(out, ev.Msg)
-		}
-	}
-	return out
-}
-
-func (e *faultEvents) reset() {
+// reset forgets the events recorded so far.
+func (e *events) reset() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.all = nil
@@ -570,7 +547,7 @@ func (e *faultEvents) reset() {
 
 // wantCounts checks the PartDone events of one transfer: bytes and parts acknowledged
 // only grow, never pass the totals, and reach them.
-func (e *faultEvents) wantCounts(t *testing.T, size int64, parts int) {
+func (e *events) wantCounts(t *testing.T, size int64, parts int) {
 	t.Helper()
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -590,7 +567,7 @@ func (e *faultEvents) wantCounts(t *testing.T, size int64, parts int) {
 	}
 }
 
-func (e *faultEvents) count(sub string) int {
+func (e *events) count(sub string) int {
 	n := 0
 	for _, m := range e.notices() {
 		if strings.Contains(m, sub) {
@@ -606,7 +583,7 @@ func (e *faultEvents) count(sub string) int {
 // the second upload sends no CRC32C and no probe.
 func TestQuirkStoreIgnoresChecksums(t *testing.T) {
 	b := newFaultBed(t, faultproxy.Every(faultproxy.Action{StripChecksums: true}))
-	ev := &faultEvents{}
+	ev := &events{}
 	m := b.manager(Config{Concurrency: 4, Progress: ev})
 	ctx := bounded(t)
 	crcParts := func() (crc, all int, part1 int) {
@@ -958,7 +935,7 @@ func TestSecretsNeverInOutputs(t *testing.T) {
 		}
 		return faultproxy.Random(3, faultproxy.Rates{Fail: 0.1, Reset: 0.05})(r)
 	})
-	ev := &faultEvents{}
+	ev := &events{}
 	var errs []string
 	jdir := filepath.Join(t.TempDir(), "journals")
 	cfg := Config{Concurrency: 2, Progress: ev, Journal: &resume.Store{Dir: jdir}, Retry: RetryPolicy{Attempts: 3, BaseDelay: time.Millisecond}}
