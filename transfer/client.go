@@ -86,7 +86,7 @@ func NewClient(cfg ClientConfig) (*minio.Core, error) {
 	}
 	tr := cfg.Transport
 	if tr == nil {
-		tr = newTransport(cmp(cfg.Concurrency, DefaultConcurrency))
+		tr = newTransport(orDefault(cfg.Concurrency, DefaultConcurrency))
 	}
 	return minio.NewCore(u.Host, &minio.Options{
 		Creds:        creds,
@@ -119,8 +119,8 @@ func newTransport(concurrency int) *http.Transport {
 	}
 }
 
-// cmp returns v, or def when v is zero or negative.
-func cmp(v, def int) int {
+// orDefault returns v, or def when v is zero or negative.
+func orDefault(v, def int) int {
 	if v <= 0 {
 		return def
 	}

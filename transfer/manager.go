@@ -81,7 +81,7 @@ const (
 
 // New returns a Manager that transfers through s3, usually a *minio.Core from NewClient.
 func New(s3 S3, cfg Config) *Manager {
-	cfg.Concurrency = cmp(cfg.Concurrency, DefaultConcurrency)
+	cfg.Concurrency = orDefault(cfg.Concurrency, DefaultConcurrency)
 	m := &Manager{
 		s3:       s3,
 		cfg:      cfg,
