@@ -6,11 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math"
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +20,7 @@ import (
 	"github.com/s3xfer/s3xfer/internal/faultproxy"
 	"github.com/s3xfer/s3xfer/ratelimit"
 	"github.com/s3xfer/s3xfer/resume"
+	"github.com/s3xfer/s3xfer/transfer/transfertest"
 )
 
 // TestBadInput is the table of bad input, each row a test on the real MinIO through the
@@ -122,35 +121,9 @@ func badUnreadableSource(t *testing.T, b *faultBed) {
 	os.Chmod(filepath.Dir(b.dir), 0o755)
 	m := b.manager(Config{})
 	var err error
-	asNobody(t, func() { _, err = m.Upload(context.Background(), b.bucket, "k", path, UploadOptions{}) })
+	transfertest.AsNobody(t, func() { _, err = m.Upload(context.Background(), b.bucket, "k", path, UploadOptions{}) })
 	wantErrSays(t, err, "not readable", "permission denied")
 	b.noRequests()
-}
-
-// asNobody runs fn on a thread whose file-system user is nobody (65534), so that
-// permission bits apply even when the test runs as root; otherwise it just runs fn. It
-// skips the test if root cannot give up its file permissions.
-func asNobody(t *testing.T, fn func()) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		fn()
-		return
-	}
-	dropped := false
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
-		syscall.RawSyscall(syscall.SYS_SETFSUID, 65534, 0, 0)
-		cur, _, _ := syscall.RawSyscall(syscall.SYS_SETFSUID, math.MaxUint32, 0, 0) // an invalid ID only reports
-		if dropped = cur == 65534; dropped {
-			fn()
-		}
-	}()
-	<-done
-	if !dropped {
-		t.Skip("cannot take a non-root file-system user (setfsuid)")
-	}
 }
 
 func badSourceDirectory(t *testing.T, b *faultBed) {
@@ -457,29 +430,10 @@ func badDiskFullFake(t *testing.T, b *faultBed) {
 	}
 }
 
-// tmpfs mounts a tmpfs of size (e.g. "8m") on a new directory, read-only if ro, or skips
-// the test where mounting is not allowed. It is unmounted when the test ends.
-func tmpfs(t *testing.T, size string, ro bool) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a tmpfs needs root; the fake WriterAt row covers ENOSPC")
-	}
-	dir := t.TempDir()
-	var flags uintptr
-	if ro {
-		flags = syscall.MS_RDONLY
-	}
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", flags, "size="+size+",mode=0755"); err != nil {
-		t.Skipf("cannot mount a tmpfs here (%v); the fake WriterAt row covers ENOSPC", err)
-	}
-	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
-	return dir
-}
-
 // badDiskFullTmpfs downloads 12 MiB onto an 8 MiB file system: a clear ENOSPC, the
 // partial file and journal kept; with room made, the same download resumes and finishes.
 func badDiskFullTmpfs(t *testing.T, b *faultBed) {
-	dir := tmpfs(t, "8m", false)
+	dir := transfertest.Tmpfs(t, "8m", false)
 	data := fpBytes(12*fpMiB, 10)
 	b.put("big", data)
 	ev := &events{}
@@ -522,7 +476,7 @@ func badDestinationNotWritable(t *testing.T, b *faultBed) {
 	m := b.manager(Config{Journal: &resume.Store{Dir: ro + "-journals"}})
 	os.Mkdir(ro+"-journals", 0o777)
 	var err error
-	asNobody(t, func() {
+	transfertest.AsNobody(t, func() {
 		_, err = m.Download(context.Background(), b.bucket, "obj", filepath.Join(ro, "out"), DownloadOptions{})
 	})
 	wantErrSays(t, err, filepath.Join(ro, "out"), "permission denied")
@@ -532,7 +486,7 @@ func badDestinationNotWritable(t *testing.T, b *faultBed) {
 }
 
 func badDestinationReadOnly(t *testing.T, b *faultBed) {
-	dir := tmpfs(t, "8m", true)
+	dir := transfertest.Tmpfs(t, "8m", true)
 	b.put("obj", fpBytes(3*fpMiB, 12))
 	_, err := b.manager(Config{}).Download(bounded(t), b.bucket, "obj", filepath.Join(dir, "out"), DownloadOptions{})
 	if !errors.Is(err, syscall.EROFS) {

@@ -5,10 +5,8 @@ import (
 	"context"
 	"fmt"
 	"hash/crc32"
-	"math"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,6 +15,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/s3xfer/s3xfer/internal/faultproxy"
+	"github.com/s3xfer/s3xfer/transfer/transfertest"
 )
 
 // TestCLIBadInput is the CLI's table of bad input, each row a test against the real
@@ -120,32 +119,6 @@ func (b *cliBed) wantFail(args []string, code int, subs ...string) string {
 	return errOut
 }
 
-// asNobodyCLI runs fn on a thread whose file-system user is nobody (65534), so that
-// permission bits apply even to root (the CLI runs in-process, on that thread); it skips
-// the test where that cannot be done. Without root it just runs fn.
-func asNobodyCLI(t *testing.T, fn func()) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		fn()
-		return
-	}
-	dropped := false
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
-		syscall.RawSyscall(syscall.SYS_SETFSUID, 65534, 0, 0)
-		cur, _, _ := syscall.RawSyscall(syscall.SYS_SETFSUID, math.MaxUint32, 0, 0) // an invalid ID only reports
-		if dropped = cur == 65534; dropped {
-			fn()
-		}
-	}()
-	<-done
-	if !dropped {
-		t.Skip("cannot take a non-root file-system user (setfsuid)")
-	}
-}
-
 // openUp lets nobody through the test's directories.
 func (b *cliBed) openUp() {
 	for _, d := range []string{b.home, b.dir, filepath.Dir(b.home), filepath.Dir(b.dir)} {
@@ -159,7 +132,7 @@ func cliUnreadableSource(t *testing.T, b *cliBed) {
 	b.openUp()
 	var code int
 	var errOut string
-	asNobodyCLI(t, func() { code, _, errOut = b.cli(context.Background(), nil, "cp", path, b.url("k")) })
+	transfertest.AsNobody(t, func() { code, _, errOut = b.cli(context.Background(), nil, "cp", path, b.url("k")) })
 	if code != exitFailed || !strings.Contains(errOut, "not readable: permission denied") {
 		t.Fatalf("exit %d, want 1 and permission denied:\n%s", code, errOut)
 	}
@@ -254,28 +227,10 @@ func cliDamagedJournal(damage func([]byte) []byte, says string) func(t *testing.
 	}
 }
 
-// tmpfsCLI mounts a tmpfs of size on a new directory (read-only if ro), or skips.
-func tmpfsCLI(t *testing.T, size string, ro bool) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a tmpfs needs root (transfer's TestBadInput covers ENOSPC with a fake disk)")
-	}
-	dir := t.TempDir()
-	var flags uintptr
-	if ro {
-		flags = syscall.MS_RDONLY
-	}
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", flags, "size="+size+",mode=0777"); err != nil {
-		t.Skipf("cannot mount a tmpfs here: %v", err)
-	}
-	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
-	return dir
-}
-
 // cliDiskFull downloads 12 MiB onto an 8 MiB file system: exit 1 with ENOSPC, the partial
 // file and journal kept; with room made, the same command resumes and finishes.
 func cliDiskFull(t *testing.T, b *cliBed) {
-	dir := tmpfsCLI(t, "8m", false)
+	dir := transfertest.Tmpfs(t, "8m", false)
 	data := fxBytes(12*fxMiB, 32)
 	if _, err := b.st.Core.PutObject(context.Background(), b.bucket, "big", bytes.NewReader(data), int64(len(data)), "", "", minio.PutObjectOptions{}); err != nil {
 		t.Fatal(err)
@@ -311,7 +266,7 @@ func cliDestinationNotWritable(t *testing.T, b *cliBed) {
 	b.openUp()
 	var code int
 	var errOut string
-	asNobodyCLI(t, func() {
+	transfertest.AsNobody(t, func() {
 		code, _, errOut = b.cli(context.Background(), nil, "cp", b.url("obj"), filepath.Join(ro, "out"), "--journal-dir", jd)
 	})
 	if code != exitFailed || !strings.Contains(errOut, filepath.Join(ro, "out")) || !strings.Contains(errOut, "permission denied") || strings.Count(errOut, "\n") != 1 {
@@ -320,7 +275,7 @@ func cliDestinationNotWritable(t *testing.T, b *cliBed) {
 }
 
 func cliDestinationReadOnly(t *testing.T, b *cliBed) {
-	dir := tmpfsCLI(t, "1m", true)
+	dir := transfertest.Tmpfs(t, "1m", true)
 	if _, err := b.st.Core.PutObject(context.Background(), b.bucket, "obj", bytes.NewReader([]byte("data")), 4, "", "", minio.PutObjectOptions{}); err != nil {
 		t.Fatal(err)
 	}
