@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/s3xfer/s3xfer/chunk"
 	"github.com/s3xfer/s3xfer/ratelimit"
@@ -511,48 +510,6 @@ func (d *download) record(r chunk.Part) {
 func (d *download) result(sum Checksum) Result {
 	return Result{Bucket: d.bucket, Key: d.key, ETag: d.info.ETag, VersionID: d.info.VersionID, Size: d.info.Size,
 		Parts: d.parts(), BytesSent: d.acked.Load() - d.resumedBytes, Checksum: sum, Resumed: d.resumed}
-}
-
-// eachPart runs fn on every part that skip does not report, as many at once as the
-// Manager's budget allows (a slot is taken before each goroutine starts). The first
-// failure cancels the rest.
-func (m *Manager) eachPart(ctx context.Context, parts []chunk.Part, skip func(chunk.Part) bool, fn func(context.Context, chunk.Part) error) error {
-	// A failing part cancels before it frees its slot, and the loop checks after taking a
-	// slot (Acquire may succeed on a done ctx): no part starts after another has failed.
-	// The first failure is kept: the parts it cancelled report only context.Canceled.
-	ctx2, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var once sync.Once
-	var first error
-	g, gctx := errgroup.WithContext(ctx2)
-	for _, p := range parts {
-		if skip(p) {
-			continue
-		}
-		if err := m.sem.Acquire(gctx, 1); err != nil {
-			break // gctx ended: g.Wait reports why
-		}
-		if gctx.Err() != nil {
-			m.sem.Release(1)
-			break
-		}
-		g.Go(func() error {
-			err := fn(gctx, p)
-			if err != nil {
-				once.Do(func() { first = err })
-				cancel()
-			}
-			m.sem.Release(1)
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
-		if first != nil {
-			return first
-		}
-		return err
-	}
-	return ctx.Err()
 }
 
 // fetch writes range r of the object into w at its offset. A retry asks only for the

@@ -13,8 +13,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/s3xfer/s3xfer/chunk"
 	"github.com/s3xfer/s3xfer/ratelimit"
 	"github.com/s3xfer/s3xfer/resume"
 )
@@ -134,4 +136,46 @@ func (m *Manager) failpoint(name string) {
 // keeps its values, and cannot hang.
 func freshContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+}
+
+// eachPart runs fn on every part that skip does not report, as many at once as the
+// Manager's budget allows (a slot is taken before each goroutine starts). The first
+// failure cancels the rest.
+func (m *Manager) eachPart(ctx context.Context, parts []chunk.Part, skip func(chunk.Part) bool, fn func(context.Context, chunk.Part) error) error {
+	// A failing part cancels before it frees its slot, and the loop checks after taking a
+	// slot (Acquire may succeed on a done ctx): no part starts after another has failed.
+	// The first failure is kept: the parts it cancelled report only context.Canceled.
+	ctx2, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var once sync.Once
+	var first error
+	g, gctx := errgroup.WithContext(ctx2)
+	for _, p := range parts {
+		if skip(p) {
+			continue
+		}
+		if err := m.sem.Acquire(gctx, 1); err != nil {
+			break // gctx ended: g.Wait reports why
+		}
+		if gctx.Err() != nil {
+			m.sem.Release(1)
+			break
+		}
+		g.Go(func() error {
+			err := fn(gctx, p)
+			if err != nil {
+				once.Do(func() { first = err })
+				cancel()
+			}
+			m.sem.Release(1)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		if first != nil {
+			return first
+		}
+		return err
+	}
+	return ctx.Err()
 }
