@@ -63,18 +63,21 @@ type Source struct {
 // Header describes a transfer. It is written once, durably, by Store.Create, before the
 // first part is sent, and never changes afterwards.
 type Header struct {
-	Version   int       `json:"version"` // set by Create to FormatVersion
-	Kind      Kind      `json:"kind"`
-	Endpoint  string    `json:"endpoint"`
-	Bucket    string    `json:"bucket"` // the S3 side: destination of an upload or copy, source of a download
-	Key       string    `json:"key"`
-	LocalPath string    `json:"local_path,omitempty"` // source file of an upload, destination file of a download
-	Source    Source    `json:"source"`
-	UploadID  string    `json:"upload_id,omitempty"` // empty for downloads
-	PartSize  int64     `json:"part_size"`
-	Size      int64     `json:"size"`
-	Checksum  string    `json:"checksum,omitempty"` // integrity mode, e.g. "crc32c"
-	Created   time.Time `json:"created"`
+	Version   int    `json:"version"` // set by Create to FormatVersion
+	Kind      Kind   `json:"kind"`
+	Endpoint  string `json:"endpoint"`
+	Bucket    string `json:"bucket"` // the S3 side: destination of an upload or copy, source of a download
+	Key       string `json:"key"`
+	LocalPath string `json:"local_path,omitempty"` // source file of an upload, destination file of a download
+	Source    Source `json:"source"`
+	UploadID  string `json:"upload_id,omitempty"` // empty for downloads
+	PartSize  int64  `json:"part_size"`
+	Size      int64  `json:"size"`
+	Checksum  string `json:"checksum,omitempty"` // integrity mode, e.g. "crc32c"
+	// BootID, if set, names the boot that wrote the journal: its records were not
+	// fsynced with their data (a download with NoSync), so they hold only until a restart.
+	BootID  string    `json:"boot_id,omitempty"`
+	Created time.Time `json:"created"`
 }
 
 // Part is one acknowledged part (or, for a download, one finished range). Number is 1-based.

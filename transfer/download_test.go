@@ -6,6 +6,7 @@ import (
 	"crypto/md5"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -607,4 +608,67 @@ func killChild(t *testing.T) {
 		t.Fatalf("the download should have been killed; it ended with %v", err)
 	}
 	t.Fatal("no such store")
+}
+
+// A NoSync download journals its ranges without fsyncing them, and names its boot: it
+// resumes within the same boot, and starts over after a restart, when the page cache
+// that held those ranges may be gone.
+func TestDownloadNoSyncJournalHoldsWithinItsBoot(t *testing.T) {
+	if bootID() == "" {
+		t.Skip("no boot ID on this system: NoSync journals fsync their ranges")
+	}
+	for _, restarted := range []bool{false, true} {
+		t.Run(fmt.Sprintf("restarted=%v", restarted), func(t *testing.T) {
+			f, m, ev, journal, dst := journaled(t, 1, 1000<<10)
+			data, _, _ := f.Object("bkt", "k")
+			opts := DownloadOptions{PartSize: 100 << 10, NoSync: true}
+			f.Fault = failAfter(4)
+			if _, err := m.Download(context.Background(), "bkt", "k", dst, opts); err == nil {
+				t.Fatal("the first run should fail")
+			}
+			f.Fault = nil
+			infos, err := journal.List()
+			if err != nil || len(infos) != 1 || infos[0].Header.BootID != bootID() || infos[0].Parts != 4 {
+				t.Fatalf("journal %+v, err %v: want 4 ranges and this boot's ID", infos, err)
+			}
+			if restarted {
+				rewriteBoot(t, journal, infos[0].ID, "another-boot")
+			}
+			res, err := m.Download(context.Background(), "bkt", "k", dst, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(readFile(t, dst), data) || res.Resumed == restarted {
+				t.Fatalf("equal %v, result %+v", bytes.Equal(readFile(t, dst), data), res)
+			}
+			msgs := ev.notices()
+			if want := map[bool]string{false: "4 of 10", true: "restarted"}[restarted]; len(msgs) != 1 || !strings.Contains(msgs[0], want) {
+				t.Fatalf("notices %q, want one with %q", msgs, want)
+			}
+			if infos, _ := journal.List(); len(infos) != 0 {
+				t.Fatalf("journal left behind: %+v", infos)
+			}
+			noFile(t, dst+PartialSuffix)
+		})
+	}
+}
+
+// rewriteBoot makes journal id look written in another boot, keeping its parts.
+func rewriteBoot(t *testing.T, store *resume.Store, id, boot string) {
+	t.Helper()
+	j, err := store.Open(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	parts, h := j.Parts(), j.Header()
+	h.BootID = boot
+	if err := j.Reset(h); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range parts {
+		if err := j.Append(context.Background(), p); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -130,7 +130,7 @@ func (m *Manager) Resume(ctx context.Context, h resume.Header) (Result, error) {
 	case resume.Copy:
 		return m.Copy(ctx, h.Source.Bucket, h.Source.Key, h.Bucket, h.Key, CopyOptions{UploadOptions: UploadOptions{PartSize: h.PartSize, Threshold: 1}})
 	case resume.Download:
-		return m.Download(ctx, h.Bucket, h.Key, h.LocalPath, DownloadOptions{PartSize: h.PartSize})
+		return m.Download(ctx, h.Bucket, h.Key, h.LocalPath, DownloadOptions{PartSize: h.PartSize, NoSync: h.BootID != ""})
 	}
 	return Result{}, fmt.Errorf("cannot resume a journal of kind %q", h.Kind)
 }
