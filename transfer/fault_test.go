@@ -578,8 +578,8 @@ func (e *events) count(sub string) int {
 }
 
 // TestQuirkStoreIgnoresChecksums: the proxy strips x-amz-checksum-* both ways, so the
-// store neither sees nor echoes them. Auto integrity probes CRC32C on the first upload's
-// part 1, falls back to Content-MD5 (which MinIO verifies), and the Manager remembers:
+// store neither sees nor echoes them. Auto integrity probes CRC32C with an empty part 1 on
+// the first upload, falls back to Content-MD5 (which MinIO verifies), and the Manager remembers:
 // the second upload sends no CRC32C and no probe.
 func TestQuirkStoreIgnoresChecksums(t *testing.T) {
 	b := newFaultBed(t, faultproxy.Every(faultproxy.Action{StripChecksums: true}))
@@ -591,6 +591,9 @@ func TestQuirkStoreIgnoresChecksums(t *testing.T) {
 			all++
 			if r.Header.Get("X-Amz-Checksum-Crc32c") != "" {
 				crc++
+				if r.ContentLength != 0 {
+					t.Errorf("the CRC32C probe carried %d bytes; want an empty part", r.ContentLength)
+				}
 			}
 			if r.Part() == 1 {
 				part1++
@@ -614,7 +617,7 @@ func TestQuirkStoreIgnoresChecksums(t *testing.T) {
 			t.Errorf("upload %d verified by %q, want md5", i, res.Checksum)
 		}
 		if res.BytesSent != int64(len(data)) || res.Parts != 4 {
-			t.Errorf("upload %d: %d bytes in %d parts acknowledged, want %d in 4 (the probe's part counted once)", i, res.BytesSent, res.Parts, len(data))
+			t.Errorf("upload %d: %d bytes in %d parts acknowledged, want %d in 4 (the probe not counted)", i, res.BytesSent, res.Parts, len(data))
 		}
 		ev.wantCounts(t, int64(len(data)), 4)
 		b.wantObject(key, data)

@@ -153,7 +153,7 @@ func (s *stream) produce(ctx context.Context, g *errgroup.Group, pending [][]byt
 		u.done = append(u.done, donePart{})
 		u.mu.Unlock()
 		if n == 1 {
-			if err := u.probe(ctx, p); err != nil { // alone, before any other part goes out
+			if err := u.probe(ctx); err != nil { // before any part goes out
 				s.release(p, buf)
 				return err
 			}
@@ -165,11 +165,7 @@ func (s *stream) produce(ctx context.Context, g *errgroup.Group, pending [][]byt
 		g.Go(func() error {
 			defer u.m.sem.Release(1)
 			defer s.release(p, buf)
-			if u.isDone(p) { // the probe sent it
-				return nil
-			}
-			_, err := u.sendPart(ctx, p, false)
-			return err
+			return u.sendPart(ctx, p)
 		})
 		if p.Size < u.opts.PartSize {
 			return nil

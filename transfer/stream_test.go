@@ -37,8 +37,8 @@ func TestUploadStream100MiB(t *testing.T) { // 25 MiB with -short
 	if res.Size != int64(size) || res.Parts != parts || res.BytesSent != res.Size || res.Checksum != ChecksumCRC32C {
 		t.Fatalf("result %+v", res)
 	}
-	if n := countOp(f, "PutObjectPart"); n != parts {
-		t.Fatalf("%d parts sent, want %d", n, parts)
+	if n := countOp(f, "PutObjectPart"); n != parts+1 {
+		t.Fatalf("%d parts sent, want %d and the empty probe", n, parts)
 	}
 	for _, e := range ev.list() {
 		if e.Kind != Finished && e.Size != -1 {

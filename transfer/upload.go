@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/hex"
@@ -535,7 +536,7 @@ func (u *upload) abortID(ctx context.Context, uploadID string) {
 
 func (u *upload) sendAndComplete(ctx context.Context) (Result, error) {
 	if !u.resumed {
-		if err := u.probe(ctx, u.parts[0]); err != nil {
+		if err := u.probe(ctx); err != nil {
 			return Result{}, err
 		}
 		if u.journaling() {
@@ -555,9 +556,10 @@ func (u *upload) sendAndComplete(ctx context.Context) (Result, error) {
 }
 
 // probe finds out, on this store's first auto-mode upload, whether it verifies CRC32C:
-// part 1 goes alone with the header. A store that does not echo it gets part 1 again
-// with Content-MD5, and every later upload uses MD5 from the start.
-func (u *upload) probe(ctx context.Context, first chunk.Part) error {
+// an empty part 1 goes first with the header, so that no part waits for the answer; the
+// real part 1 replaces it. A store that does not echo the header gets Content-MD5 on this
+// and every later upload.
+func (u *upload) probe(ctx context.Context) error {
 	auto := u.opts.Checksum == "" || u.opts.Checksum == ChecksumAuto
 	if !auto || u.m.crcEchoed.Load() != crcUnknown {
 		return nil
@@ -567,17 +569,31 @@ func (u *upload) probe(ctx context.Context, first chunk.Part) error {
 	if u.m.crcEchoed.Load() != crcUnknown {
 		return nil
 	}
-	echoed, err := u.sendPart(ctx, first, true)
+	const emptyCRC32C = "AAAAAA==" // the CRC32C of no bytes
+	var info minio.ObjectPart
+	err := u.m.do(ctx, "PutObjectPart", func(ctx context.Context) error {
+		opts := minio.PutObjectPartOptions{DisableContentSha256: true,
+			CustomHeader: map[string][]string{"X-Amz-Checksum-Crc32c": {emptyCRC32C}}}
+		return u.m.watch(ctx, func(ctx context.Context, _ func(io.Reader) io.Reader) error {
+			var err error
+			info, err = u.m.s3.PutObjectPart(ctx, u.bucket, u.key, u.uploadID, 1, bytes.NewReader(nil), 0, opts)
+			return err
+		})
+	})
 	if err != nil {
-		return err
+		return &Error{Op: "PutObjectPart", Bucket: u.bucket, Key: u.key, UploadID: u.uploadID, Part: 1, Err: err}
 	}
-	if echoed {
+	if info.ChecksumCRC32C != "" {
+		if info.ChecksumCRC32C != emptyCRC32C {
+			return &Error{Op: "PutObjectPart", Bucket: u.bucket, Key: u.key, UploadID: u.uploadID, Part: 1,
+				Err: fmt.Errorf("%w: the store echoed CRC32C %s for an empty part, want %s", ErrIntegrity, info.ChecksumCRC32C, emptyCRC32C)}
+		}
 		u.m.crcEchoed.Store(crcYes)
 		return nil
 	}
 	u.m.crcEchoed.Store(crcNo)
 	u.m.log.Info("store does not verify CRC32C; using Content-MD5", "endpoint", u.m.cfg.Endpoint)
-	u.mode = ChecksumMD5 // part 1 was not recorded: it goes again with the other parts
+	u.mode = ChecksumMD5
 	return nil
 }
 
@@ -585,8 +601,7 @@ func (u *upload) probe(ctx context.Context, first chunk.Part) error {
 // budget allows. The first permanent failure cancels the rest.
 func (u *upload) sendParts(ctx context.Context) error {
 	return u.m.eachPart(ctx, u.parts, u.isDone, func(ctx context.Context, p chunk.Part) error {
-		_, err := u.sendPart(ctx, p, false)
-		return err
+		return u.sendPart(ctx, p)
 	})
 }
 
@@ -596,18 +611,17 @@ func (u *upload) isDone(p chunk.Part) bool {
 	return u.done[p.Number-1].etag != ""
 }
 
-// sendPart uploads one part, retrying transient failures with a rewound section. probing
-// tolerates a store that does not echo CRC32C and reports whether it did.
-func (u *upload) sendPart(ctx context.Context, p chunk.Part, probing bool) (echoed bool, err error) {
+// sendPart uploads one part, retrying transient failures with a rewound section.
+func (u *upload) sendPart(ctx context.Context, p chunk.Part) error {
 	if u.copySrc != nil {
-		return false, u.copyPart(ctx, p)
+		return u.copyPart(ctx, p)
 	}
 	buf := bufPool.Get().(*[]byte)
 	defer bufPool.Put(buf)
 	mode := u.mode
 	var sums chunk.Sums
 	var info minio.ObjectPart
-	err = u.m.do(ctx, "PutObjectPart", func(ctx context.Context) error {
+	err := u.m.do(ctx, "PutObjectPart", func(ctx context.Context) error {
 		var err error
 		if sums, err = u.sum(p.Offset, p.Size, mode, *buf); err != nil {
 			return err
@@ -625,21 +639,17 @@ func (u *upload) sendPart(ctx context.Context, p chunk.Part, probing bool) (echo
 		})
 	})
 	if err != nil {
-		return false, &Error{Op: "PutObjectPart", Bucket: u.bucket, Key: u.key, UploadID: u.uploadID, Part: p.Number, Err: err}
-	}
-	echoed = info.ChecksumCRC32C != ""
-	if probing && !echoed {
-		return false, nil
+		return &Error{Op: "PutObjectPart", Bucket: u.bucket, Key: u.key, UploadID: u.uploadID, Part: p.Number, Err: err}
 	}
 	if err := u.verifyPart(mode, sums, info.ETag, info.ChecksumCRC32C); err != nil {
-		return false, &Error{Op: "PutObjectPart", Bucket: u.bucket, Key: u.key, UploadID: u.uploadID, Part: p.Number, Err: err}
+		return &Error{Op: "PutObjectPart", Bucket: u.bucket, Key: u.key, UploadID: u.uploadID, Part: p.Number, Err: err}
 	}
 	u.m.failpoint("part-acked")
 	if err := u.record(ctx, p, donePart{etag: info.ETag, crc: sums.CRC32C, md5: sums.MD5}); err != nil {
-		return false, err
+		return err
 	}
 	u.m.failpoint("part-journaled")
-	return echoed, nil
+	return nil
 }
 
 // record marks a part acknowledged: durable in the journal first, then counted.
