@@ -78,6 +78,10 @@ func TestCLIBadInput(t *testing.T) {
 		{"threshold negative", usage("--threshold")(func(b *cliBed) []string { return []string{"cp", src(b), b.url("k"), "--threshold", "-5MiB"} })},
 		{"concurrency zero", usage("--concurrency", "1 to 1024")(func(b *cliBed) []string { return []string{"cp", src(b), b.url("k"), "--concurrency", "-1"} })},
 		{"concurrency too high", usage("--concurrency", "1 to 1024")(func(b *cliBed) []string { return []string{"cp", src(b), b.url("k"), "--concurrency", "1025"} })},
+		{"idle timeout zero", usage("--idle-timeout", "above zero", "30s")(func(b *cliBed) []string { return []string{"cp", src(b), b.url("k"), "--idle-timeout", "0"} })},
+		{"idle timeout negative", usage("--idle-timeout -5s", "above zero", "30s")(func(b *cliBed) []string { return []string{"cp", src(b), b.url("k"), "--idle-timeout", "-5s"} })},
+		{"idle timeout without a unit", usage(`--idle-timeout "30"`, "not a duration", "30s")(func(b *cliBed) []string { return []string{"cp", src(b), b.url("k"), "--idle-timeout", "30"} })},
+		{"idle timeout of resume", usage(`--idle-timeout "soon"`, "not a duration")(func(b *cliBed) []string { return []string{"resume", "--all", "--idle-timeout", "soon"} })},
 		{"invalid rate", cliInvalidRates},
 		{"corrupt journal", cliDamagedJournal(func(data []byte) []byte {
 			for i := 10; i < len(data)/2; i += 7 {

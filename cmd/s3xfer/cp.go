@@ -68,6 +68,7 @@ type cpFlags struct {
 	partSize           string
 	threshold          string
 	concurrency        int
+	idleTimeout        string
 	checksum           string
 	contentType        string
 	acl, storageClass  string
@@ -89,6 +90,7 @@ func (f *cpFlags) add(fs *flag.FlagSet) {
 	fs.StringVar(&f.partSize, "part-size", "", "part size, 5MiB to 5GiB, e.g. 64MiB or 64M (default: the profile's multipart_chunksize, else 16MiB; grown to fit 10,000 parts)")
 	fs.StringVar(&f.threshold, "threshold", "", "files of at least this size go in parts, up to 5GiB (default: the profile's multipart_threshold, else the part size)")
 	fs.IntVar(&f.concurrency, "concurrency", 0, fmt.Sprintf("requests in flight, 1 to 1024 (default: the profile's max_concurrent_requests, else %d)", transfer.DefaultConcurrency))
+	addIdleTimeout(fs, &f.idleTimeout)
 	fs.StringVar(&f.checksum, "checksum", "auto", "integrity check of uploads: auto, crc32c, md5, sha256 or none")
 	f.limits.add(fs)
 	fs.StringVar(&f.contentType, "content-type", "", "Content-Type (default: guessed from the extension)")
@@ -111,6 +113,7 @@ type cpRun struct {
 	e           *env
 	st          settings
 	concurrency int
+	idleTimeout time.Duration
 	lim         *limiters
 	upload      transfer.UploadOptions
 	download    transfer.DownloadOptions
@@ -188,6 +191,9 @@ func (f *cpFlags) check(e *env, st settings) (*cpRun, error) {
 	}
 	if c.concurrency < 1 || c.concurrency > 1024 {
 		return nil, usagef("%s %d is out of range: use 1 to 1024", settingName("--concurrency", strconv.Itoa(f.concurrency), "max_concurrent_requests", st.prof), c.concurrency)
+	}
+	if c.idleTimeout, err = parseIdleTimeout(f.idleTimeout); err != nil {
+		return nil, err
 	}
 	if o.Checksum, err = transfer.ParseChecksum(f.checksum); err != nil {
 		return nil, usagef("--checksum: %s", strings.TrimPrefix(err.Error(), "checksum "))
@@ -278,7 +284,7 @@ func pairs(name, v, sep string) (map[string]string, error) {
 }
 
 func (c *cpRun) open(ctx context.Context, dataOnStdout bool) (*session, error) {
-	return c.f.common.openSession(ctx, c.e, sessionOpts{concurrency: c.concurrency, lim: c.lim, dataOnStdout: dataOnStdout, resolved: &c.st})
+	return c.f.common.openSession(ctx, c.e, sessionOpts{concurrency: c.concurrency, idleTimeout: c.idleTimeout, lim: c.lim, dataOnStdout: dataOnStdout, resolved: &c.st})
 }
 
 // uploadFiles uploads a file, or with -r a directory.

@@ -32,12 +32,14 @@ type resumeFlags struct {
 	common      commonFlags
 	limits      limitFlags
 	concurrency int
+	idleTimeout string
 	all         bool
 }
 
 func (f *resumeFlags) add(fs *flag.FlagSet) {
 	fs.BoolVar(&f.all, "all", false, "resume every interrupted transfer")
 	fs.IntVar(&f.concurrency, "concurrency", 0, fmt.Sprintf("requests in flight, 1 to 1024 (default: the profile's max_concurrent_requests, else %d)", transfer.DefaultConcurrency))
+	addIdleTimeout(fs, &f.idleTimeout)
 	f.limits.add(fs)
 	f.common.add(fs)
 }
@@ -89,15 +91,20 @@ func runResume(ctx context.Context, e *env, args []string) error {
 	if conc < 0 || conc > 1024 {
 		return usagef("--concurrency %d is out of range: use 1 to 1024", conc)
 	}
+	idle, err := parseIdleTimeout(f.idleTimeout)
+	if err != nil {
+		return err
+	}
 	lim, err := f.limits.build(st.prof.bandwidth, st.prof.source)
 	if err != nil {
 		return err
 	}
-	return resumeJournals(ctx, e, &f.common, st, conc, lim, todo)
+	return resumeJournals(ctx, e, &f.common, st, sessionOpts{concurrency: conc, idleTimeout: idle, lim: lim}, todo)
 }
 
-// resumeJournals resumes each journal in turn, one session per store.
-func resumeJournals(ctx context.Context, e *env, c *commonFlags, st settings, conc int, lim *limiters, todo []resume.Info) error {
+// resumeJournals resumes each journal in turn, one session per store: each session is
+// opened with o, its endpoint the journal's store.
+func resumeJournals(ctx context.Context, e *env, c *commonFlags, st settings, o sessionOpts, todo []resume.Info) error {
 	sessions := map[string]*session{}
 	var u *ui
 	defer func() {
@@ -125,7 +132,8 @@ func resumeJournals(ctx context.Context, e *env, c *commonFlags, st settings, co
 		if err == nil {
 			s := sessions[h.Endpoint]
 			if s == nil {
-				s, err = c.openSession(ctx, e, sessionOpts{concurrency: conc, lim: lim, endpoint: h.Endpoint, ui: u, resolved: &st})
+				o.endpoint, o.ui, o.resolved = h.Endpoint, u, &st
+				s, err = c.openSession(ctx, e, o)
 				if err != nil {
 					return err
 				}

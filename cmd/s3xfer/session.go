@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 
@@ -37,6 +38,26 @@ func (c *commonFlags) add(fs *flag.FlagSet) {
 	fs.StringVar(&c.journalDir, "journal-dir", "", "where resume journals live (default $XDG_STATE_HOME/s3xfer or ~/.local/state/s3xfer)")
 }
 
+// addIdleTimeout adds --idle-timeout, of the commands that move data, to fs.
+func addIdleTimeout(fs *flag.FlagSet, v *string) {
+	fs.StringVar(v, "idle-timeout", "", "cut off and retry a request that moves no bytes for this long, e.g. 30s, 90s or 2m (default 1m)")
+}
+
+// parseIdleTimeout checks --idle-timeout; "" is 0, the Manager's default.
+func parseIdleTimeout(v string) (time.Duration, error) {
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, usagef("--idle-timeout %q is not a duration; write it like 30s, 90s or 2m", v)
+	}
+	if d <= 0 {
+		return 0, usagef("--idle-timeout %s is out of range: use a duration above zero, like 30s, 90s or 2m", v)
+	}
+	return d, nil
+}
+
 // session is what a command needs to talk to a store.
 type session struct {
 	e       *env
@@ -50,12 +71,13 @@ type session struct {
 
 // sessionOpts are the parts of a session that differ between commands.
 type sessionOpts struct {
-	concurrency  int       // 0: transfer.DefaultConcurrency
-	lim          *limiters // nil: no limits
-	dataOnStdout bool      // stdout carries an object's bytes: results go to stderr, stdout is left alone
-	endpoint     string    // overrides the settings' endpoint (a journal's store)
-	ui           *ui       // reuse this ui (several sessions in one run)
-	resolved     *settings // use these settings instead of resolving them again
+	concurrency  int           // 0: transfer.DefaultConcurrency
+	idleTimeout  time.Duration // 0: transfer.DefaultIdleTimeout
+	lim          *limiters     // nil: no limits
+	dataOnStdout bool          // stdout carries an object's bytes: results go to stderr, stdout is left alone
+	endpoint     string        // overrides the settings' endpoint (a journal's store)
+	ui           *ui           // reuse this ui (several sessions in one run)
+	resolved     *settings     // use these settings instead of resolving them again
 }
 
 // openSession resolves the settings, builds the client and the Manager, and starts the
@@ -87,6 +109,7 @@ func (c *commonFlags) openSession(ctx context.Context, e *env, o sessionOpts) (*
 	s.core = core
 	cfg := transfer.Config{
 		Concurrency: o.concurrency,
+		IdleTimeout: o.idleTimeout,
 		Progress:    s.ui,
 		Logger:      logger(e, c.verbose),
 		Retry:       transfer.RetryPolicy{Attempts: st.maxAttempts},
