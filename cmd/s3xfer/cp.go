@@ -80,6 +80,7 @@ type cpFlags struct {
 	metadataDirective  string
 	noResume           bool
 	noRestart          bool
+	noFsync            bool
 }
 
 func (f *cpFlags) add(fs *flag.FlagSet) {
@@ -104,6 +105,7 @@ func (f *cpFlags) add(fs *flag.FlagSet) {
 	fs.StringVar(&f.metadataDirective, "metadata-directive", "", "S3 to S3: COPY the source's metadata or REPLACE it with the flags' (default: REPLACE if a metadata flag is given, else COPY)")
 	fs.BoolVar(&f.noResume, "no-resume", false, "start afresh, aborting an interrupted transfer of the same object")
 	fs.BoolVar(&f.noRestart, "no-restart", false, "fail instead of starting over when the source changed since the interrupted transfer")
+	fs.BoolVar(&f.noFsync, "no-fsync", false, "downloads: do not fsync the file before it is renamed into place, as aws cli and rclone do not: faster on a slow disk, but a power loss soon after can lose it (a crash of s3xfer cannot)")
 	f.common.add(fs)
 }
 
@@ -211,7 +213,7 @@ func (f *cpFlags) check(e *env, st settings) (*cpRun, error) {
 	o.ContentType, o.ACL, o.StorageClass = f.contentType, f.acl, f.storageClass
 	o.CacheControl, o.ContentDisposition, o.ContentEncoding = f.cacheControl, f.contentDisposition, f.contentEncoding
 	c.upload = o
-	c.download = transfer.DownloadOptions{PartSize: o.PartSize, NoResume: f.noResume, NoRestart: f.noRestart}
+	c.download = transfer.DownloadOptions{PartSize: o.PartSize, NoResume: f.noResume, NoRestart: f.noRestart, NoSync: f.noFsync}
 	c.copy = transfer.CopyOptions{UploadOptions: o}
 	switch strings.ToUpper(f.metadataDirective) {
 	case "":

@@ -20,6 +20,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
+	"github.com/s3xfer/s3xfer/transfer"
 	"github.com/s3xfer/s3xfer/transfer/transfertest"
 )
 
@@ -391,6 +392,36 @@ func TestE2EResumeCommand(t *testing.T) {
 	out = c.ok("abort", strings.TrimSuffix(filepath.Base(ids[0]), ".journal"))
 	if !strings.Contains(out, "aborted upload") || len(c.uploads()) != 0 || len(c.journals()) != 0 {
 		t.Errorf("abort by journal ID:\n%s", out)
+	}
+}
+
+// A --no-fsync download killed midway resumes within the same boot: its journal names
+// the boot instead of fsyncing each range. s3xfer resume keeps it unsynced.
+func TestE2ENoFsyncDownloadResumes(t *testing.T) {
+	c := newE2E(t, minioStore(t))
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src.bin")
+	want := writePattern(t, src, 20<<20)
+	ps := []string{"--part-size", "5MiB", "--concurrency", "1"}
+	c.ok(append([]string{"cp", src, c.url("src.bin")}, ps...)...)
+	dst := filepath.Join(dir, "down.bin")
+	get := append([]string{"cp", c.url("src.bin"), dst, "--no-fsync"}, ps...)
+	for _, resume := range [][]string{get, {"resume", "--all"}} {
+		c.crash("part-journaled:2", get...)
+		ids := c.journals()
+		if len(ids) != 1 {
+			t.Fatalf("want one download journal, have %v", ids)
+		}
+		if b, _ := os.ReadFile(ids[0]); !bytes.Contains(b, []byte(`"boot_id":"`)) {
+			t.Fatalf("the journal of a --no-fsync download does not name its boot:\n%s", b)
+		}
+		out := c.ok(resume...)
+		if !strings.Contains(out, "resuming: 2 of 4 ranges") || fileSum(t, dst) != want || len(c.journals()) != 0 {
+			t.Fatalf("s3xfer %s:\n%s", strings.Join(resume, " "), out)
+		}
+		if _, err := os.Stat(dst + transfer.PartialSuffix); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("partial file left: %v", err)
+		}
 	}
 }
 

@@ -375,6 +375,10 @@ type step struct {
 	concurrency int
 }
 
+// noSyncVariant is s3xfer's download with the matched settings and --no-fsync: the file
+// left in the page cache when the tool returns, as every peer leaves it.
+const noSyncVariant = "matched, no fsync"
+
 // entries are the tool variants of a scenario: each tool with the matched settings and
 // at its own defaults, where it has the operation and the setting makes a difference.
 func (h *harness) entries(scenario string) []step {
@@ -394,6 +398,12 @@ func (h *harness) entries(scenario string) []step {
 			e = append(e, m(t), d(t))
 		}
 		e = append(e, d(minioGo)) // FGetObject: one GET, nothing to set
+		// s3xfer again, as durable as the peers: no fsync.
+		for _, t := range []string{s3xferLib, s3xferCLI} {
+			s := m(t)
+			s.variant = noSyncVariant
+			e = append(e, s)
+		}
 	case "copy-1g", "copy-6g":
 		for _, t := range []string{s3xferLib, s3xferCLI, awsCLI, rclone} {
 			e = append(e, m(t), d(t))
@@ -490,7 +500,7 @@ func (h *harness) runStep(ctx context.Context, st step) Sample {
 	s := Sample{Run: st.run, Scenario: st.scenario, Tool: st.tool, Variant: st.variant,
 		PartSize: st.partSize, Concurrency: st.concurrency}
 	name := fmt.Sprintf("%s-%s-r%d", st.tool, st.variant, st.run)
-	j := job{endpoint: h.endpoint, partSize: st.partSize, concurrency: st.concurrency}
+	j := job{endpoint: h.endpoint, partSize: st.partSize, concurrency: st.concurrency, noSync: st.variant == noSyncVariant}
 	var verify func() error
 	var cleanup func()
 	switch st.scenario {

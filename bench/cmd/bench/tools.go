@@ -43,6 +43,7 @@ type job struct {
 	concurrency int   // 0: the tool's default
 	limit       int64 // bytes per second, 0: none
 	journalDir  string
+	noSync      bool // s3xfer download without fsyncs
 	cpuProfile  string
 	memProfile  string
 }
@@ -100,6 +101,9 @@ func (h *harness) driverArgs(op string, j job) []string {
 	add("src-bucket", j.srcBucket)
 	add("src-key", j.srcKey)
 	add("journal-dir", j.journalDir)
+	if j.noSync {
+		args = append(args, "--no-fsync")
+	}
 	add("cpuprofile", j.cpuProfile)
 	add("memprofile", j.memProfile)
 	if j.partSize > 0 {
@@ -165,6 +169,9 @@ func (h *harness) cliCommand(j job) (*exec.Cmd, error) {
 	args = append(args, "--endpoint", j.endpoint, "--quiet")
 	if j.journalDir != "" {
 		args = append(args, "--journal-dir", j.journalDir)
+	}
+	if j.noSync {
+		args = append(args, "--no-fsync")
 	}
 	if j.partSize > 0 {
 		args = append(args, "--part-size", sizeArg(j.partSize))

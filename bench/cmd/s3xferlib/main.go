@@ -84,7 +84,7 @@ func download(o *driver.Options) (driver.Report, error) {
 	if err != nil {
 		return driver.Report{}, err
 	}
-	res, err := m.Download(context.Background(), o.Bucket, o.Key, o.File, transfer.DownloadOptions{PartSize: o.PartSize})
+	res, err := m.Download(context.Background(), o.Bucket, o.Key, o.File, transfer.DownloadOptions{PartSize: o.PartSize, NoSync: o.NoSync})
 	return driver.Report{Bytes: res.Size, ETag: res.ETag, Parts: res.Parts}, err
 }
 

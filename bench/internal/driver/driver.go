@@ -32,6 +32,7 @@ type Options struct {
 	Limit       int64 // bytes per second; zero means unlimited
 	JournalDir  string
 	Checksum    string // s3xfer integrity mode; empty means the library's default
+	NoSync      bool   // s3xfer download: skip the fsyncs (DownloadOptions.NoSync)
 	CPUProfile  string
 	MemProfile  string
 	AccessKey   string
@@ -61,6 +62,7 @@ func Parse(args []string, ops string) (*Options, error) {
 	fs.Int64Var(&o.Limit, "limit", 0, "bandwidth limit in bytes per second (0: none)")
 	fs.StringVar(&o.JournalDir, "journal-dir", "", "resume journal directory")
 	fs.StringVar(&o.Checksum, "checksum", "", "s3xfer integrity mode: auto, crc32c, md5, sha256 or none")
+	fs.BoolVar(&o.NoSync, "no-fsync", false, "s3xfer download: skip the fsyncs, as the peers do")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile here")
 	fs.StringVar(&o.MemProfile, "memprofile", "", "write an allocation profile here")
 	fs.StringVar(&o.Region, "region", "us-east-1", "region")
