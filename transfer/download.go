@@ -297,16 +297,21 @@ func (d *download) intoFile(ctx context.Context, partial string, j *resume.Journ
 	if err := f.Truncate(d.info.Size); err != nil { // sized up front: every range is a WriteAt
 		return Result{}, err
 	}
-	// A range counts once it is on disk: the file first, then its journal record, unless
-	// the journal names its boot (NoSync). Syncing as ranges land also spreads the
-	// writeback over the download; one fsync of the whole file at the end measured 1.7x
-	// slower on 1 GiB.
-	syncRanges := !d.opts.NoSync || (j != nil && j.Header().BootID == "")
+	// A journaled range counts once it is on disk: the file first, then its record, unless
+	// the journal names its boot (NoSync). Without a journal, writeback of each range starts
+	// as it lands, so that the fsync before the rename does not write the whole file in the
+	// critical path (1.7x slower on 1 GiB), and concurrent fsyncs do not stall the writers.
+	syncRanges := j != nil && (!d.opts.NoSync || j.Header().BootID == "")
+	fsyncs := &groupSync{sync: f.Sync}
 	finished := func(ctx context.Context, r chunk.Part) error {
-		if syncRanges {
-			if err := f.Sync(); err != nil {
+		written := fsyncs.written()
+		switch {
+		case syncRanges:
+			if err := fsyncs.after(written); err != nil {
 				return err
 			}
+		case !d.opts.NoSync:
+			startWriteback(f, r.Offset, r.Size)
 		}
 		if j == nil {
 			return nil
@@ -332,6 +337,34 @@ func (d *download) intoFile(ctx context.Context, partial string, j *resume.Journ
 		return res, nil
 	}
 	return res, syncDir(filepath.Dir(d.path))
+}
+
+// groupSync makes writes durable with as few fsyncs as possible: one fsync at a time,
+// and a write is covered by any fsync that started after it, so the ranges that finish
+// while an fsync runs share the next one instead of each running its own.
+type groupSync struct {
+	sync      func() error // fsync
+	mu        sync.Mutex // held during an fsync
+	requested atomic.Uint64
+	synced    uint64 // under mu: every ticket up to this one is on disk
+}
+
+// written returns a ticket for the writes done before the call.
+func (g *groupSync) written() uint64 { return g.requested.Add(1) }
+
+// after returns once the writes of ticket are on disk.
+func (g *groupSync) after(ticket uint64) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.synced >= ticket {
+		return nil
+	}
+	upTo := g.requested.Load()
+	if err := g.sync(); err != nil {
+		return err
+	}
+	g.synced = upTo
+	return nil
 }
 
 // openJournal finds the journal of an interrupted download to the same file and returns

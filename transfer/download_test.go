@@ -672,3 +672,45 @@ func rewriteBoot(t *testing.T, store *resume.Store, id, boot string) {
 		}
 	}
 }
+
+// groupSync: a write is covered only by an fsync that started after it, and writers that
+// finish while an fsync runs share the next one.
+func TestGroupSyncCoversEachWriteOnce(t *testing.T) {
+	g := &groupSync{}
+	var syncs, coveredUpTo atomic.Uint64
+	fsync := func() error {
+		coveredUpTo.Store(g.requested.Load()) // the writes done before this fsync began
+		syncs.Add(1)
+		return nil
+	}
+	g.sync = fsync
+	first := g.written()
+	if err := g.after(first); err != nil || syncs.Load() != 1 {
+		t.Fatalf("first write: err %v, %d fsyncs", err, syncs.Load())
+	}
+	if err := g.after(first); err != nil || syncs.Load() != 1 {
+		t.Fatalf("a covered write synced again: %d fsyncs", syncs.Load())
+	}
+	// Every writer has its ticket before the first concurrent fsync ends, so the next
+	// fsync covers all the rest: two at most.
+	const writers = 32
+	var issued, wg sync.WaitGroup
+	issued.Add(writers)
+	g.sync = func() error { err := fsync(); issued.Wait(); return err }
+	for range writers {
+		wg.Go(func() {
+			ticket := g.written()
+			issued.Done()
+			if err := g.after(ticket); err != nil {
+				t.Error(err)
+			}
+			if coveredUpTo.Load() < ticket {
+				t.Errorf("ticket %d returned before an fsync that covers it (last covered %d)", ticket, coveredUpTo.Load())
+			}
+		})
+	}
+	wg.Wait()
+	if n := syncs.Load() - 1; n < 1 || n > 2 {
+		t.Errorf("%d writers took %d fsyncs; want them shared by 1 or 2", writers, n)
+	}
+}
