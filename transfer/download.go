@@ -344,7 +344,7 @@ func (d *download) intoFile(ctx context.Context, partial string, j *resume.Journ
 // while an fsync runs share the next one instead of each running its own.
 type groupSync struct {
 	sync      func() error // fsync
-	mu        sync.Mutex // held during an fsync
+	mu        sync.Mutex   // held during an fsync
 	requested atomic.Uint64
 	synced    uint64 // under mu: every ticket up to this one is on disk
 }
