@@ -632,7 +632,8 @@ func (h *harness) verifySize(ctx context.Context, bucket, key string, size int64
 }
 
 // rateStep uploads through the counting proxy with the bandwidth limit and records the
-// achieved average and the slowest and fastest 1-second windows.
+// achieved average and the slowest and fastest 1-second windows, while the body flows:
+// the round trips before the first part and after the last carry no data to limit.
 func (h *harness) rateStep(ctx context.Context, s Sample, j job, name string) Sample {
 	j.op, j.bucket, j.key, j.file = "upload", dstBucket, "ratelimit/"+name, h.rateFile
 	j.endpoint, j.limit = h.proxy.URL(), h.set.RateLimit
@@ -643,11 +644,14 @@ func (h *harness) rateStep(ctx context.Context, s Sample, j job, name string) Sa
 	}
 	defer removePrefix(ctx, h.mc, dstBucket, j.key)
 	h.proxy.reset()
+	const lead = 64 << 10 // past the first requests' headers: the body is flowing
+	h.proxy.setMarks(lead, s.Bytes)
 	stop := make(chan struct{})
 	samples := h.proxy.sampler(10*time.Millisecond, stop)
 	m := h.runMeasured(cmd, h.timeout(), nil)
 	close(stop)
-	r := windowRates(<-samples, time.Duration(h.proxy.first.Load()), time.Duration(h.proxy.last.Load()), h.proxy.sent.Load())
+	from, to := h.proxy.marked()
+	r := windowRates(<-samples, from, to, s.Bytes-lead)
 	target := float64(h.set.RateLimit)
 	s.Extra = map[string]float64{
 		"target": target, "average": r.Average, "min_1s": r.Min1s, "max_1s": r.Max1s,

@@ -16,8 +16,9 @@ type proxy struct {
 	target string
 	sent   atomic.Int64
 	epoch  atomic.Int64 // reset time, unix ns
-	first  atomic.Int64 // ns after epoch of the first byte since reset; 0: none yet
-	last   atomic.Int64 // ns after epoch of the latest byte
+	// marks are byte counts whose crossing times (ns after epoch) go to markAt; see setMarks.
+	marks  [2]atomic.Int64
+	markAt [2]atomic.Int64
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
 }
@@ -76,9 +77,12 @@ func (p *proxy) handle(c net.Conn) {
 		n, err := c.Read(buf)
 		if n > 0 {
 			now := time.Now().UnixNano() - p.epoch.Load()
-			p.first.CompareAndSwap(0, now)
-			p.last.Store(now)
-			p.sent.Add(int64(n))
+			total := p.sent.Add(int64(n))
+			for i := range p.marks {
+				if m := p.marks[i].Load(); m > 0 && total-int64(n) < m && total >= m {
+					p.markAt[i].CompareAndSwap(0, now)
+				}
+			}
 			if _, werr := s.Write(buf[:n]); werr != nil {
 				break
 			}
@@ -100,8 +104,23 @@ func (p *proxy) reset() {
 	p.mu.Unlock()
 	p.sent.Store(0)
 	p.epoch.Store(time.Now().UnixNano())
-	p.first.Store(0)
-	p.last.Store(0)
+	for i := range p.marks {
+		p.marks[i].Store(0)
+		p.markAt[i].Store(0)
+	}
+}
+
+// setMarks, after reset, records when the count since reset reaches from and to: the span
+// of a transfer's body bytes, without the requests before it (create, probe) and the
+// answers it waits for after (the last part's, before Complete).
+func (p *proxy) setMarks(from, to int64) {
+	p.marks[0].Store(from)
+	p.marks[1].Store(to)
+}
+
+// marked returns the times setMarks' counts were reached, zero if not.
+func (p *proxy) marked() (from, to time.Duration) {
+	return time.Duration(p.markAt[0].Load()), time.Duration(p.markAt[1].Load())
 }
 
 func (p *proxy) close() { p.ln.Close(); p.reset() }
@@ -139,8 +158,8 @@ type rateStats struct {
 	Average, Min1s, Max1s float64 // bytes per second
 }
 
-// windowRates returns the average rate between the first and the last byte sent, and the
-// slowest and fastest of the 1-second windows within that span (stepping by the sampling
+// windowRates returns the average rate over a span (total bytes between first and last),
+// and the slowest and fastest of the 1-second windows within it (stepping by the sampling
 // tick, rates read from the samples at both ends of each window).
 func windowRates(s []sample, first, last time.Duration, total int64) rateStats {
 	var r rateStats
