@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -221,6 +222,9 @@ func cmdRun(args []string) error {
 	start := time.Now()
 	failed := 0
 	for i, st := range steps {
+		if !h.set.Quick {
+			settle()
+		}
 		s := h.runStep(ctx, st)
 		res.Samples = append(res.Samples, s)
 		if !s.OK && !s.NA {
@@ -434,12 +438,17 @@ func (h *harness) entries(scenario string) []step {
 }
 
 // plan interleaves: every run goes through every scenario and every tool in turn, so
-// drift in the machine's state hits all tools alike (A B A B).
+// drift in the machine's state hits all tools alike (A B A B), and every other run takes
+// the tools in reverse order (A B, B A), so no tool always runs first or after the same one.
 func (h *harness) plan() []step {
 	var steps []step
 	for r := 1; r <= h.set.Runs; r++ {
 		for _, sc := range h.set.Scenarios {
-			for _, e := range h.entries(sc) {
+			entries := h.entries(sc)
+			if r%2 == 0 {
+				slices.Reverse(entries)
+			}
+			for _, e := range entries {
 				e.run, e.scenario = r, sc
 				steps = append(steps, e)
 			}
@@ -557,6 +566,39 @@ func (h *harness) runStep(ctx context.Context, st step) Sample {
 	m := h.runMeasured(cmd, h.timeout(), nil)
 	defer cleanup()
 	return h.finish(s, m, verify)
+}
+
+// settle waits until the disk is idle, for 10 s at most: the writeback of the previous
+// step's data and the store's deletes of its objects must not slow the next tool, which
+// would favour whichever tool runs first.
+func settle() {
+	syscall.Sync()
+	prev := sectorsWritten()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		time.Sleep(300 * time.Millisecond)
+		cur := sectorsWritten()
+		if cur == prev {
+			return
+		}
+		prev = cur
+	}
+}
+
+// sectorsWritten sums the sectors written to every block device (/proc/diskstats), or
+// is -1 where that cannot be read.
+func sectorsWritten() int64 {
+	b, err := os.ReadFile("/proc/diskstats")
+	if err != nil {
+		return -1
+	}
+	var sum int64
+	for line := range strings.Lines(string(b)) {
+		if f := strings.Fields(line); len(f) > 9 {
+			n, _ := strconv.ParseInt(f[9], 10, 64) // field 10: sectors written
+			sum += n
+		}
+	}
+	return sum
 }
 
 // notAvailable says whether a driver or CLI refused the operation as one it does not have

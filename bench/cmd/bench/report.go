@@ -236,37 +236,20 @@ func ratio(a, b *row, runs int) float64 {
 	return median(v)
 }
 
-// ratioToBest is the median over runs of a's wall time divided by the fastest of rows
-// in the same run.
+// ratioToBest is the median over runs of a's wall time divided by that of the fastest of
+// rows (lowest median wall time) in the same run. Taking the fastest row in each run
+// instead would pit a against the luckiest of many noisy samples.
 func ratioToBest(a *row, rows []*row, runs int) (float64, string) {
-	if a == nil {
+	var best *row
+	for _, r := range rows {
+		if w := r.wall(); !math.IsNaN(w) && (best == nil || w < best.wall()) {
+			best = r
+		}
+	}
+	if a == nil || best == nil {
 		return math.NaN(), ""
 	}
-	var v []float64
-	best := map[string]int{}
-	for run := 1; run <= runs; run++ {
-		x, ok := a.byRun(run)
-		if !ok {
-			continue
-		}
-		min, who := math.Inf(1), ""
-		for _, r := range rows {
-			if y, ok := r.byRun(run); ok && y.Wall < min {
-				min, who = y.Wall, r.tool+" "+r.variant
-			}
-		}
-		if who != "" {
-			v = append(v, x.Wall/min)
-			best[who]++
-		}
-	}
-	who, n := "", 0
-	for k, c := range best {
-		if c > n || (c == n && k < who) {
-			who, n = k, c
-		}
-	}
-	return median(v), who
+	return ratio(a, best, runs), best.tool + " " + best.variant
 }
 
 func f(v float64, prec int) string {
@@ -357,10 +340,11 @@ func renderMarkdown(res *Results, pngRef string) string {
 		w("| %s | %s |\n", k, res.Versions[k])
 	}
 	s := res.Settings
-	w("\nSettings: %d run(s), tools interleaved within each run; matched = part %s × concurrency %d "+
+	w("\nSettings: %d run(s), tools interleaved within each run (reversed every other run), the disk idle before each step; matched = part %s × concurrency %d "+
 		"wherever the tool has the knob; default = the tool's own defaults. Wall, CPU (user + sys of the client process) "+
 		"and throughput are medians over the runs; peak RSS is the highest over the runs; ratios are s3xfer's wall time "+
-		"divided by the tool's in the same run (below 1 means s3xfer is faster), median over runs.\n\n",
+		"divided by the tool's in the same run (below 1 means s3xfer is faster), median over runs; the fastest peer is the "+
+		"peer variant with the lowest median wall time.\n\n",
 		s.Runs, human(s.PartSize), s.Concurrency)
 	if pngRef != "" && !s.Quick {
 		w("![throughput and memory per tool](%s)\n\n", pngRef)
