@@ -340,7 +340,7 @@ func renderMarkdown(res *Results, pngRef string) string {
 		w("| %s | %s |\n", k, res.Versions[k])
 	}
 	s := res.Settings
-	w("\nSettings: %d run(s), tools interleaved within each run (reversed every other run), the disk idle before each step; matched = part %s × concurrency %d "+
+	w("\nSettings: %d run(s), tools interleaved within each run (reversed every other run), the disk idle before each step, an unmeasured warm-up step per scenario and run; matched = part %s × concurrency %d "+
 		"wherever the tool has the knob; default = the tool's own defaults. Wall, CPU (user + sys of the client process) "+
 		"and throughput are medians over the runs; peak RSS is the highest over the runs; ratios are s3xfer's wall time "+
 		"divided by the tool's in the same run (below 1 means s3xfer is faster), median over runs; the fastest peer is the "+
