@@ -12,6 +12,9 @@ var (
 	ErrSourceChanged = errors.New("transfer: source changed during the transfer")
 	// ErrIntegrity means the store's ETag or checksum does not match what was sent.
 	ErrIntegrity = errors.New("transfer: integrity check failed")
+	// ErrStalled means a request moved no bytes for Config.IdleTimeout and was cut off,
+	// on every attempt.
+	ErrStalled = errors.New("transfer: request stalled")
 )
 
 // Error is a failed request of a transfer. It carries where it failed, so the caller can

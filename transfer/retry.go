@@ -95,15 +95,12 @@ func retryable(err error) bool {
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
-		errors.Is(err, syscall.EPIPE) || errors.Is(err, errStalled) {
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, ErrStalled) {
 		return true
 	}
 	var ne net.Error
 	return errors.As(err, &ne) // timeouts, resets and refusals all surface as net.Error
 }
-
-// errStalled marks a request that stopped moving bytes and was cut off.
-var errStalled = errors.New("transfer: request stalled")
 
 // do runs call until it succeeds, fails permanently, runs out of attempts, or ctx ends;
 // each attempt runs under the idle watchdog.

@@ -40,7 +40,7 @@ func TestRetryable(t *testing.T) {
 		{"connection reset", &net.OpError{Op: "read", Err: os.NewSyscallError("read", syscall.ECONNRESET)}, true},
 		{"connection refused", &net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, true},
 		{"EOF mid-body", fmt.Errorf("put: %w", io.ErrUnexpectedEOF), true},
-		{"stalled", errStalled, true},
+		{"stalled", ErrStalled, true},
 		{"canceled", context.Canceled, false},
 		{"deadline", fmt.Errorf("x: %w", context.DeadlineExceeded), false},
 		{"source changed", ErrSourceChanged, false},

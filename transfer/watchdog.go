@@ -16,7 +16,7 @@ const DefaultIdleTimeout = time.Minute
 type watchdogKey struct{}
 
 // watch runs call under an idle watchdog: every byte that moves pushes the deadline
-// back, and an attempt idle for the Manager's IdleTimeout is cancelled with errStalled,
+// back, and an attempt idle for the Manager's IdleTimeout is cancelled with ErrStalled,
 // which is retryable. Bytes are seen by the transport NewClient builds (request and
 // response bodies, response headers) and by readers call wraps with watched. Idleness,
 // not duration, is what is limited: a slow but moving transfer at a low bandwidth limit,
@@ -32,12 +32,12 @@ func (m *Manager) watch(ctx context.Context, call func(ctx context.Context, watc
 	if idle <= 0 {
 		idle = DefaultIdleTimeout
 	}
-	timer := time.AfterFunc(idle, func() { cancel(errStalled) })
+	timer := time.AfterFunc(idle, func() { cancel(ErrStalled) })
 	defer timer.Stop()
 	kick := func() { timer.Reset(idle) }
 	err := call(context.WithValue(ctx, watchdogKey{}, kick), func(r io.Reader) io.Reader { return &kickReader{r: r, kick: kick} })
-	if err != nil && context.Cause(ctx) == errStalled {
-		return fmt.Errorf("%w: no bytes moved for %v", errStalled, idle)
+	if err != nil && context.Cause(ctx) == ErrStalled {
+		return fmt.Errorf("%w: no bytes moved for %v", ErrStalled, idle)
 	}
 	return err
 }

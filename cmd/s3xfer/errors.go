@@ -80,6 +80,9 @@ func explain(err error) string {
 		return "the store did not answer in time (" + rootCause(err) + "); check the endpoint and the network"
 	case errors.Is(err, context.Canceled):
 		return "interrupted; run the same command again to resume"
+	case errors.Is(err, transfer.ErrStalled):
+		_, idle, _ := strings.Cut(err.Error(), transfer.ErrStalled.Error()+": ") // "no bytes moved for 1m0s"
+		return where + "the store stopped moving bytes (" + idle + ") on every try; check the network and the store, or raise --idle-timeout"
 	}
 	return strings.TrimPrefix(err.Error(), "transfer: ")
 }
