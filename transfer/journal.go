@@ -171,9 +171,9 @@ func (u *upload) listParts(ctx context.Context, uploadID string) (map[int]minio.
 	}
 }
 
-// writeJournal writes the journal header (replacing the intent written before the
-// upload was created), then the parts already acknowledged: the probe's.
-func (u *upload) writeJournal(ctx context.Context) error {
+// writeJournal writes the journal header, replacing the intent written before the upload
+// was created. No part is acknowledged yet: the probe's empty part is never recorded.
+func (u *upload) writeJournal() error {
 	ps, err := chunk.PartSize(u.size, u.opts.PartSize)
 	if err != nil {
 		return err
@@ -187,18 +187,7 @@ func (u *upload) writeJournal(ctx context.Context) error {
 	} else {
 		u.journal, err = u.m.cfg.Journal.Create(u.journalID, h)
 	}
-	if err != nil {
-		return err
-	}
-	j := u.journal
-	for i, d := range u.done {
-		if d.etag != "" {
-			if err := j.Append(ctx, u.journalPart(u.parts[i], d)); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return err
 }
 
 // cleanupIntent aborts the upload a crashed run may have created after journaling its

@@ -446,7 +446,7 @@ func (u *upload) create(ctx context.Context) error {
 	if u.journaling() {
 		// The intent goes first: a crash right after the upload is created leaves a
 		// journal without an upload ID, which tells a resume to clean up that upload.
-		if err := u.writeJournal(ctx); err != nil {
+		if err := u.writeJournal(); err != nil {
 			return err
 		}
 	}
@@ -540,7 +540,7 @@ func (u *upload) sendAndComplete(ctx context.Context) (Result, error) {
 			return Result{}, err
 		}
 		if u.journaling() {
-			if err := u.writeJournal(ctx); err != nil {
+			if err := u.writeJournal(); err != nil {
 				return Result{}, err
 			}
 		}
