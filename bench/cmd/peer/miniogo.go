@@ -2,14 +2,11 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"net/url"
 	"os"
-	"path/filepath"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/s3xfer/s3xfer/bench/internal/driver"
 )
@@ -76,31 +73,8 @@ func minioDir(o *driver.Options) (driver.Report, error) {
 	if err != nil {
 		return driver.Report{}, err
 	}
-	names, err := driver.Files(o.Dir)
-	if err != nil {
-		return driver.Report{}, err
-	}
-	n := o.Concurrency
-	if n <= 0 {
-		n = 4 // minio-go's default NumThreads
-	}
-	g, ctx := errgroup.WithContext(context.Background())
-	g.SetLimit(n)
-	sizes := make([]int64, len(names))
-	for i, name := range names {
-		g.Go(func() error {
-			info, err := c.FPutObject(ctx, o.Bucket, o.Prefix+name, filepath.Join(o.Dir, name), minio.PutObjectOptions{})
-			if err != nil {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-			sizes[i] = info.Size
-			return nil
-		})
-	}
-	err = g.Wait()
-	var total int64
-	for _, s := range sizes {
-		total += s
-	}
-	return driver.Report{Bytes: total, Parts: len(names)}, err
+	return driver.UploadDir(o, 4 /* minio-go's default NumThreads */, func(ctx context.Context, key, path string) (int64, error) {
+		info, err := c.FPutObject(ctx, o.Bucket, key, path, minio.PutObjectOptions{})
+		return info.Size, err
+	})
 }

@@ -4,16 +4,13 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"path/filepath"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/s3xfer/s3xfer/bench/internal/driver"
 )
@@ -92,46 +89,24 @@ func sdkDownload(o *driver.Options) (driver.Report, error) {
 // sdkDir uploads every file of a directory through one Uploader from a pool of
 // goroutines (the SDK has no directory upload of its own).
 func sdkDir(o *driver.Options) (driver.Report, error) {
-	ctx := context.Background()
-	c, err := sdkClient(ctx, o)
+	c, err := sdkClient(context.Background(), o)
 	if err != nil {
 		return driver.Report{}, err
-	}
-	names, err := driver.Files(o.Dir)
-	if err != nil {
-		return driver.Report{}, err
-	}
-	n := o.Concurrency
-	if n <= 0 {
-		n = manager.DefaultUploadConcurrency
 	}
 	up := manager.NewUploader(c)
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(n)
-	sizes := make([]int64, len(names))
-	for i, name := range names {
-		g.Go(func() error {
-			f, err := os.Open(filepath.Join(o.Dir, name))
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			st, err := f.Stat()
-			if err != nil {
-				return err
-			}
-			key := o.Prefix + name
-			if _, err := up.Upload(gctx, &s3.PutObjectInput{Bucket: &o.Bucket, Key: &key, Body: f}); err != nil {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-			sizes[i] = st.Size()
-			return nil
-		})
-	}
-	err = g.Wait()
-	var total int64
-	for _, s := range sizes {
-		total += s
-	}
-	return driver.Report{Bytes: total, Parts: len(names)}, err
+	return driver.UploadDir(o, manager.DefaultUploadConcurrency, func(ctx context.Context, key, path string) (int64, error) {
+		f, err := os.Open(path)
+		if err != nil {
+			return 0, err
+		}
+		defer f.Close()
+		st, err := f.Stat()
+		if err != nil {
+			return 0, err
+		}
+		if _, err := up.Upload(ctx, &s3.PutObjectInput{Bucket: &o.Bucket, Key: &key, Body: f}); err != nil {
+			return 0, err
+		}
+		return st.Size(), nil
+	})
 }

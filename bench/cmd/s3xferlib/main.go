@@ -13,9 +13,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
-
-	"golang.org/x/sync/errgroup"
 
 	"github.com/s3xfer/s3xfer/bench/internal/driver"
 	"github.com/s3xfer/s3xfer/ratelimit"
@@ -107,28 +104,8 @@ func dir(o *driver.Options) (driver.Report, error) {
 	if err != nil {
 		return driver.Report{}, err
 	}
-	names, err := driver.Files(o.Dir)
-	if err != nil {
-		return driver.Report{}, err
-	}
-	n := o.Concurrency
-	if n <= 0 {
-		n = transfer.DefaultConcurrency
-	}
-	g, ctx := errgroup.WithContext(context.Background())
-	g.SetLimit(n)
-	sizes := make([]int64, len(names))
-	for i, name := range names {
-		g.Go(func() error {
-			res, err := m.Upload(ctx, o.Bucket, o.Prefix+name, filepath.Join(o.Dir, name), transfer.UploadOptions{})
-			sizes[i] = res.Size
-			return err
-		})
-	}
-	err = g.Wait()
-	var total int64
-	for _, s := range sizes {
-		total += s
-	}
-	return driver.Report{Bytes: total, Parts: len(names)}, err
+	return driver.UploadDir(o, transfer.DefaultConcurrency, func(ctx context.Context, key, path string) (int64, error) {
+		res, err := m.Upload(ctx, o.Bucket, key, path, transfer.UploadOptions{})
+		return res.Size, err
+	})
 }

@@ -6,12 +6,16 @@
 package driver
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // Options are the flags of every driver operation. Zero part size or concurrency means
@@ -119,11 +123,13 @@ func fail(err error) {
 	os.Exit(1)
 }
 
-// Files lists the regular files of dir (not recursive), sorted by name.
-func Files(dir string) ([]string, error) {
-	ents, err := os.ReadDir(dir)
+// UploadDir uploads every regular file of o.Dir (not recursive) to o.Prefix+name with
+// put, o.Concurrency at a time (conc if that is zero), the way a program without a
+// directory upload of its own would. put returns the bytes it sent.
+func UploadDir(o *Options, conc int, put func(ctx context.Context, key, path string) (int64, error)) (Report, error) {
+	ents, err := os.ReadDir(o.Dir)
 	if err != nil {
-		return nil, err
+		return Report{}, err
 	}
 	var names []string
 	for _, e := range ents {
@@ -131,5 +137,26 @@ func Files(dir string) ([]string, error) {
 			names = append(names, e.Name())
 		}
 	}
-	return names, nil
+	if o.Concurrency > 0 {
+		conc = o.Concurrency
+	}
+	g, ctx := errgroup.WithContext(context.Background())
+	g.SetLimit(conc)
+	sizes := make([]int64, len(names))
+	for i, name := range names {
+		g.Go(func() error {
+			n, err := put(ctx, o.Prefix+name, filepath.Join(o.Dir, name))
+			if err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+			sizes[i] = n
+			return nil
+		})
+	}
+	err = g.Wait()
+	var total int64
+	for _, n := range sizes {
+		total += n
+	}
+	return Report{Bytes: total, Parts: len(names)}, err
 }
