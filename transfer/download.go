@@ -304,10 +304,9 @@ func (d *download) intoFile(ctx context.Context, partial string, j *resume.Journ
 	syncRanges := j != nil && (!d.opts.NoSync || j.Header().BootID == "")
 	fsyncs := &groupSync{sync: f.Sync}
 	finished := func(ctx context.Context, r chunk.Part) error {
-		written := fsyncs.written()
 		switch {
 		case syncRanges:
-			if err := fsyncs.after(written); err != nil {
+			if err := fsyncs.after(fsyncs.written()); err != nil {
 				return err
 			}
 		case !d.opts.NoSync:
