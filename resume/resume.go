@@ -84,6 +84,7 @@ type Header struct {
 type Part struct {
 	Number   int    `json:"n"`
 	Size     int64  `json:"size"`
+	Offset   int64  `json:"off,omitempty"` // a download range's place in the object
 	ETag     string `json:"etag,omitempty"`
 	Checksum string `json:"sum,omitempty"`
 }

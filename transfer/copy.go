@@ -3,6 +3,7 @@ package transfer
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/minio/minio-go/v7"
 
@@ -67,6 +68,14 @@ func (m *Manager) Copy(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey
 		uo.Threshold = DefaultCopyThreshold
 	}
 	uo.Threshold = min(uo.Threshold, chunk.MaxSinglePut+1)
+	followsParts := false
+	if uo.PartSize == 0 && info.Size >= uo.Threshold {
+		ps, err := m.sourcePartSize(ctx, srcBucket, srcKey, info)
+		if err != nil {
+			return Result{}, &Error{Op: "copy", Bucket: srcBucket, Key: srcKey, Err: err}
+		}
+		uo.PartSize, followsParts = ps, ps > 0
+	}
 	if uo.PartSize == 0 {
 		ps, err := chunk.PartSize(info.Size, 0)
 		if err != nil {
@@ -78,8 +87,8 @@ func (m *Manager) Copy(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey
 	}
 	u := m.newUpload(dstBucket, dstKey, nil, info.Size, uo)
 	u.kind = resume.Copy
-	u.copySrc = &copySource{bucket: srcBucket, key: srcKey, etag: info.ETag, replace: opts.ReplaceMetadata,
-		retag: opts.Tagging != nil}
+	u.copySrc = &copySource{bucket: srcBucket, key: srcKey, etag: info.ETag, info: info, replace: opts.ReplaceMetadata,
+		retag: opts.Tagging != nil, followsParts: followsParts}
 	u.source = resume.Source{Bucket: srcBucket, Key: srcKey, ETag: info.ETag, Size: info.Size}
 	u.journalID = resume.ID(resume.Copy, m.dest(dstBucket, dstKey))
 	return u.run(ctx)
@@ -88,8 +97,39 @@ func (m *Manager) Copy(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey
 // copySource is the object a copy reads, pinned to one version.
 type copySource struct {
 	bucket, key, etag string
-	replace           bool // metadata directive REPLACE
-	retag             bool // tagging directive REPLACE
+	info              minio.ObjectInfo // as stat found it, checksums included
+	replace           bool             // metadata directive REPLACE
+	retag             bool             // tagging directive REPLACE
+	// followsParts: the copy's parts are the source's, so the MD5s of the parts copied
+	// (their ETags) must give the source's "md5-N" ETag.
+	followsParts bool
+}
+
+// sourcePartSize returns the part size that makes a copy's parts the source's own, so
+// the parts' ETags verify it against the source's "md5-N" ETag; zero if the source is
+// not a multipart object of equal parts with such an ETag, or its layout is unknown.
+func (m *Manager) sourcePartSize(ctx context.Context, bucket, key string, info minio.ObjectInfo) (int64, error) {
+	if !isMultipartETag(info.ETag) || encrypted(info.Metadata) {
+		return 0, nil
+	}
+	parts, _, err := m.layout(ctx, bucket, key, info, algoMD5)
+	if err != nil || len(parts) == 0 {
+		return 0, err
+	}
+	ps := parts[0].size
+	if _, err := chunk.PartSize(info.Size, ps); err != nil {
+		return 0, nil
+	}
+	cut := chunk.Cut(info.Size, ps)
+	if len(cut) != len(parts) {
+		return 0, nil
+	}
+	for i, p := range cut {
+		if p.Size != parts[i].size {
+			return 0, nil
+		}
+	}
+	return ps, nil
 }
 
 func (c *copySource) String() string { return "s3://" + c.bucket + "/" + c.key }
@@ -180,10 +220,12 @@ func (u *upload) copyPart(ctx context.Context, p chunk.Part) error {
 	return nil
 }
 
-// verifyCopy checks the object the copy made: its size must be the source's. (A
-// multipart copy's ETag was checked against its parts' on completion.)
-func (u *upload) verifyCopy(ctx context.Context, res Result) error {
-	opts := minio.StatObjectOptions{VersionID: res.VersionID}
+// verifyCopy checks the object the copy made against its source and returns what
+// verified it: the size always; then, for a copy that followed the source's parts, the
+// ETag (checked against the parts copied before completing); else a full-object
+// checksum both keep, or equal MD5 ETags.
+func (u *upload) verifyCopy(ctx context.Context, res Result) (Checksum, error) {
+	opts := minio.StatObjectOptions{VersionID: res.VersionID, Checksum: true}
 	if opts.VersionID == "null" { // the version of an unversioned bucket: moto refuses it by ID
 		opts.VersionID = ""
 	}
@@ -194,10 +236,33 @@ func (u *upload) verifyCopy(ctx context.Context, res Result) error {
 		return err
 	})
 	if err != nil {
-		return err
+		return ChecksumNone, err
 	}
+	src := u.copySrc
 	if info.Size != u.size {
-		return fmt.Errorf("%w: the copy has %d bytes, its source %s %d", ErrIntegrity, info.Size, u.copySrc, u.size)
+		return ChecksumNone, fmt.Errorf("%w: the copy has %d bytes, its source %s %d", ErrIntegrity, info.Size, src, u.size)
 	}
-	return nil
+	if src.followsParts && trimQuotes(info.ETag) == src.etag {
+		return ChecksumMD5, nil
+	}
+	for _, a := range []*sumAlgo{algoCRC64NVME, algoCRC32C, algoCRC32, algoSHA256, algoSHA1} {
+		want, got := storedValue(src.info, a), storedValue(info, a)
+		if want == "" || got == "" || strings.Contains(want, "-") != strings.Contains(got, "-") {
+			continue // a composite value is comparable only with another of the same parts
+		}
+		if strings.Contains(want, "-") && !src.followsParts {
+			continue
+		}
+		if want != got {
+			return ChecksumNone, fmt.Errorf("%w: the copy has %s %s, its source %s has %s", ErrIntegrity, strings.ToUpper(string(a.name)), got, src, want)
+		}
+		return a.name, nil
+	}
+	if isMD5ETag(src.etag) && !encrypted(src.info.Metadata) && isMD5ETag(trimQuotes(info.ETag)) && !encrypted(info.Metadata) {
+		if etag := trimQuotes(info.ETag); etag != src.etag {
+			return ChecksumNone, fmt.Errorf("%w: the copy has ETag (MD5) %s, its source %s has %s", ErrIntegrity, etag, src, src.etag)
+		}
+		return ChecksumMD5, nil
+	}
+	return ChecksumNone, nil
 }

@@ -1,9 +1,9 @@
 package transfer
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -46,9 +47,10 @@ type DownloadOptions struct {
 	// NoRestart fails with ErrSourceChanged, instead of starting over, when the object
 	// changed since the interrupted download or while downloading.
 	NoRestart bool
-	// Checksum ChecksumNone skips the whole-object check, which reads every byte back
-	// (an MD5 costs a CPU core about 1 s per GiB); the size is checked anyway. Any other
-	// value, or empty, checks the object wherever the store gives a whole-object checksum.
+	// Checksum says what to verify. Empty or ChecksumAuto verifies the object against
+	// whatever the store keeps of it (see Download); ChecksumRequire fails, before any
+	// byte moves, an object the store keeps nothing to verify against; ChecksumNone
+	// checks only the size.
 	Checksum Checksum
 	// NoSync skips the fsyncs that make the file survive a power loss or an OS crash once
 	// Download returns, as aws cli and rclone do: faster where the disk is slower than
@@ -64,11 +66,16 @@ type DownloadOptions struct {
 // range is in, the file is verified, fsynced and renamed over path, and the directory
 // fsynced: path never holds a partial or unverified object.
 //
-// Verification checks the size, and the object's whole-object checksum where the store
-// gives one (a full-object CRC32C, CRC32, CRC64NVME, SHA-1 or SHA-256 with checksum mode,
-// else an ETag that is the MD5 of an unencrypted object); Result.Checksum says which, or
-// ChecksumNone: a multipart object's "md5-N" ETag and composite checksums cover the
-// original parts, which the ranges need not match.
+// Verification checks the size, and the bytes as they stream in against what the store
+// keeps of the object, without reading them again: a full-object CRC64NVME, CRC32C or
+// CRC32 is combined from the ranges' CRCs; for a multipart object with composite
+// checksums or an "md5-N" ETag the ranges follow its parts (GetObjectAttributes, else a
+// partNumber HEAD), each part is checked against the store's value where it keeps one,
+// then the checksum of the parts' checksums; a single-part object is checked by its
+// SHA-256, SHA-1 or MD5 ETag (read back in order if it spans several ranges). A part or
+// object that fails its check is fetched once more; failing again is ErrIntegrity.
+// Result.Checksum names the checksum that verified the whole object, or ChecksumNone if
+// the store keeps nothing to verify against (a notice says so).
 //
 // With Config.Journal every finished range is journaled (after an fsync of the file,
 // unless NoSync), and
@@ -84,9 +91,10 @@ func (m *Manager) Download(ctx context.Context, bucket, key, path string, opts D
 
 // DownloadWriterAt downloads bucket/key into w with parallel ranged GETs pinned to the
 // object's ETag. w gets WriteAt calls from many goroutines at once, each for a distinct
-// range, and must allow that, as *os.File does. If w is also an io.ReaderAt, the bytes are
-// read back and verified as Download verifies them; else only their count is checked.
-// Nothing is journaled, and a changed object fails with ErrSourceChanged.
+// range, and must allow that, as *os.File does. The bytes are verified as Download
+// verifies them; a single-part object known only by a digest and fetched in several
+// ranges is verified only if w is also an io.ReaderAt. Nothing is journaled, and a
+// changed object fails with ErrSourceChanged.
 func (m *Manager) DownloadWriterAt(ctx context.Context, bucket, key string, w io.WriterAt, opts DownloadOptions) (Result, error) {
 	d := m.newDownload(bucket, key, opts)
 	return d.run(ctx, func(ctx context.Context) (Result, error) {
@@ -122,9 +130,15 @@ type download struct {
 	opts        DownloadOptions
 	lim         *ratelimit.Limiter
 	path        string // the destination file; "" for other destinations
+	inOrder     bool   // the bytes are written out in order (DownloadStream)
 
 	info         minio.ObjectInfo // the version being downloaded: every GET is pinned to its ETag
+	in           integrity        // how the bytes are verified
 	ranges       []chunk.Part
+	partOf       []int    // by range index: the index of its part in in.parts, when the ranges follow them
+	partRanges   [][2]int // by part index: its ranges, first and past the last
+	mu           sync.Mutex
+	ck           checks // under mu
 	resumed      bool
 	resumedBytes int64 // written before this run
 	acked        atomic.Int64
@@ -213,13 +227,22 @@ func (m *Manager) pinned(ctx context.Context, err error, bucket, key, etag strin
 	return err
 }
 
-// begin pins the object's current version and plans its ranges.
+// begin pins the object's current version, learns how to verify it and plans its ranges.
 func (d *download) begin(ctx context.Context) error {
+	if d.opts.PartSize < 0 {
+		return fmt.Errorf("part size %d is negative", d.opts.PartSize)
+	}
 	info, err := d.m.stat(ctx, d.bucket, d.key)
 	if err != nil {
 		return err
 	}
 	d.info = info
+	if err := d.learn(ctx); err != nil {
+		return err
+	}
+	if d.in.algo == nil && d.opts.Checksum == ChecksumRequire {
+		return fmt.Errorf("%w: nothing to verify s3://%s/%s against: %s", ErrUnverifiable, d.bucket, d.key, d.in.why)
+	}
 	return d.plan(d.opts.PartSize)
 }
 
@@ -231,10 +254,11 @@ func (d *download) plan(partSize int64) error {
 		partSize = chunk.DefaultPartSize
 	}
 	d.opts.PartSize = partSize
-	d.ranges = nil
-	if d.info.Size > 0 {
-		d.ranges = chunk.Cut(d.info.Size, partSize)
+	if d.in.kind == wholeDigest || d.in.kind == wholeReadback {
+		d.single(d.in.algo, d.in.want) // one range or several, by this part size
 	}
+	d.planRanges(partSize)
+	d.ck = checks{sums: make([][]byte, len(d.ranges)), checked: make([]bool, len(d.in.parts))}
 	return nil
 }
 
@@ -315,7 +339,7 @@ func (d *download) intoFile(ctx context.Context, partial string, j *resume.Journ
 		if j == nil {
 			return nil
 		}
-		return j.Append(ctx, resume.Part{Number: r.Number, Size: r.Size})
+		return j.Append(ctx, resume.Part{Number: r.Number, Size: r.Size, Offset: r.Offset, Checksum: d.rangeSum(r)})
 	}
 	res, err := d.into(ctx, f, done, finished)
 	if err != nil {
@@ -455,65 +479,115 @@ func (d *download) adopt(j *resume.Journal, src resume.Source, partial string) (
 	}
 	done := make([]bool, len(d.ranges))
 	for _, p := range j.Parts() {
-		if p.Number <= len(d.ranges) && d.ranges[p.Number-1].Size == p.Size && !done[p.Number-1] {
-			done[p.Number-1] = true
-			d.acked.Add(p.Size)
-			d.nDone.Add(1)
+		if p.Number > len(d.ranges) || done[p.Number-1] {
+			continue
 		}
+		r := d.ranges[p.Number-1]
+		if r.Size != p.Size || r.Offset != p.Offset {
+			continue
+		}
+		if d.in.streamed() { // a range counts only with the checksum that verifies it
+			sum, err := base64.StdEncoding.DecodeString(p.Checksum)
+			if err != nil || len(sum) == 0 {
+				continue
+			}
+			d.ck.sums[r.Number-1] = sum
+		}
+		done[p.Number-1] = true
+		d.acked.Add(p.Size)
+		d.nDone.Add(1)
+	}
+	for i, span := range d.partRanges { // a part all journaled passed its check
+		d.ck.checked[i] = !slices.Contains(done[span[0]:span[1]], false)
 	}
 	d.resumed, d.resumedBytes = true, d.acked.Load()
 	d.notice("resuming: %d of %d ranges already downloaded", d.nDone.Load(), len(d.ranges))
 	return done, nil
 }
 
-// into fetches every range not done into w and, if w can be read back, verifies the
-// object as its ranges arrive. after, if not nil, runs when a range is written, before it
-// counts.
+// into fetches every range not done into w and verifies the object as its ranges
+// arrive. after, if not nil, runs when a range is settled (see settle), before it counts.
 func (d *download) into(ctx context.Context, w io.WriterAt, done []bool, after func(context.Context, chunk.Part) error) (Result, error) {
 	d.m.progress.Report(d.event(Started, nil))
-	kind, h, want := d.objectSum()
 	var v *verifier
-	if r, ok := w.(io.ReaderAt); ok && h != nil {
+	if d.in.kind == wholeReadback {
+		r, ok := w.(io.ReaderAt)
+		if !ok {
+			return d.unverified("the destination cannot be read back")
+		}
 		vctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		v = newVerifier(r, h, d.ranges, done)
+		v = newVerifier(r, d.in.algo.hasher(), d.ranges, done)
 		go v.run(vctx)
 	}
 	skip := func(r chunk.Part) bool { return done != nil && done[r.Number-1] }
 	err := d.m.eachPart(ctx, d.ranges, skip, func(ctx context.Context, r chunk.Part) error {
-		if err := d.fetch(ctx, r, w); err != nil {
+		sum, err := d.fetch(ctx, r, w)
+		if err != nil {
 			return err
 		}
 		d.m.failpoint("part-acked")
-		if after != nil {
-			if err := after(ctx, r); err != nil {
-				return err
-			}
-			d.m.failpoint("part-journaled")
+		settled, err := d.settle(ctx, r, sum, w)
+		if err != nil {
+			return err
 		}
-		d.record(r)
-		if v != nil {
-			v.written(r)
+		for _, s := range settled {
+			if after != nil {
+				if err := after(ctx, s); err != nil {
+					return err
+				}
+				d.m.failpoint("part-journaled")
+			}
+			d.record(s)
+			if v != nil {
+				v.written(s)
+			}
 		}
 		return nil
 	})
 	if err != nil {
 		return Result{}, err
 	}
-	if v == nil {
-		return d.result(ChecksumNone), nil
-	}
-	err = <-v.result
-	if errors.Is(err, syscall.EBADF) {
-		return d.result(ChecksumNone), nil // a file opened write-only: it cannot be read back
-	}
-	if err == nil {
-		err = d.check(kind, h, want)
+	switch {
+	case v != nil:
+		err = <-v.result
+		if errors.Is(err, syscall.EBADF) {
+			return d.unverified("the destination was opened write-only, so it cannot be read back")
+		}
+		if got := v.h.Sum(nil); err == nil && !bytes.Equal(got, d.in.want) {
+			err = d.mismatch("the object", d.in.want, got, false)
+		}
+	case d.in.streamed():
+		err = d.checkWhole(ctx, w)
+	default:
+		return d.unverified(d.in.why)
 	}
 	if err != nil {
 		return Result{}, err
 	}
-	return d.result(kind), nil
+	return d.result(d.in.algo.name), nil
+}
+
+// unverified ends a download that nothing could verify beyond its size: an error with
+// ChecksumRequire, else a result saying so.
+func (d *download) unverified(why string) (Result, error) {
+	if d.opts.Checksum == ChecksumRequire {
+		return Result{}, fmt.Errorf("%w: s3://%s/%s could not be verified: %s", ErrUnverifiable, d.bucket, d.key, why)
+	}
+	if d.opts.Checksum != ChecksumNone {
+		d.notice("only its size was checked: %s", why)
+	}
+	return d.result(ChecksumNone), nil
+}
+
+// rangeSum is range r's checksum as journaled: base64, or empty if not hashed.
+func (d *download) rangeSum(r chunk.Part) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if sum := d.ck.sums[r.Number-1]; sum != nil {
+		return base64.StdEncoding.EncodeToString(sum)
+	}
+	return ""
 }
 
 // verifier hashes the object in order as its ranges are written, reading each back from
@@ -581,28 +655,51 @@ func (d *download) result(sum Checksum) Result {
 		Parts: d.parts(), BytesSent: d.acked.Load() - d.resumedBytes, Checksum: sum, Resumed: d.resumed}
 }
 
-// fetch writes range r of the object into w at its offset. A retry asks only for the
-// bytes not yet written, still pinned to the same version.
-func (d *download) fetch(ctx context.Context, r chunk.Part, w io.WriterAt) error {
+// fetch writes range r of the object into w at its offset and returns the checksum of
+// the bytes written, if the download verifies them as they stream. A retry asks only for
+// the bytes not yet written, still pinned to the same version.
+func (d *download) fetch(ctx context.Context, r chunk.Part, w io.WriterAt) ([]byte, error) {
 	buf := bufPool.Get().(*[]byte)
 	defer bufPool.Put(buf)
+	var h hash.Hash
+	if d.hashesRanges() {
+		h = d.in.algo.hasher()
+	}
 	var got int64
 	err := d.m.do(ctx, "GetObject", func(ctx context.Context) error {
-		n, err := d.get(ctx, r.Offset+got, r.Size-got, w, *buf)
+		n, err := d.get(ctx, r.Offset+got, r.Size-got, hashedWriter{io.NewOffsetWriter(w, r.Offset+got), h}, *buf)
 		got += n
 		return err
 	})
 	if err != nil {
-		return &Error{Op: "GetObject", Bucket: d.bucket, Key: d.key, Part: r.Number,
+		return nil, &Error{Op: "GetObject", Bucket: d.bucket, Key: d.key, Part: r.Number,
 			Err: d.m.pinned(ctx, err, d.bucket, d.key, d.info.ETag)}
 	}
-	return nil
+	if h == nil {
+		return nil, nil
+	}
+	return h.Sum(nil), nil
+}
+
+// hashedWriter hashes exactly the bytes w took, so a range retried from where it broke
+// off still hashes each byte once, in order.
+type hashedWriter struct {
+	w io.Writer
+	h hash.Hash // nil: no hashing
+}
+
+func (hw hashedWriter) Write(p []byte) (int, error) {
+	n, err := hw.w.Write(p)
+	if hw.h != nil {
+		hw.h.Write(p[:n])
+	}
+	return n, err
 }
 
 // get streams n bytes from off into w through one pooled buffer: a range is never held
 // in memory whole. It returns how many bytes it wrote. The idle watchdog cuts off a body
 // that stops moving.
-func (d *download) get(ctx context.Context, off, n int64, w io.WriterAt, buf []byte) (got int64, err error) {
+func (d *download) get(ctx context.Context, off, n int64, w io.Writer, buf []byte) (got int64, err error) {
 	var opts minio.GetObjectOptions
 	if err := opts.SetMatchETag(d.info.ETag); err != nil {
 		return 0, err
@@ -623,7 +720,7 @@ func (d *download) get(ctx context.Context, off, n int64, w io.WriterAt, buf []b
 		if info.Size >= 0 && info.Size != n {
 			return fmt.Errorf("asked for %d bytes from offset %d, the store sent %d", n, off, info.Size)
 		}
-		got, err = io.CopyBuffer(io.NewOffsetWriter(w, off), io.LimitReader(watched(d.lim.Reader(ctx, body)), n), buf)
+		got, err = io.CopyBuffer(w, io.LimitReader(watched(d.lim.Reader(ctx, body)), n), buf)
 		if err == nil && got < n {
 			err = io.ErrUnexpectedEOF // the connection ended early: retried from here
 		}
@@ -632,53 +729,9 @@ func (d *download) get(ctx context.Context, off, n int64, w io.WriterAt, buf []b
 	return got, err
 }
 
-// objectSum returns the hash that checks the whole object and the value it must have:
-// the store's full-object checksum if it gives one, else an ETag that is the object's
-// MD5. It returns ChecksumNone if there is neither.
-func (d *download) objectSum() (Checksum, hash.Hash, string) {
-	info := d.info
-	if d.opts.Checksum == ChecksumNone {
-		return ChecksumNone, nil, ""
-	}
-	multipart := isMultipartETag(info.ETag)
-	full := info.ChecksumMode == "FULL_OBJECT" || (info.ChecksumMode == "" && !multipart)
-	for _, c := range []struct {
-		t   minio.ChecksumType
-		got string
-	}{
-		{minio.ChecksumCRC32C, info.ChecksumCRC32C},
-		{minio.ChecksumCRC64NVME, info.ChecksumCRC64NVME},
-		{minio.ChecksumCRC32, info.ChecksumCRC32},
-		{minio.ChecksumSHA1, info.ChecksumSHA1},
-		{minio.ChecksumSHA256, info.ChecksumSHA256},
-	} {
-		// A composite value ("...-N") covers the original parts, not the object.
-		if c.got != "" && (full || c.t == minio.ChecksumCRC64NVME) && !strings.Contains(c.got, "-") {
-			return Checksum(strings.ToLower(c.t.String())), c.t.Hasher(), c.got
-		}
-	}
-	// SSE-KMS and SSE-C objects have ETags that are not their MD5.
-	if isMD5ETag(info.ETag) && !encrypted(info.Metadata) {
-		return ChecksumMD5, minio.ChecksumMD5.Hasher(), info.ETag
-	}
-	return ChecksumNone, nil, ""
-}
-
 func encrypted(h http.Header) bool {
 	sse := h.Get("X-Amz-Server-Side-Encryption")
 	return (sse != "" && sse != "AES256") || h.Get("X-Amz-Server-Side-Encryption-Customer-Algorithm") != ""
-}
-
-func (d *download) check(kind Checksum, h hash.Hash, want string) error {
-	sum := h.Sum(nil)
-	got := base64.StdEncoding.EncodeToString(sum)
-	if kind == ChecksumMD5 {
-		got = hex.EncodeToString(sum)
-	}
-	if got != want {
-		return fmt.Errorf("%w: s3://%s/%s has %s %s, the bytes received %s", ErrIntegrity, d.bucket, d.key, kind, want, got)
-	}
-	return nil
 }
 
 // memAt is a byte slice holding the object's bytes from offset base on, as an

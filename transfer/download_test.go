@@ -429,7 +429,8 @@ func TestDownloadCancelKeepsPartialWithJournal(t *testing.T) {
 	}
 }
 
-func TestObjectSum(t *testing.T) {
+// TestLearnWithoutLayout: what verifies an object that needs no part layout.
+func TestLearnWithoutLayout(t *testing.T) {
 	md5ETag := "9e107d9d372bb6826bd81d3542a419d6"
 	cases := []struct {
 		name string
@@ -437,20 +438,26 @@ func TestObjectSum(t *testing.T) {
 		want Checksum
 	}{
 		{"plain md5 etag", minio.ObjectInfo{ETag: md5ETag}, ChecksumMD5},
-		{"multipart etag", minio.ObjectInfo{ETag: md5ETag + "-3"}, ChecksumNone},
 		{"full-object crc32c", minio.ObjectInfo{ETag: md5ETag + "-3", ChecksumCRC32C: "AAAAAA==", ChecksumMode: "FULL_OBJECT"}, ChecksumCRC32C},
-		{"composite crc32c", minio.ObjectInfo{ETag: md5ETag + "-3", ChecksumCRC32C: "AAAAAA==-3", ChecksumMode: "COMPOSITE"}, ChecksumNone},
-		{"composite crc32c without count", minio.ObjectInfo{ETag: md5ETag + "-3", ChecksumCRC32C: "AAAAAA=="}, ChecksumNone},
 		{"single put crc32c", minio.ObjectInfo{ETag: md5ETag, ChecksumCRC32C: "AAAAAA=="}, ChecksumCRC32C},
-		{"sha256", minio.ObjectInfo{ETag: md5ETag, ChecksumSHA256: "x", ChecksumMode: "FULL_OBJECT"}, ChecksumSHA256},
-		{"crc64nvme of multipart", minio.ObjectInfo{ETag: md5ETag + "-2", ChecksumCRC64NVME: "x"}, "crc64nvme"},
+		{"sha256", minio.ObjectInfo{ETag: md5ETag, ChecksumSHA256: "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=", ChecksumMode: "FULL_OBJECT"}, ChecksumSHA256},
+		{"crc64nvme of multipart", minio.ObjectInfo{ETag: md5ETag + "-2", ChecksumCRC64NVME: "AAAAAAAAAAA="}, ChecksumCRC64NVME},
 		{"sse-kms etag", minio.ObjectInfo{ETag: md5ETag, Metadata: http.Header{"X-Amz-Server-Side-Encryption": {"aws:kms"}}}, ChecksumNone},
 		{"sse-s3 etag", minio.ObjectInfo{ETag: md5ETag, Metadata: http.Header{"X-Amz-Server-Side-Encryption": {"AES256"}}}, ChecksumMD5},
 		{"opaque etag", minio.ObjectInfo{ETag: "abc"}, ChecksumNone},
 	}
+	m := New(transfertest.New(), Config{})
 	for _, c := range cases {
-		d := &download{info: c.info}
-		if got, _, _ := d.objectSum(); got != c.want {
+		c.info.Size = 1
+		d := &download{m: m, bucket: "bkt", key: "k", info: c.info}
+		if err := d.learn(context.Background()); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		got := ChecksumNone
+		if d.in.algo != nil {
+			got = d.in.algo.name
+		}
+		if got != c.want {
 			t.Errorf("%s: %q, want %q", c.name, got, c.want)
 		}
 	}

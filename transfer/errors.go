@@ -12,6 +12,9 @@ var (
 	ErrSourceChanged = errors.New("transfer: source changed during the transfer")
 	// ErrIntegrity means the store's ETag or checksum does not match what was sent.
 	ErrIntegrity = errors.New("transfer: integrity check failed")
+	// ErrUnverifiable means a download with ChecksumRequire found nothing on the store to
+	// verify the object against.
+	ErrUnverifiable = errors.New("transfer: nothing to verify against")
 	// ErrStalled means a request moved no bytes for Config.IdleTimeout and was cut off,
 	// on every attempt.
 	ErrStalled = errors.New("transfer: request stalled")

@@ -70,6 +70,10 @@ type Manager struct {
 	// the header back): probed on the first part of the first upload, then reused.
 	crcEchoed atomic.Int32 // crcUnknown, crcYes or crcNo
 	probe     sync.Mutex   // one probe at a time
+	// fullObject remembers whether this store keeps a full-object CRC32C of a multipart
+	// upload asked for one (x-amz-checksum-type FULL_OBJECT), which any later reader can
+	// verify whatever ranges it reads: learned from the first Complete, then reused.
+	fullObject atomic.Int32 // crcUnknown, crcYes or crcNo
 	// noMultipart remembers a store that answered NotImplemented to multipart uploads
 	// (gateways without the multipart API): later uploads go as single PUTs at once.
 	noMultipart atomic.Bool
@@ -113,6 +117,15 @@ const (
 	ChecksumMD5    Checksum = "md5"
 	ChecksumSHA256 Checksum = "sha256" // signed payload: the signature covers the body
 	ChecksumNone   Checksum = "none"
+	// ChecksumRequire, for downloads, fails an object that the store keeps no checksum of.
+	ChecksumRequire Checksum = "require"
+)
+
+// The other checksums a download may be verified by, as Result.Checksum names them.
+const (
+	ChecksumCRC32     Checksum = "crc32"
+	ChecksumCRC64NVME Checksum = "crc64nvme"
+	ChecksumSHA1      Checksum = "sha1"
 )
 
 // ParseChecksum reads an integrity mode as the CLI's --checksum takes it.
@@ -120,10 +133,10 @@ func ParseChecksum(s string) (Checksum, error) {
 	switch c := Checksum(strings.ToLower(s)); c {
 	case "":
 		return ChecksumAuto, nil
-	case ChecksumAuto, ChecksumCRC32C, ChecksumMD5, ChecksumSHA256, ChecksumNone:
+	case ChecksumAuto, ChecksumCRC32C, ChecksumMD5, ChecksumSHA256, ChecksumNone, ChecksumRequire:
 		return c, nil
 	}
-	return "", fmt.Errorf("checksum %q: use auto, crc32c, md5, sha256 or none", s)
+	return "", fmt.Errorf("checksum %q: use auto, crc32c, md5, sha256, require or none", s)
 }
 
 func (m *Manager) failpoint(name string) {

@@ -1,9 +1,11 @@
 package transfer
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"strconv"
 	"sync"
@@ -267,6 +269,7 @@ func (m *Manager) DownloadStream(ctx context.Context, bucket, key string, w io.W
 		opts.PartSize = StreamPartSize
 	}
 	d := m.newDownload(bucket, key, opts)
+	d.inOrder = true
 	return d.run(ctx, func(ctx context.Context) (Result, error) {
 		if err := d.begin(ctx); err != nil {
 			return Result{}, err
@@ -286,17 +289,26 @@ const (
 type slot struct {
 	r    chunk.Part
 	buf  []byte
+	sum  []byte
 	done chan error
 }
 
 func (d *download) stream(ctx context.Context, w io.Writer) (Result, error) {
-	kind, h, want := d.objectSum()
-	if h != nil {
+	var h hash.Hash // a digest of the whole object, hashed in order as it goes out
+	if d.in.kind == wholeReadback {
+		h = d.in.algo.hasher()
 		w = io.MultiWriter(w, h)
+	}
+	var ph hash.Hash // a digest of each part, hashed in order as it goes out
+	if d.in.streamed() && !d.hashesRanges() {
+		ph = d.in.algo.hasher()
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	size := max(min(d.opts.PartSize, d.info.Size), 1) // no full range for a small object
+	size := int64(1)
+	for _, r := range d.ranges {
+		size = max(size, r.Size)
+	}
 	bufs := newPartBuffers(size, int(max(2, min(int64(d.m.cfg.Concurrency), StreamMemory/size))))
 	// The dispatcher starts fetches in order, as buffers come free; the writer below
 	// takes them in the same order. A buffer bounds the slots, so queue never blocks.
@@ -316,7 +328,9 @@ func (d *download) stream(ctx context.Context, w io.Writer) (Result, error) {
 			queue <- s
 			go func() {
 				defer d.m.sem.Release(1)
-				s.done <- d.fetch(ctx, r, memAt{b: s.buf, base: r.Offset})
+				var err error
+				s.sum, err = d.fetch(ctx, r, memAt{b: s.buf, base: r.Offset})
+				s.done <- err
 			}()
 		}
 	}()
@@ -330,10 +344,18 @@ func (d *download) stream(ctx context.Context, w io.Writer) (Result, error) {
 					err = fmt.Errorf("write: %w", werr)
 				}
 			}
+			var settled []chunk.Part
+			if err == nil {
+				if ph != nil {
+					s.sum = d.partDigest(ph, s.r, s.buf)
+				}
+				settled, err = d.settle(ctx, s.r, s.sum, nil) // written already: nothing to fetch again
+			}
 			if err != nil {
 				cancel()
-			} else {
-				d.record(s.r)
+			}
+			for _, r := range settled {
+				d.record(r)
 			}
 		}
 		bufs.put(s.buf)
@@ -341,11 +363,40 @@ func (d *download) stream(ctx context.Context, w io.Writer) (Result, error) {
 	if err == nil {
 		err = ctx.Err() // the caller cancelled: the dispatcher stopped early
 	}
-	if err == nil && h != nil {
-		err = d.check(kind, h, want)
-	}
 	if err != nil {
 		return Result{}, err
 	}
-	return d.result(kind), nil
+	switch {
+	case h != nil:
+		if got := h.Sum(nil); !bytes.Equal(got, d.in.want) {
+			return Result{}, d.mismatch("the object", d.in.want, got, false)
+		}
+	case d.in.streamed():
+		if err := d.checkWhole(ctx, nil); err != nil {
+			return Result{}, err
+		}
+	default:
+		return d.unverified(d.in.why)
+	}
+	return d.result(d.in.algo.name), nil
+}
+
+// partDigest hashes range r of a stream, which goes out in order, into its part's digest
+// ph. It returns what settle takes as r's checksum: the part's digest (also kept as its
+// first range's) once r ends the part, else an empty placeholder.
+func (d *download) partDigest(ph hash.Hash, r chunk.Part, b []byte) []byte {
+	ph.Write(b)
+	span := d.partRanges[d.partOf[r.Number-1]]
+	if r.Number != span[1] {
+		return []byte{}
+	}
+	sum := ph.Sum(nil)
+	ph.Reset()
+	d.mu.Lock()
+	d.ck.sums[span[0]] = sum
+	d.mu.Unlock()
+	if r.Number-1 == span[0] {
+		return sum
+	}
+	return []byte{}
 }

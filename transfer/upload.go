@@ -157,6 +157,8 @@ type upload struct {
 	// createLost: an attempt of CreateMultipartUpload got no answer, so the store may
 	// hold an upload we never heard of.
 	createLost bool
+	// askedFull: this run created the upload asking for a full-object CRC32C.
+	askedFull bool
 }
 
 type donePart struct {
@@ -168,6 +170,9 @@ type donePart struct {
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
 func (m *Manager) newUpload(bucket, key string, r io.ReaderAt, size int64, opts UploadOptions) *upload {
+	if opts.Checksum == ChecksumRequire { // an upload is always verified, by CRC32C or Content-MD5
+		opts.Checksum = ChecksumAuto
+	}
 	u := &upload{m: m, bucket: bucket, key: key, src: r, size: size, opts: opts, lim: opts.Limiter, kind: resume.Upload}
 	if u.lim == nil {
 		u.lim = m.cfg.UploadLimiter
@@ -202,7 +207,7 @@ func (u *upload) run(ctx context.Context) (Result, error) {
 		res, err = u.multipart(ctx)
 	}
 	if err == nil && u.copySrc != nil {
-		err = u.verifyCopy(ctx, res)
+		res.Checksum, err = u.verifyCopy(ctx, res)
 	}
 	if err != nil {
 		err = &Error{Op: string(u.kind), Bucket: u.bucket, Key: u.key, UploadID: u.uploadID, Err: err}
@@ -460,7 +465,25 @@ func (u *upload) initiate(ctx context.Context) error {
 	createOpts := u.putOptions()
 	if u.mode == ChecksumCRC32C {
 		createOpts.UserMetadata["x-amz-checksum-algorithm"] = "CRC32C"
+		if u.m.fullObject.Load() != crcNo {
+			createOpts.UserMetadata["x-amz-checksum-type"] = "FULL_OBJECT"
+			u.askedFull = true
+		}
 	}
+	err := u.createUpload(ctx, createOpts)
+	if u.askedFull && (isCode(err, "InvalidRequest") || isCode(err, "InvalidArgument")) {
+		// A store that refuses the checksum type (not multipart uploads) gets the composite.
+		u.m.log.Info("store refuses full-object checksums; using composite CRC32C", "endpoint", u.m.cfg.Endpoint, "err", err)
+		u.m.fullObject.Store(crcNo)
+		u.askedFull = false
+		delete(createOpts.UserMetadata, "x-amz-checksum-type")
+		err = u.createUpload(ctx, createOpts)
+	}
+	return err
+}
+
+// createUpload sends CreateMultipartUpload.
+func (u *upload) createUpload(ctx context.Context, createOpts minio.PutObjectOptions) error {
 	start := time.Now()
 	lost := false // an attempt got no answer: the store may have created an upload we never heard of
 	err := u.m.do(ctx, "NewMultipartUpload", func(ctx context.Context) error {
@@ -472,7 +495,7 @@ func (u *upload) initiate(ctx context.Context) error {
 		lost = lost || (err != nil && !errors.As(err, &er) && (retryable(err) || ctx.Err() != nil))
 		return err
 	})
-	u.createLost = lost
+	u.createLost = u.createLost || lost
 	if err == nil && lost {
 		u.abortStrays(ctx, time.Since(start))
 	}
@@ -672,7 +695,15 @@ func (u *upload) record(ctx context.Context, p chunk.Part, d donePart) error {
 func (u *upload) complete(ctx context.Context) (Result, error) {
 	cps := make([]minio.CompletePart, len(u.parts))
 	var crcs, md5s [][]byte
+	var full []byte // the full-object CRC32C, combined from the parts'
 	for i, d := range u.done {
+		if u.mode == ChecksumCRC32C {
+			if full == nil {
+				full = d.crc
+			} else {
+				full = algoCRC32C.combine(full, d.crc, u.parts[i].Size)
+			}
+		}
 		cps[i] = minio.CompletePart{PartNumber: i + 1, ETag: d.etag}
 		if u.mode == ChecksumCRC32C {
 			cps[i].ChecksumCRC32C = base64.StdEncoding.EncodeToString(d.crc)
@@ -683,6 +714,13 @@ func (u *upload) complete(ctx context.Context) (Result, error) {
 		}
 	}
 	slices.SortFunc(cps, func(a, b minio.CompletePart) int { return a.PartNumber - b.PartNumber })
+	if c := u.copySrc; c != nil && c.followsParts {
+		// The store's MD5 of each part copied must add up to the source's ETag: checked
+		// before the copy becomes visible.
+		if got := chunk.MultipartETag(md5s); len(md5s) != len(u.parts) || got != c.etag {
+			return Result{}, fmt.Errorf("%w: the parts copied have ETag %s, their source %s has %s", ErrIntegrity, got, c, c.etag)
+		}
+	}
 	var info minio.UploadInfo
 	attempts := 0
 	err := u.m.do(ctx, "CompleteMultipartUpload", func(ctx context.Context) error {
@@ -711,8 +749,18 @@ func (u *upload) complete(ctx context.Context) (Result, error) {
 		}
 	}
 	if u.mode == ChecksumCRC32C && info.ChecksumCRC32C != "" {
-		if want := chunk.CompositeCRC32C(crcs); !sameComposite(info.ChecksumCRC32C, want) {
-			return Result{}, fmt.Errorf("%w: object CRC32C %s, expected %s from the parts sent", ErrIntegrity, info.ChecksumCRC32C, want)
+		// Full-object where the store honoured FULL_OBJECT, else composite.
+		fullB64, composite := base64.StdEncoding.EncodeToString(full), chunk.CompositeCRC32C(crcs)
+		isFull := info.ChecksumCRC32C == fullB64
+		if !isFull && !sameComposite(info.ChecksumCRC32C, composite) {
+			return Result{}, fmt.Errorf("%w: object CRC32C %s, expected %s (full object) or %s (composite) from the parts sent",
+				ErrIntegrity, info.ChecksumCRC32C, fullB64, composite)
+		}
+		if u.askedFull && !isFull {
+			u.m.log.Info("store ignores full-object checksums; using composite CRC32C", "endpoint", u.m.cfg.Endpoint)
+			u.m.fullObject.Store(crcNo)
+		} else if isFull {
+			u.m.fullObject.Store(crcYes)
 		}
 	}
 	return Result{Bucket: u.bucket, Key: u.key, ETag: info.ETag, VersionID: info.VersionID, UploadID: u.uploadID,

@@ -92,7 +92,7 @@ func (f *cpFlags) add(fs *flag.FlagSet) {
 	fs.StringVar(&f.threshold, "threshold", "", "files of at least this size go in parts, up to 5GiB (default: the profile's multipart_threshold, else the part size)")
 	fs.IntVar(&f.concurrency, "concurrency", 0, fmt.Sprintf("requests in flight, 1 to 1024 (default: the profile's max_concurrent_requests, else %d)", transfer.DefaultConcurrency))
 	addIdleTimeout(fs, &f.idleTimeout)
-	fs.StringVar(&f.checksum, "checksum", "auto", "integrity check of uploads: auto, crc32c, md5, sha256 or none")
+	fs.StringVar(&f.checksum, "checksum", "auto", "integrity check: uploads take auto, crc32c, md5, sha256 or none; downloads auto (verify what the store keeps), require (fail if it keeps nothing) or none")
 	f.limits.add(fs)
 	fs.StringVar(&f.contentType, "content-type", "", "Content-Type (default: guessed from the extension)")
 	fs.StringVar(&f.acl, "acl", "", "canned ACL, e.g. private or public-read")
@@ -153,15 +153,31 @@ func runCp(ctx context.Context, e *env, args []string) error {
 		if src == "-" {
 			return c.fromStdin(ctx, dst)
 		}
+		if err := downloadChecksum(c.download.Checksum); err != nil {
+			return err
+		}
 		return c.toStdout(ctx, src)
 	case isS3(src) && isS3(dst):
 		return c.copyObjects(ctx, src, dst)
 	case isS3(src):
+		if err := downloadChecksum(c.download.Checksum); err != nil {
+			return err
+		}
 		return c.downloadObjects(ctx, src, dst)
 	case isS3(dst):
 		return c.uploadFiles(ctx, src, dst)
 	}
 	return usagef("neither %s nor %s is an s3:// URL; cp copies to, from or within S3", src, dst)
+}
+
+// downloadChecksum refuses the upload-only meanings of --checksum for a download, which
+// verifies by whatever the store keeps.
+func downloadChecksum(c transfer.Checksum) error {
+	switch c {
+	case transfer.ChecksumAuto, transfer.ChecksumRequire, transfer.ChecksumNone:
+		return nil
+	}
+	return usagef("--checksum %s applies to uploads; a download verifies by what the store keeps: use auto, require or none", c)
 }
 
 // check turns the flags and the profile's s3 settings into transfer options, checking
@@ -213,7 +229,7 @@ func (f *cpFlags) check(e *env, st settings) (*cpRun, error) {
 	o.ContentType, o.ACL, o.StorageClass = f.contentType, f.acl, f.storageClass
 	o.CacheControl, o.ContentDisposition, o.ContentEncoding = f.cacheControl, f.contentDisposition, f.contentEncoding
 	c.upload = o
-	c.download = transfer.DownloadOptions{PartSize: o.PartSize, NoResume: f.noResume, NoRestart: f.noRestart, NoSync: f.noFsync}
+	c.download = transfer.DownloadOptions{PartSize: o.PartSize, NoResume: f.noResume, NoRestart: f.noRestart, NoSync: f.noFsync, Checksum: o.Checksum}
 	c.copy = transfer.CopyOptions{UploadOptions: o}
 	switch strings.ToUpper(f.metadataDirective) {
 	case "":
@@ -474,7 +490,7 @@ func report(s *session, op, src, dst string, res transfer.Result, el time.Durati
 	case res.Checksum != transfer.ChecksumNone:
 		fmt.Fprintf(&b, ", %s verified)", res.Checksum)
 	case op == "download":
-		b.WriteString(", size checked: the store gives no whole-object checksum for it)")
+		b.WriteString(", size checked: the store keeps no checksum to verify it by)")
 	default:
 		b.WriteString(", not verified: --checksum none)")
 	}

@@ -26,6 +26,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/minio/crc64nvme"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/s3utils"
 )
@@ -45,6 +46,7 @@ type S3 interface {
 	CopyObjectPart(ctx context.Context, srcBucket, srcObject, dstBucket, dstObject, uploadID string, partID int, startOffset, length int64, metadata map[string]string) (minio.CompletePart, error)
 	GetObject(ctx context.Context, bucket, object string, opts minio.GetObjectOptions) (io.ReadCloser, minio.ObjectInfo, http.Header, error)
 	StatObject(ctx context.Context, bucket, object string, opts minio.StatObjectOptions) (minio.ObjectInfo, error)
+	GetObjectAttributes(ctx context.Context, bucket, object string, opts minio.ObjectAttributesOptions) (*minio.ObjectAttributes, error)
 }
 
 // DefaultMinPartSize is S3's minimum size of a multipart upload's parts but the last.
@@ -61,7 +63,8 @@ const maxCopySize = 5 << 30 // S3's limit for one CopyObject or UploadPartCopy
 // repeated after success is NoSuchUpload, StatObject in a missing bucket is NoSuchKey
 // (a HEAD response has no body to say more), and CopyObject ignores
 // CopySrcOptions.MatchETag, as Core does: pin a copy's source with the
-// "x-amz-copy-source-if-match" metadata key.
+// "x-amz-copy-source-if-match" metadata key. An object made by CompleteMultipartUpload
+// keeps its parts, for GetObjectAttributes and partNumber reads.
 //
 // It is safe for concurrent use. Set its fields before the first call; the zero value
 // is ready to use, with no buckets.
@@ -72,6 +75,9 @@ type Fake struct {
 	// IgnoreChecksums makes the Fake a store that ignores x-amz-checksum-* headers: it
 	// neither verifies nor echoes them. Content-MD5 is still verified, as every store does.
 	IgnoreChecksums bool
+	// IgnoreChecksumType makes the Fake a store that ignores x-amz-checksum-type:
+	// every multipart checksum is composite, even where FULL_OBJECT was asked for.
+	IgnoreChecksumType bool
 	// Fault, if set, is asked before every call what fault to inject.
 	Fault Rule
 	// After, if set, is called after each call that succeeded, before it returns, e.g.
@@ -97,6 +103,13 @@ type object struct {
 	tags    map[string]string // nil if none
 	sums    map[string]string // checksum algorithm ("CRC32C") -> base64 value as S3 returns it
 	sumType string            // "FULL_OBJECT" or "COMPOSITE" when sums is set
+	parts   []objectPart      // the multipart layout, in order; nil for a single PUT or a copy
+}
+
+// objectPart is one part of a multipart object as CompleteMultipartUpload assembled it.
+type objectPart struct {
+	size int64
+	sums map[string]string // the part's checksums verified at upload, by algorithm
 }
 
 type upload struct {
@@ -106,6 +119,7 @@ type upload struct {
 	meta            http.Header
 	tags            map[string]string
 	algo            string // x-amz-checksum-algorithm, upper case; "" if none
+	fullObject      bool   // the checksum covers the whole object, not the parts' checksums
 	parts           map[int]*part
 }
 
@@ -246,7 +260,7 @@ func transportErr(c Call, err error) error {
 	}
 	method := http.MethodPut
 	switch c.Op {
-	case "GetObject", "ListObjectParts", "ListMultipartUploads":
+	case "GetObject", "GetObjectAttributes", "ListObjectParts", "ListMultipartUploads":
 		method = http.MethodGet
 	case "StatObject":
 		method = http.MethodHead
@@ -347,6 +361,8 @@ func newHash(algo string) hash.Hash {
 		return crc32.NewIEEE()
 	case "CRC32C":
 		return crc32.New(crc32.MakeTable(crc32.Castagnoli))
+	case "CRC64NVME":
+		return crc64nvme.New()
 	case "SHA1":
 		return sha1.New()
 	case "SHA256":
@@ -445,15 +461,20 @@ func (o *object) header(checksums bool) http.Header {
 	return h
 }
 
-// The checksum fields of minio-go's result types, by algorithm.
+// setSums sets the checksum fields of one of minio-go's result types from sums, by
+// algorithm: fields are those of CRC32, CRC32C, CRC64NVME, SHA1 and SHA256, in order.
+func setSums(sums map[string]string, fields ...*string) {
+	for i, algo := range []string{"CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"} {
+		*fields[i] = sums[algo]
+	}
+}
+
 func setPartSums(p *minio.ObjectPart, sums map[string]string) {
-	p.ChecksumCRC32, p.ChecksumCRC32C = sums["CRC32"], sums["CRC32C"]
-	p.ChecksumSHA1, p.ChecksumSHA256 = sums["SHA1"], sums["SHA256"]
+	setSums(sums, &p.ChecksumCRC32, &p.ChecksumCRC32C, &p.ChecksumCRC64NVME, &p.ChecksumSHA1, &p.ChecksumSHA256)
 }
 
 func setUploadSums(u *minio.UploadInfo, sums map[string]string) {
-	u.ChecksumCRC32, u.ChecksumCRC32C = sums["CRC32"], sums["CRC32C"]
-	u.ChecksumSHA1, u.ChecksumSHA256 = sums["SHA1"], sums["SHA256"]
+	setSums(sums, &u.ChecksumCRC32, &u.ChecksumCRC32C, &u.ChecksumCRC64NVME, &u.ChecksumSHA1, &u.ChecksumSHA256)
 }
 
 func completePartSum(p minio.CompletePart, algo string) string {
@@ -462,12 +483,21 @@ func completePartSum(p minio.CompletePart, algo string) string {
 		return p.ChecksumCRC32
 	case "CRC32C":
 		return p.ChecksumCRC32C
+	case "CRC64NVME":
+		return p.ChecksumCRC64NVME
 	case "SHA1":
 		return p.ChecksumSHA1
 	case "SHA256":
 		return p.ChecksumSHA256
 	}
 	return ""
+}
+
+func sumType(fullObject bool) string {
+	if fullObject {
+		return "FULL_OBJECT"
+	}
+	return "COMPOSITE"
 }
 
 func md5Hex(b []byte) string {
@@ -534,7 +564,9 @@ func (f *Fake) hasBucket(name string) bool {
 
 // NewMultipartUpload starts a multipart upload. "x-amz-checksum-algorithm" in
 // opts.UserMetadata makes every part carry that checksum and Complete return the
-// composite checksum.
+// composite checksum, or with "x-amz-checksum-type: FULL_OBJECT" (or for CRC64NVME,
+// which has no composite form) the checksum of the whole object; FULL_OBJECT takes
+// only the CRCs.
 func (f *Fake) NewMultipartUpload(ctx context.Context, bucket, key string, opts minio.PutObjectOptions) (string, error) {
 	if err := checkNames(bucket, key); err != nil {
 		return "", err
@@ -552,6 +584,12 @@ func (f *Fake) NewMultipartUpload(ctx context.Context, bucket, key string, opts 
 	if algo != "" && newHash(algo) == nil {
 		return "", s3err(c, "InvalidRequest", "transfertest: checksum algorithm "+algo+" is not supported by the fake")
 	}
+	var full bool
+	if !f.IgnoreChecksums && !f.IgnoreChecksumType {
+		if full, err = fullObject(c, algo, strings.ToUpper(h.Get("X-Amz-Checksum-Type"))); err != nil {
+			return "", err
+		}
+	}
 	f.mu.Lock()
 	if f.buckets[bucket] == nil {
 		f.mu.Unlock()
@@ -559,13 +597,31 @@ func (f *Fake) NewMultipartUpload(ctx context.Context, bucket, key string, opts 
 	}
 	f.seq++
 	u := &upload{id: "upload-" + strconv.Itoa(f.seq), bucket: bucket, key: key, seq: f.seq, initiated: time.Now(),
-		meta: storedMeta(h), tags: maps.Clone(opts.UserTags), algo: algo, parts: make(map[int]*part)}
+		meta: storedMeta(h), tags: maps.Clone(opts.UserTags), algo: algo, fullObject: full, parts: make(map[int]*part)}
 	if len(u.tags) == 0 {
 		u.tags = nil
 	}
 	f.uploads[u.id] = u
 	f.mu.Unlock()
 	return u.id, f.finish(c, flt)
+}
+
+// fullObject reports whether an upload created with checksum algorithm algo and
+// x-amz-checksum-type typ has a full-object checksum, refusing the combinations AWS
+// refuses.
+func fullObject(c Call, algo, typ string) (bool, error) {
+	switch {
+	case typ == "":
+		return algo == "CRC64NVME", nil
+	case algo == "":
+		return false, s3err(c, "InvalidRequest", "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header.")
+	case typ == "FULL_OBJECT" && (algo == "SHA1" || algo == "SHA256"),
+		typ == "COMPOSITE" && algo == "CRC64NVME":
+		return false, s3err(c, "InvalidRequest", fmt.Sprintf("The %s checksum type cannot be used with the %s checksum algorithm.", typ, strings.ToLower(algo)))
+	case typ != "FULL_OBJECT" && typ != "COMPOSITE":
+		return false, s3err(c, "InvalidRequest", "Value for x-amz-checksum-type header is invalid.")
+	}
+	return typ == "FULL_OBJECT", nil
 }
 
 // lookupUpload returns the upload, or the error S3 gives when it or its bucket is missing.
@@ -658,7 +714,7 @@ func (f *Fake) ListObjectParts(ctx context.Context, bucket, key, uploadID string
 	res := minio.ListObjectPartsResult{Bucket: bucket, Key: key, UploadID: uploadID, StorageClass: "STANDARD",
 		PartNumberMarker: partNumberMarker, MaxParts: maxParts, ChecksumAlgorithm: u.algo}
 	if u.algo != "" {
-		res.ChecksumType = "COMPOSITE"
+		res.ChecksumType = sumType(u.fullObject)
 	}
 	nums := make([]int, 0, len(u.parts))
 	for n := range u.parts {
@@ -688,7 +744,9 @@ func (f *Fake) ListObjectParts(ctx context.Context, bucket, key, uploadID string
 // and, for an upload with a checksum algorithm, that checksum (InvalidPart), each but
 // the last at least MinPartSize (EntityTooSmall). The ETag is the MD5 of the parts'
 // MD5s followed by "-" and the part count. As from minio-go, UploadInfo.Size is zero.
-func (f *Fake) CompleteMultipartUpload(ctx context.Context, bucket, key, uploadID string, parts []minio.CompletePart, _ minio.PutObjectOptions) (minio.UploadInfo, error) {
+// For a full-object checksum upload, an "x-amz-checksum-<algo>" key in
+// opts.UserMetadata is the whole object's checksum, checked (BadDigest).
+func (f *Fake) CompleteMultipartUpload(ctx context.Context, bucket, key, uploadID string, parts []minio.CompletePart, opts minio.PutObjectOptions) (minio.UploadInfo, error) {
 	if err := checkNames(bucket, key); err != nil {
 		return minio.UploadInfo{}, err
 	}
@@ -697,14 +755,14 @@ func (f *Fake) CompleteMultipartUpload(ctx context.Context, bucket, key, uploadI
 	if err != nil {
 		return minio.UploadInfo{}, err
 	}
-	info, err := f.complete(c, parts)
+	info, err := f.complete(c, parts, opts.Header())
 	if err != nil {
 		return minio.UploadInfo{}, err
 	}
 	return info, f.finish(c, flt)
 }
 
-func (f *Fake) complete(c Call, parts []minio.CompletePart) (minio.UploadInfo, error) {
+func (f *Fake) complete(c Call, parts []minio.CompletePart, h http.Header) (minio.UploadInfo, error) {
 	minPart := f.MinPartSize
 	if minPart <= 0 {
 		minPart = DefaultMinPartSize
@@ -719,6 +777,7 @@ func (f *Fake) complete(c Call, parts []minio.CompletePart) (minio.UploadInfo, e
 		return minio.UploadInfo{}, s3err(c, "MalformedXML", "")
 	}
 	var data []byte
+	var layout []objectPart
 	md5s := md5.New()
 	sums := u.algo != "" && !f.IgnoreChecksums
 	var composite hash.Hash
@@ -750,12 +809,22 @@ func (f *Fake) complete(c Call, parts []minio.CompletePart) (minio.UploadInfo, e
 		raw, _ := hex.DecodeString(p.etag)
 		md5s.Write(raw)
 		data = append(data, p.data...)
+		layout = append(layout, objectPart{size: int64(len(p.data)), sums: p.sums})
 	}
 	suffix := "-" + strconv.Itoa(len(parts))
-	o := &object{data: data, etag: hex.EncodeToString(md5s.Sum(nil)) + suffix, modTime: time.Now(), meta: u.meta, tags: u.tags}
-	if sums {
+	o := &object{data: data, etag: hex.EncodeToString(md5s.Sum(nil)) + suffix, modTime: time.Now(), meta: u.meta, tags: u.tags, parts: layout}
+	switch {
+	case sums && u.fullObject:
+		sum := b64Sum(newHash(u.algo), data)
+		if want := h.Get("X-Amz-Checksum-" + u.algo); want != "" && want != sum {
+			return minio.UploadInfo{}, s3err(c, "BadDigest", "The "+strings.ToLower(u.algo)+" you specified did not match the calculated checksum.")
+		}
+		o.sums = map[string]string{u.algo: sum}
+	case sums:
 		o.sums = map[string]string{u.algo: base64.StdEncoding.EncodeToString(composite.Sum(nil)) + suffix}
-		o.sumType = "COMPOSITE"
+	}
+	if sums {
+		o.sumType = sumType(u.fullObject)
 	}
 	f.buckets[c.Bucket][c.Key] = o
 	delete(f.uploads, c.UploadID)
@@ -964,7 +1033,8 @@ func (f *Fake) copyObject(c Call, srcBucket, srcKey string, h http.Header, tags 
 
 // CopyObjectPart makes part partID of the upload from length bytes of the source from
 // startOffset (the whole source if length is negative). The returned ETag is quoted,
-// as minio-go leaves it.
+// as minio-go leaves it. In an upload with a checksum algorithm, the part gets that
+// checksum of the copied bytes, returned in the CompletePart.
 func (f *Fake) CopyObjectPart(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey, uploadID string, partID int, startOffset, length int64, metadata map[string]string) (minio.CompletePart, error) {
 	if startOffset < 0 {
 		return minio.CompletePart{}, clientErr("startOffset must be non-negative")
@@ -1011,17 +1081,9 @@ func (f *Fake) copyPart(c Call, srcBucket, srcKey string, startOffset, length in
 		p.sums = map[string]string{u.algo: b64Sum(newHash(u.algo), data)} // the server computes it
 	}
 	u.parts[c.Part] = p
+	// As AWS's CopyPartResult, the answer carries the checksum, which Complete needs.
 	cp := minio.CompletePart{PartNumber: c.Part, ETag: `"` + p.etag + `"`}
-	switch u.algo {
-	case "CRC32":
-		cp.ChecksumCRC32 = p.sums[u.algo]
-	case "CRC32C":
-		cp.ChecksumCRC32C = p.sums[u.algo]
-	case "SHA1":
-		cp.ChecksumSHA1 = p.sums[u.algo]
-	case "SHA256":
-		cp.ChecksumSHA256 = p.sums[u.algo]
-	}
+	setSums(p.sums, &cp.ChecksumCRC32, &cp.ChecksumCRC32C, &cp.ChecksumCRC64NVME, &cp.ChecksumSHA1, &cp.ChecksumSHA256)
 	return cp, nil
 }
 
@@ -1062,51 +1124,98 @@ func parseRange(spec string, size int64) (start, end int64, ok bool, unsatisfiab
 	return start, min(end, size-1), true, false
 }
 
+// lookupObject returns the call's object, or the error S3 gives when it or its bucket
+// is missing.
+func (f *Fake) lookupObject(c Call) (*object, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	b := f.buckets[c.Bucket]
+	switch {
+	case b == nil:
+		return nil, s3err(c, "NoSuchBucket", "")
+	case b[c.Key] == nil:
+		return nil, s3err(c, "NoSuchKey", "")
+	}
+	return b[c.Key], nil
+}
+
 // getObject serves GET and HEAD. The caller checked the call's name arguments.
-func (f *Fake) getObject(c Call, opts minio.GetObjectOptions) (*object, http.Header, []byte, error) {
-	if opts.VersionID != "" || opts.PartNumber > 0 {
-		return nil, nil, nil, s3err(c, "NotImplemented", "transfertest: the fake supports neither versionId nor partNumber on GET")
+func (f *Fake) getObject(c Call, opts minio.GetObjectOptions) (http.Header, []byte, error) {
+	if opts.VersionID != "" {
+		return nil, nil, s3err(c, "NotImplemented", "transfertest: the fake does not version objects")
+	}
+	o, err := f.lookupObject(c)
+	if err != nil {
+		return nil, nil, err
 	}
 	req := opts.Header()
-	f.mu.Lock()
-	b := f.buckets[c.Bucket]
-	var o *object
-	if b != nil {
-		o = b[c.Key]
-	}
-	f.mu.Unlock()
-	switch {
-	case b == nil && c.Op == "StatObject":
-		return nil, nil, nil, s3err(c, "NoSuchKey", "") // a HEAD 404 has no body to tell which
-	case b == nil:
-		return nil, nil, nil, s3err(c, "NoSuchBucket", "")
-	case o == nil:
-		return nil, nil, nil, s3err(c, "NoSuchKey", "")
-	}
 	if m := req.Get("If-Match"); m != "" && !etagMatches(m, o.etag) {
-		return nil, nil, nil, s3err(c, "PreconditionFailed", "")
+		return nil, nil, s3err(c, "PreconditionFailed", "")
 	}
 	if m := req.Get("If-None-Match"); m != "" && etagMatches(m, o.etag) {
-		return nil, nil, nil, minio.ErrorResponse{Code: "NotModified", Message: "Not Modified", StatusCode: http.StatusNotModified, BucketName: c.Bucket, Key: c.Key}
+		return nil, nil, minio.ErrorResponse{Code: "NotModified", Message: "Not Modified", StatusCode: http.StatusNotModified, BucketName: c.Bucket, Key: c.Key}
+	}
+	checksums := strings.EqualFold(req.Get("X-Amz-Checksum-Mode"), "ENABLED")
+	if opts.PartNumber > 0 {
+		if req.Get("Range") != "" {
+			return nil, nil, s3err(c, "InvalidRequest", "Cannot specify both Range header and partNumber query parameter")
+		}
+		return o.part(c, opts.PartNumber, checksums)
 	}
 	data := o.data
 	start, end, ranged, unsatisfiable := parseRange(req.Get("Range"), int64(len(data)))
 	if unsatisfiable {
-		return nil, nil, nil, s3err(c, "InvalidRange", "")
+		return nil, nil, s3err(c, "InvalidRange", "")
 	}
-	h := o.header(!ranged && strings.EqualFold(req.Get("X-Amz-Checksum-Mode"), "ENABLED"))
+	h := o.header(checksums && !ranged)
 	if ranged {
 		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", start, end, len(data)))
 		data = data[start : end+1]
 	}
 	h.Set("Content-Length", strconv.Itoa(len(data)))
-	return o, h, data, nil
+	return h, data, nil
 }
 
-// GetObject returns the object's bytes (a range of them with opts.SetRange), honouring
-// If-Match (PreconditionFailed). As in minio-go, a ranged read's ObjectInfo.Size is the
-// range's length, and the returned header carries Content-Range. The body fails with
-// the ctx's error once ctx ends.
+// part serves a GET or HEAD with ?partNumber=n: part n of a multipart object, with the
+// parts count; an object of one PUT is its own part 1.
+func (o *object) part(c Call, n int, checksums bool) (http.Header, []byte, error) {
+	layout := o.parts
+	if layout == nil {
+		layout = []objectPart{{size: int64(len(o.data))}}
+	}
+	if n > len(layout) {
+		return nil, nil, s3err(c, "InvalidPartNumber", "")
+	}
+	var start int64
+	for _, p := range layout[:n-1] {
+		start += p.size
+	}
+	p := layout[n-1]
+	// AWS gives a part its own checksum only in a composite object; a full-object
+	// checksum is the part's only when it is the one part.
+	h := o.header(checksums && o.sumType == "FULL_OBJECT" && len(layout) == 1)
+	if checksums && o.sumType == "COMPOSITE" {
+		for algo, v := range p.sums {
+			h.Set("X-Amz-Checksum-"+algo, v)
+		}
+	}
+	if o.parts != nil {
+		h.Set("X-Amz-Mp-Parts-Count", strconv.Itoa(len(o.parts)))
+	}
+	if p.size > 0 {
+		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", start, start+p.size-1, len(o.data)))
+	}
+	h.Set("Content-Length", strconv.FormatInt(p.size, 10))
+	return h, o.data[start : start+p.size], nil
+}
+
+// GetObject returns the object's bytes (a range of them with opts.SetRange, one part
+// of them with opts.PartNumber), honouring If-Match (PreconditionFailed). As in
+// minio-go, a ranged or part read's ObjectInfo.Size is the length read, and the
+// returned header carries Content-Range. A part read of a multipart object has the
+// header X-Amz-Mp-Parts-Count, found in ObjectInfo.Headers (minio-go leaves it out of
+// ObjectInfo.Metadata); a part number past the last is InvalidPartNumber. The body
+// fails with the ctx's error once ctx ends.
 func (f *Fake) GetObject(ctx context.Context, bucket, key string, opts minio.GetObjectOptions) (io.ReadCloser, minio.ObjectInfo, http.Header, error) {
 	if err := checkNames(bucket, key); err != nil {
 		return nil, minio.ObjectInfo{}, nil, err
@@ -1116,13 +1225,17 @@ func (f *Fake) GetObject(ctx context.Context, bucket, key string, opts minio.Get
 	if err != nil {
 		return nil, minio.ObjectInfo{}, nil, err
 	}
-	_, h, data, err := f.getObject(c, opts)
+	h, data, err := f.getObject(c, opts)
 	if err != nil {
 		return nil, minio.ObjectInfo{}, nil, err
 	}
 	info, err := minio.ToObjectInfo(bucket, key, h)
 	if err != nil {
 		return nil, minio.ObjectInfo{}, nil, err
+	}
+	if flt.Flip && len(data) > 0 {
+		data = slices.Clone(data)
+		data[len(data)/2] ^= 0xff
 	}
 	body := &ctxReader{ctx: ctx, r: bytes.NewReader(data)}
 	if flt.MidBody {
@@ -1132,7 +1245,10 @@ func (f *Fake) GetObject(ctx context.Context, bucket, key string, opts minio.Get
 	return io.NopCloser(body), info, h, f.finish(c, flt)
 }
 
-// StatObject returns the object's info, honouring If-Match (PreconditionFailed).
+// StatObject returns the object's info as GetObject does, without the body. Its errors
+// are what minio-go makes of a HEAD's bodiless error response: a 404 is NoSuchKey,
+// even for a missing bucket, and a status minio-go does not name has the status line
+// for its code (a part number past the last is "416 Requested Range Not Satisfiable").
 func (f *Fake) StatObject(ctx context.Context, bucket, key string, opts minio.StatObjectOptions) (minio.ObjectInfo, error) {
 	if err := checkNames(bucket, key); err != nil {
 		return minio.ObjectInfo{}, err
@@ -1142,15 +1258,101 @@ func (f *Fake) StatObject(ctx context.Context, bucket, key string, opts minio.St
 	if err != nil {
 		return minio.ObjectInfo{}, err
 	}
-	_, h, _, err := f.getObject(c, opts)
+	h, _, err := f.getObject(c, opts)
 	if err != nil {
-		return minio.ObjectInfo{}, err
+		return minio.ObjectInfo{}, headErr(err)
 	}
 	info, err := minio.ToObjectInfo(bucket, key, h)
 	if err != nil {
 		return minio.ObjectInfo{}, err
 	}
 	return info, f.finish(c, flt)
+}
+
+// headErr is an error response as minio-go reports it from a HEAD, whose response has
+// no body to carry the code: minio-go names the code of a few statuses only.
+func headErr(err error) error {
+	er, ok := err.(minio.ErrorResponse)
+	if !ok {
+		return err
+	}
+	switch er.StatusCode {
+	case http.StatusNotFound:
+		er.Code, er.Message = "NoSuchKey", S3Error("NoSuchKey").Message
+	case http.StatusPreconditionFailed:
+	default:
+		er.Code = strconv.Itoa(er.StatusCode) + " " + http.StatusText(er.StatusCode)
+		er.Message = er.Code
+	}
+	return er
+}
+
+// GetObjectAttributes returns the object's ETag, size, storage class, checksum and,
+// for a multipart object, its parts with their sizes and checksums, up to
+// opts.MaxParts (1000 if not positive) after opts.PartNumberMarker. As on AWS, a
+// composite checksum comes without its "-N" suffix.
+func (f *Fake) GetObjectAttributes(ctx context.Context, bucket, key string, opts minio.ObjectAttributesOptions) (*minio.ObjectAttributes, error) {
+	if err := checkNames(bucket, key); err != nil {
+		return nil, err
+	}
+	c := Call{Op: "GetObjectAttributes", Bucket: bucket, Key: key}
+	flt, err := f.begin(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	if opts.VersionID != "" {
+		return nil, s3err(c, "NotImplemented", "transfertest: the fake does not version objects")
+	}
+	o, err := f.lookupObject(c)
+	if err != nil {
+		return nil, err
+	}
+	a := &minio.ObjectAttributes{LastModified: o.modTime.UTC().Truncate(time.Second)}
+	a.ETag, a.ObjectSize = o.etag, len(o.data)
+	a.StorageClass = cmp.Or(o.meta.Get("X-Amz-Storage-Class"), "STANDARD")
+	sums := make(map[string]string, len(o.sums))
+	for algo, v := range o.sums {
+		sums[algo], _, _ = strings.Cut(v, "-")
+	}
+	cs := &a.Checksum
+	setSums(sums, &cs.ChecksumCRC32, &cs.ChecksumCRC32C, &cs.ChecksumCRC64NVME, &cs.ChecksumSHA1, &cs.ChecksumSHA256)
+	cs.ChecksumType = o.sumType
+	if o.parts != nil {
+		ps := &a.ObjectParts
+		ps.PartsCount, ps.PartNumberMarker, ps.MaxParts = len(o.parts), max(opts.PartNumberMarker, 0), opts.MaxParts
+		if ps.MaxParts <= 0 || ps.MaxParts > 1000 {
+			ps.MaxParts = 1000
+		}
+		for i := ps.PartNumberMarker; i < len(o.parts); i++ {
+			if len(ps.Parts) == ps.MaxParts {
+				ps.IsTruncated = true
+				break
+			}
+			p := &minio.ObjectAttributePart{PartNumber: i + 1, Size: int(o.parts[i].size)}
+			setSums(o.parts[i].sums, &p.ChecksumCRC32, &p.ChecksumCRC32C, &p.ChecksumCRC64NVME, &p.ChecksumSHA1, &p.ChecksumSHA256)
+			ps.Parts = append(ps.Parts, p)
+			ps.NextPartNumberMarker = i + 1
+		}
+	}
+	return a, f.finish(c, flt)
+}
+
+// Corrupt flips the bits of the stored object's byte at offset, keeping its ETag,
+// checksums and parts: data corrupted at rest, which only a reader's own check of the
+// bytes against them catches. It reports whether the object and offset exist.
+func (f *Fake) Corrupt(bucket, key string, offset int64) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	o := f.buckets[bucket][key]
+	if o == nil || offset < 0 || offset >= int64(len(o.data)) {
+		return false
+	}
+	// Readers share the object and its data: store a changed copy instead.
+	bad := *o
+	bad.data = slices.Clone(o.data)
+	bad.data[offset] ^= 0xff
+	f.buckets[bucket][key] = &bad
+	return true
 }
 
 // ctxReader fails reads once ctx ends, as a response body does when its request's

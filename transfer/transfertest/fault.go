@@ -15,7 +15,8 @@ import (
 type Call struct {
 	// Op is the S3 method: "PutObject", "NewMultipartUpload", "PutObjectPart",
 	// "ListObjectParts", "CompleteMultipartUpload", "AbortMultipartUpload", "CopyObject",
-	// "CopyObjectPart", "GetObject", "StatObject" or "ListMultipartUploads".
+	// "CopyObjectPart", "GetObject", "StatObject", "GetObjectAttributes" or
+	// "ListMultipartUploads".
 	Op string
 	// Bucket and Key name the object written or read; for copies, the destination.
 	Bucket, Key string
@@ -34,6 +35,10 @@ type Fault struct {
 	// GetObject the call succeeds and its body yields half the bytes, then Err
 	// unwrapped, as a response body read does.
 	MidBody bool
+	// Flip makes GetObject succeed with a body whose middle byte (at half its length)
+	// has its bits inverted: data corrupted in transit, which only a check of the bytes
+	// against the object's checksums catches. The stored object is unchanged.
+	Flip bool
 	// Lost makes the call take effect before it fails with Err: the server did the work
 	// but its response never arrived (a Complete retried after it is lost meets NoSuchUpload).
 	Lost bool
@@ -43,7 +48,9 @@ type Fault struct {
 	Wait func(ctx context.Context) error
 }
 
-func (f Fault) isZero() bool { return f.Err == nil && f.Wait == nil }
+func (f Fault) isZero() bool {
+	return f.Err == nil && f.Wait == nil && !f.MidBody && !f.Lost && !f.Flip
+}
 
 // Rule decides the Fault of a call. attempt counts the calls with the same Call value
 // (op, bucket, key, upload ID and part), this one included, from 1: the first attempt
@@ -142,6 +149,8 @@ func S3Error(code string) minio.ErrorResponse {
 		status, msg = http.StatusPreconditionFailed, "At least one of the pre-conditions you specified did not hold."
 	case "InvalidRange":
 		status, msg = http.StatusRequestedRangeNotSatisfiable, "The requested range is not satisfiable."
+	case "InvalidPartNumber":
+		status, msg = http.StatusRequestedRangeNotSatisfiable, "The requested partnumber is not satisfiable"
 	case "InternalError":
 		status, msg = http.StatusInternalServerError, "We encountered an internal error. Please try again."
 	case "SlowDown":

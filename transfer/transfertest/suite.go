@@ -43,8 +43,11 @@ func Run(t *testing.T, newStore func(t *testing.T) (s S3, bucket string)) {
 		{"ContentMD5", (*suite).contentMD5},
 		{"Checksums", (*suite).checksums},
 		{"MultipartCRC32C", (*suite).multipartCRC32C},
+		{"PartLayout", (*suite).partLayout},
+		{"FullObjectCRC32C", (*suite).fullObjectCRC32C},
 		{"CopyObject", (*suite).copyObject},
 		{"CopyObjectPart", (*suite).copyObjectPart},
+		{"CopyObjectPartCRC32C", (*suite).copyObjectPartCRC32C},
 		{"ListMultipartUploads", (*suite).listMultipartUploads},
 		{"NoSuchBucket", (*suite).noSuchBucket},
 	}
@@ -498,18 +501,7 @@ func (t *suite) multipartCRC32C() {
 	id, err := t.s.NewMultipartUpload(ctx, t.bucket, key, minio.PutObjectOptions{
 		UserMetadata: map[string]string{"x-amz-checksum-algorithm": "CRC32C"}})
 	t.must("NewMultipartUpload with x-amz-checksum-algorithm CRC32C", err)
-	var cps []minio.CompletePart
-	var crcs [][]byte
-	echoed := true
-	for i, p := range parts {
-		s := sums(t, p, chunk.CRC32C|chunk.MD5)
-		op := t.putPart(key, id, i+1, p, minio.PutObjectPartOptions{Md5Base64: s.MD5Base64(),
-			CustomHeader: map[string][]string{"X-Amz-Checksum-Crc32c": {s.CRC32CBase64()}}})
-		t.checkEcho("PutObjectPart", "x-amz-checksum-crc32c", op.ChecksumCRC32C, s.CRC32CBase64())
-		echoed = echoed && op.ChecksumCRC32C != ""
-		cps = append(cps, minio.CompletePart{PartNumber: i + 1, ETag: op.ETag, ChecksumCRC32C: s.CRC32CBase64()})
-		crcs = append(crcs, s.CRC32C)
-	}
+	cps, crcs, echoed := t.putCRC32CParts(key, id, parts)
 	if echoed {
 		lp, err := t.s.ListObjectParts(ctx, t.bucket, key, id, 0, 0)
 		t.must("ListObjectParts", err)
@@ -538,6 +530,237 @@ func (t *suite) multipartCRC32C() {
 	}
 	got, _, _ := t.get(key, minio.GetObjectOptions{})
 	t.sameBytes("CRC32C multipart object", got, slices.Concat(parts...))
+}
+
+// putCRC32CParts uploads the parts, each with its CRC32C, and returns what Complete
+// takes, the parts' CRC32Cs and whether the store echoed them all.
+func (t *suite) putCRC32CParts(key, id string, parts [][]byte) (cps []minio.CompletePart, crcs [][]byte, echoed bool) {
+	t.Helper()
+	echoed = true
+	for i, p := range parts {
+		s := sums(t, p, chunk.CRC32C|chunk.MD5)
+		op := t.putPart(key, id, i+1, p, minio.PutObjectPartOptions{Md5Base64: s.MD5Base64(),
+			CustomHeader: map[string][]string{"X-Amz-Checksum-Crc32c": {s.CRC32CBase64()}}})
+		t.checkEcho("PutObjectPart", "x-amz-checksum-crc32c", op.ChecksumCRC32C, s.CRC32CBase64())
+		echoed = echoed && op.ChecksumCRC32C != ""
+		cps = append(cps, minio.CompletePart{PartNumber: i + 1, ETag: op.ETag, ChecksumCRC32C: s.CRC32CBase64()})
+		crcs = append(crcs, s.CRC32C)
+	}
+	return cps, crcs, echoed
+}
+
+// partLayout checks what tells the parts of a multipart object, by which a download
+// can check it part by part: GetObjectAttributes' part list, and HEAD and GET with
+// ?partNumber=.
+func (t *suite) partLayout() {
+	ctx := t.Context()
+	const key = "mp/layout"
+	parts := [][]byte{payload(5*mib, 90), payload(1000, 91)}
+	id, err := t.s.NewMultipartUpload(ctx, t.bucket, key, minio.PutObjectOptions{
+		UserMetadata: map[string]string{"x-amz-checksum-algorithm": "CRC32C"}})
+	t.must("NewMultipartUpload with x-amz-checksum-algorithm CRC32C", err)
+	cps, crcs, echoed := t.putCRC32CParts(key, id, parts)
+	info, err := t.s.CompleteMultipartUpload(ctx, t.bucket, key, id, cps, minio.PutObjectOptions{})
+	t.must("CompleteMultipartUpload", err)
+	t.objectAttributes(key, info.ETag, parts, cps, chunk.CompositeCRC32C(crcs), echoed)
+
+	st, err := t.s.StatObject(ctx, t.bucket, key, minio.StatObjectOptions{PartNumber: 1, Checksum: true})
+	t.must("StatObject partNumber 1", err)
+	if n := st.Headers.Get("X-Amz-Mp-Parts-Count"); st.Size != int64(len(parts[0])) || n != "2" {
+		t.Errorf("StatObject partNumber 1: size %d, X-Amz-Mp-Parts-Count %q; want %d, 2", st.Size, n, len(parts[0]))
+	}
+	switch {
+	case st.ETag != info.ETag && t.fake == nil:
+		t.Logf("StatObject partNumber 1: ETag %q, not the object's %q", st.ETag, info.ETag)
+	case st.ETag != info.ETag:
+		t.Errorf("StatObject partNumber 1: ETag %q, want the object's %q", st.ETag, info.ETag)
+	}
+	switch got := st.ChecksumCRC32C; {
+	case got == cps[0].ChecksumCRC32C:
+		t.Logf("StatObject partNumber 1 gives the part's CRC32C")
+	case got == "" && !t.verifiesChecksums():
+		t.Logf("StatObject partNumber 1 with checksum mode gives no CRC32C")
+	default:
+		t.Errorf("StatObject partNumber 1: CRC32C %q, want part 1's %q", got, cps[0].ChecksumCRC32C)
+	}
+
+	got, gi, _ := t.get(key, minio.GetObjectOptions{PartNumber: 2})
+	switch {
+	case bytes.Equal(got, parts[1]) && gi.Size == int64(len(parts[1])):
+		_, _, _, err = t.s.GetObject(ctx, t.bucket, key, minio.GetObjectOptions{PartNumber: 3})
+		t.wantErr("GetObject partNumber 3 of 2", err, 416, "InvalidPartNumber")
+	case t.fake == nil && len(got) == len(parts[0])+len(parts[1]):
+		t.Logf("GetObject ignores partNumber: it returns the whole object")
+	default:
+		t.Fatalf("GetObject partNumber 2: %d bytes, size %d; want part 2's %d", len(got), gi.Size, len(parts[1]))
+	}
+	// A HEAD's error has no body: minio-go takes the status line for the code.
+	_, err = t.s.StatObject(ctx, t.bucket, key, minio.StatObjectOptions{PartNumber: 3})
+	if err == nil || t.fake != nil {
+		t.wantErr("StatObject partNumber 3 of 2", err, 416, "InvalidPartNumber", "416 Requested Range Not Satisfiable")
+	} else if code, status := t.code(err); status != 416 {
+		t.Logf("StatObject partNumber 3 of 2: %s (HTTP %d), not 416", code, status)
+	}
+
+	// An object of one PUT is its own part 1.
+	data := payload(1000, 92)
+	t.put("single", data, minio.PutObjectOptions{})
+	st, err = t.s.StatObject(ctx, t.bucket, "single", minio.StatObjectOptions{PartNumber: 1})
+	t.must("StatObject partNumber 1 of a single-part object", err)
+	if n := st.Headers.Get("X-Amz-Mp-Parts-Count"); st.Size != int64(len(data)) || n != "" {
+		t.Errorf("StatObject partNumber 1 of a single-part object: size %d, X-Amz-Mp-Parts-Count %q; want %d, none", st.Size, n, len(data))
+	}
+	switch a, err := t.s.GetObjectAttributes(ctx, t.bucket, "single", minio.ObjectAttributesOptions{}); {
+	case err != nil && t.fake == nil:
+	case err != nil:
+		t.Fatalf("GetObjectAttributes of a single-part object: %v", err)
+	case a.ObjectParts.PartsCount == 0 && len(a.ObjectParts.Parts) == 0:
+	case t.fake == nil:
+		t.Logf("GetObjectAttributes lists %d part(s) of an object of one PUT", a.ObjectParts.PartsCount)
+	default:
+		t.Errorf("GetObjectAttributes of a single-part object: %+v, want no parts", a.ObjectParts)
+	}
+}
+
+// objectAttributes checks GetObjectAttributes of a two-part object uploaded with the
+// CRC32C checksums of cps, whose composite checksum is composite.
+func (t *suite) objectAttributes(key, etag string, parts [][]byte, cps []minio.CompletePart, composite string, echoed bool) {
+	t.Helper()
+	ctx := t.Context()
+	a, err := t.s.GetObjectAttributes(ctx, t.bucket, key, minio.ObjectAttributesOptions{})
+	if err != nil && t.fake == nil {
+		t.Logf("GetObjectAttributes fails: %v", err)
+		return
+	}
+	t.must("GetObjectAttributes", err)
+	if size := len(parts[0]) + len(parts[1]); a.ETag != etag || a.ObjectSize != size {
+		t.Errorf("GetObjectAttributes: ETag %q size %d, want %q %d", a.ETag, a.ObjectSize, etag, size)
+	}
+	bare := composite[:strings.LastIndex(composite, "-")]
+	switch cs := a.Checksum; {
+	case cs.ChecksumCRC32C == bare && cs.ChecksumType == "COMPOSITE":
+	case t.fake == nil && cs.ChecksumCRC32C == composite, !echoed:
+		t.Logf("GetObjectAttributes: CRC32C %q type %q (AWS: %q COMPOSITE)", cs.ChecksumCRC32C, cs.ChecksumType, bare)
+	default:
+		t.Errorf("GetObjectAttributes: CRC32C %q type %q, want %q COMPOSITE", cs.ChecksumCRC32C, cs.ChecksumType, bare)
+	}
+	if op := a.ObjectParts; op.PartsCount != 2 || len(op.Parts) != 2 || op.IsTruncated {
+		t.Fatalf("GetObjectAttributes: %+v, want 2 parts", op)
+	}
+	for i, p := range a.ObjectParts.Parts {
+		if p.PartNumber != i+1 || p.Size != len(parts[i]) {
+			t.Errorf("GetObjectAttributes part %d: number %d size %d, want %d %d", i+1, p.PartNumber, p.Size, i+1, len(parts[i]))
+		}
+		switch {
+		case p.ChecksumCRC32C == cps[i].ChecksumCRC32C:
+		case p.ChecksumCRC32C == "" && !t.verifiesChecksums():
+			t.Logf("GetObjectAttributes part %d has no CRC32C", i+1)
+		default:
+			t.Errorf("GetObjectAttributes part %d: CRC32C %q, want %q", i+1, p.ChecksumCRC32C, cps[i].ChecksumCRC32C)
+		}
+	}
+	for marker := range 2 {
+		a, err := t.s.GetObjectAttributes(ctx, t.bucket, key, minio.ObjectAttributesOptions{MaxParts: 1, PartNumberMarker: marker})
+		t.must("GetObjectAttributes with MaxParts 1", err)
+		op := a.ObjectParts
+		if op.PartsCount != 2 || len(op.Parts) != 1 || op.Parts[0].PartNumber != marker+1 || op.IsTruncated != (marker == 0) ||
+			op.NextPartNumberMarker != marker+1 || op.PartNumberMarker != marker || op.MaxParts != 1 {
+			t.Errorf("GetObjectAttributes with MaxParts 1 after part %d: %+v, want part %d of 2, truncated %v", marker, op, marker+1, marker == 0)
+		}
+	}
+}
+
+// fullObjectCRC32C: an upload created with x-amz-checksum-type FULL_OBJECT, whose
+// object's CRC32C is that of its whole data, without a part count.
+func (t *suite) fullObjectCRC32C() {
+	ctx := t.Context()
+	const key = "mp/full"
+	id, err := t.s.NewMultipartUpload(ctx, t.bucket, key, minio.PutObjectOptions{
+		UserMetadata: map[string]string{"x-amz-checksum-algorithm": "SHA256", "x-amz-checksum-type": "FULL_OBJECT"}})
+	if err == nil && !t.verifiesChecksums() {
+		t.Logf("NewMultipartUpload accepts a FULL_OBJECT SHA256 checksum")
+		t.must("AbortMultipartUpload", t.s.AbortMultipartUpload(ctx, t.bucket, key, id))
+	} else {
+		t.wantErr("NewMultipartUpload with a FULL_OBJECT SHA256 checksum", err, 400, "InvalidRequest", "InvalidArgument")
+	}
+
+	parts := [][]byte{payload(5*mib, 100), payload(1000, 101)}
+	whole := sums(t, slices.Concat(parts...), chunk.CRC32C).CRC32CBase64()
+	id, err = t.s.NewMultipartUpload(ctx, t.bucket, key, minio.PutObjectOptions{
+		UserMetadata: map[string]string{"x-amz-checksum-algorithm": "CRC32C", "x-amz-checksum-type": "FULL_OBJECT"}})
+	t.must("NewMultipartUpload with a FULL_OBJECT CRC32C checksum", err)
+	cps, _, echoed := t.putCRC32CParts(key, id, parts)
+	lp, err := t.s.ListObjectParts(ctx, t.bucket, key, id, 0, 0)
+	t.must("ListObjectParts", err)
+	if lp.ChecksumType != "FULL_OBJECT" && echoed {
+		t.Errorf("ListObjectParts: checksum type %q, want FULL_OBJECT", lp.ChecksumType)
+	}
+	// MinIO refuses a Complete's whole-object checksum without the type along.
+	complete := func(crc string) (minio.UploadInfo, error) {
+		return t.s.CompleteMultipartUpload(ctx, t.bucket, key, id, cps, minio.PutObjectOptions{
+			UserMetadata: map[string]string{"x-amz-checksum-crc32c": crc, "x-amz-checksum-type": "FULL_OBJECT"}})
+	}
+	info, err := complete(sums(t, []byte("other"), chunk.CRC32C).CRC32CBase64())
+	switch {
+	case err != nil:
+		t.wantErr("Complete with a wrong whole-object CRC32C", err, 400, "BadDigest", "XAmzContentChecksumMismatch")
+		info, err = complete(whole)
+		t.must("CompleteMultipartUpload", err)
+	case echoed:
+		t.Fatalf("Complete with a wrong whole-object CRC32C succeeded")
+	default:
+		t.Logf("Complete with a wrong whole-object CRC32C succeeds: the store ignores checksums")
+	}
+	switch {
+	case info.ChecksumCRC32C == whole && info.ChecksumMode == "FULL_OBJECT":
+	case info.ChecksumCRC32C == whole && info.ChecksumMode == "" && t.fake == nil:
+		t.Logf("Complete gives the whole-object CRC32C without its checksum type")
+	case !echoed:
+		t.Logf("Complete: CRC32C %q type %q; the store ignores checksums", info.ChecksumCRC32C, info.ChecksumMode)
+	default:
+		t.Errorf("Complete: CRC32C %q type %q, want %q FULL_OBJECT", info.ChecksumCRC32C, info.ChecksumMode, whole)
+	}
+	st, err := t.s.StatObject(ctx, t.bucket, key, minio.StatObjectOptions{Checksum: true})
+	t.must("StatObject", err)
+	switch {
+	case st.ChecksumCRC32C == whole && st.ChecksumMode == "FULL_OBJECT":
+	case !echoed:
+		t.Logf("StatObject: CRC32C %q type %q, not the data's %q; the store ignores checksums", st.ChecksumCRC32C, st.ChecksumMode, whole)
+	default:
+		t.Errorf("StatObject: CRC32C %q type %q, want %q FULL_OBJECT", st.ChecksumCRC32C, st.ChecksumMode, whole)
+	}
+	got, _, _ := t.get(key, minio.GetObjectOptions{})
+	t.sameBytes("FULL_OBJECT object", got, slices.Concat(parts...))
+}
+
+// copyObjectPartCRC32C: UploadPartCopy into an upload with a checksum algorithm
+// answers the copied part's checksum, which Complete needs.
+func (t *suite) copyObjectPartCRC32C() {
+	ctx := t.Context()
+	src := payload(1000, 110)
+	t.put("copy/crc-src", src, minio.PutObjectOptions{})
+	const key = "copy/crc"
+	id, err := t.s.NewMultipartUpload(ctx, t.bucket, key, minio.PutObjectOptions{
+		UserMetadata: map[string]string{"x-amz-checksum-algorithm": "CRC32C"}})
+	t.must("NewMultipartUpload with x-amz-checksum-algorithm CRC32C", err)
+	cp, err := t.s.CopyObjectPart(ctx, t.bucket, "copy/crc-src", t.bucket, key, id, 1, 0, -1, nil)
+	if err != nil && t.fake == nil {
+		code, status := t.code(err)
+		t.Logf("CopyObjectPart into an upload with a checksum algorithm fails: %s (HTTP %d): %v", code, status, err)
+		return
+	}
+	t.must("CopyObjectPart", err)
+	switch want := sums(t, src, chunk.CRC32C).CRC32CBase64(); {
+	case cp.ChecksumCRC32C == want:
+	case cp.ChecksumCRC32C == "" && !t.verifiesChecksums():
+		t.Logf("CopyObjectPart gives no CRC32C")
+	default:
+		t.Errorf("CopyObjectPart: CRC32C %q, want %q", cp.ChecksumCRC32C, want)
+	}
+	_, err = t.s.CompleteMultipartUpload(ctx, t.bucket, key, id, []minio.CompletePart{cp}, minio.PutObjectOptions{})
+	t.must("CompleteMultipartUpload with what CopyObjectPart returned", err)
+	got, _, _ := t.get(key, minio.GetObjectOptions{})
+	t.sameBytes("object copied into a CRC32C upload", got, src)
 }
 
 func (t *suite) copyObject() {
