@@ -510,15 +510,19 @@ func (d *download) adopt(j *resume.Journal, src resume.Source, partial string) (
 func (d *download) into(ctx context.Context, w io.WriterAt, done []bool, after func(context.Context, chunk.Part) error) (Result, error) {
 	d.m.progress.Report(d.event(Started, nil))
 	var v *verifier
+	unreadable := false
 	if d.in.kind == wholeReadback {
 		r, ok := w.(io.ReaderAt)
-		if !ok {
+		if ok {
+			vctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			v = newVerifier(r, d.in.algo.hasher(), d.ranges, done)
+			go v.run(vctx)
+		}
+		unreadable = !ok
+		if unreadable && d.opts.Checksum == ChecksumRequire {
 			return d.unverified("the destination cannot be read back")
 		}
-		vctx, cancel := context.WithCancel(ctx)
-		defer cancel()
-		v = newVerifier(r, d.in.algo.hasher(), d.ranges, done)
-		go v.run(vctx)
 	}
 	skip := func(r chunk.Part) bool { return done != nil && done[r.Number-1] }
 	err := d.m.eachPart(ctx, d.ranges, skip, func(ctx context.Context, r chunk.Part) error {
@@ -549,6 +553,8 @@ func (d *download) into(ctx context.Context, w io.WriterAt, done []bool, after f
 		return Result{}, err
 	}
 	switch {
+	case unreadable:
+		return d.unverified("the destination cannot be read back")
 	case v != nil:
 		err = <-v.result
 		if errors.Is(err, syscall.EBADF) {

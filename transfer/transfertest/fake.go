@@ -1220,7 +1220,7 @@ func (f *Fake) GetObject(ctx context.Context, bucket, key string, opts minio.Get
 	if err := checkNames(bucket, key); err != nil {
 		return nil, minio.ObjectInfo{}, nil, err
 	}
-	c := Call{Op: "GetObject", Bucket: bucket, Key: key}
+	c := Call{Op: "GetObject", Bucket: bucket, Key: key, Part: opts.PartNumber}
 	flt, err := f.begin(ctx, c)
 	if err != nil {
 		return nil, minio.ObjectInfo{}, nil, err
@@ -1253,7 +1253,7 @@ func (f *Fake) StatObject(ctx context.Context, bucket, key string, opts minio.St
 	if err := checkNames(bucket, key); err != nil {
 		return minio.ObjectInfo{}, err
 	}
-	c := Call{Op: "StatObject", Bucket: bucket, Key: key}
+	c := Call{Op: "StatObject", Bucket: bucket, Key: key, Part: opts.PartNumber}
 	flt, err := f.begin(ctx, c)
 	if err != nil {
 		return minio.ObjectInfo{}, err

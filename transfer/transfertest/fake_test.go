@@ -3,8 +3,11 @@ package transfertest
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +18,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/minio/crc64nvme"
 	"github.com/minio/minio-go/v7"
 
 	"github.com/s3xfer/s3xfer/chunk"
@@ -427,5 +431,203 @@ func TestListMultipartUploadsDelimiter(t *testing.T) {
 	}
 	if len(res.Uploads) != 1 || res.Uploads[0].Key != "b" || !slices.Equal(prefixes, []string{"a/", "c/"}) {
 		t.Errorf("uploads %+v, prefixes %v; want b, [a/ c/]", res.Uploads, prefixes)
+	}
+}
+
+// be64 is the base64 of v's big-endian bytes, as S3 gives a CRC.
+func be64(v uint64, size int) string {
+	b := binary.BigEndian.AppendUint64(nil, v)
+	return base64.StdEncoding.EncodeToString(b[8-size:])
+}
+
+func TestFullObjectChecksum(t *testing.T) {
+	castagnoli := crc32.MakeTable(crc32.Castagnoli)
+	crcs := map[string]func([]byte) string{
+		"CRC32":     func(b []byte) string { return be64(uint64(crc32.ChecksumIEEE(b)), 4) },
+		"CRC32C":    func(b []byte) string { return be64(uint64(crc32.Checksum(b, castagnoli)), 4) },
+		"CRC64NVME": func(b []byte) string { return be64(crc64nvme.Checksum(b), 8) },
+	}
+	for _, tc := range []struct {
+		algo, typ  string
+		ignoreType bool
+		wantType   string
+	}{
+		{"CRC32", "FULL_OBJECT", false, "FULL_OBJECT"},
+		{"CRC32C", "full_object", false, "FULL_OBJECT"},
+		{"CRC64NVME", "FULL_OBJECT", false, "FULL_OBJECT"},
+		{"CRC64NVME", "", false, "FULL_OBJECT"}, // it has no composite form
+		{"CRC32C", "FULL_OBJECT", true, "COMPOSITE"},
+	} {
+		t.Run(fmt.Sprintf("%s %s ignore %v", tc.algo, tc.typ, tc.ignoreType), func(t *testing.T) {
+			f := tiny()
+			f.IgnoreChecksumType = tc.ignoreType
+			ctx := t.Context()
+			crc := crcs[tc.algo]
+			id, err := f.NewMultipartUpload(ctx, "bkt", "k", minio.PutObjectOptions{UserMetadata: map[string]string{
+				"x-amz-checksum-algorithm": tc.algo, "x-amz-checksum-type": tc.typ}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var cps []minio.CompletePart
+			for i, data := range []string{"hello ", "world"} {
+				p, err := f.PutObjectPart(ctx, "bkt", "k", id, i+1, strings.NewReader(data), int64(len(data)), minio.PutObjectPartOptions{
+					CustomHeader: http.Header{"X-Amz-Checksum-" + tc.algo: {crc([]byte(data))}}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				cp := minio.CompletePart{PartNumber: i + 1, ETag: p.ETag}
+				setSums(map[string]string{tc.algo: crc([]byte(data))}, &cp.ChecksumCRC32, &cp.ChecksumCRC32C, &cp.ChecksumCRC64NVME, &cp.ChecksumSHA1, &cp.ChecksumSHA256)
+				cps = append(cps, cp)
+			}
+			whole := crc([]byte("hello world"))
+			complete := func(sum string) (minio.UploadInfo, error) {
+				return f.CompleteMultipartUpload(ctx, "bkt", "k", id, cps, minio.PutObjectOptions{
+					UserMetadata: map[string]string{"x-amz-checksum-" + strings.ToLower(tc.algo): sum}})
+			}
+			if tc.wantType == "FULL_OBJECT" {
+				if _, err := complete(crc([]byte("hello there"))); s3code(err) != "BadDigest" {
+					t.Fatalf("Complete with a wrong whole-object checksum: %v, want BadDigest", err)
+				}
+			}
+			info, err := complete(whole)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sumOf := func(crc32, crc32c, crc64nvme string) string {
+				return map[string]string{"CRC32": crc32, "CRC32C": crc32c, "CRC64NVME": crc64nvme}[tc.algo]
+			}
+			_, oi, _ := f.Object("bkt", "k")
+			for what, got := range map[string]string{
+				"Complete": sumOf(info.ChecksumCRC32, info.ChecksumCRC32C, info.ChecksumCRC64NVME),
+				"Object":   sumOf(oi.ChecksumCRC32, oi.ChecksumCRC32C, oi.ChecksumCRC64NVME),
+			} {
+				if full := tc.wantType == "FULL_OBJECT"; full && got != whole || !full && !strings.HasSuffix(got, "-2") {
+					t.Errorf("%s: %s %q, want the whole object's %s (full object: %v)", what, tc.algo, got, whole, full)
+				}
+			}
+			if info.ChecksumMode != tc.wantType || oi.ChecksumMode != tc.wantType {
+				t.Errorf("checksum type: Complete %q, Object %q; want %s", info.ChecksumMode, oi.ChecksumMode, tc.wantType)
+			}
+		})
+	}
+}
+
+func TestFullObjectRefused(t *testing.T) {
+	f := tiny()
+	for _, meta := range []map[string]string{
+		{"x-amz-checksum-algorithm": "SHA256", "x-amz-checksum-type": "FULL_OBJECT"},
+		{"x-amz-checksum-algorithm": "CRC64NVME", "x-amz-checksum-type": "COMPOSITE"},
+		{"x-amz-checksum-type": "FULL_OBJECT"},
+		{"x-amz-checksum-algorithm": "CRC32", "x-amz-checksum-type": "WHOLE"},
+	} {
+		if _, err := f.NewMultipartUpload(t.Context(), "bkt", "k", minio.PutObjectOptions{UserMetadata: meta}); s3code(err) != "InvalidRequest" {
+			t.Errorf("NewMultipartUpload with %v: %v, want InvalidRequest", meta, err)
+		}
+	}
+}
+
+func TestCorrupt(t *testing.T) {
+	f := tiny()
+	ctx := t.Context()
+	data := []byte("0123456789")
+	crc := chunk.Sums{CRC32C: binary.BigEndian.AppendUint32(nil, crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli)))}.CRC32CBase64()
+	if _, err := f.PutObject(ctx, "bkt", "k", bytes.NewReader(data), 10, "", "", minio.PutObjectOptions{
+		UserMetadata: map[string]string{"x-amz-checksum-crc32c": crc}}); err != nil {
+		t.Fatal(err)
+	}
+	_, before, _ := f.Object("bkt", "k")
+	rc, _, _, err := f.GetObject(ctx, "bkt", "k", minio.GetObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, off := range []int64{-1, 10} {
+		if f.Corrupt("bkt", "k", off) {
+			t.Errorf("Corrupt at offset %d of 10 bytes succeeded", off)
+		}
+	}
+	if f.Corrupt("bkt", "nope", 0) || f.Corrupt("nobucket", "k", 0) {
+		t.Error("Corrupt of a missing object succeeded")
+	}
+	if !f.Corrupt("bkt", "k", 3) {
+		t.Fatal("Corrupt failed")
+	}
+	if got, _ := io.ReadAll(rc); !bytes.Equal(got, data) {
+		t.Errorf("a read begun before Corrupt got %q, want %q", got, data)
+	}
+	got, after, _ := f.Object("bkt", "k")
+	if want := []byte("012\xcc456789"); !bytes.Equal(got, want) {
+		t.Errorf("corrupted object %q, want %q", got, want)
+	}
+	if after.ETag != before.ETag || after.ChecksumCRC32C != crc || after.Size != 10 {
+		t.Errorf("Corrupt changed the object's ETag, CRC32C or size: %+v, was %+v", after, before)
+	}
+}
+
+func TestFlip(t *testing.T) {
+	f := tiny()
+	ctx := t.Context()
+	data := []byte("0123456789")
+	if _, err := f.PutObject(ctx, "bkt", "k", bytes.NewReader(data), 10, "", "", minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Through Faults, which skips a rule whose Fault is zero.
+	f.Fault = Faults(On("GetObject", 1, Fault{Flip: true}))
+	for i, want := range []string{"01234\xca6789", "0123456789"} {
+		rc, _, _, err := f.GetObject(ctx, "bkt", "k", minio.GetObjectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := io.ReadAll(rc); err != nil || string(got) != want {
+			t.Errorf("GET %d: %q, %v; want %q", i+1, got, err, want)
+		}
+	}
+	if got, _, _ := f.Object("bkt", "k"); !bytes.Equal(got, data) {
+		t.Errorf("Flip changed the stored object: %q", got)
+	}
+}
+
+func TestGetObjectAttributesCalls(t *testing.T) {
+	f := tiny()
+	ctx := t.Context()
+	f.Fault = When(func(c Call) bool { return c.Op == "GetObjectAttributes" && c.Bucket == "bkt" }, 1, Fail(S3Error("SlowDown")))
+	if _, err := f.GetObjectAttributes(ctx, "bkt", "k", minio.ObjectAttributesOptions{}); s3code(err) != "SlowDown" {
+		t.Errorf("first call: %v, want the injected SlowDown", err)
+	}
+	if _, err := f.GetObjectAttributes(ctx, "bkt", "k", minio.ObjectAttributesOptions{}); s3code(err) != "NoSuchKey" {
+		t.Errorf("missing key: %v, want NoSuchKey", err)
+	}
+	if _, err := f.GetObjectAttributes(ctx, "nobucket", "k", minio.ObjectAttributesOptions{}); s3code(err) != "NoSuchBucket" {
+		t.Errorf("missing bucket: %v, want NoSuchBucket", err)
+	}
+	want := Call{Op: "GetObjectAttributes", Bucket: "bkt", Key: "k"}
+	if calls := f.Calls(); len(calls) != 3 || calls[0] != want || calls[1] != want {
+		t.Errorf("calls %v, want two of %v", calls, want)
+	}
+}
+
+func TestPartNumberRead(t *testing.T) {
+	f := tiny()
+	ctx := t.Context()
+	id, _ := f.NewMultipartUpload(ctx, "bkt", "k", minio.PutObjectOptions{})
+	p1, _ := sendPart(f, ctx, id, 1, "four")
+	p2, _ := sendPart(f, ctx, id, 2, "x")
+	if _, err := f.CompleteMultipartUpload(ctx, "bkt", "k", id, []minio.CompletePart{{PartNumber: 1, ETag: p1.ETag}, {PartNumber: 2, ETag: p2.ETag}}, minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rc, info, h, err := f.GetObject(ctx, "bkt", "k", minio.GetObjectOptions{PartNumber: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(rc)
+	if string(got) != "x" || info.Size != 1 || h.Get("Content-Range") != "bytes 4-4/5" || info.Headers.Get("X-Amz-Mp-Parts-Count") != "2" {
+		t.Errorf("part 2: %q size %d range %q header %v", got, info.Size, h.Get("Content-Range"), info.Headers)
+	}
+	if c := f.Calls(); c[len(c)-1] != (Call{Op: "GetObject", Bucket: "bkt", Key: "k", Part: 2}) {
+		t.Errorf("recorded %+v, want the part number in Call.Part", c[len(c)-1])
+	}
+	opts := minio.GetObjectOptions{PartNumber: 1}
+	_ = opts.SetRange(0, 1)
+	if _, _, _, err := f.GetObject(ctx, "bkt", "k", opts); s3code(err) != "InvalidRequest" {
+		t.Errorf("partNumber with a Range: %v, want InvalidRequest", err)
 	}
 }

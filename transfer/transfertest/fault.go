@@ -21,7 +21,7 @@ type Call struct {
 	// Bucket and Key name the object written or read; for copies, the destination.
 	Bucket, Key string
 	UploadID    string // multipart calls only
-	Part        int    // PutObjectPart and CopyObjectPart only
+	Part        int    // PutObjectPart, CopyObjectPart, and GetObject and StatObject with a partNumber
 }
 
 // Fault is what an injected failure does to one call. The zero Fault is no fault.

@@ -27,8 +27,12 @@ import (
 // documented alternative: a store that neither verifies nor echoes a checksum header;
 // a repeated Complete that succeeds (AWS, versitygw) and a repeated Abort that succeeds
 // (MinIO); ListMultipartUploads taking its prefix as a whole key and ignoring
-// maxUploads (MinIO) or failing on an upload ID marker (versitygw). On a *Fake it
-// accepts only S3's behaviour.
+// maxUploads (MinIO) or failing on an upload ID marker (versitygw); GetObjectAttributes
+// failing (minio-go cannot parse versitygw's and moto's Last-Modified) or listing one
+// part for an object of one PUT (MinIO); a part read without the part's checksum
+// (versitygw) or ignoring partNumber on GET (moto); a FULL_OBJECT Complete answered
+// without its type (MinIO); UploadPartCopy refused in an upload with a checksum
+// algorithm (MinIO). On a *Fake it accepts only S3's behaviour.
 func Run(t *testing.T, newStore func(t *testing.T) (s S3, bucket string)) {
 	tests := []struct {
 		name string
