@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"strings"
 
@@ -85,6 +86,11 @@ func (m *Manager) Copy(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey
 		each := (info.Size/int64(m.cfg.Concurrency) + units.MiB - 1) / units.MiB * units.MiB
 		uo.PartSize = max(ps, min(max(each, chunk.DefaultPartSize), DefaultCopyPartSize))
 	}
+	if !followsParts && isFullCRC32C(info) && m.copySums.Load() != crcNo {
+		// The store computes the CRC32C of what it copies: per part in its answers, then of
+		// the whole, both compared with the source's.
+		uo.Checksum = ChecksumCRC32C
+	}
 	u := m.newUpload(dstBucket, dstKey, nil, info.Size, uo)
 	u.kind = resume.Copy
 	u.copySrc = &copySource{bucket: srcBucket, key: srcKey, etag: info.ETag, info: info, replace: opts.ReplaceMetadata,
@@ -103,6 +109,41 @@ type copySource struct {
 	// followsParts: the copy's parts are the source's, so the MD5s of the parts copied
 	// (their ETags) must give the source's "md5-N" ETag.
 	followsParts bool
+}
+
+// isFullCRC32C reports a full-object CRC32C, which a copy in parts of any size can match.
+func isFullCRC32C(info minio.ObjectInfo) bool {
+	v := info.ChecksumCRC32C
+	return v != "" && !strings.Contains(v, "-") && (info.ChecksumMode == "FULL_OBJECT" || !isMultipartETag(info.ETag))
+}
+
+// probeCopy finds out, on this store's first copy that asks for CRC32C, whether the
+// store copies parts into such an upload and reports their CRC32C: part 1 goes first. A
+// store that refuses (MinIO wants a checksum no UploadPartCopy can send) or does not
+// report it gets this and every later copy without one, in a new upload.
+func (u *upload) probeCopy(ctx context.Context) error {
+	if u.copySrc == nil || u.mode != ChecksumCRC32C || u.m.copySums.Load() != crcUnknown || len(u.parts) == 0 {
+		return nil
+	}
+	err := u.copyPart(ctx, u.parts[0])
+	// versitygw answers every part with the source's CRC32C, not the part's: no part is
+	// worth checking then (a part and its whole having one CRC is a 2^-32 chance).
+	got := base64.StdEncoding.EncodeToString(u.done[0].crc)
+	if err == nil && len(u.done[0].crc) > 0 && (got != u.copySrc.info.ChecksumCRC32C || len(u.parts) == 1) {
+		u.m.copySums.Store(crcYes)
+		return nil
+	}
+	if err != nil && !isCode(err, "InvalidArgument") && !isCode(err, "InvalidRequest") && !isCode(err, "NotImplemented") {
+		return err
+	}
+	u.m.log.Info("store does not report the checksums of part copies; copying without", "endpoint", u.m.cfg.Endpoint, "err", err)
+	u.m.copySums.Store(crcNo)
+	u.abort(ctx)
+	u.mode = ChecksumNone
+	u.done = make([]donePart, len(u.parts))
+	u.acked.Store(0)
+	u.nDone.Store(0)
+	return u.initiate(ctx)
 }
 
 // sourcePartSize returns the part size that makes a copy's parts the source's own, so
@@ -212,8 +253,20 @@ func (u *upload) copyPart(ctx context.Context, p chunk.Part) error {
 		return &Error{Op: "CopyObjectPart", Bucket: u.bucket, Key: u.key, UploadID: u.uploadID, Part: p.Number,
 			Err: u.m.pinned(ctx, err, c.bucket, c.key, c.etag)}
 	}
+	done := donePart{etag: trimQuotes(cp.ETag)}
+	if u.mode == ChecksumCRC32C {
+		crc, err := base64.StdEncoding.DecodeString(cp.ChecksumCRC32C)
+		if err != nil || len(crc) != 4 {
+			if u.m.copySums.Load() == crcUnknown {
+				return nil // the probe: this store does not report it
+			}
+			return &Error{Op: "CopyObjectPart", Bucket: u.bucket, Key: u.key, UploadID: u.uploadID, Part: p.Number,
+				Err: fmt.Errorf("%w: the store reported CRC32C %q for the part copied", ErrIntegrity, cp.ChecksumCRC32C)}
+		}
+		done.crc = crc
+	}
 	u.m.failpoint("part-acked")
-	if err := u.record(ctx, p, donePart{etag: trimQuotes(cp.ETag)}); err != nil {
+	if err := u.record(ctx, p, done); err != nil {
 		return err
 	}
 	u.m.failpoint("part-journaled")
@@ -257,6 +310,9 @@ func (u *upload) verifyCopy(ctx context.Context, res Result) (Checksum, error) {
 			return ChecksumNone, fmt.Errorf("%w: the copy has %s %s, its source %s has %s", ErrIntegrity, strings.ToUpper(string(a.name)), got, src, want)
 		}
 		return a.name, nil
+	}
+	if u.mode == ChecksumCRC32C { // the parts' CRC32Cs matched the source's before Complete
+		return ChecksumCRC32C, nil
 	}
 	if isMD5ETag(src.etag) && !encrypted(src.info.Metadata) && isMD5ETag(trimQuotes(info.ETag)) && !encrypted(info.Metadata) {
 		if etag := trimQuotes(info.ETag); etag != src.etag {

@@ -74,6 +74,9 @@ type Manager struct {
 	// upload asked for one (x-amz-checksum-type FULL_OBJECT), which any later reader can
 	// verify whatever ranges it reads: learned from the first Complete, then reused.
 	fullObject atomic.Int32 // crcUnknown, crcYes or crcNo
+	// copySums remembers whether this store copies parts into an upload that asks for
+	// CRC32C and reports each part's CRC32C: probed on the first such copy.
+	copySums atomic.Int32 // crcUnknown, crcYes or crcNo
 	// noMultipart remembers a store that answered NotImplemented to multipart uploads
 	// (gateways without the multipart API): later uploads go as single PUTs at once.
 	noMultipart atomic.Bool

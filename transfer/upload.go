@@ -562,6 +562,9 @@ func (u *upload) sendAndComplete(ctx context.Context) (Result, error) {
 		if err := u.probe(ctx); err != nil {
 			return Result{}, err
 		}
+		if err := u.probeCopy(ctx); err != nil {
+			return Result{}, err
+		}
 		if u.journaling() {
 			if err := u.writeJournal(); err != nil {
 				return Result{}, err
@@ -714,11 +717,16 @@ func (u *upload) complete(ctx context.Context) (Result, error) {
 		}
 	}
 	slices.SortFunc(cps, func(a, b minio.CompletePart) int { return a.PartNumber - b.PartNumber })
+	// The store's checksums of the parts copied must add up to the source's: checked
+	// before the copy becomes visible.
 	if c := u.copySrc; c != nil && c.followsParts {
-		// The store's MD5 of each part copied must add up to the source's ETag: checked
-		// before the copy becomes visible.
 		if got := chunk.MultipartETag(md5s); len(md5s) != len(u.parts) || got != c.etag {
 			return Result{}, fmt.Errorf("%w: the parts copied have ETag %s, their source %s has %s", ErrIntegrity, got, c, c.etag)
+		}
+	}
+	if c := u.copySrc; c != nil && u.mode == ChecksumCRC32C {
+		if got := base64.StdEncoding.EncodeToString(full); got != c.info.ChecksumCRC32C {
+			return Result{}, fmt.Errorf("%w: the parts copied have CRC32C %s, their source %s has %s", ErrIntegrity, got, c, c.info.ChecksumCRC32C)
 		}
 	}
 	var info minio.UploadInfo

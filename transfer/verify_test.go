@@ -214,3 +214,20 @@ func TestCopyVerified(t *testing.T) {
 		t.Fatalf("copy: %v, verified by %q in %d parts", err, res.Checksum, res.Parts)
 	}
 }
+
+// A copy of an object with a full-object CRC32C asks the store for the CRC32C of each part
+// copied: they must combine to the source's before the copy completes.
+func TestCopyVerifiedByPartCRCs(t *testing.T) {
+	f, m, _ := fakeManager(t, Config{})
+	data := randomBytes(3*5*mib + 99)
+	if _, err := uploadBytes(m, context.Background(), data, UploadOptions{Threshold: 1 << 30, Checksum: ChecksumCRC32C}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := m.Copy(context.Background(), "bkt", "obj", "bkt", "copy", CopyOptions{UploadOptions: UploadOptions{Threshold: 5 * mib, PartSize: 5 * mib}})
+	if err != nil || res.Checksum != ChecksumCRC32C || res.Parts != 4 {
+		t.Fatalf("copy: %v, verified by %q in %d parts", err, res.Checksum, res.Parts)
+	}
+	if got, _, _ := f.Object("bkt", "copy"); !bytes.Equal(got, data) {
+		t.Fatal("copied bytes differ")
+	}
+}

@@ -485,8 +485,10 @@ func report(s *session, op, src, dst string, res transfer.Result, el time.Durati
 		fmt.Fprintf(&b, ", %d parts", res.Parts)
 	}
 	switch {
+	case op == "copy" && res.Checksum != transfer.ChecksumNone:
+		fmt.Fprintf(&b, ", copied within the store, %s verified)", res.Checksum)
 	case op == "copy":
-		b.WriteString(", copied within the store)")
+		b.WriteString(", copied within the store; size checked: no checksum of the source and the copy to compare)")
 	case res.Checksum != transfer.ChecksumNone:
 		fmt.Fprintf(&b, ", %s verified)", res.Checksum)
 	case op == "download":
