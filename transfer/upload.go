@@ -620,7 +620,12 @@ func (u *upload) probe(ctx context.Context) error {
 	u.m.crcEchoed.Store(crcNo)
 	u.m.log.Info("store does not verify CRC32C; using Content-MD5", "endpoint", u.m.cfg.Endpoint)
 	u.mode = ChecksumMD5
-	return nil
+	// The upload asked for CRC32C: such a store may still keep a CRC32C of its own making
+	// (moto's is the IEEE CRC32) that would fail every later reader's check. A new upload
+	// without it.
+	u.abort(ctx)
+	u.askedFull = false
+	return u.initiate(ctx)
 }
 
 // sendParts sends every part not yet acknowledged, as many at once as the Manager's
