@@ -250,8 +250,7 @@ func (u *upload) copyPart(ctx context.Context, p chunk.Part) error {
 		return err
 	})
 	if err != nil {
-		return &Error{Op: "CopyObjectPart", Bucket: u.bucket, Key: u.key, UploadID: u.uploadID, Part: p.Number,
-			Err: u.m.pinned(ctx, err, c.bucket, c.key, c.etag)}
+		return failed("CopyObjectPart", p.Number, u.m.pinned(ctx, err, c.bucket, c.key, c.etag))
 	}
 	done := donePart{etag: trimQuotes(cp.ETag)}
 	if u.mode == ChecksumCRC32C {
@@ -260,8 +259,7 @@ func (u *upload) copyPart(ctx context.Context, p chunk.Part) error {
 			if u.m.copySums.Load() == crcUnknown {
 				return nil // the probe: this store does not report it
 			}
-			return &Error{Op: "CopyObjectPart", Bucket: u.bucket, Key: u.key, UploadID: u.uploadID, Part: p.Number,
-				Err: fmt.Errorf("%w: the store reported CRC32C %q for the part copied", ErrIntegrity, cp.ChecksumCRC32C)}
+			return failed("CopyObjectPart", p.Number, fmt.Errorf("%w: the store reported CRC32C %q for the part copied", ErrIntegrity, cp.ChecksumCRC32C))
 		}
 		done.crc = crc
 	}

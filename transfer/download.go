@@ -22,6 +22,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/s3xfer/s3xfer/chunk"
+	"github.com/s3xfer/s3xfer/internal/osfile"
 	"github.com/s3xfer/s3xfer/ratelimit"
 	"github.com/s3xfer/s3xfer/resume"
 )
@@ -181,7 +182,7 @@ func (m *Manager) notice(ev Event, msg string) {
 func (d *download) run(ctx context.Context, body func(context.Context) (Result, error)) (Result, error) {
 	res, err := body(ctx)
 	if err != nil {
-		err = &Error{Op: "download", Bucket: d.bucket, Key: d.key, Err: err}
+		err = transferError("download", d.bucket, d.key, "", err)
 	}
 	d.m.progress.Report(d.event(Finished, err))
 	return res, err
@@ -359,7 +360,7 @@ func (d *download) intoFile(ctx context.Context, partial string, j *resume.Journ
 	if d.opts.NoSync {
 		return res, nil
 	}
-	return res, syncDir(filepath.Dir(d.path))
+	return res, osfile.SyncDir(filepath.Dir(d.path))
 }
 
 // groupSync makes writes durable with as few fsyncs as possible: one fsync at a time,
@@ -678,8 +679,7 @@ func (d *download) fetch(ctx context.Context, r chunk.Part, w io.WriterAt) ([]by
 		return err
 	})
 	if err != nil {
-		return nil, &Error{Op: "GetObject", Bucket: d.bucket, Key: d.key, Part: r.Number,
-			Err: d.m.pinned(ctx, err, d.bucket, d.key, d.info.ETag)}
+		return nil, failed("GetObject", r.Number, d.m.pinned(ctx, err, d.bucket, d.key, d.info.ETag))
 	}
 	if h == nil {
 		return nil, nil
@@ -765,18 +765,4 @@ func (m memAt) ReadAt(p []byte, off int64) (int, error) {
 		return n, io.EOF
 	}
 	return n, nil
-}
-
-// syncDir makes a rename in dir durable. File systems that cannot sync a directory
-// (EINVAL, ENOTSUP) are not an error.
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOTSUP) {
-		return err
-	}
-	return nil
 }

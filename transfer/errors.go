@@ -20,14 +20,16 @@ var (
 	ErrStalled = errors.New("transfer: request stalled")
 )
 
-// Error is a failed request of a transfer. It carries where it failed, so the caller can
-// abort or resume the upload; unwrap it with errors.As.
+// Error is a failed transfer, or a failed request outside one. It carries where it
+// failed, so the caller can abort or resume the upload; unwrap it with errors.As. A
+// transfer's error is wrapped once: its Error says each fact once.
 type Error struct {
-	Op       string // "upload", "copy", "download", or the S3 call, e.g. "CompleteMultipartUpload"
+	Op       string // "upload", "copy", "download", or the S3 call of a request outside a transfer
+	Request  string // the S3 call that failed within a transfer, e.g. "PutObjectPart"; "" if none did
 	Bucket   string
 	Key      string
 	UploadID string // empty for single requests
-	Part     int    // 0 when not about one part
+	Part     int    // 0 when not about one part; for a download, the range that failed, or the object's part that failed its check
 	Err      error
 }
 
@@ -39,7 +41,39 @@ func (e *Error) Error() string {
 	if e.Part > 0 {
 		s += fmt.Sprintf(" part %d", e.Part)
 	}
+	if e.Request != "" {
+		s += ": " + e.Request
+	}
 	return s + ": " + e.Err.Error()
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// callError is a failed request of a transfer, before the transfer wraps it in its Error.
+type callError struct {
+	request string
+	part    int
+	err     error
+}
+
+func (c *callError) Error() string { return c.request + ": " + c.err.Error() }
+func (c *callError) Unwrap() error { return c.err }
+
+// failed records which request, and for which part (0 for none), err is the failure of.
+func failed(request string, part int, err error) error {
+	return &callError{request: request, part: part, err: err}
+}
+
+// transferError wraps the failure of a transfer once, lifting the failed request and
+// part out of err.
+func transferError(op, bucket, key, uploadID string, err error) error {
+	e := &Error{Op: op, Bucket: bucket, Key: key, UploadID: uploadID, Err: err}
+	var ce *callError
+	if errors.As(err, &ce) {
+		e.Request, e.Part = ce.request, ce.part
+		if err == error(ce) {
+			e.Err = ce.err
+		}
+	}
+	return e
+}

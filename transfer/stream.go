@@ -47,7 +47,7 @@ func (m *Manager) uploadStream(ctx context.Context, bucket, key string, r io.Rea
 	s := &stream{u: u, r: r, src: src, bufs: newPartBuffers(ps, m.cfg.Concurrency+1), maxParts: maxParts}
 	res, err := s.run(ctx)
 	if err != nil {
-		err = &Error{Op: "upload", Bucket: bucket, Key: key, UploadID: u.uploadID, Err: err}
+		err = transferError("upload", bucket, key, u.uploadID, err)
 	}
 	m.progress.Report(u.event(Finished, err))
 	return res, err

@@ -15,12 +15,12 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/minio/minio-go/v7"
 
 	"github.com/s3xfer/s3xfer/chunk"
+	"github.com/s3xfer/s3xfer/internal/osfile"
 	"github.com/s3xfer/s3xfer/ratelimit"
 	"github.com/s3xfer/s3xfer/resume"
 )
@@ -84,7 +84,7 @@ type Result struct {
 func (m *Manager) Upload(ctx context.Context, bucket, key, path string, opts UploadOptions) (Result, error) {
 	// O_NONBLOCK: opening a named pipe would otherwise wait for a writer, forever. It
 	// changes nothing for a regular file, and anything else is refused below.
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	f, err := os.OpenFile(path, os.O_RDONLY|osfile.ONonblock, 0)
 	if err != nil {
 		return Result{}, sourceError(path, err)
 	}
@@ -210,7 +210,7 @@ func (u *upload) run(ctx context.Context) (Result, error) {
 		res.Checksum, err = u.verifyCopy(ctx, res)
 	}
 	if err != nil {
-		err = &Error{Op: string(u.kind), Bucket: u.bucket, Key: u.key, UploadID: u.uploadID, Err: err}
+		err = transferError(string(u.kind), u.bucket, u.key, u.uploadID, err)
 	}
 	u.m.progress.Report(u.event(Finished, err))
 	return res, err
@@ -607,12 +607,11 @@ func (u *upload) probe(ctx context.Context) error {
 		})
 	})
 	if err != nil {
-		return &Error{Op: "PutObjectPart", Bucket: u.bucket, Key: u.key, UploadID: u.uploadID, Part: 1, Err: err}
+		return failed("PutObjectPart", 1, err)
 	}
 	if info.ChecksumCRC32C != "" {
 		if info.ChecksumCRC32C != emptyCRC32C {
-			return &Error{Op: "PutObjectPart", Bucket: u.bucket, Key: u.key, UploadID: u.uploadID, Part: 1,
-				Err: fmt.Errorf("%w: the store echoed CRC32C %s for an empty part, want %s", ErrIntegrity, info.ChecksumCRC32C, emptyCRC32C)}
+			return failed("PutObjectPart", 1, fmt.Errorf("%w: the store echoed CRC32C %s for an empty part, want %s", ErrIntegrity, info.ChecksumCRC32C, emptyCRC32C))
 		}
 		u.m.crcEchoed.Store(crcYes)
 		return nil
@@ -670,10 +669,10 @@ func (u *upload) sendPart(ctx context.Context, p chunk.Part) error {
 		})
 	})
 	if err != nil {
-		return &Error{Op: "PutObjectPart", Bucket: u.bucket, Key: u.key, UploadID: u.uploadID, Part: p.Number, Err: err}
+		return failed("PutObjectPart", p.Number, err)
 	}
 	if err := u.verifyPart(mode, sums, info.ETag, info.ChecksumCRC32C); err != nil {
-		return &Error{Op: "PutObjectPart", Bucket: u.bucket, Key: u.key, UploadID: u.uploadID, Part: p.Number, Err: err}
+		return failed("PutObjectPart", p.Number, err)
 	}
 	u.m.failpoint("part-acked")
 	if err := u.record(ctx, p, donePart{etag: info.ETag, crc: sums.CRC32C, md5: sums.MD5}); err != nil {
@@ -752,7 +751,7 @@ func (u *upload) complete(ctx context.Context) (Result, error) {
 		return err
 	})
 	if err != nil {
-		return Result{}, &Error{Op: "CompleteMultipartUpload", Bucket: u.bucket, Key: u.key, UploadID: u.uploadID, Err: err}
+		return Result{}, failed("CompleteMultipartUpload", 0, err)
 	}
 	// The ETag of a multipart object is the MD5 of its parts' MD5 ETags on stores that use
 	// MD5 ETags: a check that the store assembled exactly the parts acknowledged.

@@ -439,8 +439,7 @@ func (d *download) settle(ctx context.Context, r chunk.Part, sum []byte, w io.Wr
 		got = d.partSum(pi)
 		d.mu.Unlock()
 		if !bytes.Equal(got, p.want) {
-			return nil, &Error{Op: "GetObject", Bucket: d.bucket, Key: d.key, Part: pi + 1,
-				Err: d.mismatch(fmt.Sprintf("part %d", pi+1), p.want, got, w != nil)}
+			return nil, failed("GetObject", pi+1, d.mismatch("the part", p.want, got, w != nil))
 		}
 	}
 	return d.ranges[span[0]:span[1]], nil
@@ -460,8 +459,8 @@ func (d *download) mismatch(what string, want, got []byte, twice bool) error {
 	if d.in.inferred {
 		also += "; its part layout was inferred as parts of equal size"
 	}
-	return fmt.Errorf("%w: %s of s3://%s/%s has %s %s on the store, the bytes received %s%s",
-		ErrIntegrity, what, d.bucket, d.key, name, show(want), show(got), also)
+	return fmt.Errorf("%w: %s has %s %s on the store, the bytes received %s%s",
+		ErrIntegrity, what, name, show(want), show(got), also)
 }
 
 // whole computes the object's value from the ranges' checksums.

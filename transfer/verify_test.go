@@ -94,8 +94,14 @@ func TestDownloadCorruptAtRest(t *testing.T) {
 				t.Errorf("error %q does not say the bytes were fetched again", err)
 			}
 			var te *Error
-			if c.perPart && (!errors.As(err, &te) || !strings.Contains(err.Error(), "part 2 of s3://bkt/obj")) {
-				t.Errorf("error %q does not name part 2", err)
+			if !errors.As(err, &te) || te.Op != "download" || te.Key != "obj" {
+				t.Fatalf("error %v is not the download's *Error", err)
+			}
+			if c.perPart && (te.Part != 2 || te.Request != "GetObject" || strings.Count(err.Error(), "part 2") != 1) {
+				t.Errorf("error %q (part %d) does not name part 2 once", err, te.Part)
+			}
+			if strings.Count(err.Error(), "s3://bkt/obj") != 1 {
+				t.Errorf("error %q names the object more than once", err)
 			}
 			if n := countOp(f, "GetObject") - gets; n <= c.ranges {
 				t.Errorf("%d GETs, want the %d ranges and at least one fetched again", n, c.ranges)
