@@ -7,6 +7,7 @@
 # Each start_X picks a free port, a fresh data dir and random credentials, waits until the server answers an
 # authenticated ListBuckets, and exports S3XFER_TEST_<X>_{ENDPOINT,ACCESS_KEY,SECRET_KEY}, appends <x> to
 # S3XFER_TEST_STORES and sets S3XFER_REQUIRE_STORES=1 (the tests then fail, not skip, when a store is missing).
+# start_versitygw also exports S3XFER_TEST_VERSITYGW_DATA, its posix data dir (objects are files there).
 # Secrets are never printed: log tails shown on failure have them masked.
 # The binaries come from scripts/install.sh; moto_server from pip.
 
@@ -161,7 +162,10 @@ start_versitygw() {
 	# The posix backend needs xattrs on the data dir's filesystem (ext4, xfs, tmpfs on Linux >= 6.6).
 	ROOT_ACCESS_KEY_ID=$key ROOT_SECRET_ACCESS_KEY=$secret \
 		_servers_start versitygw "$key" "$secret" \
-		versitygw --port 127.0.0.1:@PORT@ posix "$data"
+		versitygw --port 127.0.0.1:@PORT@ posix "$data" || return 1
+	# The posix backend keeps each object as the plain file $data/BUCKET/KEY: tests damage one there to
+	# check that downloads catch corruption at rest.
+	export S3XFER_TEST_VERSITYGW_DATA=$data
 }
 
 # moto keeps its state in memory and accepts any credentials; random ones keep the interface uniform.

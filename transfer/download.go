@@ -242,7 +242,7 @@ func (d *download) begin(ctx context.Context) error {
 		return err
 	}
 	if d.in.algo == nil && d.opts.Checksum == ChecksumRequire {
-		return fmt.Errorf("%w: nothing to verify s3://%s/%s against: %s", ErrUnverifiable, d.bucket, d.key, d.in.why)
+		return fmt.Errorf("%w: %s", ErrUnverifiable, d.in.why)
 	}
 	return d.plan(d.opts.PartSize)
 }
@@ -579,7 +579,7 @@ func (d *download) into(ctx context.Context, w io.WriterAt, done []bool, after f
 // ChecksumRequire, else a result saying so.
 func (d *download) unverified(why string) (Result, error) {
 	if d.opts.Checksum == ChecksumRequire {
-		return Result{}, fmt.Errorf("%w: s3://%s/%s could not be verified: %s", ErrUnverifiable, d.bucket, d.key, why)
+		return Result{}, fmt.Errorf("%w: %s", ErrUnverifiable, why)
 	}
 	if d.opts.Checksum != ChecksumNone {
 		d.notice("only its size was checked: %s", why)

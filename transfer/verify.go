@@ -449,8 +449,11 @@ func (d *download) settle(ctx context.Context, r chunk.Part, sum []byte, w io.Wr
 func (d *download) mismatch(what string, want, got []byte, twice bool) error {
 	name := strings.ToUpper(string(d.in.algo.name))
 	show := base64.StdEncoding.EncodeToString
-	if d.in.kind == wholeETag && what == "the object" {
+	switch {
+	case d.in.kind == wholeETag && what == "the object":
 		name, show = "ETag (MD5 of the parts' MD5s)", hex.EncodeToString
+	case d.in.kind == wholeComposite && what == "the object":
+		name = fmt.Sprintf("%s of its parts' %ss", name, name)
 	}
 	var also string
 	if twice {

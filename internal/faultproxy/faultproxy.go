@@ -3,7 +3,8 @@
 // answers (503 SlowDown, 500 InternalError, 501 NotImplemented, 403
 // RequestTimeTooSkewed), a 200 OK CompleteMultipartUpload that carries an <Error>,
 // connections reset in the middle of a request or response body, requests and responses
-// that stall, added latency, and a store that ignores checksum headers.
+// that stall, added latency, a store that ignores checksum headers, and an answer's body
+// with a byte flipped in transit.
 //
 // A Rule, called for every request with what the proxy parsed of it (the S3 operation,
 // bucket, key, attempt number), decides the Action. Random builds a rule from fault rates
@@ -64,9 +65,16 @@ const (
 	// Action.After bytes of its body, then sends nothing more until the client gives up
 	// or the proxy closes. With After 0 nothing of the answer goes out.
 	StallResponse
+	// CorruptResponse forwards the request and passes its answer through whole, but for
+	// one byte of the body, which goes out with every bit flipped: the byte at offset
+	// Action.After of the body, or with After < 0 its middle byte (the first if the store
+	// does not say the body's length). The status, headers and length are unchanged, as
+	// when a bad NIC, RAM or middlebox damages bytes that TCP's checksum then lets pass.
+	// Only a 2xx answer is damaged, and only if its body reaches that offset.
+	CorruptResponse
 )
 
-var faultNames = [...]string{"pass", "respond", "complete-error", "reset-request", "reset-response", "stall-request", "stall-response"}
+var faultNames = [...]string{"pass", "respond", "complete-error", "reset-request", "reset-response", "stall-request", "stall-response", "corrupt-response"}
 
 func (f Fault) String() string {
 	if int(f) < len(faultNames) {
@@ -123,6 +131,12 @@ func Skewed(offset time.Duration) Action {
 	a.DateOffset = offset
 	return a
 }
+
+// Corrupt flips every bit of the byte at offset off of the answer's body.
+func Corrupt(off int64) Action { return Action{Fault: CorruptResponse, After: off} }
+
+// CorruptMiddle flips every bit of the middle byte of the answer's body.
+func CorruptMiddle() Action { return Action{Fault: CorruptResponse, After: -1} }
 
 // Op is the S3 operation of a request, as the proxy classifies it.
 type Op string
@@ -225,7 +239,7 @@ func (s Stats) String() string {
 	for _, op := range ops {
 		o := s[Op(op)]
 		fmt.Fprintf(&b, "%s: %d requests", op, o.Requests)
-		for f := Respond; f <= StallResponse; f++ {
+		for f := Respond; int(f) < len(faultNames); f++ {
 			if n := o.Faults[f]; n > 0 {
 				fmt.Fprintf(&b, ", %d %s", n, f)
 			}
@@ -644,9 +658,34 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, req *Request, ac
 		}
 		p.stall(r.Context())
 		p.reset(w, true)
+	case CorruptResponse:
+		at := act.After
+		if at < 0 {
+			at = max(resp.ContentLength/2, 0)
+		}
+		if resp.StatusCode/100 != 2 {
+			at = -1
+		}
+		io.Copy(w, &flipReader{r: body, at: at})
 	default:
 		io.Copy(w, body)
 	}
+}
+
+// flipReader reads r with the byte at offset at (if at >= 0) flipped.
+type flipReader struct {
+	r   io.Reader
+	at  int64
+	off int64
+}
+
+func (f *flipReader) Read(b []byte) (int, error) {
+	n, err := f.r.Read(b)
+	if i := f.at - f.off; f.at >= 0 && i >= 0 && i < int64(n) {
+		b[i] ^= 0xff
+	}
+	f.off += int64(n)
+	return n, err
 }
 
 // outbound builds the request to the store: the client's, re-signed if the proxy
