@@ -452,8 +452,10 @@ func (d *download) mismatch(what string, want, got []byte, twice bool) error {
 	switch {
 	case d.in.kind == wholeETag && what == "the object":
 		name, show = "ETag (MD5 of the parts' MD5s)", hex.EncodeToString
-	case d.in.kind == wholeComposite && what == "the object":
-		name = fmt.Sprintf("%s of its parts' %ss", name, name)
+	}
+	over := ""
+	if d.in.kind == wholeComposite && what == "the object" {
+		over = fmt.Sprintf(" (the %s of its parts' %ss)", name, name)
 	}
 	var also string
 	if twice {
@@ -462,8 +464,8 @@ func (d *download) mismatch(what string, want, got []byte, twice bool) error {
 	if d.in.inferred {
 		also += "; its part layout was inferred as parts of equal size"
 	}
-	return fmt.Errorf("%w: %s has %s %s on the store, the bytes received %s%s",
-		ErrIntegrity, what, name, show(want), show(got), also)
+	return fmt.Errorf("%w: %s has %s %s%s on the store, the bytes received %s%s",
+		ErrIntegrity, what, name, show(want), over, show(got), also)
 }
 
 // whole computes the object's value from the ranges' checksums.
