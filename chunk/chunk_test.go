@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/s3xfer/s3xfer/internal/units"
 )
@@ -99,6 +100,36 @@ func TestSumMatchesStdlib(t *testing.T) {
 	only, _ := Sum(r, 0, 10, MD5, make([]byte, 64))
 	if only.CRC32C != nil || only.SHA256 != nil || only.MD5 == nil {
 		t.Errorf("Sum(MD5) computed %+v", only)
+	}
+}
+
+// An empty buffer used to loop forever: Sum now takes one of its own.
+func TestSumEmptyBuffer(t *testing.T) {
+	data := make([]byte, DefaultSumBuffer+100)
+	rand.NewChaCha8([32]byte{2}).Read(data)
+	r := bytes.NewReader(data)
+	want, err := Sum(r, 1, int64(len(data)-1), MD5|SHA256, make([]byte, 4096))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, buf := range [][]byte{nil, {}} {
+		done := make(chan struct{})
+		var got Sums
+		go func() {
+			defer close(done)
+			got, err = Sum(r, 1, int64(len(data)-1), MD5|SHA256, buf)
+		}()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("Sum with buf %#v does not return", buf)
+		}
+		if err != nil || !bytes.Equal(got.MD5, want.MD5) || !bytes.Equal(got.SHA256, want.SHA256) {
+			t.Errorf("Sum with buf %#v: %+v, %v; want %+v", buf, got, err, want)
+		}
+	}
+	if s, err := Sum(r, 0, 0, MD5, nil); err != nil || s.MD5Hex() != "d41d8cd98f00b204e9800998ecf8427e" {
+		t.Errorf("Sum of 0 bytes with no buffer: %s, %v", s.MD5Hex(), err)
 	}
 }
 

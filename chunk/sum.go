@@ -50,10 +50,17 @@ func b64(b []byte) string {
 	return base64.StdEncoding.EncodeToString(b)
 }
 
+// DefaultSumBuffer is the size of the buffer Sum allocates when given none.
+const DefaultSumBuffer = 256 << 10
+
 // Sum computes the checksums of kind over n bytes of r from off in one pass of ReadAt
-// calls into buf, which the caller owns (so workers reuse one buffer each).
+// calls into buf, which the caller owns (so workers reuse one buffer each). An empty buf
+// (nil) makes Sum allocate one of up to DefaultSumBuffer bytes for this call.
 // It returns an error wrapping io.ErrUnexpectedEOF if r ends early.
 func Sum(r io.ReaderAt, off, n int64, kind Kind, buf []byte) (Sums, error) {
+	if len(buf) == 0 && n > 0 {
+		buf = make([]byte, min(n, DefaultSumBuffer))
+	}
 	var hs []hash.Hash
 	var s Sums
 	var crc uint32

@@ -150,7 +150,7 @@ const maxNap = time.Minute
 // unlimited and returns.
 func (s Schedule) Run(ctx context.Context, l *Limiter, c Clock) {
 	if c == nil {
-		c = realClock{}
+		c = WallClock{}
 	}
 	for {
 		now := c.Now()

@@ -25,12 +25,15 @@ type Clock interface {
 	Sleep(ctx context.Context, d time.Duration) error
 }
 
-// realClock is the wall clock, used unless NewWithClock is given another.
-type realClock struct{}
+// WallClock is the real clock: the one used unless NewWithClock or Schedule.Run is given
+// another, and the project's one cancellable sleep.
+type WallClock struct{}
 
-func (realClock) Now() time.Time { return time.Now() }
+// Now returns time.Now().
+func (WallClock) Now() time.Time { return time.Now() }
 
-func (realClock) Sleep(ctx context.Context, d time.Duration) error {
+// Sleep blocks for d, or until ctx is done, in which case it returns ctx.Err().
+func (WallClock) Sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -63,7 +66,7 @@ func New(bytesPerSec float64) *Limiter { return NewWithClock(bytesPerSec, nil) }
 // NewWithClock is New with the given clock (nil means the real clock); tests use it with a fake clock.
 func NewWithClock(bytesPerSec float64, c Clock) *Limiter {
 	if c == nil {
-		c = realClock{}
+		c = WallClock{}
 	}
 	l := &Limiter{clock: c, lim: rate.NewLimiter(0, 0)}
 	l.SetRate(bytesPerSec)

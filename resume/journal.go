@@ -11,6 +11,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/s3xfer/s3xfer/internal/osfile"
 )
 
 // Journal is an open, locked journal. Its methods are safe for concurrent use. Close or
@@ -87,7 +89,7 @@ func writeHeader(path string, line []byte) (*os.File, error) {
 		err = os.Rename(tmp, path)
 	}
 	if err == nil {
-		err = syncDir(filepath.Dir(path))
+		err = osfile.SyncDir(filepath.Dir(path))
 	}
 	if err != nil {
 		f.Close()
@@ -293,18 +295,9 @@ func (j *Journal) Delete() error {
 		return fmt.Errorf("resume: delete %s: %w", j.path, fs.ErrClosed)
 	}
 	// The lock file goes before the lock is released: lockFile re-checks the file it locked.
-	err := errors.Join(j.f.Close(), os.Remove(j.path), syncDir(filepath.Dir(j.path)), os.Remove(j.lock.Name()), j.lock.Close())
+	err := errors.Join(j.f.Close(), os.Remove(j.path), osfile.SyncDir(filepath.Dir(j.path)), os.Remove(j.lock.Name()), j.lock.Close())
 	if err != nil {
 		return fmt.Errorf("resume: delete %s: %w", j.path, err)
 	}
 	return nil
-}
-
-// syncDir makes a rename or removal in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	return errors.Join(d.Sync(), d.Close())
 }

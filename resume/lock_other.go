@@ -1,4 +1,4 @@
-//go:build !unix
+//go:build !unix && !windows
 
 package resume
 
@@ -7,7 +7,8 @@ import (
 	"os"
 )
 
-// Journals need flock; without it two processes could interleave one journal.
+// Journals need a lock the system drops when its process dies (flock, LockFileEx); without
+// one, two processes could interleave one journal.
 var errNoLocks = errors.New("resume: journal locking is not supported on this platform")
 
 func lockFile(path, journal string) (*os.File, error) { return nil, errNoLocks }

@@ -4,64 +4,25 @@ package resume
 
 import (
 	"errors"
-	"io/fs"
 	"os"
-	"strconv"
-	"strings"
 	"syscall"
 )
 
-// lockFile takes an exclusive flock on the lock file path of journal, creating it, and
-// writes our PID into it. flock belongs to the open file, so a second open in the same
-// process conflicts too, and the kernel drops it when the process dies: no stale locks.
-func lockFile(path, journal string) (*os.File, error) {
-	for {
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-		if err != nil {
-			return nil, err
-		}
-		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-			f.Close()
-			if errors.Is(err, syscall.EWOULDBLOCK) {
-				return nil, &LockedError{Path: journal, PID: readPID(path)}
-			}
-			return nil, &fs.PathError{Op: "flock", Path: path, Err: err}
-		}
-		// Delete unlinks the lock file before releasing it. If that happened after our open,
-		// we hold a lock on an orphan, and must lock the file now at path instead.
-		mine, err1 := f.Stat()
-		cur, err2 := os.Stat(path)
-		if err1 == nil && err2 == nil && os.SameFile(mine, cur) {
-			// The PID is only for messages: failing to record it is harmless.
-			if f.Truncate(0) == nil {
-				f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-			}
-			return f, nil
-		}
-		f.Close()
-		if err1 != nil {
-			return nil, err1
-		}
-		if err2 != nil && !errors.Is(err2, fs.ErrNotExist) {
-			return nil, err2
-		}
-	}
+// openLock opens the lock file path, creating it.
+func openLock(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 }
 
-// readPID returns the PID recorded in a lock file, or 0.
-func readPID(path string) int {
-	b, _ := os.ReadFile(path)
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	return pid
-}
-
-// isLocked reports whether someone holds the lock file path, by taking and at once
-// dropping a shared lock.
-func isLocked(path string) bool {
-	f, err := os.Open(path)
-	if err != nil {
-		return false
+// tryLock takes an flock on f, exclusive or shared, without waiting: errHeld if another
+// open file holds a conflicting one. Closing f releases it.
+func tryLock(f *os.File, exclusive bool) error {
+	how := syscall.LOCK_SH
+	if exclusive {
+		how = syscall.LOCK_EX
 	}
-	defer f.Close()
-	return errors.Is(syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB), syscall.EWOULDBLOCK)
+	err := syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB)
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		return errHeld
+	}
+	return err
 }

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# test.sh: the one test command (CI runs it through .ci/run). Installs the pinned tools, checks gofmt, go vet
-# and staticcheck, starts MinIO and versitygw on 127.0.0.1 (and moto with S3XFER_WITH_MOTO=1), runs every Go
-# test with -race against them, then the quick benchmark when bench/run.sh exists. The servers are stopped
-# however it ends.
+# test.sh: the one test command (CI runs it through .ci/run). Installs the pinned tools, checks gofmt,
+# go mod tidy, go vet (also cross-compiled for darwin and windows) and staticcheck, starts MinIO and
+# versitygw on 127.0.0.1 (and moto with S3XFER_WITH_MOTO=1), runs every Go test with -race against them,
+# then the quick benchmark when bench/run.sh exists. The servers are stopped however it ends.
 #
 #	scripts/test.sh                        # everything, as CI runs it
 #	scripts/test.sh -run TestUpload ./transfer/   # extra args go to go test (root module only, no bench)
-#	S3XFER_LINT=0 scripts/test.sh ...      # skip gofmt, vet and staticcheck
+#	S3XFER_LINT=0 scripts/test.sh ...      # skip gofmt, tidy, vet, cross-compile and staticcheck
 #	S3XFER_WITH_MOTO=1 scripts/test.sh     # run every real-store test on moto_server too
 #
 # Every step runs even when an earlier check failed, so one run reports everything; the exit status is
@@ -76,6 +76,18 @@ in_modules() {
 	for mod in "${modules[@]}"; do
 		echo "--- $mod: $*"
 		(cd "$mod" && "$@") || rc=1
+	done
+	return "$rc"
+}
+
+# cross_check: the root module builds and vets for the other systems Go users run it on (go vet type-checks
+# the test files too). bench/ is a Linux harness (statfs, kill, rusage) and is not cross-checked.
+cross_check() {
+	local goos rc=0
+	for goos in darwin windows; do
+		echo "--- GOOS=$goos"
+		GOOS=$goos go build ./... || rc=1
+		GOOS=$goos go vet ./... || rc=1
 	done
 	return "$rc"
 }
@@ -150,7 +162,9 @@ servers_trap
 
 if [[ ${S3XFER_LINT:-1} != 0 ]]; then
 	step "gofmt" check_gofmt || true
+	step "go mod tidy" in_modules go mod tidy -diff || true
 	step "go vet" in_modules go vet ./... || true
+	step "cross-compile and vet: darwin, windows" cross_check || true
 	step "staticcheck" in_modules staticcheck ./... || true
 fi
 

@@ -134,9 +134,7 @@ func badSourceDirectory(t *testing.T, b *faultBed) {
 
 func badSourceFIFO(t *testing.T, b *faultBed) {
 	path := filepath.Join(b.dir, "fifo")
-	if err := syscall.Mkfifo(path, 0o644); err != nil {
-		t.Skip("no named pipes here:", err)
-	}
+	transfertest.Mkfifo(t, path)
 	done := make(chan error, 1)
 	go func() {
 		_, err := b.manager(Config{}).Upload(context.Background(), b.bucket, "k", path, UploadOptions{})
@@ -453,9 +451,7 @@ func badDiskFullTmpfs(t *testing.T, b *faultBed) {
 	if _, err := os.Stat(dst); err == nil {
 		t.Fatal("an incomplete download was put in place")
 	}
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_REMOUNT, "size=32m"); err != nil {
-		t.Fatal(err)
-	}
+	transfertest.ResizeTmpfs(t, dir, "32m")
 	res, err := m.Download(bounded(t), b.bucket, "big", dst, DownloadOptions{PartSize: 2 * fpMiB})
 	if err != nil {
 		t.Fatal(err)

@@ -9,12 +9,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/minio/minio-go/v7"
 
 	"github.com/s3xfer/s3xfer/chunk"
+	"github.com/s3xfer/s3xfer/internal/osfile"
 	"github.com/s3xfer/s3xfer/resume"
 )
 
@@ -29,8 +29,9 @@ func fileSource(path string, fi os.FileInfo) resume.Source {
 		path = abs
 	}
 	s := resume.Source{Path: path, Size: fi.Size(), MtimeNs: fi.ModTime().UnixNano()}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		s.Dev, s.Ino = uint64(st.Dev), st.Ino
+	// Where the system has no inode (Windows), the version is the path, size and mtime only.
+	if dev, ino, ok := osfile.ID(fi); ok {
+		s.Dev, s.Ino = dev, ino
 	}
 	return s
 }

@@ -98,7 +98,7 @@ func New(s3 S3, cfg Config) *Manager {
 		retry:    cfg.Retry.withDefaults(),
 		log:      cfg.Logger,
 		progress: cfg.Progress,
-		sleep:    sleepCtx,
+		sleep:    ratelimit.WallClock{}.Sleep,
 	}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)

@@ -120,14 +120,3 @@ func (m *Manager) do(ctx context.Context, what string, call func(ctx context.Con
 		}
 	}
 }
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}

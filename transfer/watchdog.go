@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -55,9 +56,14 @@ func (k *kickReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Seek keeps the body rewindable: minio-go rewinds bodies with Seek.
+// Seek keeps the body rewindable: minio-go rewinds bodies with Seek. A reader that
+// cannot seek is reported, not a panic.
 func (k *kickReader) Seek(off int64, whence int) (int64, error) {
-	return k.r.(io.Seeker).Seek(off, whence)
+	s, ok := k.r.(io.Seeker)
+	if !ok {
+		return 0, fmt.Errorf("transfer: seek on a %T: %w", k.r, errors.ErrUnsupported)
+	}
+	return s.Seek(off, whence)
 }
 
 // activityTransport tells a watched request's watchdog about every byte it moves.

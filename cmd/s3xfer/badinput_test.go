@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 
 	"github.com/minio/minio-go/v7"
@@ -147,9 +146,7 @@ func cliUnreadableSource(t *testing.T, b *cliBed) {
 
 func cliSourceFIFO(t *testing.T, b *cliBed) {
 	fifo := filepath.Join(b.dir, "fifo")
-	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
-		t.Skip("no named pipes here:", err)
-	}
+	transfertest.Mkfifo(t, fifo)
 	b.wantFail([]string{"cp", fifo, b.url("k")}, exitFailed, "not a regular file")
 }
 
@@ -248,9 +245,7 @@ func cliDiskFull(t *testing.T, b *cliBed) {
 	if len(b.journals()) != 1 {
 		t.Fatalf("journals %v, want the download's", b.journals())
 	}
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_REMOUNT, "size=32m"); err != nil {
-		t.Fatal(err)
-	}
+	transfertest.ResizeTmpfs(t, dir, "32m")
 	_, errOut, _ := b.ok(nil, args...)
 	if !strings.Contains(errOut, "resuming: ") {
 		t.Errorf("no resume after the disk had room:\n%s", errOut)

@@ -12,12 +12,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/minio/minio-go/v7"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/s3xfer/s3xfer/internal/osfile"
 	"github.com/s3xfer/s3xfer/internal/units"
 	"github.com/s3xfer/s3xfer/resume"
 	"github.com/s3xfer/s3xfer/transfer"
@@ -173,10 +173,7 @@ func (c *cpRun) uploadDir(ctx context.Context, dir string, to s3URL) error {
 			j.skipped++
 			return nil
 		}
-		var ino uint64
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-			ino = st.Ino
-		}
+		_, ino, _ := osfile.ID(fi) // 0 where there are no inodes (Windows): size and mtime only
 		dst := "s3://" + to.bucket + "/" + key
 		j.items = append(j.items, item{src: p, dst: dst, size: fi.Size(),
 			print: fingerprint(rel, fi.Size(), fi.ModTime().UnixNano(), ino, key),

@@ -1,10 +1,10 @@
 package main
 
 import (
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 )
 
 // crashFailpoint reads S3XFER_CRASH=name:n (crash tests only): the process kills itself
@@ -19,7 +19,10 @@ func crashFailpoint(e *env) func(string) {
 	var hits atomic.Int64
 	return func(point string) {
 		if point == name && hits.Add(1) == int64(n) {
-			syscall.Kill(syscall.Getpid(), syscall.SIGKILL)
+			// Kill is SIGKILL on unix and TerminateProcess on Windows: no cleanup runs.
+			if p, err := os.FindProcess(os.Getpid()); err == nil {
+				p.Kill()
+			}
 		}
 	}
 }

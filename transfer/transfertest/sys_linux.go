@@ -54,3 +54,19 @@ func Tmpfs(t testing.TB, size string, ro bool) string {
 	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
 	return dir
 }
+
+// ResizeTmpfs gives the tmpfs that Tmpfs mounted on dir a new size, e.g. to free a full disk.
+func ResizeTmpfs(t testing.TB, dir, size string) {
+	t.Helper()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_REMOUNT, "size="+size); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Mkfifo makes a named pipe at path, or skips the test where it cannot.
+func Mkfifo(t testing.TB, path string) {
+	t.Helper()
+	if err := syscall.Mkfifo(path, 0o644); err != nil {
+		t.Skip("no named pipes here:", err)
+	}
+}
