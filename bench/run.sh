@@ -8,6 +8,8 @@
 #	bench/run.sh --quick                  # small sizes, 1 run, every tool verified; asserts no speed (CI)
 #	bench/run.sh --runs 5 --scenarios upload,download
 #	bench/run.sh --profile DIR            # only pprof s3xfer-lib upload and download into DIR
+#	bench/run.sh --baseline REV ...       # also s3xfer-cli@REV, the CLI built from git revision REV, in the
+#	                                      # upload, download and copy-1g scenarios (compared with s3xfer-cli)
 #
 # Results: bench/results/<timestamp>.json (+ .md, and chart .png for partial runs), not committed.
 # Scratch data goes to a temp dir under ${S3XFER_BENCH_TMP:-${TMPDIR:-/tmp}} (a full run needs ~3 GiB there
@@ -20,7 +22,7 @@ if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
 	export PATH=/usr/local/go/bin:$PATH
 fi
 
-quick=0 runs=3 scenarios="" profile=""
+quick=0 runs=3 scenarios="" profile="" baseline=""
 args=("$@")
 while (($#)); do
 	case $1 in
@@ -28,7 +30,8 @@ while (($#)); do
 	--runs) runs=$2; shift ;;
 	--scenarios) scenarios=$2; shift ;;
 	--profile) profile=$2; shift ;;
-	-h | --help) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	--baseline) baseline=$2; shift ;;
+	-h | --help) sed -n '2,17p' "$root/bench/run.sh" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
 	shift
@@ -87,6 +90,14 @@ if ! go build -o "$bin/s3xfer" ./cmd/s3xfer >"$work/s3xfer-build.log" 2>&1; then
 	sed 's/^/    /' "$work/s3xfer-build.log" >&2
 fi
 
+# The baseline CLI: cmd/s3xfer as of a git revision, from `git archive` (this tree's files are not touched).
+if [[ -n $baseline ]]; then
+	log "building s3xfer-cli@$baseline (cmd/s3xfer at $(git rev-parse --short "$baseline^{commit}"))"
+	mkdir "$work/baseline-src"
+	git archive "$baseline" | tar -x -C "$work/baseline-src"
+	(cd "$work/baseline-src" && go build -o "$bin/s3xfer-baseline" ./cmd/s3xfer)
+fi
+
 # aws cli: the real script, not a pyenv shim, so the shim's startup is not counted against it.
 aws=""
 if command -v pyenv >/dev/null && pyenv which aws >/dev/null 2>&1; then
@@ -121,6 +132,7 @@ out=bench/results/$stamp.json
 flags=(--endpoint "$S3XFER_TEST_MINIO_ENDPOINT" --bin "$bin" --work "$work" --aws "$aws" --minio "$minio_bin"
 	--out "$out" --runs "$runs" --command "bench/run.sh ${args[*]}")
 ((quick)) && flags+=(--quick)
+[[ -n $baseline ]] && flags+=(--baseline "$baseline")
 [[ -n $scenarios ]] && flags+=(--scenarios "$scenarios")
 if [[ -n $profile ]]; then
 	"$bin/bench" run "${flags[@]}" --profile "$profile"

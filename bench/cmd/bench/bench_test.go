@@ -90,3 +90,38 @@ func TestRatioPairsRuns(t *testing.T) {
 		t.Errorf("ratio = %v, want the median of 0.5 and 1 (run 3 failed)", got)
 	}
 }
+
+func TestBaselineIsNoPeer(t *testing.T) {
+	b := baselineTool("86cc757")
+	if b != "s3xfer-cli@86cc757" || !isBaseline(b) || isPeer(b) {
+		t.Errorf("baseline tool %q: isBaseline %v, isPeer %v", b, isBaseline(b), isPeer(b))
+	}
+	if isBaseline(s3xferCLI) || !isPeer(rclone) || isPeer(s3xferCLI) {
+		t.Error("isBaseline / isPeer misclassify the usual tools")
+	}
+	h := &harness{set: Settings{Baseline: "abc", PartSize: 1, Concurrency: 1}}
+	for sc, want := range map[string]int{"upload": 2, "download": 3, "copy-1g": 2, "copy-6g": 0, "files": 0} {
+		n := 0
+		for _, e := range h.entries(sc) {
+			if e.tool == baselineTool("abc") {
+				n++
+			}
+		}
+		if n != want {
+			t.Errorf("%s: %d baseline steps, want %d", sc, n, want)
+		}
+	}
+}
+
+func TestReportedChecksum(t *testing.T) {
+	out := `{"event":"started","key":"k"}` + "\n" + `{"event":"result","ok":true,"checksum":"crc32c"}` + "\n"
+	if got := reportedChecksum(out); got != "crc32c" {
+		t.Errorf("CLI --json: %q", got)
+	}
+	if got := reportedChecksum(`{"bytes":5,"checksum":"md5"}`); got != "md5" {
+		t.Errorf("driver report: %q", got)
+	}
+	if got := reportedChecksum(`{"bytes":5}` + "\nnot json"); got != "" {
+		t.Errorf("no checksum: %q", got)
+	}
+}

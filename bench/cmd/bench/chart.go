@@ -79,6 +79,9 @@ func writeChart(path string, res *Results) error {
 		case ceilingT:
 			return color.RGBA{44, 160, 44, 255}
 		}
+		if isBaseline(tool) {
+			return color.RGBA{170, 200, 230, 255}
+		}
 		return color.RGBA{150, 150, 150, 255}
 	}
 	y := 10

@@ -91,6 +91,15 @@ func (h *harness) versions(minioBin string) map[string]string {
 			v["s3xfer"] += " + uncommitted changes"
 		}
 	}
+	if rev := h.set.Baseline; rev != "" {
+		v[baselineTool(rev)] = rev
+		if out, err := exec.Command("git", "rev-parse", "--short", rev+"^{commit}").Output(); err == nil {
+			v[baselineTool(rev)] = strings.TrimSpace(string(out))
+		}
+		if _, err := os.Stat(filepath.Join(h.bin, baselineBin)); err != nil {
+			v[baselineTool(rev)] += " not available (did not build)"
+		}
+	}
 	for _, name := range []string{"s3xfer", "s3xferlib"} {
 		if _, err := os.Stat(filepath.Join(h.bin, name)); err != nil {
 			v[name+" binary"] = "not available (did not build)"

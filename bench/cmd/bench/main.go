@@ -2,7 +2,7 @@
 // in its own process so that wall time, client CPU (user + sys) and peak RSS are the
 // client's alone; tools are interleaved within every run; every result is verified.
 //
-//	bench run --endpoint URL --bin DIR --work DIR --out FILE.json [--quick] [--runs N] [--scenarios a,b]
+//	bench run --endpoint URL --bin DIR --work DIR --out FILE.json [--quick] [--runs N] [--scenarios a,b] [--baseline REV]
 //	bench report --in FILE.json --md RESULTS.md --png chart.png
 //
 // bench/run.sh starts the store, builds the drivers and calls both; see bench/README.md.
@@ -75,6 +75,7 @@ type Settings struct {
 	ResumeConc      int      `json:"resume_concurrency"`
 	MemoryPartSizes []int64  `json:"memory_part_sizes"`
 	MemoryConc      int      `json:"memory_concurrency"`
+	Baseline        string   `json:"baseline,omitempty"` // git revision of the s3xfer-cli@REV tool, if any
 }
 
 func settingsFor(quick bool) Settings {
@@ -114,6 +115,7 @@ type Sample struct {
 	OK          bool               `json:"ok"`
 	NA          bool               `json:"na,omitempty"`
 	Err         string             `json:"err,omitempty"`
+	Checksum    string             `json:"checksum,omitempty"` // what verified an s3xfer download, as it reported
 	Extra       map[string]float64 `json:"extra,omitempty"`
 }
 
@@ -153,7 +155,7 @@ func cmdRun(args []string) error {
 	h := &harness{}
 	var quick bool
 	var runs int
-	var scen, out, command, minioBin, profile string
+	var scen, out, command, minioBin, profile, baseline string
 	fs.StringVar(&h.endpoint, "endpoint", os.Getenv("S3XFER_TEST_MINIO_ENDPOINT"), "store URL")
 	fs.StringVar(&h.bin, "bin", "", "directory with peer, s3xferlib, s3xfer and rclone")
 	fs.StringVar(&h.work, "work", "", "scratch directory for test data (removed by run.sh)")
@@ -165,6 +167,7 @@ func cmdRun(args []string) error {
 	fs.StringVar(&out, "out", "", "results JSON file")
 	fs.StringVar(&command, "command", "", "the command line to record")
 	fs.StringVar(&profile, "profile", "", "only profile s3xfer-lib upload and download into this directory")
+	fs.StringVar(&baseline, "baseline", "", "git revision of the s3xfer CLI in BIN/"+baselineBin+": adds the tool s3xfer-cli@REV to upload, download and copy-1g")
 	_ = fs.Parse(args)
 	h.access = firstNonEmpty(os.Getenv("S3XFER_TEST_MINIO_ACCESS_KEY"), os.Getenv("AWS_ACCESS_KEY_ID"))
 	h.secret = firstNonEmpty(os.Getenv("S3XFER_TEST_MINIO_SECRET_KEY"), os.Getenv("AWS_SECRET_ACCESS_KEY"))
@@ -185,6 +188,7 @@ func cmdRun(args []string) error {
 			}
 		}
 	}
+	h.set.Baseline = baseline
 	// The spawner starts while this process is still small: see cmd/spawn.
 	var err error
 	if h.spawner, err = newSpawner(filepath.Join(h.bin, "spawn")); err != nil {
@@ -402,25 +406,30 @@ func (h *harness) entries(scenario string) []step {
 	}
 	d := func(tool string) step { return step{tool: tool, variant: "default"} }
 	var e []step
+	// The baseline CLI (--baseline), next to s3xfer-cli in the scenarios it is compared in.
+	cli := []string{s3xferCLI}
+	if h.set.Baseline != "" && (scenario == "upload" || scenario == "download" || scenario == "copy-1g") {
+		cli = append(cli, baselineTool(h.set.Baseline))
+	}
 	switch scenario {
 	case "upload":
-		for _, t := range []string{s3xferLib, s3xferCLI, minioGo, awsSDK, awsCLI, rclone} {
+		for _, t := range slices.Concat([]string{s3xferLib}, cli, []string{minioGo, awsSDK, awsCLI, rclone}) {
 			e = append(e, m(t), d(t))
 		}
 		e = append(e, m(ceilingT))
 	case "download":
-		for _, t := range []string{s3xferLib, s3xferCLI, awsSDK, awsCLI, rclone} {
+		for _, t := range slices.Concat([]string{s3xferLib}, cli, []string{awsSDK, awsCLI, rclone}) {
 			e = append(e, m(t), d(t))
 		}
 		e = append(e, d(minioGo)) // FGetObject: one GET, nothing to set
 		// s3xfer again, as durable as the peers: no fsync.
-		for _, t := range []string{s3xferLib, s3xferCLI} {
+		for _, t := range slices.Concat([]string{s3xferLib}, cli) {
 			s := m(t)
 			s.variant = noSyncVariant
 			e = append(e, s)
 		}
 	case "copy-1g", "copy-6g":
-		for _, t := range []string{s3xferLib, s3xferCLI, awsCLI, rclone} {
+		for _, t := range slices.Concat([]string{s3xferLib}, cli, []string{awsCLI, rclone}) {
 			e = append(e, m(t), d(t))
 		}
 		e = append(e, d(minioGo)) // ComposeObject: its own piece size
@@ -651,7 +660,23 @@ func (h *harness) finish(s Sample, m measured, verify func() error) Sample {
 		return s
 	}
 	s.OK = true
+	s.Checksum = reportedChecksum(m.stdout)
 	return s
+}
+
+// reportedChecksum is the "checksum" of the last JSON line of a client's output that has
+// one: the s3xfer CLI's --json result or the s3xfer library driver's report.
+func reportedChecksum(stdout string) string {
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		var v struct {
+			Checksum *string `json:"checksum"`
+		}
+		if json.Unmarshal([]byte(lines[i]), &v) == nil && v.Checksum != nil {
+			return *v.Checksum
+		}
+	}
+	return ""
 }
 
 func lastLine(s string) string {
@@ -824,7 +849,7 @@ func progress(i, n int, start time.Time, s Sample) {
 	if v, ok := s.Extra["resent"]; ok {
 		detail += fmt.Sprintf(" re-sent %.1f MiB", v/float64(mib))
 	}
-	fmt.Fprintf(os.Stderr, "[%3d/%d %s, ~%s left] run %d %-9s %-14s %-8s %s %s\n", i, n, el.Round(time.Second),
+	fmt.Fprintf(os.Stderr, "[%3d/%d %s, ~%s left] run %d %-9s %-18s %-8s %s %s\n", i, n, el.Round(time.Second),
 		eta.Round(time.Second), s.Run, s.Scenario, s.Tool, s.Variant, detail, status)
 }
 

@@ -389,7 +389,7 @@ func renderMarkdown(res *Results, pngRef string) string {
 			for _, r := range rows {
 				lib := t.find(sc, s3xferLib, r.variant)
 				cli := t.find(sc, s3xferCLI, r.variant)
-				if r.tool == ceilingT || r.variant != "default" {
+				if (r.tool == ceilingT || r.variant != "default") && !isBaseline(r.tool) {
 					lib, cli = t.find(sc, s3xferLib, "matched"), t.find(sc, s3xferCLI, "matched")
 				}
 				perGiB := math.NaN()
@@ -399,6 +399,10 @@ func renderMarkdown(res *Results, pngRef string) string {
 				w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.tool, r.variant, settingStr(r),
 					f(r.wall(), 2), f(r.mibps(), 1), f(r.cpu(), 2), f(perGiB, 2), f(r.peakRSS(), 1),
 					f(ratio(lib, r, t.runs), 2), f(ratio(cli, r, t.runs), 2), status(r))
+			}
+			renderBaseline(&b, t, sc, s.Baseline)
+			if sc == "download" {
+				renderChecksums(&b, rows)
 			}
 		}
 	}
@@ -514,4 +518,70 @@ func rssOf(r *row) float64 {
 		return math.NaN()
 	}
 	return r.peakRSS()
+}
+
+// renderBaseline compares s3xfer-cli with the baseline CLI (run.sh --baseline REV) variant
+// by variant: wall time new ÷ baseline and the CPU seconds per GiB each used, paired by
+// run, medians over runs.
+func renderBaseline(b *strings.Builder, t *table, sc, rev string) {
+	if rev == "" {
+		return
+	}
+	base := baselineTool(rev)
+	var pairs [][2]*row
+	for _, r := range t.scenario(sc) {
+		if r.tool == base {
+			if cli := t.find(sc, s3xferCLI, r.variant); cli != nil {
+				pairs = append(pairs, [2]*row{cli, r})
+			}
+		}
+	}
+	if len(pairs) == 0 {
+		return
+	}
+	w := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
+	w("\ns3xfer-cli (this tree) against %s, the same variant in the same run, medians over runs:\n\n", base)
+	w("| variant | wall s | wall s @%s | wall ÷ @%s | CPU s/GiB | CPU s/GiB @%s | CPU s/GiB − @%s | ok |\n", rev, rev, rev, rev)
+	w("|---|---|---|---|---|---|---|---|\n")
+	for _, p := range pairs {
+		cur, old := p[0], p[1]
+		var delta []float64
+		for run := 1; run <= t.runs; run++ {
+			x, ok1 := cur.byRun(run)
+			y, ok2 := old.byRun(run)
+			if ok1 && ok2 {
+				delta = append(delta, (x.User+x.Sys-y.User-y.Sys)/(float64(x.Bytes)/float64(gib)))
+			}
+		}
+		w("| %s | %s | %s | %s | %s | %s | %s | %s / %s |\n", cur.variant, f(cur.wall(), 2), f(old.wall(), 2),
+			f(ratio(cur, old, t.runs), 3), f(perGiB(cur), 2), f(perGiB(old), 2), f(median(delta), 2), status(cur), status(old))
+	}
+}
+
+// perGiB is a row's median client CPU per GiB transferred.
+func perGiB(r *row) float64 {
+	ok := r.ok()
+	if len(ok) == 0 {
+		return math.NaN()
+	}
+	return r.cpu() / (float64(ok[0].Bytes) / float64(gib))
+}
+
+// renderChecksums lists the checksum each s3xfer download reported as verifying it.
+func renderChecksums(b *strings.Builder, rows []*row) {
+	var parts []string
+	for _, r := range rows {
+		var seen []string
+		for _, s := range r.ok() {
+			if s.Checksum != "" && !slices.Contains(seen, s.Checksum) {
+				seen = append(seen, s.Checksum)
+			}
+		}
+		if len(seen) > 0 {
+			parts = append(parts, fmt.Sprintf("%s %s: %s", r.tool, r.variant, strings.Join(seen, ", ")))
+		}
+	}
+	if len(parts) > 0 {
+		fmt.Fprintf(b, "\nVerified by (the checksum s3xfer reported; none: size only): %s.\n", strings.Join(parts, "; "))
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 )
 
 // Tool names, in the order the report lists them.
@@ -23,7 +24,18 @@ const (
 var toolOrder = []string{s3xferLib, s3xferCLI, minioGo, awsSDK, awsCLI, rclone, ceilingT}
 
 // isPeer says whether a tool is one s3xfer is compared against.
-func isPeer(tool string) bool { return tool != s3xferLib && tool != s3xferCLI && tool != ceilingT }
+func isPeer(tool string) bool {
+	return tool != s3xferLib && tool != s3xferCLI && tool != ceilingT && !isBaseline(tool)
+}
+
+// baselineTool names the s3xfer CLI built from an earlier git revision (run.sh --baseline
+// REV), which runs with s3xfer-cli's flags: s3xfer-cli@REV.
+func baselineTool(rev string) string { return s3xferCLI + "@" + rev }
+
+func isBaseline(tool string) bool { return strings.HasPrefix(tool, s3xferCLI+"@") }
+
+// baselineBin is the baseline CLI's file in the bin directory (run.sh builds it there).
+const baselineBin = "s3xfer-baseline"
 
 // errNA marks a tool that cannot run an operation (its binary is missing or it has no
 // such feature); the report shows "n/a".
@@ -56,7 +68,7 @@ func (h *harness) command(tool string, j job) (*exec.Cmd, error) {
 	case s3xferLib:
 		cmd, err = h.libCommand(j)
 	case s3xferCLI:
-		cmd, err = h.cliCommand(j)
+		cmd, err = h.cliCommand("s3xfer", j)
 	case minioGo:
 		cmd, err = h.peerCommand(map[string]string{"upload": "minio-fput", "download": "minio-fget", "copy": "minio-compose", "dir": "minio-dir"}, j)
 	case awsSDK:
@@ -68,7 +80,10 @@ func (h *harness) command(tool string, j job) (*exec.Cmd, error) {
 	case rclone:
 		cmd, err = h.rcloneCommand(j)
 	default:
-		return nil, fmt.Errorf("unknown tool %q", tool)
+		if !isBaseline(tool) {
+			return nil, fmt.Errorf("unknown tool %q", tool)
+		}
+		cmd, err = h.cliCommand(baselineBin, j)
 	}
 	if err != nil {
 		return nil, err
@@ -148,8 +163,11 @@ func sizeArg(n int64) string {
 	return strconv.FormatInt(n, 10)
 }
 
-func (h *harness) cliCommand(j job) (*exec.Cmd, error) {
-	p := filepath.Join(h.bin, "s3xfer")
+// cliCommand runs s3xfer cp from the named binary in the bin directory. A download
+// prints its --json events and result (which names the checksum that verified it)
+// instead of nothing: a few dozen short lines.
+func (h *harness) cliCommand(name string, j job) (*exec.Cmd, error) {
+	p := filepath.Join(h.bin, name)
 	if _, err := os.Stat(p); err != nil {
 		return nil, errNA
 	}
@@ -166,7 +184,12 @@ func (h *harness) cliCommand(j job) (*exec.Cmd, error) {
 	default:
 		return nil, errNA
 	}
-	args = append(args, "--endpoint", j.endpoint, "--quiet")
+	args = append(args, "--endpoint", j.endpoint)
+	if j.op == "download" {
+		args = append(args, "--json")
+	} else {
+		args = append(args, "--quiet")
+	}
 	if j.journalDir != "" {
 		args = append(args, "--journal-dir", j.journalDir)
 	}

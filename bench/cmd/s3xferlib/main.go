@@ -5,8 +5,8 @@
 //	s3xferlib upload|download|copy|dir --endpoint URL --bucket B --key K [--file F] [--part-size N] [--concurrency N] [--limit BYTES/S] [--journal-dir D] [--cpuprofile F]
 //
 // Credentials come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY. It prints one JSON
-// line (bytes, etag) on success and exits 1 on failure, 3 for an operation the library
-// does not have yet.
+// line (bytes, etag; for a download also the checksum that verified it) on success and
+// exits 1 on failure, 3 for an operation the library does not have yet.
 package main
 
 import (
@@ -82,7 +82,7 @@ func download(o *driver.Options) (driver.Report, error) {
 		return driver.Report{}, err
 	}
 	res, err := m.Download(context.Background(), o.Bucket, o.Key, o.File, transfer.DownloadOptions{PartSize: o.PartSize, NoSync: o.NoSync})
-	return driver.Report{Bytes: res.Size, ETag: res.ETag, Parts: res.Parts}, err
+	return driver.Report{Bytes: res.Size, ETag: res.ETag, Parts: res.Parts, Checksum: string(res.Checksum)}, err
 }
 
 // copyObject copies server-side. With a part size given, sources of at least that size

@@ -51,6 +51,20 @@ func (c *capped) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// tail keeps the last 8 KiB written to it: a client's report is its last line (the s3xfer
+// CLI's --json result comes after its events).
+type tail struct{ b []byte }
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.b = append(t.b, p...)
+	if n := len(t.b) - 8<<10; n > 0 {
+		t.b = append(t.b[:0], t.b[n:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tail) String() string { return string(t.b) }
+
 func main() {
 	in := bufio.NewScanner(os.Stdin)
 	in.Buffer(make([]byte, 1<<20), 1<<20)
@@ -61,7 +75,8 @@ func main() {
 			_ = out.Encode(started{Err: "bad request"})
 			continue
 		}
-		var stdout, stderr capped
+		var stdout tail
+		var stderr capped
 		cmd := exec.Command(req.Args[0], req.Args[1:]...)
 		cmd.Env, cmd.Stdout, cmd.Stderr = req.Env, &stdout, &stderr
 		start := time.Now()

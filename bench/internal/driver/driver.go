@@ -86,7 +86,9 @@ type Report struct {
 	Bytes int64  `json:"bytes"`
 	ETag  string `json:"etag,omitempty"`
 	Parts int    `json:"parts,omitempty"`
-	Note  string `json:"note,omitempty"`
+	// Checksum names what verified an s3xfer download (transfer.Result.Checksum).
+	Checksum string `json:"checksum,omitempty"`
+	Note     string `json:"note,omitempty"`
 }
 
 // Run profiles (when asked) around fn, prints its report, and exits non-zero on error.
