@@ -92,6 +92,12 @@ cross_check() {
 	return "$rc"
 }
 
+# crashtest_check: cmd/s3xfer/failpoint.go is only in the crash tests' build of s3xfer (-tags
+# s3xfer_crashtest), which the vet and staticcheck of ./... leave out.
+crashtest_check() {
+	go vet -tags s3xfer_crashtest ./cmd/s3xfer/ && staticcheck -tags s3xfer_crashtest ./cmd/s3xfer/
+}
+
 start_stores() {
 	start_minio || return 1
 	start_versitygw || return 1
@@ -166,6 +172,7 @@ if [[ ${S3XFER_LINT:-1} != 0 ]]; then
 	step "go vet" in_modules go vet ./... || true
 	step "cross-compile and vet: darwin, windows" cross_check || true
 	step "staticcheck" in_modules staticcheck ./... || true
+	step "vet and staticcheck: -tags s3xfer_crashtest" crashtest_check || true
 fi
 
 if ! step "start servers" start_stores; then

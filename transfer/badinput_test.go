@@ -18,9 +18,9 @@ import (
 
 	"github.com/s3xfer/s3xfer/chunk"
 	"github.com/s3xfer/s3xfer/internal/faultproxy"
+	"github.com/s3xfer/s3xfer/internal/testbed"
 	"github.com/s3xfer/s3xfer/ratelimit"
 	"github.com/s3xfer/s3xfer/resume"
-	"github.com/s3xfer/s3xfer/transfer/transfertest"
 )
 
 // TestBadInput is the table of bad input, each row a test on the real MinIO through the
@@ -121,7 +121,7 @@ func badUnreadableSource(t *testing.T, b *faultBed) {
 	os.Chmod(filepath.Dir(b.dir), 0o755)
 	m := b.manager(Config{})
 	var err error
-	transfertest.AsNobody(t, func() { _, err = m.Upload(context.Background(), b.bucket, "k", path, UploadOptions{}) })
+	testbed.AsNobody(t, func() { _, err = m.Upload(context.Background(), b.bucket, "k", path, UploadOptions{}) })
 	wantErrSays(t, err, "not readable", "permission denied")
 	b.noRequests()
 }
@@ -134,7 +134,7 @@ func badSourceDirectory(t *testing.T, b *faultBed) {
 
 func badSourceFIFO(t *testing.T, b *faultBed) {
 	path := filepath.Join(b.dir, "fifo")
-	transfertest.Mkfifo(t, path)
+	testbed.Mkfifo(t, path)
 	done := make(chan error, 1)
 	go func() {
 		_, err := b.manager(Config{}).Upload(context.Background(), b.bucket, "k", path, UploadOptions{})
@@ -431,7 +431,7 @@ func badDiskFullFake(t *testing.T, b *faultBed) {
 // badDiskFullTmpfs downloads 12 MiB onto an 8 MiB file system: a clear ENOSPC, the
 // partial file and journal kept; with room made, the same download resumes and finishes.
 func badDiskFullTmpfs(t *testing.T, b *faultBed) {
-	dir := transfertest.Tmpfs(t, "8m", false)
+	dir := testbed.Tmpfs(t, "8m", false)
 	data := fpBytes(12*fpMiB, 10)
 	b.put("big", data)
 	ev := &events{}
@@ -451,7 +451,7 @@ func badDiskFullTmpfs(t *testing.T, b *faultBed) {
 	if _, err := os.Stat(dst); err == nil {
 		t.Fatal("an incomplete download was put in place")
 	}
-	transfertest.ResizeTmpfs(t, dir, "32m")
+	testbed.ResizeTmpfs(t, dir, "32m")
 	res, err := m.Download(bounded(t), b.bucket, "big", dst, DownloadOptions{PartSize: 2 * fpMiB})
 	if err != nil {
 		t.Fatal(err)
@@ -472,7 +472,7 @@ func badDestinationNotWritable(t *testing.T, b *faultBed) {
 	m := b.manager(Config{Journal: &resume.Store{Dir: ro + "-journals"}})
 	os.Mkdir(ro+"-journals", 0o777)
 	var err error
-	transfertest.AsNobody(t, func() {
+	testbed.AsNobody(t, func() {
 		_, err = m.Download(context.Background(), b.bucket, "obj", filepath.Join(ro, "out"), DownloadOptions{})
 	})
 	wantErrSays(t, err, filepath.Join(ro, "out"), "permission denied")
@@ -482,7 +482,7 @@ func badDestinationNotWritable(t *testing.T, b *faultBed) {
 }
 
 func badDestinationReadOnly(t *testing.T, b *faultBed) {
-	dir := transfertest.Tmpfs(t, "8m", true)
+	dir := testbed.Tmpfs(t, "8m", true)
 	b.put("obj", fpBytes(3*fpMiB, 12))
 	_, err := b.manager(Config{}).Download(bounded(t), b.bucket, "obj", filepath.Join(dir, "out"), DownloadOptions{})
 	if !errors.Is(err, syscall.EROFS) {

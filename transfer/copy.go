@@ -9,6 +9,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/s3xfer/s3xfer/chunk"
+	"github.com/s3xfer/s3xfer/internal/failpoint"
 	"github.com/s3xfer/s3xfer/internal/units"
 	"github.com/s3xfer/s3xfer/resume"
 )
@@ -263,11 +264,11 @@ func (u *upload) copyPart(ctx context.Context, p chunk.Part) error {
 		}
 		done.crc = crc
 	}
-	u.m.failpoint("part-acked")
+	failpoint.Hit(ctx, "part-acked")
 	if err := u.record(ctx, p, done); err != nil {
 		return err
 	}
-	u.m.failpoint("part-journaled")
+	failpoint.Hit(ctx, "part-journaled")
 	return nil
 }
 

@@ -14,6 +14,8 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
+	"github.com/s3xfer/s3xfer/internal/failpoint"
+	"github.com/s3xfer/s3xfer/internal/testbed"
 	"github.com/s3xfer/s3xfer/resume"
 	"github.com/s3xfer/s3xfer/transfer/transfertest"
 )
@@ -213,7 +215,7 @@ func TestCopyTagging(t *testing.T) {
 }
 
 func TestRealCopy(t *testing.T) {
-	onStores(t, Config{Concurrency: 8}, func(t *testing.T, s transfertest.Store, m *Manager, bucket string) {
+	onStores(t, Config{Concurrency: 8}, func(t *testing.T, s testbed.Store, m *Manager, bucket string) {
 		ctx := context.Background()
 		data := randomBytes(23*mib + 1)
 		meta := UploadOptions{Threshold: 64 * mib, ContentType: "text/plain", Metadata: map[string]string{"color": "blue"}}
@@ -263,7 +265,7 @@ func TestRealBigCopy(t *testing.T) {
 	if os.Getenv("S3XFER_BIG_TESTS") != "1" {
 		t.Skip("set S3XFER_BIG_TESTS=1 to copy a 6 GiB object")
 	}
-	onStores(t, Config{Concurrency: 16}, func(t *testing.T, s transfertest.Store, m *Manager, bucket string) {
+	onStores(t, Config{Concurrency: 16}, func(t *testing.T, s testbed.Store, m *Manager, bucket string) {
 		ctx := context.Background()
 		src := patternAt{size: 6 << 30}
 		start := time.Now()
@@ -290,10 +292,10 @@ func TestRealBigCopy(t *testing.T) {
 	})
 }
 
-// replaceOnce returns a Config.Failpoint that replaces bucket/key with a smaller object
+// replaceOnce returns a failpoint hook that replaces bucket/key with a smaller object
 // the first time a part is acknowledged: a range past its end must still be seen as a
 // change, whichever of If-Match and Range the store checks first.
-func replaceOnce(t *testing.T, s transfertest.Store, bucket, key string) func(string) {
+func replaceOnce(t *testing.T, s testbed.Store, bucket, key string) func(string) {
 	var once sync.Once
 	return func(name string) {
 		if name != "part-acked" {
@@ -309,7 +311,7 @@ func replaceOnce(t *testing.T, s transfertest.Store, bucket, key string) func(st
 }
 
 func TestRealSourceReplacedMidTransfer(t *testing.T) {
-	onStores(t, Config{Concurrency: 1}, func(t *testing.T, s transfertest.Store, m *Manager, bucket string) {
+	onStores(t, Config{Concurrency: 1}, func(t *testing.T, s testbed.Store, m *Manager, bucket string) {
 		ctx := context.Background()
 		data := randomBytes(12 * mib)
 		for _, key := range []string{"copy-src", "download-src"} {
@@ -317,8 +319,8 @@ func TestRealSourceReplacedMidTransfer(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		m.cfg.Failpoint = replaceOnce(t, s, bucket, "copy-src")
-		_, err := m.Copy(ctx, bucket, "copy-src", bucket, "dst", CopyOptions{UploadOptions: UploadOptions{Threshold: 6 * mib, PartSize: 5 * mib}})
+		replaced := failpoint.WithHook(ctx, replaceOnce(t, s, bucket, "copy-src"))
+		_, err := m.Copy(replaced, bucket, "copy-src", bucket, "dst", CopyOptions{UploadOptions: UploadOptions{Threshold: 6 * mib, PartSize: 5 * mib}})
 		if !errors.Is(err, ErrSourceChanged) {
 			t.Fatalf("copy: err %v, want ErrSourceChanged", err)
 		}
@@ -329,9 +331,9 @@ func TestRealSourceReplacedMidTransfer(t *testing.T) {
 			t.Fatalf("uploads left: %+v", ups.Uploads)
 		}
 
-		m.cfg.Failpoint = replaceOnce(t, s, bucket, "download-src")
 		dst := filepath.Join(t.TempDir(), "out")
-		res, err := m.Download(ctx, bucket, "download-src", dst, DownloadOptions{PartSize: 5 * mib})
+		replaced = failpoint.WithHook(ctx, replaceOnce(t, s, bucket, "download-src"))
+		res, err := m.Download(replaced, bucket, "download-src", dst, DownloadOptions{PartSize: 5 * mib})
 		if err != nil {
 			t.Fatal(err)
 		}

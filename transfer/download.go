@@ -22,6 +22,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/s3xfer/s3xfer/chunk"
+	"github.com/s3xfer/s3xfer/internal/failpoint"
 	"github.com/s3xfer/s3xfer/internal/osfile"
 	"github.com/s3xfer/s3xfer/ratelimit"
 	"github.com/s3xfer/s3xfer/resume"
@@ -531,7 +532,7 @@ func (d *download) into(ctx context.Context, w io.WriterAt, done []bool, after f
 		if err != nil {
 			return err
 		}
-		d.m.failpoint("part-acked")
+		failpoint.Hit(ctx, "part-acked")
 		settled, err := d.settle(ctx, r, sum, w)
 		if err != nil {
 			return err
@@ -541,7 +542,7 @@ func (d *download) into(ctx context.Context, w io.WriterAt, done []bool, after f
 				if err := after(ctx, s); err != nil {
 					return err
 				}
-				d.m.failpoint("part-journaled")
+				failpoint.Hit(ctx, "part-journaled")
 			}
 			d.record(s)
 			if v != nil {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
+	"github.com/s3xfer/s3xfer/internal/testbed"
 	"github.com/s3xfer/s3xfer/ratelimit"
 	"github.com/s3xfer/s3xfer/resume"
 	"github.com/s3xfer/s3xfer/transfer/transfertest"
@@ -463,12 +464,12 @@ func TestLearnWithoutLayout(t *testing.T) {
 	}
 }
 
-// onStores runs fn on each real store (transfertest.RealStores) with a new bucket and a
+// onStores runs fn on each real store (testbed.RealStores) with a new bucket and a
 // Manager configured by cfg, or skips without stores.
-func onStores(t *testing.T, cfg Config, fn func(t *testing.T, s transfertest.Store, m *Manager, bucket string)) {
-	stores := transfertest.RealStores(t)
+func onStores(t *testing.T, cfg Config, fn func(t *testing.T, s testbed.Store, m *Manager, bucket string)) {
+	stores := testbed.RealStores(t)
 	if len(stores) == 0 {
-		t.Skip(transfertest.NoStoresMessage)
+		t.Skip(testbed.NoStoresMessage)
 	}
 	for _, s := range stores {
 		t.Run(s.Name, func(t *testing.T) {
@@ -526,7 +527,7 @@ func (s *sameAs) Write(p []byte) (int, error) {
 }
 
 func TestRealDownload(t *testing.T) {
-	onStores(t, Config{Concurrency: 8}, func(t *testing.T, s transfertest.Store, m *Manager, bucket string) {
+	onStores(t, Config{Concurrency: 8}, func(t *testing.T, s testbed.Store, m *Manager, bucket string) {
 		ctx := context.Background()
 		data := randomBytes(21*mib + 3)
 		// One object sent in one PUT (MD5 ETag), one in parts (md5-N ETag).
@@ -564,7 +565,7 @@ func TestRealDownloadResumesAfterKill(t *testing.T) {
 		killChild(t)
 		return
 	}
-	onStores(t, Config{Concurrency: 4}, func(t *testing.T, s transfertest.Store, m *Manager, bucket string) {
+	onStores(t, Config{Concurrency: 4}, func(t *testing.T, s testbed.Store, m *Manager, bucket string) {
 		ctx := context.Background()
 		data := randomBytes(48 * mib)
 		if _, err := m.UploadReaderAt(ctx, bucket, "k", bytes.NewReader(data), int64(len(data)), UploadOptions{}); err != nil {
@@ -605,7 +606,7 @@ func TestRealDownloadResumesAfterKill(t *testing.T) {
 // killChild is the download TestRealDownloadResumesAfterKill kills: 2 MiB ranges at
 // 8 MiB/s, so it is half done after 3 s.
 func killChild(t *testing.T) {
-	for _, s := range transfertest.RealStores(t) {
+	for _, s := range testbed.RealStores(t) {
 		if s.Name != os.Getenv("S3XFER_KILL_STORE") {
 			continue
 		}

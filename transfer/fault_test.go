@@ -29,6 +29,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/s3xfer/s3xfer/internal/faultproxy"
+	"github.com/s3xfer/s3xfer/internal/testbed"
 	"github.com/s3xfer/s3xfer/resume"
 	"github.com/s3xfer/s3xfer/transfer/transfertest"
 )
@@ -36,15 +37,15 @@ import (
 const fpMiB = 1 << 20
 
 // fpMinio returns the test bed's MinIO, or skips the test.
-func fpMinio(t testing.TB) transfertest.Store {
+func fpMinio(t testing.TB) testbed.Store {
 	t.Helper()
-	for _, s := range transfertest.RealStores(t) {
+	for _, s := range testbed.RealStores(t) {
 		if s.Name == "minio" {
 			return s
 		}
 	}
-	t.Skip("no MinIO among the real stores: " + transfertest.NoStoresMessage)
-	return transfertest.Store{}
+	t.Skip("no MinIO among the real stores: " + testbed.NoStoresMessage)
+	return testbed.Store{}
 }
 
 // fpBytes is n pseudo-random bytes from seed.
@@ -76,7 +77,7 @@ func (s *syncBuffer) String() string {
 // proxy. Objects are checked, and leftovers looked for, directly on MinIO.
 type faultBed struct {
 	t       testing.TB
-	store   transfertest.Store
+	store   testbed.Store
 	bucket  string
 	proxy   *faultproxy.Proxy
 	tr      *http.Transport
@@ -785,7 +786,7 @@ func TestFaultsCreateFailsThenRunsAgain(t *testing.T) {
 // motoStore returns the moto_server of S3XFER_TEST_MOTO_{ENDPOINT,ACCESS_KEY,SECRET_KEY}
 // (scripts/test.sh starts one), or skips; with S3XFER_REQUIRE_MOTO=1 it fails instead.
 // moto is not in S3XFER_TEST_STORES: it lacks too much for the whole suite.
-func motoStore(t testing.TB) transfertest.Store {
+func motoStore(t testing.TB) testbed.Store {
 	t.Helper()
 	ep := os.Getenv("S3XFER_TEST_MOTO_ENDPOINT")
 	if ep == "" {
@@ -794,7 +795,7 @@ func motoStore(t testing.TB) transfertest.Store {
 		}
 		t.Skip("no moto_server: scripts/test.sh starts one and sets S3XFER_TEST_MOTO_ENDPOINT")
 	}
-	st := transfertest.Store{Name: "moto", Endpoint: ep, AccessKey: os.Getenv("S3XFER_TEST_MOTO_ACCESS_KEY"), SecretKey: os.Getenv("S3XFER_TEST_MOTO_SECRET_KEY")}
+	st := testbed.Store{Name: "moto", Endpoint: ep, AccessKey: os.Getenv("S3XFER_TEST_MOTO_ACCESS_KEY"), SecretKey: os.Getenv("S3XFER_TEST_MOTO_SECRET_KEY")}
 	core, err := NewClient(ClientConfig{Endpoint: ep, AccessKey: st.AccessKey, SecretKey: st.SecretKey, Addressing: AddressingPath})
 	if err != nil {
 		t.Fatal(err)

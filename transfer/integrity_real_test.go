@@ -27,8 +27,8 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/s3xfer/s3xfer/internal/faultproxy"
+	"github.com/s3xfer/s3xfer/internal/testbed"
 	"github.com/s3xfer/s3xfer/resume"
-	"github.com/s3xfer/s3xfer/transfer/transfertest"
 )
 
 // boto3Prelude defines client(calc): an S3 client of the store in S3_ENDPOINT,
@@ -72,7 +72,7 @@ func needBoto3(t testing.TB) {
 // runBoto3 runs a Python script (after boto3Prelude) against store st, with vars in its
 // environment; the keys reach it through the environment, never the command line, and
 // no AWS configuration of the user's is read.
-func runBoto3(t testing.TB, st transfertest.Store, script string, vars map[string]string) {
+func runBoto3(t testing.TB, st testbed.Store, script string, vars map[string]string) {
 	t.Helper()
 	needBoto3(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -98,7 +98,7 @@ func runBoto3(t testing.TB, st transfertest.Store, script string, vars map[strin
 // boto3Upload uploads the file src to bucket/key with boto3: with ChecksumAlgorithm algo
 // ("" for none, and then request_checksum_calculation="when_required", so that the SDK
 // adds no checksum of its own), in 8 MiB parts from 8 MiB on (upload_file) or in one PUT.
-func boto3Upload(t testing.TB, st transfertest.Store, bucket, key, src, algo string, multipart bool) {
+func boto3Upload(t testing.TB, st testbed.Store, bucket, key, src, algo string, multipart bool) {
 	t.Helper()
 	mp := "0"
 	if multipart {
@@ -129,11 +129,11 @@ const (
 type writer struct {
 	name      string
 	multipart bool
-	put       func(t *testing.T, st transfertest.Store, m *Manager, bucket, key, src string)
+	put       func(t *testing.T, st testbed.Store, m *Manager, bucket, key, src string)
 	want      map[string]Checksum // by store name
 }
 
-func s3xferPut(t *testing.T, _ transfertest.Store, m *Manager, bucket, key, src string) {
+func s3xferPut(t *testing.T, _ testbed.Store, m *Manager, bucket, key, src string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -142,8 +142,8 @@ func s3xferPut(t *testing.T, _ transfertest.Store, m *Manager, bucket, key, src 
 	}
 }
 
-func boto3Put(algo string, multipart bool) func(t *testing.T, st transfertest.Store, m *Manager, bucket, key, src string) {
-	return func(t *testing.T, st transfertest.Store, _ *Manager, bucket, key, src string) {
+func boto3Put(algo string, multipart bool) func(t *testing.T, st testbed.Store, m *Manager, bucket, key, src string) {
+	return func(t *testing.T, st testbed.Store, _ *Manager, bucket, key, src string) {
 		t.Helper()
 		boto3Upload(t, st, bucket, key, src, algo, multipart)
 	}
@@ -167,15 +167,15 @@ var writers = []writer{
 }
 
 // integrityStores are the real stores and, where scripts/test.sh started it, moto.
-func integrityStores(t *testing.T) []transfertest.Store {
+func integrityStores(t *testing.T) []testbed.Store {
 	t.Helper()
-	stores := transfertest.RealStores(t)
-	hasMoto := slices.ContainsFunc(stores, func(s transfertest.Store) bool { return s.Name == "moto" })
+	stores := testbed.RealStores(t)
+	hasMoto := slices.ContainsFunc(stores, func(s testbed.Store) bool { return s.Name == "moto" })
 	if !hasMoto && (os.Getenv("S3XFER_TEST_MOTO_ENDPOINT") != "" || os.Getenv("S3XFER_REQUIRE_MOTO") == "1") {
 		stores = append(stores, motoStore(t))
 	}
 	if len(stores) == 0 {
-		t.Skip(transfertest.NoStoresMessage)
+		t.Skip(testbed.NoStoresMessage)
 	}
 	return stores
 }
@@ -255,10 +255,10 @@ func TestRealDownloadVerifiedByWhatTheStoreKeeps(t *testing.T) {
 
 // versitygwData returns versitygw and its posix data dir, where each object is the
 // plain file DIR/BUCKET/KEY; it skips without them, unless the stores are required.
-func versitygwData(t *testing.T) (transfertest.Store, string) {
+func versitygwData(t *testing.T) (testbed.Store, string) {
 	t.Helper()
-	var st transfertest.Store
-	for _, s := range transfertest.RealStores(t) {
+	var st testbed.Store
+	for _, s := range testbed.RealStores(t) {
 		if s.Name == "versitygw" {
 			st = s
 		}
@@ -328,7 +328,7 @@ func TestRealDownloadCorruptAtRest(t *testing.T) {
 	}
 	cases := []struct {
 		name     string
-		put      func(t *testing.T, st transfertest.Store, m *Manager, bucket, key, src string)
+		put      func(t *testing.T, st testbed.Store, m *Manager, bucket, key, src string)
 		stored   func(info minio.ObjectInfo) string // the store's value, base64
 		received func(b []byte) []byte              // the value of the bytes b
 		algo     string

@@ -49,10 +49,6 @@ type Config struct {
 	// IdleTimeout cuts off and retries a request that moves no bytes for this long: a
 	// stalled connection never hangs a transfer. Zero means DefaultIdleTimeout.
 	IdleTimeout time.Duration
-	// Failpoint, if set, is called at named moments of a transfer ("created",
-	// "part-acked", "part-journaled", "before-complete", "completed") so crash tests can
-	// kill the process exactly there. Leave it nil.
-	Failpoint func(name string)
 }
 
 // Manager runs transfers against one store. It is safe for concurrent use; one Manager
@@ -140,12 +136,6 @@ func ParseChecksum(s string) (Checksum, error) {
 		return c, nil
 	}
 	return "", fmt.Errorf("checksum %q: use auto, crc32c, md5, sha256, require or none", s)
-}
-
-func (m *Manager) failpoint(name string) {
-	if m.cfg.Failpoint != nil {
-		m.cfg.Failpoint(name)
-	}
 }
 
 // freshContext is for cleanup after failure (abort): it outlives a cancelled ctx but

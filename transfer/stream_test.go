@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/s3xfer/s3xfer/internal/testbed"
 	"github.com/s3xfer/s3xfer/transfer/transfertest"
 )
 
@@ -227,7 +228,7 @@ func TestDownloadStreamCorruptionIsReported(t *testing.T) {
 }
 
 func TestRealUploadStream(t *testing.T) {
-	onStores(t, Config{Concurrency: 4}, func(t *testing.T, s transfertest.Store, m *Manager, bucket string) {
+	onStores(t, Config{Concurrency: 4}, func(t *testing.T, s testbed.Store, m *Manager, bucket string) {
 		ctx := context.Background()
 		for _, n := range []int{100, 17*mib + 5} {
 			data := randomBytes(n)

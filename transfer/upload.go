@@ -20,6 +20,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/s3xfer/s3xfer/chunk"
+	"github.com/s3xfer/s3xfer/internal/failpoint"
 	"github.com/s3xfer/s3xfer/internal/osfile"
 	"github.com/s3xfer/s3xfer/ratelimit"
 	"github.com/s3xfer/s3xfer/resume"
@@ -396,7 +397,7 @@ func (u *upload) multipart(ctx context.Context) (Result, error) {
 	u.m.progress.Report(u.event(Started, nil))
 	res, err := u.sendAndComplete(ctx)
 	if err == nil {
-		u.m.failpoint("completed")
+		failpoint.Hit(ctx, "completed")
 		if u.journal != nil {
 			err = u.journal.Delete()
 		}
@@ -456,7 +457,7 @@ func (u *upload) create(ctx context.Context) error {
 		}
 	}
 	err = u.initiate(ctx)
-	u.m.failpoint("created")
+	failpoint.Hit(ctx, "created")
 	return err
 }
 
@@ -577,7 +578,7 @@ func (u *upload) sendAndComplete(ctx context.Context) (Result, error) {
 	if err := u.checkSource(); err != nil {
 		return Result{}, err
 	}
-	u.m.failpoint("before-complete")
+	failpoint.Hit(ctx, "before-complete")
 	return u.complete(ctx)
 }
 
@@ -674,11 +675,11 @@ func (u *upload) sendPart(ctx context.Context, p chunk.Part) error {
 	if err := u.verifyPart(mode, sums, info.ETag, info.ChecksumCRC32C); err != nil {
 		return failed("PutObjectPart", p.Number, err)
 	}
-	u.m.failpoint("part-acked")
+	failpoint.Hit(ctx, "part-acked")
 	if err := u.record(ctx, p, donePart{etag: info.ETag, crc: sums.CRC32C, md5: sums.MD5}); err != nil {
 		return err
 	}
-	u.m.failpoint("part-journaled")
+	failpoint.Hit(ctx, "part-journaled")
 	return nil
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
+	"github.com/s3xfer/s3xfer/internal/testbed"
 	"github.com/s3xfer/s3xfer/resume"
 	"github.com/s3xfer/s3xfer/transfer/transfertest"
 )
@@ -322,7 +323,7 @@ func (n *noETagOnce) PutObjectPart(ctx context.Context, bucket, object, uploadID
 // On the real stores, auto integrity settles on what each one verifies, probed with one
 // empty part per Manager, and the object reads back whole.
 func TestRealUploadAutoChecksum(t *testing.T) {
-	onStores(t, Config{Concurrency: 4}, func(t *testing.T, s transfertest.Store, m *Manager, bucket string) {
+	onStores(t, Config{Concurrency: 4}, func(t *testing.T, s testbed.Store, m *Manager, bucket string) {
 		data := randomBytes(12 * mib)
 		for i := range 2 {
 			key := fmt.Sprintf("auto-%d", i)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
+	"github.com/s3xfer/s3xfer/internal/failpoint"
 	"github.com/s3xfer/s3xfer/resume"
 	"github.com/s3xfer/s3xfer/transfer/transfertest"
 )
@@ -188,16 +189,15 @@ func downloadBytes(m *Manager, opts DownloadOptions) (Result, []byte, error) {
 // the journal.
 func TestDownloadResumeVerifies(t *testing.T) {
 	journal := &resume.Store{Dir: t.TempDir()}
+	_, m, _, data := uploadForVerify(t, verifyCases[0], Config{Concurrency: 1, Journal: journal})
 	var n atomic.Int32
-	var armed atomic.Bool // after the upload
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	_, m, _, data := uploadForVerify(t, verifyCases[0], Config{Concurrency: 1, Journal: journal, Failpoint: func(name string) {
-		if armed.Load() && name == "part-journaled" && n.Add(1) == 3 {
+	ctx = failpoint.WithHook(ctx, func(name string) {
+		if name == "part-journaled" && n.Add(1) == 3 {
 			cancel()
 		}
-	}})
-	armed.Store(true)
+	})
 	dst := filepath.Join(t.TempDir(), "out")
 	if _, err := m.Download(ctx, "bkt", "obj", dst, DownloadOptions{PartSize: 2 * mib}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("first run: %v, want context.Canceled", err)

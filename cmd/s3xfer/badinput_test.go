@@ -14,7 +14,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/s3xfer/s3xfer/internal/faultproxy"
-	"github.com/s3xfer/s3xfer/transfer/transfertest"
+	"github.com/s3xfer/s3xfer/internal/testbed"
 )
 
 // TestCLIBadInput is the CLI's table of bad input, each row a test against the real
@@ -135,7 +135,7 @@ func cliUnreadableSource(t *testing.T, b *cliBed) {
 	b.openUp()
 	var code int
 	var errOut string
-	transfertest.AsNobody(t, func() { code, _, errOut = b.cli(context.Background(), nil, "cp", path, b.url("k")) })
+	testbed.AsNobody(t, func() { code, _, errOut = b.cli(context.Background(), nil, "cp", path, b.url("k")) })
 	if code != exitFailed || !strings.Contains(errOut, "not readable: permission denied") {
 		t.Fatalf("exit %d, want 1 and permission denied:\n%s", code, errOut)
 	}
@@ -146,7 +146,7 @@ func cliUnreadableSource(t *testing.T, b *cliBed) {
 
 func cliSourceFIFO(t *testing.T, b *cliBed) {
 	fifo := filepath.Join(b.dir, "fifo")
-	transfertest.Mkfifo(t, fifo)
+	testbed.Mkfifo(t, fifo)
 	b.wantFail([]string{"cp", fifo, b.url("k")}, exitFailed, "not a regular file")
 }
 
@@ -231,7 +231,7 @@ func cliDamagedJournal(damage func([]byte) []byte, says string) func(t *testing.
 // cliDiskFull downloads 12 MiB onto an 8 MiB file system: exit 1 with ENOSPC, the partial
 // file and journal kept; with room made, the same command resumes and finishes.
 func cliDiskFull(t *testing.T, b *cliBed) {
-	dir := transfertest.Tmpfs(t, "8m", false)
+	dir := testbed.Tmpfs(t, "8m", false)
 	data := fxBytes(12*fxMiB, 32)
 	if _, err := b.st.Core.PutObject(context.Background(), b.bucket, "big", bytes.NewReader(data), int64(len(data)), "", "", minio.PutObjectOptions{}); err != nil {
 		t.Fatal(err)
@@ -245,7 +245,7 @@ func cliDiskFull(t *testing.T, b *cliBed) {
 	if len(b.journals()) != 1 {
 		t.Fatalf("journals %v, want the download's", b.journals())
 	}
-	transfertest.ResizeTmpfs(t, dir, "32m")
+	testbed.ResizeTmpfs(t, dir, "32m")
 	_, errOut, _ := b.ok(nil, args...)
 	if !strings.Contains(errOut, "resuming: ") {
 		t.Errorf("no resume after the disk had room:\n%s", errOut)
@@ -265,7 +265,7 @@ func cliDestinationNotWritable(t *testing.T, b *cliBed) {
 	b.openUp()
 	var code int
 	var errOut string
-	transfertest.AsNobody(t, func() {
+	testbed.AsNobody(t, func() {
 		code, _, errOut = b.cli(context.Background(), nil, "cp", b.url("obj"), filepath.Join(ro, "out"), "--journal-dir", jd)
 	})
 	if code != exitFailed || !strings.Contains(errOut, filepath.Join(ro, "out")) || !strings.Contains(errOut, "permission denied") || strings.Count(errOut, "\n") != 1 {
@@ -274,7 +274,7 @@ func cliDestinationNotWritable(t *testing.T, b *cliBed) {
 }
 
 func cliDestinationReadOnly(t *testing.T, b *cliBed) {
-	dir := transfertest.Tmpfs(t, "1m", true)
+	dir := testbed.Tmpfs(t, "1m", true)
 	if _, err := b.st.Core.PutObject(context.Background(), b.bucket, "obj", bytes.NewReader([]byte("data")), 4, "", "", minio.PutObjectOptions{}); err != nil {
 		t.Fatal(err)
 	}

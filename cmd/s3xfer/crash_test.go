@@ -18,20 +18,20 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
-	"github.com/s3xfer/s3xfer/transfer/transfertest"
+	"github.com/s3xfer/s3xfer/internal/testbed"
 )
 
 // crashBed is one real store, one bucket and one source file for crash tests.
 type crashBed struct {
 	t      *testing.T
-	store  transfertest.Store
+	store  testbed.Store
 	bucket string
 	src    string
 	sum    [32]byte
 }
 
 func newCrashBed(t *testing.T, size int64) *crashBed {
-	stores := transfertest.RealStores(t)
+	stores := testbed.RealStores(t)
 	if len(stores) == 0 {
 		t.Skip("no real store; run scripts/test.sh")
 	}
@@ -75,11 +75,13 @@ func (b *crashBed) crash(key, journalDir, failpoint string, delay time.Duration,
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	var env []string
+	args := b.args(key, journalDir, extra...)
+	var cmd *exec.Cmd
 	if failpoint != "" {
-		env = append(env, "S3XFER_CRASH="+failpoint)
+		cmd = crashChild(b.t, ctx, failpoint, b.env(), args...)
+	} else {
+		cmd = child(ctx, b.env(), args...)
 	}
-	cmd := child(ctx, b.env(env...), b.args(key, journalDir, extra...)...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

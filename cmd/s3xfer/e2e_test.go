@@ -20,44 +20,44 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
+	"github.com/s3xfer/s3xfer/internal/testbed"
 	"github.com/s3xfer/s3xfer/transfer"
-	"github.com/s3xfer/s3xfer/transfer/transfertest"
 )
 
 // e2eStores returns the real stores the end-to-end tests run on: MinIO and versitygw.
-func e2eStores(t *testing.T) []transfertest.Store {
-	var out []transfertest.Store
-	for _, s := range transfertest.RealStores(t) {
+func e2eStores(t *testing.T) []testbed.Store {
+	var out []testbed.Store
+	for _, s := range testbed.RealStores(t) {
 		if s.Name == "minio" || s.Name == "versitygw" {
 			out = append(out, s)
 		}
 	}
 	if len(out) == 0 {
-		t.Skip(transfertest.NoStoresMessage)
+		t.Skip(testbed.NoStoresMessage)
 	}
 	return out
 }
 
-func minioStore(t *testing.T) transfertest.Store {
+func minioStore(t *testing.T) testbed.Store {
 	for _, s := range e2eStores(t) {
 		if s.Name == "minio" {
 			return s
 		}
 	}
 	t.Skip("no MinIO among the real stores")
-	return transfertest.Store{}
+	return testbed.Store{}
 }
 
 // e2e runs s3xfer commands against one real store, as a user with its credentials in
 // the environment and an empty home (so journals live in ~/.local/state/s3xfer there).
 type e2e struct {
 	t      *testing.T
-	st     transfertest.Store
+	st     testbed.Store
 	home   string
 	bucket string
 }
 
-func newE2E(t *testing.T, st transfertest.Store) *e2e {
+func newE2E(t *testing.T, st testbed.Store) *e2e {
 	return &e2e{t: t, st: st, home: t.TempDir(), bucket: st.NewBucket(t)}
 }
 
@@ -93,11 +93,11 @@ func (c *e2e) crash(failpoint string, args ...string) {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	env := []string{"S3XFER_CRASH=" + failpoint}
+	var env []string
 	for k, v := range c.vars() {
 		env = append(env, k+"="+v)
 	}
-	out, err := child(ctx, env, args...).CombinedOutput()
+	out, err := crashChild(c.t, ctx, failpoint, env, args...).CombinedOutput()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 		c.t.Fatalf("want a SIGKILL at %s, got %v\n%s", failpoint, err, out)

@@ -24,7 +24,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/s3xfer/s3xfer/internal/faultproxy"
-	"github.com/s3xfer/s3xfer/transfer/transfertest"
+	"github.com/s3xfer/s3xfer/internal/testbed"
 )
 
 const fxMiB = 1 << 20
@@ -33,7 +33,7 @@ const fxMiB = 1 << 20
 // the journals (~/.local/state/s3xfer) and whose endpoint is the proxy.
 type cliBed struct {
 	t      *testing.T
-	st     transfertest.Store
+	st     testbed.Store
 	bucket string
 	proxy  *faultproxy.Proxy
 	home   string
@@ -42,14 +42,14 @@ type cliBed struct {
 
 func newCLIBed(t *testing.T, rule faultproxy.Rule) *cliBed {
 	t.Helper()
-	var st transfertest.Store
-	for _, s := range transfertest.RealStores(t) {
+	var st testbed.Store
+	for _, s := range testbed.RealStores(t) {
 		if s.Name == "minio" {
 			st = s
 		}
 	}
 	if st.Core == nil {
-		t.Skip("no MinIO among the real stores: " + transfertest.NoStoresMessage)
+		t.Skip("no MinIO among the real stores: " + testbed.NoStoresMessage)
 	}
 	b := &cliBed{t: t, st: st, bucket: st.NewBucket(t), home: t.TempDir(), dir: t.TempDir()}
 	p, err := faultproxy.Start(faultproxy.Config{Target: st.Endpoint, Rule: rule,

@@ -23,14 +23,14 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/s3xfer/s3xfer/internal/faultproxy"
-	"github.com/s3xfer/s3xfer/transfer/transfertest"
+	"github.com/s3xfer/s3xfer/internal/testbed"
 )
 
 // boto3MultipartUpload uploads the file src to bucket/key of st with boto3's
 // upload_file, ChecksumAlgorithm algo, in 8 MiB parts. It skips without python3 and
 // boto3, unless the stores are required (S3XFER_REQUIRE_STORES=1): then it fails. The
 // keys reach python through its environment; no AWS configuration of the user's is read.
-func boto3MultipartUpload(t *testing.T, st transfertest.Store, bucket, key, src, algo string) {
+func boto3MultipartUpload(t *testing.T, st testbed.Store, bucket, key, src, algo string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -149,7 +149,7 @@ func wantOneLine(t *testing.T, what, stderr string, parts ...string) {
 // fetching them twice; --json ends with a result ok:false, exit_code 1. Nothing is left
 // under the destination name, nor a partial file or a journal.
 func TestCLIDownloadCorruptAtRest(t *testing.T) {
-	var st transfertest.Store
+	var st testbed.Store
 	for _, s := range e2eStores(t) {
 		if s.Name == "versitygw" {
 			st = s

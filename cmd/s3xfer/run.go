@@ -92,7 +92,7 @@ func run(ctx context.Context, args []string, e *env) int {
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {
-			return exitCode(ctx, e, c.run(ctx, e, args[1:]))
+			return exitCode(ctx, e, c.run(withCrashHook(ctx, e), e, args[1:]))
 		}
 	}
 	fmt.Fprintf(e.stderr, "s3xfer: unknown command %q; run 's3xfer help' for the list\n", args[0])

@@ -115,7 +115,6 @@ func (c *commonFlags) openSession(ctx context.Context, e *env, o sessionOpts) (*
 		Retry:       transfer.RetryPolicy{Attempts: st.maxAttempts},
 		Endpoint:    st.endpoint,
 		Journal:     s.journal,
-		Failpoint:   crashFailpoint(e),
 	}
 	if o.lim != nil {
 		cfg.UploadLimiter, cfg.DownloadLimiter = o.lim.up, o.lim.down

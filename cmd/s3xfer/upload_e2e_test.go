@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/s3xfer/s3xfer/transfer/transfertest"
+	"github.com/s3xfer/s3xfer/internal/testbed"
 )
 
 // writePattern writes size deterministic, incompressible bytes to path without holding
@@ -46,9 +46,9 @@ func writePattern(t *testing.T, path string, size int64) [32]byte {
 // edges of the threshold and large ones, uploaded with s3xfer cp to every real store, are
 // byte-identical when aws cli downloads them.
 func TestCpUploadsReadBackWithAwsCli(t *testing.T) {
-	stores := transfertest.RealStores(t)
+	stores := testbed.RealStores(t)
 	if len(stores) == 0 {
-		t.Skip(transfertest.NoStoresMessage)
+		t.Skip(testbed.NoStoresMessage)
 	}
 	aws, err := exec.LookPath("aws")
 	if err != nil {

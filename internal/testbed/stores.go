@@ -1,4 +1,8 @@
-package transfertest
+// Package testbed is s3xfer's own test bed: the real stores that scripts/test.sh starts,
+// and OS helpers (a non-root file-system user, a tmpfs, a named pipe) for tests of bad
+// local input. It is internal so that transfertest, public, holds only the in-memory
+// fake and the conformance suite.
+package testbed
 
 import (
 	"context"

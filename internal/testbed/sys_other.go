@@ -1,6 +1,6 @@
 //go:build !linux
 
-package transfertest
+package testbed
 
 import (
 	"os"

@@ -1,12 +1,16 @@
 package transfertest
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/s3xfer/s3xfer/internal/testbed"
+)
 
 // TestConformanceReal runs the conformance suite on the stores of S3XFER_TEST_STORES.
 func TestConformanceReal(t *testing.T) {
-	stores := RealStores(t)
+	stores := testbed.RealStores(t)
 	if stores == nil {
-		t.Skip(NoStoresMessage)
+		t.Skip(testbed.NoStoresMessage)
 	}
 	for _, st := range stores {
 		t.Run(st.Name, func(t *testing.T) {
