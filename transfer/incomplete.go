@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
-
-	"github.com/minio/minio-go/v7"
 
 	"github.com/s3xfer/s3xfer/resume"
 )
@@ -25,42 +22,24 @@ type Incomplete struct {
 // with the parts and bytes each holds so far.
 func (m *Manager) ListIncomplete(ctx context.Context, bucket, prefix string) ([]Incomplete, error) {
 	var out []Incomplete
-	keyMarker, idMarker := "", ""
-	for {
-		var res minio.ListMultipartUploadsResult
-		err := m.do(ctx, "ListMultipartUploads", func(ctx context.Context) error {
-			var err error
-			// MinIO matches the prefix as a whole key ("dir/" finds nothing): filter here.
-			res, err = m.s3.ListMultipartUploads(ctx, bucket, "", keyMarker, idMarker, "", 1000)
-			return err
-		})
+	for up, err := range m.uploadsUnder(ctx, bucket, prefix) {
 		if err != nil {
 			return nil, &Error{Op: "ListMultipartUploads", Bucket: bucket, Key: prefix, Err: err}
 		}
-		for _, up := range res.Uploads {
-			if !strings.HasPrefix(up.Key, prefix) {
-				continue
-			}
-			inc := Incomplete{Bucket: bucket, Key: up.Key, UploadID: up.UploadID, Initiated: up.Initiated}
-			u := &upload{m: m, bucket: bucket, key: up.Key}
-			parts, err := u.listParts(ctx, up.UploadID)
-			if isCode(err, "NoSuchUpload") {
-				continue // completed or aborted since it was listed
-			}
-			if err != nil {
-				return nil, &Error{Op: "ListObjectParts", Bucket: bucket, Key: up.Key, UploadID: up.UploadID, Err: err}
-			}
-			for _, p := range parts {
-				inc.Parts++
-				inc.Bytes += p.Size
-			}
-			out = append(out, inc)
+		parts, err := m.listParts(ctx, bucket, up.Key, up.UploadID)
+		if isCode(err, "NoSuchUpload") {
+			continue // completed or aborted since it was listed
 		}
-		if !res.IsTruncated || (res.NextKeyMarker == keyMarker && res.NextUploadIDMarker == idMarker) {
-			return out, nil
+		if err != nil {
+			return nil, &Error{Op: "ListObjectParts", Bucket: bucket, Key: up.Key, UploadID: up.UploadID, Err: err}
 		}
-		keyMarker, idMarker = res.NextKeyMarker, res.NextUploadIDMarker
+		inc := Incomplete{Bucket: bucket, Key: up.Key, UploadID: up.UploadID, Initiated: up.Initiated, Parts: len(parts)}
+		for _, p := range parts {
+			inc.Bytes += p.Size
+		}
+		out = append(out, inc)
 	}
+	return out, nil
 }
 
 // Cleanup aborts the incomplete uploads in bucket under prefix that were initiated more

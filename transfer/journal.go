@@ -36,11 +36,6 @@ func fileSource(path string, fi os.FileInfo) resume.Source {
 	return s
 }
 
-func isCode(err error, code string) bool {
-	var er minio.ErrorResponse
-	return errors.As(err, &er) && er.Code == code
-}
-
 func (u *upload) notice(format string, a ...any) {
 	u.m.notice(u.event(Notice, nil), fmt.Sprintf(format, a...))
 }
@@ -83,7 +78,7 @@ func (u *upload) resumeJournal(ctx context.Context) (*Result, error) {
 		}
 		return nil, discard(u.sourceName() + " changed since the interrupted " + string(u.kind))
 	}
-	onStore, err := u.listParts(ctx, h.UploadID)
+	onStore, err := u.m.listParts(ctx, u.bucket, u.key, h.UploadID)
 	if isCode(err, "NoSuchUpload") {
 		if res := u.completedBefore(ctx, h, j.Parts()); res != nil {
 			u.notice("the interrupted upload had completed; nothing left to send")
@@ -138,7 +133,7 @@ func (u *upload) completedBefore(ctx context.Context, h resume.Header, parts []r
 		}
 		md5s[i] = b
 	}
-	info, err := u.m.s3.StatObject(ctx, u.bucket, u.key, minio.StatObjectOptions{})
+	info, err := u.m.statObject(ctx, u.bucket, u.key, minio.StatObjectOptions{})
 	if err != nil || info.Size != u.size || trimQuotes(info.ETag) != chunk.MultipartETag(md5s) {
 		return nil
 	}
@@ -146,30 +141,6 @@ func (u *upload) completedBefore(ctx context.Context, h resume.Header, parts []r
 	u.nDone.Store(int32(len(parts)))
 	return &Result{Bucket: u.bucket, Key: u.key, ETag: info.ETag, VersionID: info.VersionID, UploadID: h.UploadID,
 		Size: u.size, Parts: len(parts), Checksum: Checksum(h.Checksum), Resumed: true}
-}
-
-// listParts returns the parts the store holds for an upload, following pagination.
-func (u *upload) listParts(ctx context.Context, uploadID string) (map[int]minio.ObjectPart, error) {
-	parts := map[int]minio.ObjectPart{}
-	marker := 0
-	for {
-		var res minio.ListObjectPartsResult
-		err := u.m.do(ctx, "ListObjectParts", func(ctx context.Context) error {
-			var err error
-			res, err = u.m.s3.ListObjectParts(ctx, u.bucket, u.key, uploadID, marker, 1000)
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
-		for _, p := range res.ObjectParts {
-			parts[p.PartNumber] = p
-		}
-		if !res.IsTruncated || res.NextPartNumberMarker <= marker {
-			return parts, nil
-		}
-		marker = res.NextPartNumberMarker
-	}
 }
 
 // writeJournal writes the journal header, replacing the intent written before the upload
@@ -196,16 +167,15 @@ func (u *upload) writeJournal() error {
 // since then (allowing for clock skew, which S3 caps at 15 minutes), holding at most the
 // probe's part.
 func (u *upload) cleanupIntent(ctx context.Context, h resume.Header) {
-	res, err := u.m.s3.ListMultipartUploads(ctx, u.bucket, u.key, "", "", "", 1000)
-	if err != nil {
-		u.m.log.Warn("cannot look for the upload of an interrupted run", "err", err)
-		return
-	}
-	for _, up := range res.Uploads {
-		if up.Key != u.key || up.Initiated.Before(h.Created.Add(-15*time.Minute)) {
+	for up, err := range u.m.uploadsOf(ctx, u.bucket, u.key) {
+		if err != nil {
+			u.m.log.Warn("cannot look for the upload of an interrupted run", "err", err)
+			return
+		}
+		if up.Initiated.Before(h.Created.Add(-15 * time.Minute)) {
 			continue
 		}
-		if parts, err := u.listParts(ctx, up.UploadID); err == nil && len(parts) <= 1 {
+		if parts, err := u.m.listParts(ctx, u.bucket, u.key, up.UploadID); err == nil && len(parts) <= 1 {
 			u.notice("aborting upload %s left by an interrupted run", up.UploadID)
 			u.abortID(ctx, up.UploadID)
 		}

@@ -20,15 +20,26 @@ import (
 type RetryPolicy struct {
 	// Attempts is the number of tries per request, the first included. Zero means 6.
 	Attempts int
+	// ThrottledAttempts is the number of tries of a request the store keeps throttling
+	// (SlowDown, 503, 429): it asks for patience, not for giving up. Zero means 20, or
+	// Attempts if that is set; never fewer than Attempts.
+	ThrottledAttempts int
 	// BaseDelay is the backoff before the second try; it doubles on each try, with full
 	// jitter, up to MaxDelay. Zero means 200ms and 10s.
 	BaseDelay, MaxDelay time.Duration
 }
 
 func (p RetryPolicy) withDefaults() RetryPolicy {
+	if p.ThrottledAttempts <= 0 {
+		p.ThrottledAttempts = p.Attempts // a limit the caller set holds for every error
+		if p.Attempts <= 0 {
+			p.ThrottledAttempts = 20
+		}
+	}
 	if p.Attempts <= 0 {
 		p.Attempts = 6
 	}
+	p.ThrottledAttempts = max(p.ThrottledAttempts, p.Attempts)
 	if p.BaseDelay <= 0 {
 		p.BaseDelay = 200 * time.Millisecond
 	}
@@ -36,6 +47,14 @@ func (p RetryPolicy) withDefaults() RetryPolicy {
 		p.MaxDelay = 10 * time.Second
 	}
 	return p
+}
+
+// attempts is the number of tries a request that failed with err gets.
+func (p RetryPolicy) attempts(err error) int {
+	if Throttled(err) {
+		return p.ThrottledAttempts
+	}
+	return p.Attempts
 }
 
 // backoff is the delay before try number attempt+1 (attempt counts from 1): full jitter
@@ -48,12 +67,17 @@ func (p RetryPolicy) backoff(attempt int) time.Duration {
 	return time.Duration(rand.Int64N(int64(window)) + 1)
 }
 
-// transientCodes are the S3 error codes worth retrying; permanentCodes fail at once,
-// whatever their HTTP status. Other errors are judged by their status.
+// throttleCodes are the S3 error codes of a store asking its clients to slow down;
+// transientCodes are the others worth retrying; permanentCodes fail at once, whatever
+// their HTTP status. Other errors are judged by their status.
+var throttleCodes = map[string]bool{
+	"SlowDown": true, "SlowDownWrite": true, "SlowDownRead": true, "ServiceUnavailable": true,
+	"Throttling": true, "ThrottlingException": true, "RequestLimitExceeded": true, "RequestThrottled": true,
+	"TooManyRequests": true,
+}
+
 var transientCodes = map[string]bool{
-	"InternalError": true, "SlowDown": true, "SlowDownWrite": true, "SlowDownRead": true,
-	"ServiceUnavailable": true, "RequestTimeout": true, "Throttling": true, "ThrottlingException": true,
-	"RequestLimitExceeded": true, "RequestThrottled": true, "OperationAborted": true,
+	"InternalError": true, "RequestTimeout": true, "OperationAborted": true,
 	"XMinioServerNotInitialized": true, "BadDigest": true, "XAmzContentChecksumMismatch": true,
 	"IncompleteBody": true, "RequestError": true,
 }
@@ -66,15 +90,41 @@ var permanentCodes = map[string]bool{
 	"RequestTimeTooSkewed": true, "KeyTooLongError": true, "MethodNotAllowed": true,
 }
 
-// retryable reports whether err is transient: worth the same request again after a pause.
-// It is the one place errors are classified.
-func retryable(err error) bool {
+// Code returns the S3 error code of err ("NoSuchKey", "SlowDown", ...), or "" if err is
+// not the store's answer.
+func Code(err error) string {
+	var er minio.ErrorResponse
+	if errors.As(err, &er) {
+		return er.Code
+	}
+	return ""
+}
+
+func isCode(err error, code string) bool { return err != nil && Code(err) == code }
+
+// Throttled reports whether err is the store asking its clients to slow down.
+func Throttled(err error) bool {
+	var er minio.ErrorResponse
+	if !errors.As(err, &er) {
+		return false
+	}
+	if throttleCodes[er.Code] {
+		return true
+	}
+	known := permanentCodes[er.Code] || transientCodes[er.Code]
+	return !known && (er.StatusCode == http.StatusServiceUnavailable || er.StatusCode == http.StatusTooManyRequests)
+}
+
+// Transient reports whether err is worth the same request again after a pause: a
+// throttled or failing store, a lost connection, a stall. It is the one place errors
+// are classified.
+func Transient(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
 	var er minio.ErrorResponse
 	if errors.As(err, &er) {
-		if transientCodes[er.Code] {
+		if transientCodes[er.Code] || throttleCodes[er.Code] {
 			return true
 		}
 		if permanentCodes[er.Code] {
@@ -107,7 +157,7 @@ func retryable(err error) bool {
 func (m *Manager) do(ctx context.Context, what string, call func(ctx context.Context) error) error {
 	for attempt := 1; ; attempt++ {
 		err := m.watch(ctx, func(ctx context.Context, _ func(io.Reader) io.Reader) error { return call(ctx) })
-		if err == nil || !retryable(err) || attempt >= m.retry.Attempts {
+		if err == nil || !Transient(err) || attempt >= m.retry.attempts(err) {
 			return err
 		}
 		if ctx.Err() != nil {

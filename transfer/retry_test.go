@@ -48,7 +48,7 @@ func TestRetryable(t *testing.T) {
 		{"nil", nil, false},
 	}
 	for _, c := range cases {
-		if got := retryable(c.err); got != c.want {
+		if got := Transient(c.err); got != c.want {
 			t.Errorf("%s: retryable = %v, want %v", c.name, got, c.want)
 		}
 	}

@@ -26,6 +26,8 @@ type S3 interface {
 	GetObject(ctx context.Context, bucket, object string, opts minio.GetObjectOptions) (io.ReadCloser, minio.ObjectInfo, http.Header, error)
 	StatObject(ctx context.Context, bucket, object string, opts minio.StatObjectOptions) (minio.ObjectInfo, error)
 	GetObjectAttributes(ctx context.Context, bucket, object string, opts minio.ObjectAttributesOptions) (*minio.ObjectAttributes, error)
+	BucketExists(ctx context.Context, bucket string) (bool, error)
+	ListBuckets(ctx context.Context) ([]minio.BucketInfo, error)
 }
 
 var _ S3 = minio.Core{}

@@ -66,13 +66,13 @@ func TestSoak(t *testing.T) {
 	}
 	defer proxy.Close()
 	s.proxy = proxy
-	tr := newTransport(16)
+	tr := newTransport(16, DefaultIdleTimeout)
 	tr.Proxy = nil
 	core, err := NewClient(ClientConfig{Endpoint: proxy.URL(), AccessKey: st.AccessKey, SecretKey: st.SecretKey, Addressing: AddressingPath, Transport: tr})
 	if err != nil {
 		t.Fatal(err)
 	}
-	dtr := newTransport(8)
+	dtr := newTransport(8, DefaultIdleTimeout)
 	dtr.Proxy = nil
 	s.direct, err = NewClient(ClientConfig{Endpoint: st.Endpoint, AccessKey: st.AccessKey, SecretKey: st.SecretKey, Addressing: AddressingPath, Transport: dtr})
 	if err != nil {

@@ -493,7 +493,7 @@ func (u *upload) createUpload(ctx context.Context, createOpts minio.PutObjectOpt
 		// Lost in transit or cut off, not refused: by the store (an S3 error) or before
 		// sending (minio-go's checks of names and sizes, which are not retryable).
 		var er minio.ErrorResponse
-		lost = lost || (err != nil && !errors.As(err, &er) && (retryable(err) || ctx.Err() != nil))
+		lost = lost || (err != nil && !errors.As(err, &er) && (Transient(err) || ctx.Err() != nil))
 		return err
 	})
 	u.createLost = u.createLost || lost
@@ -507,18 +507,16 @@ func (u *upload) createUpload(ctx context.Context, createOpts minio.PutObjectOpt
 // the store: empty, and initiated (by the store's clock) at most within the time the
 // retries took before ours. No journal points at them, so nothing else would.
 func (u *upload) abortStrays(ctx context.Context, took time.Duration) {
-	var res minio.ListMultipartUploadsResult
-	err := u.m.do(ctx, "ListMultipartUploads", func(ctx context.Context) error {
-		var err error
-		res, err = u.m.s3.ListMultipartUploads(ctx, u.bucket, u.key, "", "", "", 1000)
-		return err
-	})
-	if err != nil {
-		u.m.log.Warn("cannot look for uploads left by a lost CreateMultipartUpload answer", "err", err)
-		return
+	var ups []minio.ObjectMultipartInfo
+	for up, err := range u.m.uploadsOf(ctx, u.bucket, u.key) {
+		if err != nil {
+			u.m.log.Warn("cannot look for uploads left by a lost CreateMultipartUpload answer", "err", err)
+			return
+		}
+		ups = append(ups, up)
 	}
 	var ours time.Time
-	for _, up := range res.Uploads {
+	for _, up := range ups {
 		if up.UploadID == u.uploadID {
 			ours = up.Initiated
 		}
@@ -526,11 +524,11 @@ func (u *upload) abortStrays(ctx context.Context, took time.Duration) {
 	if ours.IsZero() {
 		return
 	}
-	for _, up := range res.Uploads {
-		if up.Key != u.key || up.UploadID == u.uploadID || up.Initiated.After(ours) || up.Initiated.Before(ours.Add(-took-2*time.Second)) {
+	for _, up := range ups {
+		if up.UploadID == u.uploadID || up.Initiated.After(ours) || up.Initiated.Before(ours.Add(-took-2*time.Second)) {
 			continue
 		}
-		if parts, err := u.listParts(ctx, up.UploadID); err == nil && len(parts) == 0 {
+		if parts, err := u.m.listParts(ctx, u.bucket, u.key, up.UploadID); err == nil && len(parts) == 0 {
 			u.m.log.Debug("aborting the upload a lost CreateMultipartUpload answer left", "uploadID", up.UploadID)
 			u.abortID(ctx, up.UploadID)
 		}

@@ -260,7 +260,7 @@ func (m *Manager) layout(ctx context.Context, bucket, key string, info minio.Obj
 // the layout stays unknown.
 func fatalRefusal(ctx context.Context, err error) error {
 	var er minio.ErrorResponse
-	if err == nil || ctx.Err() != nil || errors.Is(err, ErrSourceChanged) || !errors.As(err, &er) || retryable(err) {
+	if err == nil || ctx.Err() != nil || errors.Is(err, ErrSourceChanged) || !errors.As(err, &er) || Transient(err) {
 		return err
 	}
 	return nil

@@ -191,13 +191,11 @@ func (c *cpRun) uploadDir(ctx context.Context, dir string, to s3URL) error {
 // listObjects lists the objects under a prefix, "directory" markers left out.
 func listObjects(ctx context.Context, s *session, from s3URL) ([]minio.ObjectInfo, error) {
 	var objs []minio.ObjectInfo
-	for o := range s.core.Client.ListObjects(ctx, from.bucket, minio.ListObjectsOptions{Prefix: from.key, Recursive: true}) {
-		if o.Err != nil {
-			return nil, s.diagnose(ctx, &transfer.Error{Op: "ListObjects", Bucket: from.bucket, Key: from.key, Err: o.Err}, from.bucket)
+	for o, err := range s.m.List(ctx, from.bucket, from.key) {
+		if err != nil {
+			return nil, s.diagnose(ctx, err, from.bucket)
 		}
-		if !strings.HasSuffix(o.Key, "/") {
-			objs = append(objs, o)
-		}
+		objs = append(objs, o)
 	}
 	return objs, ctx.Err()
 }

@@ -101,7 +101,7 @@ func (c *commonFlags) openSession(ctx context.Context, e *env, o sessionOpts) (*
 	if s.ui == nil {
 		s.ui = newUI(e, c.quiet, c.asJSON, o.dataOnStdout)
 	}
-	core, err := st.client(max(o.concurrency, transfer.DefaultConcurrency))
+	core, err := st.client(max(o.concurrency, transfer.DefaultConcurrency), o.idleTimeout)
 	if err != nil {
 		s.ui.close()
 		return nil, err
@@ -145,14 +145,14 @@ func (s *session) diagnose(ctx context.Context, err error, bucket string) error 
 	if errors.As(err, &er) {
 		switch er.Code {
 		case "AccessDenied":
-			if _, perr := s.core.ListBuckets(ctx); perr != nil {
+			if _, perr := s.m.Buckets(ctx); perr != nil {
 				var pr minio.ErrorResponse
 				if errors.As(perr, &pr) && (pr.Code == "InvalidAccessKeyId" || pr.Code == "SignatureDoesNotMatch" || pr.Code == "RequestTimeTooSkewed") {
 					err = perr
 				}
 			}
 		case "NoSuchKey":
-			if ok, berr := s.core.BucketExists(ctx, bucket); berr == nil && !ok {
+			if ok, berr := s.m.BucketExists(ctx, bucket); berr == nil && !ok {
 				err = fmt.Errorf("%w", minio.ErrorResponse{Code: "NoSuchBucket", BucketName: bucket, StatusCode: 404})
 			}
 		}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 
@@ -109,7 +110,7 @@ func (s *storeFlags) resolve(e *env) (settings, error) {
 }
 
 // client builds the store client. Its errors never hold a secret.
-func (st settings) client(concurrency int) (*minio.Core, error) {
+func (st settings) client(concurrency int, idle time.Duration) (*minio.Core, error) {
 	if st.credErr != nil {
 		return nil, st.credErr
 	}
@@ -122,6 +123,8 @@ func (st settings) client(concurrency int) (*minio.Core, error) {
 		Addressing:   st.addressing,
 		SignatureV2:  st.sigV2,
 		Concurrency:  concurrency,
+		// A Complete of a large upload may take a while to answer: as long as the watchdog allows.
+		ResponseHeaderTimeout: max(idle, transfer.DefaultIdleTimeout),
 	})
 	if err != nil {
 		return nil, usageError{strings.TrimPrefix(err.Error(), "transfer: ")}
