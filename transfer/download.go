@@ -422,7 +422,7 @@ func (d *download) openJournal(partial string) (*resume.Journal, []bool, error) 
 		}
 		if errors.Is(why, ErrSourceChanged) && d.opts.NoRestart {
 			j.Close()
-			return nil, nil, fmt.Errorf("%w since the interrupted download; run again without --no-restart to start over", why)
+			return nil, nil, &OptionError{Option: "NoRestart", Want: "false to start over", Err: fmt.Errorf("%w since the interrupted download", why)}
 		}
 		d.notice("%v; starting over", why)
 		if err := j.Delete(); err != nil {

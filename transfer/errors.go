@@ -49,6 +49,17 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// OptionError is a failure another value of an option would have avoided: Option names
+// the field (of UploadOptions or DownloadOptions), Want says what value would do.
+type OptionError struct {
+	Option string // e.g. "PartSize"
+	Want   string // e.g. "larger"
+	Err    error
+}
+
+func (e *OptionError) Error() string { return e.Err.Error() }
+func (e *OptionError) Unwrap() error { return e.Err }
+
 // callError is a failed request of a transfer, before the transfer wraps it in its Error.
 type callError struct {
 	request string

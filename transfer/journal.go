@@ -51,7 +51,7 @@ func (u *upload) resumeJournal(ctx context.Context) (*Result, error) {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil, nil
 	case errors.Is(err, resume.ErrCorrupt), errors.Is(err, resume.ErrVersion):
-		u.notice("ignoring unusable journal (%v); starting over. Its upload may remain on the store: see s3xfer ls-uploads and s3xfer cleanup", err)
+		u.notice("ignoring unusable journal (%v); starting over. Its upload may remain on the store as an incomplete multipart upload until aborted", err)
 		return nil, nil
 	case err != nil:
 		return nil, err
@@ -74,7 +74,7 @@ func (u *upload) resumeJournal(ctx context.Context) (*Result, error) {
 	case h.Source != u.source:
 		if u.opts.NoRestart {
 			j.Close()
-			return nil, fmt.Errorf("%w since the interrupted %s; run again without --no-restart to start over", ErrSourceChanged, u.kind)
+			return nil, &OptionError{Option: "NoRestart", Want: "false to start over", Err: fmt.Errorf("%w since the interrupted %s", ErrSourceChanged, u.kind)}
 		}
 		return nil, discard(u.sourceName() + " changed since the interrupted " + string(u.kind))
 	}

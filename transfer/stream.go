@@ -83,7 +83,8 @@ func (s *stream) run(ctx context.Context) (Result, error) {
 	}
 	if err := u.initiate(ctx); err != nil {
 		if isCode(err, "NotImplemented") {
-			err = fmt.Errorf("the store does not support multipart uploads, so a stream must fit in one part: pass a --part-size larger than the stream (at most 5 GiB): %w", err)
+			err = &OptionError{Option: "PartSize", Want: "larger than the stream (at most 5 GiB)",
+				Err: fmt.Errorf("the store does not support multipart uploads, so a stream must fit in one part: %w", err)}
 		}
 		return Result{}, err
 	}
@@ -145,8 +146,8 @@ func (s *stream) produce(ctx context.Context, g *errgroup.Group, pending [][]byt
 		}
 		if n > s.maxParts {
 			s.bufs.put(buf)
-			return fmt.Errorf("stream exceeds %s parts of %s; pass a larger --part-size",
-				thousands(s.maxParts), units.FormatSize(u.opts.PartSize))
+			return &OptionError{Option: "PartSize", Want: "larger",
+				Err: fmt.Errorf("stream exceeds %s parts of %s", thousands(s.maxParts), units.FormatSize(u.opts.PartSize))}
 		}
 		p := chunk.Part{Number: n, Offset: int64(n-1) * u.opts.PartSize, Size: int64(len(buf))}
 		s.parts = append(s.parts, p)

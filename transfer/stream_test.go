@@ -80,8 +80,12 @@ func TestUploadStreamPartLimit(t *testing.T) {
 
 	data = append(data, 'x')
 	_, err = m.uploadStream(context.Background(), "bkt", "k2", bytes.NewReader(data), UploadOptions{PartSize: 5 * mib}, 3)
-	if err == nil || !strings.Contains(err.Error(), "stream exceeds 3 parts of 5 MiB; pass a larger --part-size") {
-		t.Fatalf("err %v", err)
+	var oe *OptionError
+	if !errors.As(err, &oe) || oe.Option != "PartSize" || !strings.Contains(err.Error(), "stream exceeds 3 parts of 5 MiB") {
+		t.Fatalf("err %v, want an OptionError naming PartSize", err)
+	}
+	if strings.Contains(err.Error(), "--") {
+		t.Errorf("the library's message %q names a CLI flag", err)
 	}
 	if _, _, ok := f.Object("bkt", "k2"); ok || len(f.Uploads()) != 0 || countOp(f, "AbortMultipartUpload") != 1 {
 		t.Fatalf("a stream over the limit must be aborted, never stored truncated; uploads %+v", f.Uploads())

@@ -95,10 +95,10 @@ func (m *Manager) Upload(ctx context.Context, bucket, key, path string, opts Upl
 		return Result{}, sourceError(path, err)
 	}
 	if fi.IsDir() {
-		return Result{}, fmt.Errorf("source %s is a directory; upload its files one by one (the CLI's cp -r does)", path)
+		return Result{}, fmt.Errorf("source %s is a directory; upload its files one by one", path)
 	}
 	if !fi.Mode().IsRegular() {
-		return Result{}, fmt.Errorf("source %s is not a regular file; stream it with UploadStream (the CLI's cp - reads stdin)", path)
+		return Result{}, fmt.Errorf("source %s is not a regular file; stream it with UploadStream", path)
 	}
 	if opts.ContentType == "" {
 		opts.ContentType = mime.TypeByExtension(filepath.Ext(path))
@@ -341,7 +341,7 @@ func (u *upload) verifyPart(mode Checksum, sums chunk.Sums, etag, crcEcho string
 		}
 	case ChecksumCRC32C:
 		if crcEcho == "" {
-			return fmt.Errorf("%w: the store did not confirm the CRC32C checksum; use --checksum md5 with this store", ErrIntegrity)
+			return &OptionError{Option: "Checksum", Want: "md5 with this store", Err: fmt.Errorf("%w: the store did not confirm the CRC32C checksum", ErrIntegrity)}
 		}
 		if crcEcho != sums.CRC32CBase64() {
 			return fmt.Errorf("%w: store's CRC32C %s, sent %s", ErrIntegrity, crcEcho, sums.CRC32CBase64())

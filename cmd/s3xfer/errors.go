@@ -84,7 +84,25 @@ func explain(err error) string {
 		_, idle, _ := strings.Cut(err.Error(), transfer.ErrStalled.Error()+": ") // "no bytes moved for 1m0s"
 		return where + "the store stopped moving bytes (" + idle + ") on every try; check the network and the store, or raise --idle-timeout"
 	}
-	return strings.TrimPrefix(err.Error(), "transfer: ")
+	msg := strings.TrimPrefix(err.Error(), "transfer: ")
+	var oe *transfer.OptionError
+	if errors.As(err, &oe) {
+		msg += "; " + flagHint(oe)
+	}
+	return msg
+}
+
+// flagHint words the library's option hint as the flag that sets it.
+func flagHint(oe *transfer.OptionError) string {
+	switch oe.Option {
+	case "NoRestart":
+		return "run again without --no-restart to start over"
+	case "PartSize":
+		return "pass a --part-size " + oe.Want
+	case "Checksum":
+		return "use --checksum " + oe.Want
+	}
+	return "set " + oe.Option + " " + oe.Want
 }
 
 // unreachableError is an error of connecting to the store at endpoint.
