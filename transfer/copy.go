@@ -92,10 +92,10 @@ func (m *Manager) Copy(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey
 		// the whole, both compared with the source's.
 		uo.Checksum = ChecksumCRC32C
 	}
-	u := m.newUpload(dstBucket, dstKey, nil, info.Size, uo)
-	u.kind = resume.Copy
-	u.copySrc = &copySource{bucket: srcBucket, key: srcKey, etag: info.ETag, info: info, replace: opts.ReplaceMetadata,
+	src := &copySource{bucket: srcBucket, key: srcKey, etag: info.ETag, info: info, replace: opts.ReplaceMetadata,
 		retag: opts.Tagging != nil, followsParts: followsParts}
+	u := m.newUpload(dstBucket, dstKey, src, info.Size, uo)
+	u.kind = resume.Copy
 	u.source = resume.Source{Bucket: srcBucket, Key: srcKey, ETag: info.ETag, Size: info.Size}
 	u.journalID = resume.ID(resume.Copy, m.dest(dstBucket, dstKey))
 	return u.run(ctx)
@@ -123,14 +123,15 @@ func isFullCRC32C(info minio.ObjectInfo) bool {
 // store that refuses (MinIO wants a checksum no UploadPartCopy can send) or does not
 // report it gets this and every later copy without one, in a new upload.
 func (u *upload) probeCopy(ctx context.Context) error {
-	if u.copySrc == nil || u.mode != ChecksumCRC32C || u.m.copySums.Load() != crcUnknown || len(u.parts) == 0 {
+	c, ok := u.src.(*copySource)
+	if !ok || u.mode != ChecksumCRC32C || u.m.copySums.Load() != crcUnknown || len(u.parts) == 0 {
 		return nil
 	}
-	err := u.copyPart(ctx, u.parts[0])
+	err := c.putPart(ctx, u, u.parts[0])
 	// versitygw answers every part with the source's CRC32C, not the part's: no part is
 	// worth checking then (a part and its whole having one CRC is a 2^-32 chance).
 	got := base64.StdEncoding.EncodeToString(u.done[0].crc)
-	if err == nil && len(u.done[0].crc) > 0 && (got != u.copySrc.info.ChecksumCRC32C || len(u.parts) == 1) {
+	if err == nil && len(u.done[0].crc) > 0 && (got != c.info.ChecksumCRC32C || len(u.parts) == 1) {
 		u.m.copySums.Store(crcYes)
 		return nil
 	}
@@ -176,14 +177,6 @@ func (m *Manager) sourcePartSize(ctx context.Context, bucket, key string, info m
 
 func (c *copySource) String() string { return "s3://" + c.bucket + "/" + c.key }
 
-// sourceName names what an upload or copy reads, for messages.
-func (u *upload) sourceName() string {
-	if u.copySrc != nil {
-		return u.copySrc.String()
-	}
-	return u.path
-}
-
 // ifMatch is the header that pins a copy request to the source's version.
 func (c *copySource) ifMatch() map[string]string {
 	return map[string]string{"x-amz-copy-source-if-match": `"` + c.etag + `"`}
@@ -201,9 +194,8 @@ func copyAttributes(o *UploadOptions, info minio.ObjectInfo) {
 	}
 }
 
-// copyObject copies the whole source with one CopyObject.
-func (u *upload) copyObject(ctx context.Context) (Result, error) {
-	c := u.copySrc
+// putAll copies the whole source with one CopyObject.
+func (c *copySource) putAll(ctx context.Context, u *upload, _ Checksum) (Result, error) {
 	headers := c.ifMatch()
 	all := u.putOptions().Header()
 	for k := range all {
@@ -241,9 +233,8 @@ func (u *upload) copyObject(ctx context.Context) (Result, error) {
 		Size: u.size, BytesSent: u.size, Checksum: ChecksumNone}, nil
 }
 
-// copyPart copies part p of the source into the upload: the copy's sendPart.
-func (u *upload) copyPart(ctx context.Context, p chunk.Part) error {
-	c := u.copySrc
+// putPart copies part p of the source into the upload.
+func (c *copySource) putPart(ctx context.Context, u *upload, p chunk.Part) error {
 	var cp minio.CompletePart
 	err := u.m.do(ctx, "CopyObjectPart", func(ctx context.Context) error {
 		var err error
@@ -272,11 +263,11 @@ func (u *upload) copyPart(ctx context.Context, p chunk.Part) error {
 	return nil
 }
 
-// verifyCopy checks the object the copy made against its source and returns what
+// verify checks the object the copy made against its source and returns what
 // verified it: the size always; then, for a copy that followed the source's parts, the
 // ETag (checked against the parts copied before completing); else a full-object
 // checksum both keep, or equal MD5 ETags.
-func (u *upload) verifyCopy(ctx context.Context, res Result) (Checksum, error) {
+func (src *copySource) verify(ctx context.Context, u *upload, res Result) (Checksum, error) {
 	opts := minio.StatObjectOptions{VersionID: res.VersionID, Checksum: true}
 	if opts.VersionID == "null" { // the version of an unversioned bucket: moto refuses it by ID
 		opts.VersionID = ""
@@ -290,7 +281,6 @@ func (u *upload) verifyCopy(ctx context.Context, res Result) (Checksum, error) {
 	if err != nil {
 		return ChecksumNone, err
 	}
-	src := u.copySrc
 	if info.Size != u.size {
 		return ChecksumNone, fmt.Errorf("%w: the copy has %d bytes, its source %s %d", ErrIntegrity, info.Size, src, u.size)
 	}
@@ -320,4 +310,19 @@ func (u *upload) verifyCopy(ctx context.Context, res Result) (Checksum, error) {
 		return ChecksumMD5, nil
 	}
 	return ChecksumNone, nil
+}
+
+// check compares the store's checksums of the parts copied with the source's.
+func (c *copySource) check(u *upload, full []byte, md5s [][]byte) error {
+	if c.followsParts {
+		if got := chunk.MultipartETag(md5s); len(md5s) != len(u.parts) || got != c.etag {
+			return fmt.Errorf("%w: the parts copied have ETag %s, their source %s has %s", ErrIntegrity, got, c, c.etag)
+		}
+	}
+	if u.mode == ChecksumCRC32C {
+		if got := base64.StdEncoding.EncodeToString(full); got != c.info.ChecksumCRC32C {
+			return fmt.Errorf("%w: the parts copied have CRC32C %s, their source %s has %s", ErrIntegrity, got, c, c.info.ChecksumCRC32C)
+		}
+	}
+	return nil
 }

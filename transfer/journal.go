@@ -76,7 +76,7 @@ func (u *upload) resumeJournal(ctx context.Context) (*Result, error) {
 			j.Close()
 			return nil, &OptionError{Option: "NoRestart", Want: "false to start over", Err: fmt.Errorf("%w since the interrupted %s", ErrSourceChanged, u.kind)}
 		}
-		return nil, discard(u.sourceName() + " changed since the interrupted " + string(u.kind))
+		return nil, discard(u.src.String() + " changed since the interrupted " + string(u.kind))
 	}
 	onStore, err := u.m.listParts(ctx, u.bucket, u.key, h.UploadID)
 	if isCode(err, "NoSuchUpload") {

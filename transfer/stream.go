@@ -40,7 +40,7 @@ func (m *Manager) uploadStream(ctx context.Context, bucket, key string, r io.Rea
 	}
 	opts.PartSize = ps
 	src := &streamSource{partSize: ps, bufs: map[int64][]byte{}}
-	u := m.newUpload(bucket, key, src, -1, opts)
+	u := m.newUpload(bucket, key, readerSource{r: src}, -1, opts)
 	if u.mode, err = u.resolveMode(); err != nil {
 		return Result{}, err
 	}
