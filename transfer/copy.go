@@ -124,22 +124,29 @@ func isFullCRC32C(info minio.ObjectInfo) bool {
 // report it gets this and every later copy without one, in a new upload.
 func (u *upload) probeCopy(ctx context.Context) error {
 	c, ok := u.src.(*copySource)
-	if !ok || u.mode != ChecksumCRC32C || u.m.copySums.Load() != crcUnknown || len(u.parts) == 0 {
+	if !ok || u.mode != ChecksumCRC32C || len(u.parts) == 0 {
 		return nil
 	}
-	err := c.putPart(ctx, u, u.parts[0])
-	// versitygw answers every part with the source's CRC32C, not the part's: no part is
-	// worth checking then (a part and its whole having one CRC is a 2^-32 chance).
-	got := base64.StdEncoding.EncodeToString(u.done[0].crc)
-	if err == nil && len(u.done[0].crc) > 0 && (got != c.info.ChecksumCRC32C || len(u.parts) == 1) {
-		u.m.copySums.Store(crcYes)
+	switch u.m.copySums.Load() {
+	case crcYes:
 		return nil
+	case crcUnknown:
+		err := c.putPart(ctx, u, u.parts[0])
+		// versitygw answers every part with the source's CRC32C, not the part's: no part
+		// is worth checking then (a part and its whole having one CRC is a 2^-32 chance).
+		got := base64.StdEncoding.EncodeToString(u.done[0].crc)
+		if err == nil && len(u.done[0].crc) > 0 && (got != c.info.ChecksumCRC32C || len(u.parts) == 1) {
+			u.m.copySums.Store(crcYes)
+			return nil
+		}
+		if err != nil && !isCode(err, "InvalidArgument") && !isCode(err, "InvalidRequest") && !isCode(err, "NotImplemented") {
+			return err
+		}
+		u.m.log.Info("store does not report the checksums of part copies; copying without", "endpoint", u.m.cfg.Endpoint, "err", err)
+		u.m.copySums.Store(crcNo)
 	}
-	if err != nil && !isCode(err, "InvalidArgument") && !isCode(err, "InvalidRequest") && !isCode(err, "NotImplemented") {
-		return err
-	}
-	u.m.log.Info("store does not report the checksums of part copies; copying without", "endpoint", u.m.cfg.Endpoint, "err", err)
-	u.m.copySums.Store(crcNo)
+	// This store cannot checksum part copies, as this probe or a concurrent copy's found:
+	// an upload without the algorithm.
 	u.abort(ctx)
 	u.mode = ChecksumNone
 	u.done = make([]donePart, len(u.parts))

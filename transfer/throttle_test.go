@@ -274,13 +274,6 @@ func TestThrottledTransfers(t *testing.T) {
 	t.Logf("with one try: %d of 5 uploads failed with the SlowDown", fails)
 }
 
-// copyProbeRace is the engine bug that TestThrottledCopiesRaceTheChecksumProbe shows,
-// and that made cp -r s3:// s3:// fail under throttling (cmd/s3xfer/throttle_test.go).
-const copyProbeRace = "engine bug: Copy (transfer/copy.go) asks for CRC32C while copySums is crcUnknown; " +
-	"if another copy's probe stores crcNo before this copy reaches probeCopy (its CreateMultipartUpload slowed " +
-	"by throttling), probeCopy returns early and the copy goes on with a CRC32C upload: MinIO refuses every " +
-	"UploadPartCopy into it, InvalidArgument (checksum missing, want \"CRC32C\"), and the copy fails"
-
 // TestThrottledCopiesRaceTheChecksumProbe: two multipart copies of sources with a
 // full-object CRC32C start together on a new Manager, as cp -r s3:// s3:// starts its
 // large files. One copy's CreateMultipartUpload is held back (as throttling and its
@@ -288,7 +281,6 @@ const copyProbeRace = "engine bug: Copy (transfer/copy.go) asks for CRC32C while
 // (it does not: the probe aborts and starts over without). The held copy must then not
 // go on with its CRC32C upload either.
 func TestThrottledCopiesRaceTheChecksumProbe(t *testing.T) {
-	t.Skip(copyProbeRace)
 	release := make(chan struct{})
 	b := newFaultBed(t, func(r *faultproxy.Request) faultproxy.Action {
 		if r.Op == faultproxy.CreateMultipartUpload && r.Key == "a.copy" {
