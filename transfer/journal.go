@@ -51,7 +51,9 @@ func (u *upload) resumeJournal(ctx context.Context) (*Result, error) {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil, nil
 	case errors.Is(err, resume.ErrCorrupt), errors.Is(err, resume.ErrVersion):
-		u.notice("ignoring unusable journal (%v); starting over. Its upload may remain on the store as an incomplete multipart upload until aborted", err)
+		ev := u.event(Notice, nil)
+		ev.Leftover = true
+		u.m.notice(ev, fmt.Sprintf("ignoring unusable journal (%v); starting over. Its upload may remain on the store as an incomplete multipart upload until aborted", err))
 		return nil, nil
 	case err != nil:
 		return nil, err

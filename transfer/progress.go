@@ -28,6 +28,9 @@ type Event struct {
 	Resumed   bool   // Started: the transfer continues an earlier one
 	Err       error  // Finished: nil on success
 	Msg       string // Notice only
+	// Leftover, on a Notice: an incomplete multipart upload may remain on the store that
+	// no journal points at (ListIncomplete finds it, Cleanup or Abort removes it).
+	Leftover bool
 }
 
 // Progress receives the events of every transfer of a Manager. It is called from many

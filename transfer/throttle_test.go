@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,67 +21,11 @@ import (
 	"github.com/s3xfer/s3xfer/internal/faultproxy"
 )
 
-// throttleRule answers the fraction of the requests only accepts (all if nil) with 503
-// SlowDown, on a schedule fixed by seed. It is faultproxy.Random with every failure made
-// a SlowDown, and with more told apart: Random looks at a request's operation, key, part,
-// range and attempt only, so every page of every listing would share one schedule. Here
-// the query (but the upload ID, new on each run) counts too, and a listing request is
-// known by its ordinal among the listings: a continuation token is the store's own and
-// may differ between runs, while one listing's pages go one after the other.
-func throttleRule(seed uint64, fraction float64, only func(*faultproxy.Request) bool) faultproxy.Rule {
-	random := faultproxy.Random(seed, faultproxy.Rates{Fail: fraction, Only: only})
-	var listings atomic.Int64
-	return func(r *faultproxy.Request) faultproxy.Action {
-		keyed := *r
-		if isListing(r) {
-			keyed.Key, keyed.Query, keyed.Attempt = fmt.Sprint("listing #", listings.Add(1)), nil, 1
-		} else {
-			q := make(map[string][]string, len(r.Query))
-			for k, v := range r.Query {
-				if k != "uploadId" {
-					q[k] = v
-				}
-			}
-			keyed.Key = r.Key + "?" + encodeQuery(q)
-		}
-		if random(&keyed).Fault != faultproxy.Pass {
-			return faultproxy.SlowDown()
-		}
-		return faultproxy.Action{}
-	}
-}
-
-func encodeQuery(q map[string][]string) string {
-	keys := make([]string, 0, len(q))
-	for k := range q {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	var b strings.Builder
-	for _, k := range keys {
-		fmt.Fprintf(&b, "%s=%s&", k, strings.Join(q[k], ","))
-	}
-	return b.String()
-}
-
-// isListing reports whether r lists a bucket's objects (ListObjects V1 or V2).
-func isListing(r *faultproxy.Request) bool {
-	if r.Op != faultproxy.BucketOp || r.Method != "GET" {
-		return false
-	}
-	for _, k := range []string{"location", "versioning", "policy", "lifecycle", "tagging", "uploads", "versions", "object-lock"} {
-		if r.Query.Has(k) {
-			return false
-		}
-	}
-	return true
-}
-
 // throttledListings counts the listing requests the proxy received and those it
 // throttled, and how many of those throttled continued a listing (a later page).
 func throttledListings(p *faultproxy.Proxy) (requests, throttled, laterPages int) {
 	for _, rec := range p.Requests() {
-		if !isListing(&rec.Request) {
+		if !faultproxy.IsListing(&rec.Request) {
 			continue
 		}
 		requests++
@@ -130,7 +73,7 @@ var oneTry = RetryPolicy{Attempts: 1, ThrottledAttempts: 1, BaseDelay: time.Mill
 // With one try per request the same listing ends in the SlowDown.
 func TestThrottledListing(t *testing.T) {
 	start := time.Now()
-	b := newFaultBed(t, throttleRule(13, 0.5, isListing))
+	b := newFaultBed(t, faultproxy.Throttle(13, 0.5, faultproxy.IsListing))
 	keys := make([]string, 2500)
 	for i := range keys {
 		keys[i] = fmt.Sprintf("dir/%02d/key-%05d", i%17, i) // stored out of order
@@ -211,7 +154,7 @@ func TestThrottledListing(t *testing.T) {
 // every kind of request was throttled. With one try per request each of them fails.
 func TestThrottledTransfers(t *testing.T) {
 	start := time.Now()
-	b := newFaultBed(t, throttleRule(13, 0.4, nil))
+	b := newFaultBed(t, faultproxy.Throttle(13, 0.4, nil))
 	ctx := bounded(t)
 	m := b.manager(Config{})
 	var src string

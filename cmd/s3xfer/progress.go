@@ -135,7 +135,7 @@ func (u *ui) Report(ev transfer.Event) {
 	id := xferID{ev.Op, ev.Bucket, ev.Key, ev.Path}
 	switch ev.Kind {
 	case transfer.Notice:
-		u.lineLocked(u.errw, fmt.Sprintf("%s %s: %s", ev.Op, objectName(ev), ev.Msg))
+		u.lineLocked(u.errw, fmt.Sprintf("%s %s: %s", ev.Op, objectName(ev), noticeText(ev)))
 	case transfer.Started:
 		x := u.live[id]
 		if x == nil {
@@ -378,7 +378,7 @@ type jsonEvent struct {
 
 func eventJSON(ev transfer.Event) jsonEvent {
 	j := jsonEvent{Op: ev.Op, Bucket: ev.Bucket, Key: ev.Key, Path: ev.Path, Size: ev.Size, Bytes: ev.Bytes,
-		Parts: ev.Parts, PartsDone: ev.PartsDone, Resumed: ev.Resumed, Msg: ev.Msg}
+		Parts: ev.Parts, PartsDone: ev.PartsDone, Resumed: ev.Resumed, Msg: noticeText(ev)}
 	switch ev.Kind {
 	case transfer.Started:
 		j.Event = "started"
@@ -393,6 +393,14 @@ func eventJSON(ev transfer.Event) jsonEvent {
 		j.Event = "notice"
 	}
 	return j
+}
+
+// noticeText is a library notice, with the commands that act on what it reports.
+func noticeText(ev transfer.Event) string {
+	if ev.Leftover {
+		return ev.Msg + " (s3xfer ls-uploads lists it, s3xfer cleanup aborts it)"
+	}
+	return ev.Msg
 }
 
 func objectName(ev transfer.Event) string { return "s3://" + ev.Bucket + "/" + ev.Key }

@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,55 +23,6 @@ import (
 
 	"github.com/s3xfer/s3xfer/internal/faultproxy"
 )
-
-// throttleRule answers the fraction of the requests with 503 SlowDown, on a schedule
-// fixed by seed: faultproxy.Random with every failure made a SlowDown, and with more told
-// apart. Random looks at a request's operation, key, part, range and attempt only, so
-// every page of every listing would share one schedule; here the query (but the upload
-// ID, new on each run) counts too, and a listing request is known by its ordinal among
-// the listings (a continuation token is the store's own; one listing's pages go in turn).
-// (transfer/throttle_test.go has the same rule.)
-func throttleRule(seed uint64, fraction float64) faultproxy.Rule {
-	random := faultproxy.Random(seed, faultproxy.Rates{Fail: fraction})
-	var listings atomic.Int64
-	return func(r *faultproxy.Request) faultproxy.Action {
-		keyed := *r
-		if isListing(r) {
-			keyed.Key, keyed.Query, keyed.Attempt = fmt.Sprint("listing #", listings.Add(1)), nil, 1
-		} else {
-			q := r.Query
-			keys := make([]string, 0, len(q))
-			for k := range q {
-				if k != "uploadId" {
-					keys = append(keys, k)
-				}
-			}
-			slices.Sort(keys)
-			var b strings.Builder
-			for _, k := range keys {
-				fmt.Fprintf(&b, "%s=%s&", k, strings.Join(q[k], ","))
-			}
-			keyed.Key = r.Key + "?" + b.String()
-		}
-		if random(&keyed).Fault != faultproxy.Pass {
-			return faultproxy.SlowDown()
-		}
-		return faultproxy.Action{}
-	}
-}
-
-// isListing reports whether r lists a bucket's objects (ListObjects V1 or V2).
-func isListing(r *faultproxy.Request) bool {
-	if r.Op != faultproxy.BucketOp || r.Method != "GET" {
-		return false
-	}
-	for _, k := range []string{"location", "versioning", "policy", "lifecycle", "tagging", "uploads", "versions", "object-lock"} {
-		if r.Query.Has(k) {
-			return false
-		}
-	}
-	return true
-}
 
 // throttleTree is ~200 small files in a few directories (one empty) and two files of
 // 12 MiB, which go in three 5 MiB parts.
@@ -217,7 +167,7 @@ func jsonIDs(t *testing.T, out, event string) []string {
 // backoff is the CLI's own (200ms doubling, full jitter): it has no option to shorten it.
 func TestThrottledCLIDirectoryJobs(t *testing.T) {
 	start := time.Now()
-	b := newCLIBed(t, throttleRule(13, 0.4))
+	b := newCLIBed(t, faultproxy.Throttle(13, 0.4, nil))
 	tree := throttleTree()
 	src, back := b.writeTree("src", tree), filepath.Join(b.dir, "back")
 	stale := b.staleUploads("stale/", 6) // enough that the seed's schedule throttles aborts too
@@ -260,7 +210,7 @@ func TestThrottledCLIDirectoryJobs(t *testing.T) {
 	stats := b.proxy.Stats()
 	listings, throttled, later := 0, 0, 0
 	for _, rec := range b.proxy.Requests() {
-		if isListing(&rec.Request) {
+		if faultproxy.IsListing(&rec.Request) {
 			listings++
 			if rec.Action.Fault == faultproxy.Respond {
 				throttled++
@@ -293,7 +243,7 @@ func TestThrottledCLIDirectoryJobs(t *testing.T) {
 // or not) the same directory jobs under the same throttling fail, each with a clear
 // failure (exit 1).
 func TestThrottledCLIOneTryFails(t *testing.T) {
-	b := newCLIBed(t, throttleRule(13, 0.4))
+	b := newCLIBed(t, faultproxy.Throttle(13, 0.4, nil))
 	tree := map[string][]byte{}
 	for i := range 30 {
 		tree[fmt.Sprintf("f%02d", i)] = fxBytes(100+i, uint64(i))
