@@ -126,6 +126,7 @@ func (d *download) learn(ctx context.Context) error {
 	multipart := isMultipartETag(info.ETag)
 	var composite *sumAlgo // a "...-N" checksum of the parts
 	var compositeWant []byte
+	compositeParts := 0 // its N, where the store says
 	for _, a := range []*sumAlgo{algoCRC64NVME, algoCRC32C, algoCRC32, algoSHA256, algoSHA1} {
 		v := storedValue(info, a)
 		if v == "" {
@@ -145,7 +146,7 @@ func (d *download) learn(ctx context.Context) error {
 			d.single(a, raw)
 			return nil
 		case composite == nil:
-			composite, compositeWant = a, raw
+			composite, compositeWant, compositeParts = a, raw, n
 		}
 	}
 	if !multipart && isMD5ETag(info.ETag) && !encrypted(info.Metadata) {
@@ -172,6 +173,8 @@ func (d *download) learn(ctx context.Context) error {
 	switch {
 	case parts == nil:
 		d.in.why = "the store tells neither its parts nor their sizes"
+	case composite != nil && compositeParts > 0 && compositeParts != len(parts):
+		d.in.why = fmt.Sprintf("its %s counts %d parts, the store lists %d", composite.header, compositeParts, len(parts))
 	case composite != nil:
 		d.in = integrity{algo: composite, kind: wholeComposite, want: compositeWant, parts: parts, inferred: inferred}
 	case etagParts != len(parts):
@@ -424,23 +427,27 @@ func (d *download) settle(ctx context.Context, r chunk.Part, sum []byte, w io.Wr
 	d.ck.checked[pi] = true
 	got := d.partSum(pi)
 	d.mu.Unlock()
-	if !bytes.Equal(got, p.want) && w != nil {
-		d.m.log.Warn("a part does not match the store's checksum; fetching it again", "bucket", d.bucket, "key", d.key, "part", pi+1)
-		for _, rr := range d.ranges[span[0]:span[1]] {
-			s, err := d.fetch(ctx, rr, w)
-			if err != nil {
-				return nil, err
-			}
-			d.mu.Lock()
-			d.ck.sums[rr.Number-1] = s
-			d.mu.Unlock()
+	if bytes.Equal(got, p.want) {
+		return d.ranges[span[0]:span[1]], nil
+	}
+	if w == nil { // a stream: its bytes are gone, nothing to fetch again into
+		return nil, failed("GetObject", pi+1, d.mismatch("the part", p.want, got, false))
+	}
+	d.m.log.Warn("a part does not match the store's checksum; fetching it again", "bucket", d.bucket, "key", d.key, "part", pi+1)
+	for _, rr := range d.ranges[span[0]:span[1]] {
+		s, err := d.fetch(ctx, rr, w)
+		if err != nil {
+			return nil, err
 		}
 		d.mu.Lock()
-		got = d.partSum(pi)
+		d.ck.sums[rr.Number-1] = s
 		d.mu.Unlock()
-		if !bytes.Equal(got, p.want) {
-			return nil, failed("GetObject", pi+1, d.mismatch("the part", p.want, got, w != nil))
-		}
+	}
+	d.mu.Lock()
+	got = d.partSum(pi)
+	d.mu.Unlock()
+	if !bytes.Equal(got, p.want) {
+		return nil, failed("GetObject", pi+1, d.mismatch("the part", p.want, got, true))
 	}
 	return d.ranges[span[0]:span[1]], nil
 }

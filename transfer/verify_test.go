@@ -116,8 +116,12 @@ func TestDownloadCorruptAtRest(t *testing.T) {
 				t.Errorf("journals left: %+v", infos)
 			}
 			var buf bytes.Buffer
-			if _, err := m.DownloadStream(context.Background(), "bkt", "obj", &buf, DownloadOptions{PartSize: 2 * mib}); !errors.Is(err, ErrIntegrity) {
+			_, err = m.DownloadStream(context.Background(), "bkt", "obj", &buf, DownloadOptions{PartSize: 2 * mib})
+			if !errors.Is(err, ErrIntegrity) {
 				t.Errorf("stream: %v, want ErrIntegrity", err)
+			}
+			if c.perPart && (!errors.As(err, &te) || te.Part != 2) {
+				t.Errorf("stream: %v, want part 2 named", err)
 			}
 		})
 	}
