@@ -53,7 +53,7 @@ type ClientConfig struct {
 // retries turned off so that the Manager's policy is the only one.
 func NewClient(cfg ClientConfig) (*minio.Core, error) {
 	if cfg.Endpoint == "" {
-		return nil, errors.New("transfer: no endpoint; give the store's URL, e.g. http://127.0.0.1:9000")
+		return nil, errors.New("no endpoint; give the store's URL, e.g. http://127.0.0.1:9000")
 	}
 	raw := cfg.Endpoint
 	if !strings.Contains(raw, "://") {
@@ -61,10 +61,10 @@ func NewClient(cfg ClientConfig) (*minio.Core, error) {
 	}
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return nil, fmt.Errorf("transfer: endpoint %q is not an http(s) URL; write it like http://127.0.0.1:9000", cfg.Endpoint)
+		return nil, fmt.Errorf("endpoint %q is not an http(s) URL; write it like http://127.0.0.1:9000", cfg.Endpoint)
 	}
 	if u.Path != "" && u.Path != "/" {
-		return nil, fmt.Errorf("transfer: endpoint %q has a path; give only scheme, host and port", cfg.Endpoint)
+		return nil, fmt.Errorf("endpoint %q has a path; give only scheme, host and port", cfg.Endpoint)
 	}
 	var creds *credentials.Credentials
 	switch {
@@ -87,7 +87,7 @@ func NewClient(cfg ClientConfig) (*minio.Core, error) {
 		lookup = minio.BucketLookupDNS
 	case AddressingAuto:
 	default:
-		return nil, fmt.Errorf("transfer: addressing %q: use path, virtual or leave it empty", cfg.Addressing)
+		return nil, fmt.Errorf("addressing %q: use path, virtual or leave it empty", cfg.Addressing)
 	}
 	tr := cfg.Transport
 	if tr == nil {

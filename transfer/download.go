@@ -457,7 +457,7 @@ type memAt struct {
 func (m memAt) WriteAt(p []byte, off int64) (int, error) {
 	off -= m.base
 	if off < 0 || off+int64(len(p)) > int64(len(m.b)) {
-		return 0, fmt.Errorf("transfer: write of %d bytes at %d is outside the buffer", len(p), off+m.base)
+		return 0, fmt.Errorf("write of %d bytes at %d is outside the buffer", len(p), off+m.base)
 	}
 	return copy(m.b[off:], p), nil
 }

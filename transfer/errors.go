@@ -9,15 +9,15 @@ import (
 var (
 	// ErrSourceChanged means the source changed while it was being read or since the
 	// journal was written; no object mixing two versions was completed.
-	ErrSourceChanged = errors.New("transfer: source changed during the transfer")
+	ErrSourceChanged = errors.New("source changed during the transfer")
 	// ErrIntegrity means the store's ETag or checksum does not match what was sent.
-	ErrIntegrity = errors.New("transfer: integrity check failed")
+	ErrIntegrity = errors.New("integrity check failed")
 	// ErrUnverifiable means a download with ChecksumRequire found nothing on the store to
 	// verify the object against.
-	ErrUnverifiable = errors.New("transfer: nothing to verify against")
+	ErrUnverifiable = errors.New("nothing to verify against")
 	// ErrStalled means a request moved no bytes for Config.IdleTimeout and was cut off,
 	// on every attempt.
-	ErrStalled = errors.New("transfer: request stalled")
+	ErrStalled = errors.New("request stalled")
 )
 
 // Error is a failed transfer, or a failed request outside one. It carries where it

@@ -218,7 +218,7 @@ func (s *streamSource) ReadAt(p []byte, off int64) (int, error) {
 	b, ok := s.bufs[base]
 	s.mu.Unlock()
 	if !ok {
-		return 0, fmt.Errorf("transfer: stream offset %d is not buffered", off)
+		return 0, fmt.Errorf("stream offset %d is not buffered", off)
 	}
 	return memAt{b: b, base: base}.ReadAt(p, off)
 }

@@ -61,7 +61,7 @@ func (k *kickReader) Read(p []byte) (int, error) {
 func (k *kickReader) Seek(off int64, whence int) (int64, error) {
 	s, ok := k.r.(io.Seeker)
 	if !ok {
-		return 0, fmt.Errorf("transfer: seek on a %T: %w", k.r, errors.ErrUnsupported)
+		return 0, fmt.Errorf("seek on a %T: %w", k.r, errors.ErrUnsupported)
 	}
 	return s.Seek(off, whence)
 }

@@ -84,7 +84,7 @@ func explain(err error) string {
 		_, idle, _ := strings.Cut(err.Error(), transfer.ErrStalled.Error()+": ") // "no bytes moved for 1m0s"
 		return where + "the store stopped moving bytes (" + idle + ") on every try; check the network and the store, or raise --idle-timeout"
 	}
-	msg := strings.TrimPrefix(err.Error(), "transfer: ")
+	msg := err.Error()
 	var oe *transfer.OptionError
 	if errors.As(err, &oe) {
 		msg += "; " + flagHint(oe)

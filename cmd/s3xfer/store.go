@@ -127,7 +127,7 @@ func (st settings) client(concurrency int, idle time.Duration) (*minio.Core, err
 		ResponseHeaderTimeout: max(idle, transfer.DefaultIdleTimeout),
 	})
 	if err != nil {
-		return nil, usageError{strings.TrimPrefix(err.Error(), "transfer: ")}
+		return nil, usageError{err.Error()}
 	}
 	return core, nil
 }
