@@ -8,55 +8,44 @@ const (
 )
 
 // CombineCRC returns the CRC of a followed by b from crcA, crcB and the length of b,
-// without the bytes (zlib's crc32_combine, for any reflected CRC of width 32 or 64):
-// ranges hashed in parallel give the CRC of the whole object.
+// without the bytes, for any reflected CRC of width 32 or 64: ranges hashed in parallel
+// give the CRC of the whole object. It multiplies crcA by x^(8·lenB) modulo the
+// polynomial (zlib 1.2.12's crc32_combine): about 2·log2(lenB) products of width steps,
+// so combining the 10,000 parts of an object costs milliseconds.
 func CombineCRC(poly uint64, width int, crcA, crcB uint64, lenB int64) uint64 {
 	if lenB <= 0 {
 		return crcA
 	}
-	var even, odd [64]uint64
-	odd[0] = poly // the operator for one zero bit
-	row := uint64(1)
-	for n := 1; n < width; n++ {
-		odd[n] = row
-		row <<= 1
+	one := uint64(1) << (width - 1) // x^0, reflected
+	sq := one >> 1                  // x^1
+	for range 3 {
+		sq = mulModP(poly, width, sq, sq) // x^8: one byte
 	}
-	gf2Square(even[:width], odd[:width]) // two zero bits
-	gf2Square(odd[:width], even[:width]) // four zero bits
-	// Apply lenB zero bytes to crcA, squaring the operator for each bit of lenB.
-	for {
-		gf2Square(even[:width], odd[:width])
-		if lenB&1 != 0 {
-			crcA = gf2Times(even[:width], crcA)
+	p := one
+	for n := uint64(lenB); n != 0; n >>= 1 {
+		if n&1 != 0 {
+			p = mulModP(poly, width, sq, p)
 		}
-		lenB >>= 1
-		if lenB == 0 {
-			break
-		}
-		gf2Square(odd[:width], even[:width])
-		if lenB&1 != 0 {
-			crcA = gf2Times(odd[:width], crcA)
-		}
-		lenB >>= 1
-		if lenB == 0 {
-			break
-		}
+		sq = mulModP(poly, width, sq, sq)
 	}
-	return crcA ^ crcB
+	return mulModP(poly, width, p, crcA) ^ crcB
 }
 
-func gf2Times(mat []uint64, vec uint64) uint64 {
-	var sum uint64
-	for i := 0; vec != 0; i, vec = i+1, vec>>1 {
-		if vec&1 != 0 {
-			sum ^= mat[i]
+// mulModP multiplies a and b, reflected polynomials of the given width, modulo poly.
+func mulModP(poly uint64, width int, a, b uint64) uint64 {
+	var p uint64
+	for m := uint64(1) << (width - 1); m != 0; m >>= 1 {
+		if a&m != 0 {
+			p ^= b
+			if a&(m-1) == 0 {
+				break
+			}
+		}
+		if b&1 != 0 {
+			b = b>>1 ^ poly
+		} else {
+			b >>= 1
 		}
 	}
-	return sum
-}
-
-func gf2Square(square, mat []uint64) {
-	for n := range mat {
-		square[n] = gf2Times(mat, mat[n])
-	}
+	return p
 }

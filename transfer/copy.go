@@ -279,12 +279,7 @@ func (src *copySource) verify(ctx context.Context, u *upload, res Result) (Check
 	if opts.VersionID == "null" { // the version of an unversioned bucket: moto refuses it by ID
 		opts.VersionID = ""
 	}
-	var info minio.ObjectInfo
-	err := u.m.do(ctx, "StatObject", func(ctx context.Context) error {
-		var err error
-		info, err = u.m.s3.StatObject(ctx, u.bucket, u.key, opts)
-		return err
-	})
+	info, err := u.m.statObject(ctx, u.bucket, u.key, opts)
 	if err != nil {
 		return ChecksumNone, err
 	}

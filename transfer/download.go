@@ -185,12 +185,7 @@ func (d *download) run(ctx context.Context, body func(context.Context) (Result, 
 
 // stat returns what the store says of an object, whole-object checksums included.
 func (m *Manager) stat(ctx context.Context, bucket, key string) (minio.ObjectInfo, error) {
-	var info minio.ObjectInfo
-	err := m.do(ctx, "StatObject", func(ctx context.Context) error {
-		var err error
-		info, err = m.s3.StatObject(ctx, bucket, key, minio.StatObjectOptions{Checksum: true})
-		return err
-	})
+	info, err := m.statObject(ctx, bucket, key, minio.StatObjectOptions{Checksum: true})
 	if err == nil && info.ETag == "" {
 		err = fmt.Errorf("the store gave no ETag for s3://%s/%s, so its version cannot be pinned", bucket, key)
 	}

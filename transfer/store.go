@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"iter"
 	"strings"
@@ -141,8 +142,7 @@ func (m *Manager) List(ctx context.Context, bucket, prefix string) iter.Seq2[min
 		}
 		after := ""
 		for {
-			progressed := false
-			var failure error
+			progressed, stopped := false, false
 			err := m.do(ctx, "ListObjects", func(ctx context.Context) error {
 				ctx, cancel := context.WithCancel(ctx)
 				defer cancel() // stops minio-go's lister when the caller stops early
@@ -158,14 +158,14 @@ func (m *Manager) List(ctx context.Context, bucket, prefix string) iter.Seq2[min
 						continue
 					}
 					if !yield(o, nil) {
-						failure = errStopped
+						stopped = true
 						return nil
 					}
 				}
 				return ctx.Err()
 			})
 			switch {
-			case failure == errStopped:
+			case stopped:
 				return
 			case err == errProgressed:
 				continue // a page failed after others succeeded: a new budget from there
@@ -177,12 +177,6 @@ func (m *Manager) List(ctx context.Context, bucket, prefix string) iter.Seq2[min
 	}
 }
 
-// Sentinels of List's control flow, never returned.
-var (
-	errProgressed = errorString("listing failed after progress")
-	errStopped    = errorString("caller stopped")
-)
-
-type errorString string
-
-func (e errorString) Error() string { return string(e) }
+// errProgressed ends a listing attempt that failed after yielding keys: List starts a new
+// one after them, with a new retry budget. It is never returned.
+var errProgressed = errors.New("listing failed after progress")

@@ -1,6 +1,7 @@
 package transfertest
 
 import (
+	"cmp"
 	"context"
 	"maps"
 	"net/http"
@@ -30,7 +31,7 @@ func (f *Fake) ListObjects(ctx context.Context, bucket string, opts minio.ListOb
 				return false
 			}
 		}
-		page := cmpOr(opts.MaxKeys, listPage)
+		page := cmp.Or(max(opts.MaxKeys, 0), listPage)
 		after := opts.StartAfter
 		for {
 			c := Call{Op: "ListObjects", Bucket: bucket, Key: opts.Prefix}
@@ -85,13 +86,6 @@ func (f *Fake) listPage(c Call, prefix, after string, n int) ([]minio.ObjectInfo
 			ContentType: http.Header(o.meta).Get("Content-Type"), StorageClass: "STANDARD"}
 	}
 	return infos, nil
-}
-
-func cmpOr(v, def int) int {
-	if v > 0 {
-		return v
-	}
-	return def
 }
 
 // BucketExists reports whether the bucket exists (a HeadBucket Call with Op "BucketExists").
