@@ -2,11 +2,13 @@ package transfer
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"hash"
 	"io"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -17,37 +19,51 @@ import (
 )
 
 // UploadStream uploads what r yields until EOF to bucket/key, for a source whose size is
-// not known in advance: stdin, a pipe, a body being generated. Parts of opts.PartSize
-// (zero means chunk.DefaultPartSize) are read into buffers and uploaded concurrently with
-// the checksums, retries, verification and abort of Upload. At most Config.Concurrency+1
-// buffers exist at once: one filling, the others in flight, so memory stays within
-// PartSize × (Concurrency+1). A stream that fits in one part goes up in one PutObject.
+// not known in advance: stdin, a pipe, a body being generated. Parts are read into
+// buffers and uploaded concurrently with the checksums, retries, verification and abort
+// of Upload. A stream that fits in one part goes up in one PutObject.
 //
-// A stream longer than S3's 10,000 parts fails, and its upload is aborted, rather than
-// being stored truncated: choose a PartSize of at least its size / 10,000. Nothing is
-// journaled, since a stream cannot be read again. r is read by one goroutine, one part
-// at a time; a failure elsewhere takes effect when the read in progress returns.
-// opts.Threshold does not apply.
+// Part sizes grow as the stream goes on (chunk.NewGrowth): the first are opts.PartSize,
+// else sized for opts.ExpectedSize, else chunk.DefaultPartSize, and they double every
+// 1,000 parts, so any stream up to S3's 5 TiB object limit fits in 10,000 parts. A longer
+// stream fails, and its upload is aborted, rather than being stored truncated. Buffers
+// stay within opts.StreamMemory: at most Config.Concurrency parts in flight and one
+// filling, fewer when parts are large.
+//
+// Nothing is journaled, since a stream cannot be read again. r is read by one goroutine,
+// one part at a time; a failure elsewhere takes effect when the read in progress
+// returns. opts.Threshold does not apply.
 func (m *Manager) UploadStream(ctx context.Context, bucket, key string, r io.Reader, opts UploadOptions) (Result, error) {
-	return m.uploadStream(ctx, bucket, key, r, opts, chunk.MaxParts)
+	return m.uploadStream(ctx, bucket, key, r, opts, chunk.MaxParts, chunk.MaxObjectSize)
 }
 
-// uploadStream is UploadStream with the part limit as a parameter, for tests.
-func (m *Manager) uploadStream(ctx context.Context, bucket, key string, r io.Reader, opts UploadOptions, maxParts int) (Result, error) {
+// DefaultStreamMemory is UploadOptions.StreamMemory's default.
+const DefaultStreamMemory = 256 << 20
+
+// uploadStream is UploadStream with S3's part and size limits as parameters, for tests.
+func (m *Manager) uploadStream(ctx context.Context, bucket, key string, r io.Reader, opts UploadOptions, maxParts int, maxSize int64) (Result, error) {
 	ps, err := chunk.PartSize(0, opts.PartSize)
+	if err == nil && opts.PartSize == 0 && opts.ExpectedSize > 0 {
+		ps, err = chunk.PartSize(opts.ExpectedSize, 0)
+	}
 	if err != nil {
 		return Result{}, err
 	}
 	opts.PartSize = ps
-	src := &streamSource{partSize: ps, bufs: map[int64][]byte{}}
+	budget := cmp.Or(max(opts.StreamMemory, 0), DefaultStreamMemory)
+	src := &streamSource{bufs: map[int64][]byte{}}
 	u := m.newUpload(bucket, key, readerSource{r: src}, -1, opts)
 	if u.mode, err = u.resolveMode(); err != nil {
 		return Result{}, err
 	}
-	s := &stream{u: u, r: r, src: src, bufs: newPartBuffers(ps, m.cfg.Concurrency+1), maxParts: maxParts}
+	s := &stream{u: u, r: r, src: src, bufs: newPartBuffers(budget), maxParts: maxParts,
+		growth: chunk.NewGrowth(ps, maxParts, maxSize)}
 	res, err := s.run(ctx)
 	if err != nil {
 		err = transferError("upload", bucket, key, u.uploadID, err)
+		if s.read > 0 {
+			err = fmt.Errorf("%w (%s of the stream had been read)", err, units.FormatSize(s.read))
+		}
 	}
 	m.progress.Report(u.event(Finished, err))
 	return res, err
@@ -59,19 +75,21 @@ type stream struct {
 	r        io.Reader
 	src      *streamSource
 	bufs     *partBuffers
+	growth   chunk.Growth
 	maxParts int
 	parts    []chunk.Part
+	read     int64 // bytes read from r so far
 }
 
 func (s *stream) run(ctx context.Context) (Result, error) {
 	u := s.u
-	first, err := s.read(ctx)
+	first, err := s.next(ctx, 1)
 	if err != nil {
 		return Result{}, err
 	}
 	var second []byte
-	if int64(len(first)) == u.opts.PartSize {
-		if second, err = s.read(ctx); err != nil {
+	if int64(len(first)) == s.growth.Size(1) {
+		if second, err = s.next(ctx, 2); err != nil {
 			return Result{}, err
 		}
 	}
@@ -96,18 +114,20 @@ func (s *stream) run(ctx context.Context) (Result, error) {
 	return res, err
 }
 
-// read fills a buffer from the stream; a short one means the stream ended.
-func (s *stream) read(ctx context.Context) ([]byte, error) {
-	buf, err := s.bufs.get(ctx)
+// next fills part n's buffer from the stream; a short one means the stream ended.
+func (s *stream) next(ctx context.Context, n int) ([]byte, error) {
+	size := s.growth.Size(n)
+	buf, err := s.bufs.get(ctx, size)
 	if err != nil {
 		return nil, err
 	}
-	n, err := io.ReadFull(s.r, buf)
+	got, err := io.ReadFull(s.r, buf)
+	s.read += int64(got)
 	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
 		s.bufs.put(buf)
 		return nil, fmt.Errorf("reading the stream: %w", err)
 	}
-	return buf[:n], nil
+	return buf[:got], nil
 }
 
 // multipart reads and sends parts until the stream ends, then completes the upload. The
@@ -130,13 +150,14 @@ func (s *stream) multipart(ctx context.Context, pending [][]byte) (Result, error
 
 func (s *stream) produce(ctx context.Context, g *errgroup.Group, pending [][]byte) error {
 	u := s.u
+	var off int64
 	for n := 1; ; n++ {
 		var buf []byte
 		if len(pending) > 0 {
 			buf, pending = pending[0], pending[1:]
 		} else {
 			var err error
-			if buf, err = s.read(ctx); err != nil {
+			if buf, err = s.next(ctx, n); err != nil {
 				return err
 			}
 		}
@@ -146,10 +167,11 @@ func (s *stream) produce(ctx context.Context, g *errgroup.Group, pending [][]byt
 		}
 		if n > s.maxParts {
 			s.bufs.put(buf)
-			return &OptionError{Option: "PartSize", Want: "larger",
-				Err: fmt.Errorf("stream exceeds %s parts of %s", thousands(s.maxParts), units.FormatSize(u.opts.PartSize))}
+			return fmt.Errorf("the stream is longer than %s, the most S3's %s parts can hold",
+				units.FormatSize(s.growth.Capacity(s.maxParts)), thousands(s.maxParts))
 		}
-		p := chunk.Part{Number: n, Offset: int64(n-1) * u.opts.PartSize, Size: int64(len(buf))}
+		p := chunk.Part{Number: n, Offset: off, Size: int64(len(buf))}
+		off += p.Size
 		s.parts = append(s.parts, p)
 		s.src.add(p.Offset, buf)
 		u.mu.Lock()
@@ -170,7 +192,7 @@ func (s *stream) produce(ctx context.Context, g *errgroup.Group, pending [][]byt
 			defer s.release(p, buf)
 			return u.sendPart(ctx, p)
 		})
-		if p.Size < u.opts.PartSize {
+		if p.Size < s.growth.Size(n) {
 			return nil
 		}
 	}
@@ -194,9 +216,8 @@ func thousands(n int) string {
 // stream's offsets, so that a part goes through the same sendPart as a part of a file:
 // checksums by ReadAt, a section rewound for each retry.
 type streamSource struct {
-	partSize int64
-	mu       sync.Mutex
-	bufs     map[int64][]byte // by part offset
+	mu   sync.Mutex
+	bufs map[int64][]byte // by part offset; a few, those in flight
 }
 
 func (s *streamSource) add(off int64, b []byte) {
@@ -213,48 +234,78 @@ func (s *streamSource) remove(off int64) {
 
 // ReadAt reads within one part, which is all sendPart asks for.
 func (s *streamSource) ReadAt(p []byte, off int64) (int, error) {
-	base := off / s.partSize * s.partSize
 	s.mu.Lock()
-	b, ok := s.bufs[base]
-	s.mu.Unlock()
-	if !ok {
-		return 0, fmt.Errorf("stream offset %d is not buffered", off)
+	defer s.mu.Unlock()
+	for base, b := range s.bufs {
+		if off >= base && off < base+int64(len(b)) || off == base {
+			return memAt{b: b, base: base}.ReadAt(p, off)
+		}
 	}
-	return memAt{b: b, base: base}.ReadAt(p, off)
+	return 0, fmt.Errorf("stream offset %d is not buffered", off)
 }
 
-// partBuffers is a memory budget: at most max buffers of size bytes, made on demand and
-// reused. get is for one goroutine; put is safe from any.
+// partBuffers is a memory budget: buffers are made on demand and reused, and those
+// handed out or kept for reuse hold at most budget bytes, except that one buffer is
+// always allowed, whatever its size. get is for one goroutine; put is safe from any.
 type partBuffers struct {
-	size      int64
-	made, max int
-	free      chan []byte
+	budget int64
+	freed  chan struct{} // a put since the last get waited
+
+	mu   sync.Mutex
+	used int64 // bytes in buffers handed out or free
+	free [][]byte
 }
 
-func newPartBuffers(size int64, max int) *partBuffers {
-	return &partBuffers{size: size, max: max, free: make(chan []byte, max)}
+func newPartBuffers(budget int64) *partBuffers {
+	return &partBuffers{budget: budget, freed: make(chan struct{}, 1)}
 }
 
-// get returns a buffer of full size, waiting for one to be put back if all are in use.
-func (b *partBuffers) get(ctx context.Context) ([]byte, error) {
+// get returns a buffer of size bytes, waiting for buffers to be put back while the budget
+// has no room for it.
+func (b *partBuffers) get(ctx context.Context, size int64) ([]byte, error) {
+	for {
+		if buf := b.take(size); buf != nil {
+			return buf, nil
+		}
+		select {
+		case <-b.freed:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (b *partBuffers) take(size int64) []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i, buf := range b.free {
+		if int64(cap(buf)) >= size {
+			b.free = slices.Delete(b.free, i, i+1)
+			return buf[:size]
+		}
+	}
+	if b.used+size > b.budget { // free buffers too small to reuse give their room
+		for _, buf := range b.free {
+			b.used -= int64(cap(buf))
+		}
+		b.free = nil
+	}
+	if b.used+size > b.budget && b.used > 0 {
+		return nil
+	}
+	b.used += size
+	return make([]byte, size)
+}
+
+func (b *partBuffers) put(buf []byte) {
+	b.mu.Lock()
+	b.free = append(b.free, buf[:cap(buf)])
+	b.mu.Unlock()
 	select {
-	case buf := <-b.free:
-		return buf, nil
+	case b.freed <- struct{}{}:
 	default:
 	}
-	if b.made < b.max {
-		b.made++
-		return make([]byte, b.size), nil
-	}
-	select {
-	case buf := <-b.free:
-		return buf, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
 }
-
-func (b *partBuffers) put(buf []byte) { b.free <- buf[:b.size] }
 
 // DownloadStream writes bucket/key to w in order, for a destination that cannot seek:
 // stdout, a pipe, a socket. Ranges of opts.PartSize (zero means StreamPartSize) are
@@ -310,14 +361,14 @@ func (d *download) stream(ctx context.Context, w io.Writer) (Result, error) {
 	for _, r := range d.ranges {
 		size = max(size, r.Size)
 	}
-	bufs := newPartBuffers(size, int(max(2, min(int64(d.m.cfg.Concurrency), StreamMemory/size))))
+	bufs := newPartBuffers(size * max(2, min(int64(d.m.cfg.Concurrency), StreamMemory/size)))
 	// The dispatcher starts fetches in order, as buffers come free; the writer below
 	// takes them in the same order. A buffer bounds the slots, so queue never blocks.
 	queue := make(chan *slot, d.m.cfg.Concurrency)
 	go func() {
 		defer close(queue)
 		for _, r := range d.ranges {
-			buf, err := bufs.get(ctx)
+			buf, err := bufs.get(ctx, size)
 			if err != nil {
 				return
 			}

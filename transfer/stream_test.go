@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/s3xfer/s3xfer/internal/testbed"
 	"github.com/s3xfer/s3xfer/transfer/transfertest"
@@ -70,28 +71,90 @@ func TestUploadStreamWithinOnePartIsOnePut(t *testing.T) {
 	}
 }
 
-func TestUploadStreamPartLimit(t *testing.T) {
+func TestUploadStreamPartsGrow(t *testing.T) {
+	// S3's limits scaled down: 4 parts hold 75 MiB, growing 5, 10, 20, 40 MiB.
 	f, m, _ := fakeManager(t, Config{Concurrency: 2})
-	data := randomBytes(15 * mib)
-	res, err := m.uploadStream(context.Background(), "bkt", "k", bytes.NewReader(data), UploadOptions{PartSize: 5 * mib}, 3)
-	if err != nil || res.Parts != 3 {
-		t.Fatalf("exactly 3 full parts fit: %v %+v", err, res)
+	data := randomBytes(60 * mib)
+	res, err := m.uploadStream(t.Context(), "bkt", "k", onlyReader{bytes.NewReader(data)}, UploadOptions{PartSize: 5 * mib}, 4, 75*mib)
+	if err != nil || res.Parts != 4 {
+		t.Fatalf("60 MiB in 4 growing parts: %v %+v", err, res)
+	}
+	if got, _, _ := f.Object("bkt", "k"); !bytes.Equal(got, data) {
+		t.Fatal("stored object differs from the stream")
 	}
 
-	data = append(data, 'x')
-	_, err = m.uploadStream(context.Background(), "bkt", "k2", bytes.NewReader(data), UploadOptions{PartSize: 5 * mib}, 3)
-	var oe *OptionError
-	if !errors.As(err, &oe) || oe.Option != "PartSize" || !strings.Contains(err.Error(), "stream exceeds 3 parts of 5 MiB") {
-		t.Fatalf("err %v, want an OptionError naming PartSize", err)
-	}
-	if strings.Contains(err.Error(), "--") {
-		t.Errorf("the library's message %q names a CLI flag", err)
+	data = randomBytes(75*mib + 1)
+	_, err = m.uploadStream(t.Context(), "bkt", "k2", bytes.NewReader(data), UploadOptions{PartSize: 5 * mib}, 4, 75*mib)
+	if err == nil || !strings.Contains(err.Error(), "the stream is longer than 75 MiB, the most S3's 4 parts can hold") ||
+		!strings.Contains(err.Error(), "of the stream had been read") {
+		t.Fatalf("err %v, want the limit named and how much was read", err)
 	}
 	if _, _, ok := f.Object("bkt", "k2"); ok || len(f.Uploads()) != 0 || countOp(f, "AbortMultipartUpload") != 1 {
 		t.Fatalf("a stream over the limit must be aborted, never stored truncated; uploads %+v", f.Uploads())
 	}
 	if got := thousands(10000); got != "10,000" {
 		t.Fatalf("thousands: %s", got)
+	}
+}
+
+func TestUploadStreamExpectedSize(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		expected int64
+		size     int
+		parts    int
+	}{
+		// 400 GiB in 10,000 parts needs 41 MiB parts (41+41+18 MiB).
+		{"as expected", 400 << 30, 100 * mib, 3},
+		// More than expected: parts sized for 1 KiB (16 MiB, the default) go on.
+		{"longer than expected", 1 << 10, 40 * mib, 3},
+	} {
+		f, m, _ := fakeManager(t, Config{Concurrency: 2})
+		data := randomBytes(tc.size)
+		res, err := m.uploadStream(t.Context(), "bkt", "k", bytes.NewReader(data), UploadOptions{ExpectedSize: tc.expected}, 10000, 5<<40)
+		if err != nil || res.Parts != tc.parts {
+			t.Fatalf("%s: %v %+v, want %d parts", tc.name, err, res, tc.parts)
+		}
+		if got, _, _ := f.Object("bkt", "k"); !bytes.Equal(got, data) {
+			t.Fatalf("%s: stored object differs", tc.name)
+		}
+	}
+	_, m, _ := fakeManager(t, Config{})
+	if _, err := m.UploadStream(t.Context(), "bkt", "k", bytes.NewReader(nil), UploadOptions{ExpectedSize: 6 << 40}); err == nil {
+		t.Fatal("an expected size over 5 TiB must be refused")
+	}
+}
+
+func TestUploadStreamMemoryBudgetUnderRetries(t *testing.T) {
+	f, m, _ := fakeManager(t, Config{Concurrency: 8})
+	var inFlight, peak atomic.Int32
+	slow := func(c transfertest.Call, attempt int) transfertest.Fault {
+		if c.Op != "PutObjectPart" {
+			return transfertest.Fault{}
+		}
+		return transfertest.Fault{Wait: func(ctx context.Context) error {
+			n := inFlight.Add(1)
+			defer inFlight.Add(-1)
+			for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+			}
+			select {
+			case <-time.After(20 * time.Millisecond):
+			case <-ctx.Done():
+			}
+			return nil
+		}}
+	}
+	f.Fault = transfertest.Faults(transfertest.OnPart(3, 1, transfertest.ResetMidBody()), slow)
+	data := randomBytes(40 * mib)
+	res, err := m.UploadStream(t.Context(), "bkt", "k", bytes.NewReader(data), UploadOptions{PartSize: 5 * mib, StreamMemory: 10 * mib})
+	if err != nil || res.Parts != 8 {
+		t.Fatalf("%v %+v", err, res)
+	}
+	if got, _, _ := f.Object("bkt", "k"); !bytes.Equal(got, data) {
+		t.Fatal("stored object differs")
+	}
+	if p := peak.Load(); p > 2 || p < 1 {
+		t.Fatalf("%d parts in flight at once; a 10 MiB budget holds two 5 MiB buffers", p)
 	}
 }
 
@@ -156,19 +219,28 @@ func TestUploadStreamBadPartSize(t *testing.T) {
 }
 
 func TestPartBuffersBudget(t *testing.T) {
-	b := newPartBuffers(10, 2)
+	b := newPartBuffers(20)
 	ctx, cancel := context.WithCancel(context.Background())
-	x, _ := b.get(ctx)
-	y, _ := b.get(ctx)
+	x, _ := b.get(ctx, 10)
+	y, _ := b.get(ctx, 10)
 	cancel()
-	if _, err := b.get(ctx); !errors.Is(err, context.Canceled) {
+	if _, err := b.get(ctx, 10); !errors.Is(err, context.Canceled) {
 		t.Fatalf("a third buffer over a budget of 2: %v", err)
 	}
 	b.put(x[:3])
-	if z, err := b.get(context.Background()); err != nil || len(z) != 10 || &z[0] != &x[0] {
+	if z, err := b.get(context.Background(), 10); err != nil || len(z) != 10 || &z[0] != &x[0] {
 		t.Fatal("a returned buffer is reused at full size")
 	}
-	_ = y
+	b.put(y)
+	b.put(x)
+	// Free buffers too small for 15 bytes give their room.
+	if z, err := b.get(context.Background(), 15); err != nil || len(z) != 15 || b.used != 15 {
+		t.Fatalf("%v, %d bytes used", err, b.used)
+	}
+	c := newPartBuffers(20)
+	if big, err := c.get(context.Background(), 50); err != nil || len(big) != 50 {
+		t.Fatal("a lone buffer over the budget is allowed")
+	}
 }
 
 // orderedWriter records the bytes and fails the test if two Writes overlap.
@@ -244,6 +316,17 @@ func TestRealUploadStream(t *testing.T) {
 			if _, err := m.DownloadStream(ctx, bucket, "k", &w, DownloadOptions{}); err != nil || !bytes.Equal(w.Bytes(), data) {
 				t.Fatalf("%d bytes: stored object differs (%v); result %+v", n, err, res)
 			}
+		}
+		// Growth forced early (S3's limits scaled down): parts of 5, 10, 20 and 25 MiB,
+		// which the store must take and the download verify part by part.
+		data := randomBytes(60 * mib)
+		res, err := m.uploadStream(ctx, bucket, "grown", onlyReader{bytes.NewReader(data)}, UploadOptions{PartSize: 5 * mib}, 4, 75*mib)
+		if err != nil || res.Parts != 4 {
+			t.Fatalf("grown parts: %v %+v", err, res)
+		}
+		var w bytes.Buffer
+		if dres, err := m.DownloadStream(ctx, bucket, "grown", &w, DownloadOptions{}); err != nil || !bytes.Equal(w.Bytes(), data) || dres.Checksum == "" {
+			t.Fatalf("grown parts: stored object differs or went unverified (%v, %+v)", err, dres)
 		}
 	})
 }

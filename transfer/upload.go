@@ -27,6 +27,14 @@ type UploadOptions struct {
 	// PartSize is the size of each part but the last. Zero means chunk.DefaultPartSize,
 	// grown to fit S3's 10,000 parts; a value outside 5 MiB..5 GiB is an error.
 	PartSize int64
+	// ExpectedSize is how long a stream (UploadStream) is expected to be; it picks the
+	// first part size, as PartSize would for a file of that size. A longer stream still
+	// succeeds: its parts grow. Zero means unknown. It is ignored when PartSize is set.
+	ExpectedSize int64
+	// StreamMemory caps the bytes an UploadStream buffers; zero means DefaultStreamMemory.
+	// Fewer parts are in flight when they are large; a single part larger than the cap is
+	// still buffered whole, alone.
+	StreamMemory int64
 	// Threshold is the size from which an object goes up in parts; smaller objects take
 	// one PUT. Zero means the part size.
 	Threshold int64

@@ -72,6 +72,9 @@ func TestCLIBadInput(t *testing.T) {
 			return []string{"cp", b.url(strings.Repeat("k", 1025)), filepath.Join(b.dir, "out")}
 		})},
 		{"part size too small", usage("--part-size", "5MiB to 5GiB")(func(b *cliBed) []string { return []string{"cp", src(b), b.url("k"), "--part-size", "4MiB"} })},
+		{"expected size over 5TiB", usage("--expected-size", "5TiB")(func(b *cliBed) []string { return []string{"cp", "-", b.url("k"), "--expected-size", "6TiB"} })},
+		{"expected size not a size", usage("--expected-size", "")(func(b *cliBed) []string { return []string{"cp", "-", b.url("k"), "--expected-size", "lots"} })},
+		{"stream memory too small", usage("--stream-memory", "at least 5MiB")(func(b *cliBed) []string { return []string{"cp", "-", b.url("k"), "--stream-memory", "1MiB"} })},
 		{"part size too large", usage("--part-size", "5MiB to 5GiB")(func(b *cliBed) []string { return []string{"cp", src(b), b.url("k"), "--part-size", "6GiB"} })},
 		{"threshold out of range", usage("--threshold", "at most 5GiB")(func(b *cliBed) []string { return []string{"cp", src(b), b.url("k"), "--threshold", "6GiB"} })},
 		{"threshold negative", usage("--threshold")(func(b *cliBed) []string { return []string{"cp", src(b), b.url("k"), "--threshold", "-5MiB"} })},

@@ -67,6 +67,8 @@ type cpFlags struct {
 	include, exclude   globList
 	partSize           string
 	threshold          string
+	expectedSize       string
+	streamMemory       string
 	concurrency        int
 	idleTimeout        string
 	checksum           string
@@ -90,6 +92,8 @@ func (f *cpFlags) add(fs *flag.FlagSet) {
 	fs.Var(&f.exclude, "exclude", "with -r: skip paths matching this glob (repeatable; wins over --include)")
 	fs.StringVar(&f.partSize, "part-size", "", "part size, 5MiB to 5GiB, e.g. 64MiB or 64M (default: the profile's multipart_chunksize, else 16MiB; grown to fit 10,000 parts)")
 	fs.StringVar(&f.threshold, "threshold", "", "files of at least this size go in parts, up to 5GiB (default: the profile's multipart_threshold, else the part size)")
+	fs.StringVar(&f.expectedSize, "expected-size", "", "with cp - s3://...: how big the stream will be, to size its parts (a longer stream still succeeds: parts grow)")
+	fs.StringVar(&f.streamMemory, "stream-memory", "", "with cp - s3://...: the most memory buffered parts take, e.g. 512MiB (default 256MiB; fewer parts are in flight when they are large)")
 	fs.IntVar(&f.concurrency, "concurrency", 0, fmt.Sprintf("requests in flight, 1 to 1024 (default: the profile's max_concurrent_requests, else %d)", transfer.DefaultConcurrency))
 	addIdleTimeout(fs, &f.idleTimeout)
 	fs.StringVar(&f.checksum, "checksum", "auto", "integrity check: uploads take auto, crc32c, md5, sha256 or none; downloads auto (verify what the store keeps), require (fail if it keeps nothing) or none")
@@ -197,6 +201,18 @@ func (f *cpFlags) check(e *env, st settings) (*cpRun, error) {
 	}
 	if name := settingName("--threshold", f.threshold, "multipart_threshold", st.prof); name != "" && (o.Threshold <= 0 || o.Threshold > chunk.MaxSinglePut) {
 		return nil, usagef("%s %s is out of range: use above 0 and at most 5GiB, the most one PUT may carry", name, units.FormatSize(o.Threshold))
+	}
+	if o.ExpectedSize, err = sizeSetting("--expected-size", f.expectedSize, "", profile{}); err != nil {
+		return nil, err
+	}
+	if o.ExpectedSize > chunk.MaxObjectSize {
+		return nil, usagef("--expected-size %s is over S3's 5TiB object limit", units.FormatSize(o.ExpectedSize))
+	}
+	if o.StreamMemory, err = sizeSetting("--stream-memory", f.streamMemory, "", profile{}); err != nil {
+		return nil, err
+	}
+	if f.streamMemory != "" && o.StreamMemory < chunk.MinPartSize {
+		return nil, usagef("--stream-memory %s is too small: use at least 5MiB, one part", units.FormatSize(o.StreamMemory))
 	}
 	c.concurrency = f.concurrency
 	if c.concurrency == 0 && st.prof.concurrency != "" {

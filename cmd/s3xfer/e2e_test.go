@@ -176,6 +176,10 @@ func TestE2EEveryday(t *testing.T) {
 			if code != 0 || c.objectSum("from-stdin") != want {
 				t.Fatalf("upload from stdin: exit %d\n%s", code, stderr)
 			}
+			code, _, stderr = c.run(stdout, "cp", "-", c.url("from-stdin-sized"), "--expected-size", "1KiB", "--stream-memory", "10MiB")
+			if code != 0 || c.objectSum("from-stdin-sized") != want {
+				t.Fatalf("upload from stdin, longer than --expected-size: exit %d\n%s", code, stderr)
+			}
 
 			// An incomplete upload, as a crashed client leaves it.
 			ctx := context.Background()
