@@ -3,6 +3,8 @@ package transfer
 import (
 	"errors"
 	"fmt"
+
+	"github.com/s3xfer/s3xfer/internal/units"
 )
 
 // Sentinel errors, matched with errors.Is.
@@ -30,6 +32,7 @@ type Error struct {
 	Key      string
 	UploadID string // empty for single requests
 	Part     int    // 0 when not about one part; for a download, the range that failed, or the object's part that failed its check
+	Read     int64  // UploadStream: the bytes read from the stream before it failed
 	Err      error
 }
 
@@ -44,7 +47,11 @@ func (e *Error) Error() string {
 	if e.Request != "" {
 		s += ": " + e.Request
 	}
-	return s + ": " + e.Err.Error()
+	s += ": " + e.Err.Error()
+	if e.Read > 0 {
+		s += fmt.Sprintf(" (after reading %s of the stream)", units.FormatSize(e.Read))
+	}
+	return s
 }
 
 func (e *Error) Unwrap() error { return e.Err }
@@ -77,7 +84,7 @@ func failed(request string, part int, err error) error {
 
 // transferError wraps the failure of a transfer once, lifting the failed request and
 // part out of err.
-func transferError(op, bucket, key, uploadID string, err error) error {
+func transferError(op, bucket, key, uploadID string, err error) *Error {
 	e := &Error{Op: op, Bucket: bucket, Key: key, UploadID: uploadID, Err: err}
 	var ce *callError
 	if errors.As(err, &ce) {

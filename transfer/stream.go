@@ -60,10 +60,9 @@ func (m *Manager) uploadStream(ctx context.Context, bucket, key string, r io.Rea
 		growth: chunk.NewGrowth(ps, maxParts, maxSize)}
 	res, err := s.run(ctx)
 	if err != nil {
-		err = transferError("upload", bucket, key, u.uploadID, err)
-		if s.read > 0 {
-			err = fmt.Errorf("%w (%s of the stream had been read)", err, units.FormatSize(s.read))
-		}
+		te := transferError("upload", bucket, key, u.uploadID, err)
+		te.Read = s.read
+		err = te
 	}
 	m.progress.Report(u.event(Finished, err))
 	return res, err
