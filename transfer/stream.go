@@ -42,10 +42,11 @@ const DefaultStreamMemory = 256 << 20
 
 // uploadStream is UploadStream with S3's part and size limits as parameters, for tests.
 func (m *Manager) uploadStream(ctx context.Context, bucket, key string, r io.Reader, opts UploadOptions, maxParts int, maxSize int64) (Result, error) {
-	ps, err := chunk.PartSize(0, opts.PartSize)
-	if err == nil && opts.PartSize == 0 && opts.ExpectedSize > 0 {
-		ps, err = chunk.PartSize(opts.ExpectedSize, 0)
+	expected := opts.ExpectedSize
+	if opts.PartSize != 0 {
+		expected = 0
 	}
+	ps, err := chunk.PartSize(expected, opts.PartSize)
 	if err != nil {
 		return Result{}, err
 	}

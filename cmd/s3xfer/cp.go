@@ -439,10 +439,10 @@ func (c *cpRun) fromStdin(ctx context.Context, dst string) error {
 	defer s.close()
 	start := time.Now()
 	res, err := s.m.UploadStream(ctx, to.bucket, to.key, c.e.stdin, c.upload)
-	if te := (*transfer.Error)(nil); errors.As(err, &te) && te.Read > 0 {
-		c.e.interruptHint = fmt.Sprintf("interrupted after reading %s of stdin; its upload was aborted, and stdin cannot be read again: run the command again to start over", units.FormatSize(te.Read))
-	}
 	if err != nil {
+		if te := (*transfer.Error)(nil); errors.As(err, &te) && te.Read > 0 {
+			c.e.interruptHint = fmt.Sprintf("interrupted after reading %s of stdin; its upload was aborted, and stdin cannot be read again: run the command again to start over", units.FormatSize(te.Read))
+		}
 		return s.diagnose(ctx, err, to.bucket)
 	}
 	report(s, "upload", "-", to.String(), res, time.Since(start))
