@@ -226,12 +226,7 @@ func (c *copySource) putAll(ctx context.Context, u *upload, _ Checksum) (Result,
 		headers["x-amz-tagging-directive"] = "REPLACE"
 		dst.UserTags = u.opts.Tagging
 	}
-	var info minio.ObjectInfo
-	err := u.m.do(ctx, "CopyObject", func(ctx context.Context) error {
-		var err error
-		info, err = u.m.s3.CopyObject(ctx, c.bucket, c.key, u.bucket, u.key, headers, minio.CopySrcOptions{}, dst)
-		return err
-	})
+	info, err := u.m.store.CopyObject(ctx, c.bucket, c.key, u.bucket, u.key, headers, dst)
 	if err != nil {
 		return Result{}, u.m.pinned(ctx, err, c.bucket, c.key, c.etag)
 	}
@@ -242,12 +237,7 @@ func (c *copySource) putAll(ctx context.Context, u *upload, _ Checksum) (Result,
 
 // putPart copies part p of the source into the upload.
 func (c *copySource) putPart(ctx context.Context, u *upload, p chunk.Part) error {
-	var cp minio.CompletePart
-	err := u.m.do(ctx, "CopyObjectPart", func(ctx context.Context) error {
-		var err error
-		cp, err = u.m.s3.CopyObjectPart(ctx, c.bucket, c.key, u.bucket, u.key, u.uploadID, p.Number, p.Offset, p.Size, c.ifMatch())
-		return err
-	})
+	cp, err := u.m.store.CopyObjectPart(ctx, c.bucket, c.key, u.bucket, u.key, u.uploadID, p.Number, p.Offset, p.Size, c.ifMatch())
 	if err != nil {
 		return failed("CopyObjectPart", p.Number, u.m.pinned(ctx, err, c.bucket, c.key, c.etag))
 	}
@@ -279,7 +269,7 @@ func (src *copySource) verify(ctx context.Context, u *upload, res Result) (Check
 	if opts.VersionID == "null" { // the version of an unversioned bucket: moto refuses it by ID
 		opts.VersionID = ""
 	}
-	info, err := u.m.statObject(ctx, u.bucket, u.key, opts)
+	info, err := u.m.store.StatObject(ctx, u.bucket, u.key, opts)
 	if err != nil {
 		return ChecksumNone, err
 	}

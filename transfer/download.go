@@ -185,7 +185,7 @@ func (d *download) run(ctx context.Context, body func(context.Context) (Result, 
 
 // stat returns what the store says of an object, whole-object checksums included.
 func (m *Manager) stat(ctx context.Context, bucket, key string) (minio.ObjectInfo, error) {
-	info, err := m.statObject(ctx, bucket, key, minio.StatObjectOptions{Checksum: true})
+	info, err := m.store.StatObject(ctx, bucket, key, minio.StatObjectOptions{Checksum: true})
 	if err == nil && info.ETag == "" {
 		err = fmt.Errorf("the store gave no ETag for s3://%s/%s, so its version cannot be pinned", bucket, key)
 	}
@@ -204,12 +204,7 @@ func (m *Manager) pinned(ctx context.Context, err error, bucket, key, etag strin
 	}
 	changed := er.Code == "PreconditionFailed" || er.StatusCode == http.StatusPreconditionFailed
 	if !changed && ctx.Err() == nil {
-		var info minio.ObjectInfo
-		serr := m.watch(ctx, func(ctx context.Context, _ func(io.Reader) io.Reader) error {
-			var err error
-			info, err = m.s3.StatObject(ctx, bucket, key, minio.StatObjectOptions{})
-			return err
-		})
+		info, serr := m.store.StatObject(ctx, bucket, key, minio.StatObjectOptions{})
 		changed = isCode(serr, "NoSuchKey") || (serr == nil && trimQuotes(info.ETag) != etag)
 	}
 	if changed {
@@ -374,12 +369,7 @@ func (d *download) fetch(ctx context.Context, r chunk.Part, w io.WriterAt) ([]by
 			h = mh
 		}
 	}
-	var got int64
-	err := d.m.do(ctx, "GetObject", func(ctx context.Context) error {
-		n, err := d.get(ctx, r.Offset+got, r.Size-got, hashedWriter{io.NewOffsetWriter(w, r.Offset+got), h}, *buf)
-		got += n
-		return err
-	})
+	err := d.get(ctx, r.Offset, r.Size, w, h, *buf)
 	if err != nil {
 		return nil, failed("GetObject", r.Number, d.m.pinned(ctx, err, d.bucket, d.key, d.info.ETag))
 	}
@@ -404,37 +394,33 @@ func (hw hashedWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// get streams n bytes from off into w through one pooled buffer: a range is never held
-// in memory whole. It returns how many bytes it wrote. The idle watchdog cuts off a body
-// that stops moving.
-func (d *download) get(ctx context.Context, off, n int64, w io.Writer, buf []byte) (got int64, err error) {
-	var opts minio.GetObjectOptions
-	if err := opts.SetMatchETag(d.info.ETag); err != nil {
-		return 0, err
-	}
-	if err := opts.SetRange(off, off+n-1); err != nil {
-		return 0, err
-	}
-	err = d.m.watch(ctx, func(ctx context.Context, watched func(io.Reader) io.Reader) error {
-		body, info, _, err := d.m.s3.GetObject(ctx, d.bucket, d.key, opts)
-		if err != nil {
-			return err
+// get streams the n bytes at off into w at their offset, hashed by h, through one pooled
+// buffer: a range is never held in memory whole. The idle watchdog cuts off a body that
+// stops moving; a retry asks only for the bytes not yet written, pinned to the same version.
+func (d *download) get(ctx context.Context, off, n int64, w io.WriterAt, h hash.Hash, buf []byte) error {
+	var got int64
+	opts := func() (minio.GetObjectOptions, error) {
+		var o minio.GetObjectOptions
+		if err := o.SetMatchETag(d.info.ETag); err != nil {
+			return o, err
 		}
-		defer body.Close()
+		return o, o.SetRange(off+got, off+n-1)
+	}
+	return d.m.store.GetObject(ctx, d.bucket, d.key, opts, func(body io.Reader, info minio.ObjectInfo, _ http.Header) error {
 		// A store that ignores If-Match or Range must not get its bytes written.
 		if etag := trimQuotes(info.ETag); etag != "" && etag != d.info.ETag {
 			return fmt.Errorf("%w: s3://%s/%s now has ETag %s, not %s", ErrSourceChanged, d.bucket, d.key, etag, d.info.ETag)
 		}
-		if info.Size >= 0 && info.Size != n {
-			return fmt.Errorf("asked for %d bytes from offset %d, the store sent %d", n, off, info.Size)
+		if want := n - got; info.Size >= 0 && info.Size != want {
+			return fmt.Errorf("asked for %d bytes from offset %d, the store sent %d", want, off+got, info.Size)
 		}
-		got, err = io.CopyBuffer(w, io.LimitReader(watched(d.lim.Reader(ctx, body)), n), buf)
+		k, err := io.CopyBuffer(hashedWriter{io.NewOffsetWriter(w, off+got), h}, io.LimitReader(d.lim.Reader(ctx, body), n-got), buf)
+		got += k
 		if err == nil && got < n {
 			err = io.ErrUnexpectedEOF // the connection ended early: retried from here
 		}
 		return err
 	})
-	return got, err
 }
 
 func encrypted(h http.Header) bool {

@@ -90,7 +90,7 @@ func testManager(s S3, cfg Config) (*Manager, *events) {
 	ev := &events{}
 	cfg.Progress = ev
 	m := New(s, cfg)
-	m.sleep = func(ctx context.Context, _ time.Duration) error { return ctx.Err() }
+	m.store.sleep = func(ctx context.Context, _ time.Duration) error { return ctx.Err() }
 	return m, ev
 }
 

@@ -22,11 +22,11 @@ type Incomplete struct {
 // with the parts and bytes each holds so far.
 func (m *Manager) ListIncomplete(ctx context.Context, bucket, prefix string) ([]Incomplete, error) {
 	var out []Incomplete
-	for up, err := range m.uploadsUnder(ctx, bucket, prefix) {
+	for up, err := range m.store.uploadsUnder(ctx, bucket, prefix) {
 		if err != nil {
 			return nil, &Error{Op: "ListMultipartUploads", Bucket: bucket, Key: prefix, Err: err}
 		}
-		parts, err := m.listParts(ctx, bucket, up.Key, up.UploadID)
+		parts, err := m.store.parts(ctx, bucket, up.Key, up.UploadID)
 		if isCode(err, "NoSuchUpload") {
 			continue // completed or aborted since it was listed
 		}
@@ -84,9 +84,7 @@ func (m *Manager) Abort(ctx context.Context, bucket, key, uploadID string) error
 			return fmt.Errorf("upload %s is being driven by another process: %w", uploadID, err)
 		}
 	}
-	err := m.do(ctx, "AbortMultipartUpload", func(ctx context.Context) error {
-		return m.s3.AbortMultipartUpload(ctx, bucket, key, uploadID)
-	})
+	err := m.store.AbortMultipartUpload(ctx, bucket, key, uploadID)
 	if err != nil && !isCode(err, "NoSuchUpload") {
 		return &Error{Op: "AbortMultipartUpload", Bucket: bucket, Key: key, UploadID: uploadID, Err: err}
 	}

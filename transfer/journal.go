@@ -80,7 +80,7 @@ func (u *upload) resumeJournal(ctx context.Context) (*Result, error) {
 		}
 		return nil, discard(u.src.String() + " changed since the interrupted " + string(u.kind))
 	}
-	onStore, err := u.m.listParts(ctx, u.bucket, u.key, h.UploadID)
+	onStore, err := u.m.store.parts(ctx, u.bucket, u.key, h.UploadID)
 	if isCode(err, "NoSuchUpload") {
 		if res := u.completedBefore(ctx, h, j.Parts()); res != nil {
 			u.notice("the interrupted upload had completed; nothing left to send")
@@ -135,7 +135,7 @@ func (u *upload) completedBefore(ctx context.Context, h resume.Header, parts []r
 		}
 		md5s[i] = b
 	}
-	info, err := u.m.statObject(ctx, u.bucket, u.key, minio.StatObjectOptions{})
+	info, err := u.m.store.StatObject(ctx, u.bucket, u.key, minio.StatObjectOptions{})
 	if err != nil || info.Size != u.size || trimQuotes(info.ETag) != chunk.MultipartETag(md5s) {
 		return nil
 	}
@@ -169,7 +169,7 @@ func (u *upload) writeJournal() error {
 // since then (allowing for clock skew, which S3 caps at 15 minutes), holding at most the
 // probe's part.
 func (u *upload) cleanupIntent(ctx context.Context, h resume.Header) {
-	for up, err := range u.m.uploadsOf(ctx, u.bucket, u.key) {
+	for up, err := range u.m.store.uploadsOf(ctx, u.bucket, u.key) {
 		if err != nil {
 			u.m.log.Warn("cannot look for the upload of an interrupted run", "err", err)
 			return
@@ -177,7 +177,7 @@ func (u *upload) cleanupIntent(ctx context.Context, h resume.Header) {
 		if up.Initiated.Before(h.Created.Add(-15 * time.Minute)) {
 			continue
 		}
-		if parts, err := u.m.listParts(ctx, u.bucket, u.key, up.UploadID); err == nil && len(parts) <= 1 {
+		if parts, err := u.m.store.parts(ctx, u.bucket, u.key, up.UploadID); err == nil && len(parts) <= 1 {
 			u.notice("aborting upload %s left by an interrupted run", up.UploadID)
 			u.abortID(ctx, up.UploadID)
 		}

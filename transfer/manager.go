@@ -54,13 +54,11 @@ type Config struct {
 // Manager runs transfers against one store. It is safe for concurrent use; one Manager
 // for a whole job keeps concurrency and bandwidth budgets shared.
 type Manager struct {
-	s3       S3
+	store    *store
 	cfg      Config
 	sem      *semaphore.Weighted
-	retry    RetryPolicy
 	log      *slog.Logger
 	progress Progress
-	sleep    func(context.Context, time.Duration) error // replaced in tests
 
 	// crcEchoed remembers whether this store verifies x-amz-checksum-crc32c (it echoes
 	// the header back): probed on the first part of the first upload, then reused.
@@ -88,17 +86,15 @@ const (
 func New(s3 S3, cfg Config) *Manager {
 	cfg.Concurrency = orDefault(cfg.Concurrency, DefaultConcurrency)
 	m := &Manager{
-		s3:       s3,
 		cfg:      cfg,
 		sem:      semaphore.NewWeighted(int64(cfg.Concurrency)),
-		retry:    cfg.Retry.withDefaults(),
 		log:      cfg.Logger,
 		progress: cfg.Progress,
-		sleep:    ratelimit.WallClock{}.Sleep,
 	}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
+	m.store = &store{s3: s3, retry: cfg.Retry.withDefaults(), idle: cfg.IdleTimeout, log: m.log, sleep: ratelimit.WallClock{}.Sleep}
 	if m.progress == nil {
 		m.progress = NoProgress{}
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"time"
 
@@ -134,15 +133,14 @@ func (u *upload) initiate(ctx context.Context) error {
 func (u *upload) createUpload(ctx context.Context, createOpts minio.PutObjectOptions) error {
 	start := time.Now()
 	lost := false // an attempt got no answer: the store may have created an upload we never heard of
-	err := u.m.do(ctx, "NewMultipartUpload", func(ctx context.Context) error {
-		var err error
-		u.uploadID, err = u.m.s3.NewMultipartUpload(ctx, u.bucket, u.key, createOpts)
+	seen := onFailedAttempt(ctx, func(ctx context.Context, err error) {
 		// Lost in transit or cut off, not refused: by the store (an S3 error) or before
 		// sending (minio-go's checks of names and sizes, which are not retryable).
 		var er minio.ErrorResponse
-		lost = lost || (err != nil && !errors.As(err, &er) && (Transient(err) || ctx.Err() != nil))
-		return err
+		lost = lost || (!errors.As(err, &er) && (Transient(err) || ctx.Err() != nil))
 	})
+	var err error
+	u.uploadID, err = u.m.store.NewMultipartUpload(seen, u.bucket, u.key, createOpts)
 	u.createLost = u.createLost || lost
 	if err == nil && lost {
 		u.abortStrays(ctx, time.Since(start))
@@ -155,7 +153,7 @@ func (u *upload) createUpload(ctx context.Context, createOpts minio.PutObjectOpt
 // retries took before ours. No journal points at them, so nothing else would.
 func (u *upload) abortStrays(ctx context.Context, took time.Duration) {
 	var ups []minio.ObjectMultipartInfo
-	for up, err := range u.m.uploadsOf(ctx, u.bucket, u.key) {
+	for up, err := range u.m.store.uploadsOf(ctx, u.bucket, u.key) {
 		if err != nil {
 			u.m.log.Warn("cannot look for uploads left by a lost CreateMultipartUpload answer", "err", err)
 			return
@@ -175,7 +173,7 @@ func (u *upload) abortStrays(ctx context.Context, took time.Duration) {
 		if up.UploadID == u.uploadID || up.Initiated.After(ours) || up.Initiated.Before(ours.Add(-took-2*time.Second)) {
 			continue
 		}
-		if parts, err := u.m.listParts(ctx, u.bucket, u.key, up.UploadID); err == nil && len(parts) == 0 {
+		if parts, err := u.m.store.parts(ctx, u.bucket, u.key, up.UploadID); err == nil && len(parts) == 0 {
 			u.m.log.Debug("aborting the upload a lost CreateMultipartUpload answer left", "uploadID", up.UploadID)
 			u.abortID(ctx, up.UploadID)
 		}
@@ -194,9 +192,7 @@ func (u *upload) abortID(ctx context.Context, uploadID string) {
 	}
 	ctx, cancel := freshContext(ctx)
 	defer cancel()
-	err := u.m.do(ctx, "AbortMultipartUpload", func(ctx context.Context) error {
-		return u.m.s3.AbortMultipartUpload(ctx, u.bucket, u.key, uploadID)
-	})
+	err := u.m.store.AbortMultipartUpload(ctx, u.bucket, u.key, uploadID)
 	if err != nil && !isCode(err, "NoSuchUpload") {
 		u.m.log.Warn("abort failed; the upload's parts stay on the store until aborted",
 			"bucket", u.bucket, "key", u.key, "uploadID", uploadID, "err", err)
@@ -242,16 +238,9 @@ func (u *upload) probe(ctx context.Context) error {
 		return nil
 	}
 	const emptyCRC32C = "AAAAAA==" // the CRC32C of no bytes
-	var info minio.ObjectPart
-	err := u.m.do(ctx, "PutObjectPart", func(ctx context.Context) error {
-		opts := minio.PutObjectPartOptions{DisableContentSha256: true,
-			CustomHeader: map[string][]string{"X-Amz-Checksum-Crc32c": {emptyCRC32C}}}
-		return u.m.watch(ctx, func(ctx context.Context, _ func(io.Reader) io.Reader) error {
-			var err error
-			info, err = u.m.s3.PutObjectPart(ctx, u.bucket, u.key, u.uploadID, 1, bytes.NewReader(nil), 0, opts)
-			return err
-		})
-	})
+	opts := minio.PutObjectPartOptions{DisableContentSha256: true,
+		CustomHeader: map[string][]string{"X-Amz-Checksum-Crc32c": {emptyCRC32C}}}
+	info, err := u.m.store.PutObjectPart(ctx, u.bucket, u.key, u.uploadID, 1, bytes.NewReader(nil), 0, opts)
 	if err != nil {
 		return failed("PutObjectPart", 1, err)
 	}
@@ -332,23 +321,17 @@ func (u *upload) complete(ctx context.Context) (Result, error) {
 	if err := u.src.check(u, full, md5s); err != nil { // before the object is visible
 		return Result{}, err
 	}
-	var info minio.UploadInfo
-	attempts := 0
-	err := u.m.do(ctx, "CompleteMultipartUpload", func(ctx context.Context) error {
-		attempts++
-		var err error
-		info, err = u.m.s3.CompleteMultipartUpload(ctx, u.bucket, u.key, u.uploadID, cps, minio.PutObjectOptions{})
-		if attempts > 1 && isCode(err, "NoSuchUpload") && len(md5s) == len(u.parts) {
-			// An earlier attempt completed the upload but its answer was lost: the object
-			// is ours if it has the ETag our parts give.
-			st, serr := u.m.s3.StatObject(ctx, u.bucket, u.key, minio.StatObjectOptions{})
-			if serr == nil && st.Size == u.size && trimQuotes(st.ETag) == chunk.MultipartETag(md5s) {
-				info = minio.UploadInfo{ETag: trimQuotes(st.ETag), VersionID: st.VersionID, Size: st.Size}
-				return nil
-			}
+	failures := 0
+	seen := onFailedAttempt(ctx, func(context.Context, error) { failures++ })
+	info, err := u.m.store.CompleteMultipartUpload(seen, u.bucket, u.key, u.uploadID, cps, minio.PutObjectOptions{})
+	if failures > 1 && isCode(err, "NoSuchUpload") && len(md5s) == len(u.parts) {
+		// An earlier attempt completed the upload but its answer was lost: the object is
+		// ours if it has the ETag our parts give.
+		st, serr := u.m.store.StatObject(ctx, u.bucket, u.key, minio.StatObjectOptions{})
+		if serr == nil && st.Size == u.size && trimQuotes(st.ETag) == chunk.MultipartETag(md5s) {
+			info, err = minio.UploadInfo{ETag: trimQuotes(st.ETag), VersionID: st.VersionID, Size: st.Size}, nil
 		}
-		return err
-	})
+	}
 	if err != nil {
 		return Result{}, failed("CompleteMultipartUpload", 0, err)
 	}

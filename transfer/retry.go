@@ -151,22 +151,3 @@ func Transient(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) // timeouts, resets and refusals all surface as net.Error
 }
-
-// do runs call until it succeeds, fails permanently, runs out of attempts, or ctx ends;
-// each attempt runs under the idle watchdog.
-func (m *Manager) do(ctx context.Context, what string, call func(ctx context.Context) error) error {
-	for attempt := 1; ; attempt++ {
-		err := m.watch(ctx, func(ctx context.Context, _ func(io.Reader) io.Reader) error { return call(ctx) })
-		if err == nil || !Transient(err) || attempt >= m.retry.attempts(err) {
-			return err
-		}
-		if ctx.Err() != nil {
-			return err
-		}
-		d := m.retry.backoff(attempt)
-		m.log.Debug("retrying", "request", what, "attempt", attempt+1, "after", d, "err", err)
-		if err := m.sleep(ctx, d); err != nil {
-			return err
-		}
-	}
-}

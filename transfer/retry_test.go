@@ -69,10 +69,10 @@ func TestBackoffGrowsWithJitterWithinCap(t *testing.T) {
 func TestDoStopsOnPermanentAndCountsAttempts(t *testing.T) {
 	m := New(nil, Config{Retry: RetryPolicy{Attempts: 4}})
 	var slept []time.Duration
-	m.sleep = func(_ context.Context, d time.Duration) error { slept = append(slept, d); return nil }
+	m.store.sleep = func(_ context.Context, d time.Duration) error { slept = append(slept, d); return nil }
 
 	calls := 0
-	err := m.do(context.Background(), "x", func(context.Context) error {
+	err := m.store.do(context.Background(), "x", func(context.Context) error {
 		calls++
 		return minio.ErrorResponse{Code: "SlowDown", StatusCode: 503}
 	})
@@ -81,7 +81,7 @@ func TestDoStopsOnPermanentAndCountsAttempts(t *testing.T) {
 	}
 
 	calls = 0
-	err = m.do(context.Background(), "x", func(context.Context) error {
+	err = m.store.do(context.Background(), "x", func(context.Context) error {
 		calls++
 		return minio.ErrorResponse{Code: "AccessDenied", StatusCode: 403}
 	})
@@ -91,7 +91,7 @@ func TestDoStopsOnPermanentAndCountsAttempts(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	calls = 0
-	err = m.do(ctx, "x", func(context.Context) error {
+	err = m.store.do(ctx, "x", func(context.Context) error {
 		calls++
 		cancel()
 		return io.ErrUnexpectedEOF

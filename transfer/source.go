@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -58,23 +59,16 @@ func (readerSource) verify(_ context.Context, _ *upload, res Result) (Checksum, 
 func (s readerSource) putAll(ctx context.Context, u *upload, mode Checksum) (Result, error) {
 	buf := bufPool.Get().(*[]byte)
 	defer bufPool.Put(buf)
-	var info minio.UploadInfo
-	var sums chunk.Sums
-	err := u.m.do(ctx, "PutObject", func(ctx context.Context) error {
-		var err error
-		if sums, err = s.sum(u, 0, u.size, mode, *buf); err != nil {
-			return err
-		}
-		opts := u.putOptions()
-		if mode == ChecksumCRC32C {
-			opts.UserMetadata["x-amz-checksum-crc32c"] = sums.CRC32CBase64()
-		}
-		return u.m.watch(ctx, func(ctx context.Context, watched func(io.Reader) io.Reader) error {
-			info, err = u.m.s3.PutObject(ctx, u.bucket, u.key, watched(u.body(ctx, io.NewSectionReader(s.r, 0, u.size))),
-				u.size, sums.MD5Base64(), sums.SHA256Hex(), opts)
-			return err
-		})
-	})
+	sums, err := s.sum(u, 0, u.size, mode, *buf)
+	if err != nil {
+		return Result{}, err
+	}
+	opts := u.putOptions()
+	if mode == ChecksumCRC32C {
+		opts.UserMetadata["x-amz-checksum-crc32c"] = sums.CRC32CBase64()
+	}
+	body := s.body(ctx, u, 0, u.size, mode, sums, *buf)
+	info, err := u.m.store.PutObject(ctx, u.bucket, u.key, body, u.size, sums.MD5Base64(), sums.SHA256Hex(), opts)
 	if err != nil {
 		return Result{}, err
 	}
@@ -94,25 +88,16 @@ func (s readerSource) putPart(ctx context.Context, u *upload, p chunk.Part) erro
 	buf := bufPool.Get().(*[]byte)
 	defer bufPool.Put(buf)
 	mode := u.mode
-	var sums chunk.Sums
-	var info minio.ObjectPart
-	err := u.m.do(ctx, "PutObjectPart", func(ctx context.Context) error {
-		var err error
-		if sums, err = s.sum(u, p.Offset, p.Size, mode, *buf); err != nil {
-			return err
-		}
-		opts := minio.PutObjectPartOptions{Md5Base64: sums.MD5Base64(), Sha256Hex: sums.SHA256Hex(), DisableContentSha256: true}
-		if mode == ChecksumCRC32C {
-			opts.CustomHeader = map[string][]string{"X-Amz-Checksum-Crc32c": {sums.CRC32CBase64()}}
-		}
-		return u.m.watch(ctx, func(ctx context.Context, watched func(io.Reader) io.Reader) error {
-			info, err = u.m.s3.PutObjectPart(ctx, u.bucket, u.key, u.uploadID, p.Number, watched(u.body(ctx, p.Section(s.r))), p.Size, opts)
-			if err == nil && info.ETag == "" { // a cut-off answer: Complete needs the ETag
-				err = fmt.Errorf("part acknowledged without an ETag: %w", io.ErrUnexpectedEOF)
-			}
-			return err
-		})
-	})
+	sums, err := s.sum(u, p.Offset, p.Size, mode, *buf)
+	if err != nil {
+		return failed("PutObjectPart", p.Number, err)
+	}
+	opts := minio.PutObjectPartOptions{Md5Base64: sums.MD5Base64(), Sha256Hex: sums.SHA256Hex(), DisableContentSha256: true}
+	if mode == ChecksumCRC32C {
+		opts.CustomHeader = map[string][]string{"X-Amz-Checksum-Crc32c": {sums.CRC32CBase64()}}
+	}
+	body := s.body(ctx, u, p.Offset, p.Size, mode, sums, *buf)
+	info, err := u.m.store.PutObjectPart(ctx, u.bucket, u.key, u.uploadID, p.Number, body, p.Size, opts)
 	if err != nil {
 		return failed("PutObjectPart", p.Number, err)
 	}
@@ -126,6 +111,31 @@ func (s readerSource) putPart(ctx context.Context, u *upload, p chunk.Part) erro
 	failpoint.Hit(ctx, "part-journaled")
 	return nil
 }
+
+// body is the n bytes at off as a request body. Before it is sent again it is read again
+// and checked against sums: a source that changed under a failed request fails the
+// upload instead of being retried with checksums it no longer has.
+func (s readerSource) body(ctx context.Context, u *upload, off, n int64, mode Checksum, sums chunk.Sums, buf []byte) io.ReadSeeker {
+	b := u.body(ctx, io.NewSectionReader(s.r, off, n))
+	return checkedBody{b, func() error {
+		again, err := s.sum(u, off, n, mode, buf)
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(again.MD5, sums.MD5) || !bytes.Equal(again.CRC32C, sums.CRC32C) || !bytes.Equal(again.SHA256, sums.SHA256) {
+			return fmt.Errorf("%w: the %d bytes at offset %d are not those first read", ErrSourceChanged, n, off)
+		}
+		_, err = b.Seek(0, io.SeekStart)
+		return err
+	}}
+}
+
+type checkedBody struct {
+	io.ReadSeeker
+	rewind func() error
+}
+
+func (b checkedBody) Rewind() error { return b.rewind() }
 
 // sum computes the part's checksums; a source that ends early has shrunk.
 func (s readerSource) sum(u *upload, off, n int64, mode Checksum, buf []byte) (chunk.Sums, error) {

@@ -4,35 +4,206 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"iter"
+	"log/slog"
+	"net/http"
 	"strings"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 )
 
-// The Manager's requests that are not part of one transfer's data flow: each is retried
-// under the Manager's policy and idle watchdog, and every listing is followed to its end.
+// store is the layer every request goes through: the engine's, the journal's
+// reconciliation and the CLI's (through the Manager's methods). Each method is one kind
+// of request to the S3 underneath, tried again under the retry policy when it fails
+// transiently (Transient, Throttled), each attempt under the idle watchdog; listings are
+// followed to their end. Nothing above it retries, and nothing below it does either
+// (NewClient turns minio-go's retries off).
+type store struct {
+	s3    S3
+	retry RetryPolicy
+	idle  time.Duration
+	log   *slog.Logger
+	sleep func(context.Context, time.Duration) error // replaced in tests
+}
 
-// statObject returns what the store says of bucket/key.
-func (m *Manager) statObject(ctx context.Context, bucket, key string, opts minio.StatObjectOptions) (minio.ObjectInfo, error) {
-	var info minio.ObjectInfo
-	err := m.do(ctx, "StatObject", func(ctx context.Context) error {
-		var err error
-		info, err = m.s3.StatObject(ctx, bucket, key, opts)
+// attemptsKey holds, in a request's ctx, a func told of every failed attempt: for the
+// few callers whose next step depends on what an attempt that was retried saw.
+type attemptsKey struct{}
+
+// onFailedAttempt returns ctx whose requests tell seen of each attempt that failed.
+func onFailedAttempt(ctx context.Context, seen func(ctx context.Context, err error)) context.Context {
+	return context.WithValue(ctx, attemptsKey{}, seen)
+}
+
+// do runs call until it succeeds, fails permanently, runs out of attempts, or ctx ends;
+// each attempt runs under the idle watchdog.
+func (s *store) do(ctx context.Context, what string, call func(ctx context.Context) error) error {
+	seen, _ := ctx.Value(attemptsKey{}).(func(context.Context, error))
+	for attempt := 1; ; attempt++ {
+		err := s.watch(ctx, call)
+		if err != nil && seen != nil {
+			seen(ctx, err)
+		}
+		if err == nil || !Transient(err) || attempt >= s.retry.attempts(err) || ctx.Err() != nil {
+			return err
+		}
+		d := s.retry.backoff(attempt)
+		s.log.Debug("retrying", "request", what, "attempt", attempt+1, "after", d, "err", err)
+		if err := s.sleep(ctx, d); err != nil {
+			return err
+		}
+	}
+}
+
+// rewinder is a request body that knows how to start over: besides seeking back, it may
+// check that the bytes it will send again are still those its checksums were made of.
+type rewinder interface {
+	Rewind() error
+}
+
+// rewound returns body at its start for the next attempt of a request that sends it.
+func rewound(body io.ReadSeeker, attempt *int) (io.Reader, error) {
+	if *attempt++; *attempt == 1 {
+		return body, nil
+	}
+	if r, ok := body.(rewinder); ok {
+		return body, r.Rewind()
+	}
+	if _, err := body.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("cannot rewind the body to send it again: %w", err)
+	}
+	return body, nil
+}
+
+func (s *store) PutObject(ctx context.Context, bucket, key string, body io.ReadSeeker, size int64, md5Base64, sha256Hex string, opts minio.PutObjectOptions) (info minio.UploadInfo, err error) {
+	attempt := 0
+	err = s.do(ctx, "PutObject", func(ctx context.Context) error {
+		r, err := rewound(body, &attempt)
+		if err == nil {
+			info, err = s.s3.PutObject(ctx, bucket, key, watched(ctx, r), size, md5Base64, sha256Hex, opts)
+		}
 		return err
 	})
 	return info, err
 }
 
-// listParts returns the parts the store holds for an upload, following pagination.
-func (m *Manager) listParts(ctx context.Context, bucket, key, uploadID string) (map[int]minio.ObjectPart, error) {
+func (s *store) NewMultipartUpload(ctx context.Context, bucket, key string, opts minio.PutObjectOptions) (id string, err error) {
+	err = s.do(ctx, "NewMultipartUpload", func(ctx context.Context) error {
+		id, err = s.s3.NewMultipartUpload(ctx, bucket, key, opts)
+		return err
+	})
+	return id, err
+}
+
+// PutObjectPart sends one part. An answer without an ETag was cut off (Complete needs
+// the ETag): the part is sent again.
+func (s *store) PutObjectPart(ctx context.Context, bucket, key, uploadID string, n int, body io.ReadSeeker, size int64, opts minio.PutObjectPartOptions) (part minio.ObjectPart, err error) {
+	attempt := 0
+	err = s.do(ctx, "PutObjectPart", func(ctx context.Context) error {
+		r, err := rewound(body, &attempt)
+		if err == nil {
+			part, err = s.s3.PutObjectPart(ctx, bucket, key, uploadID, n, watched(ctx, r), size, opts)
+		}
+		if err == nil && part.ETag == "" {
+			err = fmt.Errorf("part acknowledged without an ETag: %w", io.ErrUnexpectedEOF)
+		}
+		return err
+	})
+	return part, err
+}
+
+func (s *store) CompleteMultipartUpload(ctx context.Context, bucket, key, uploadID string, parts []minio.CompletePart, opts minio.PutObjectOptions) (info minio.UploadInfo, err error) {
+	err = s.do(ctx, "CompleteMultipartUpload", func(ctx context.Context) error {
+		info, err = s.s3.CompleteMultipartUpload(ctx, bucket, key, uploadID, parts, opts)
+		return err
+	})
+	return info, err
+}
+
+func (s *store) AbortMultipartUpload(ctx context.Context, bucket, key, uploadID string) error {
+	return s.do(ctx, "AbortMultipartUpload", func(ctx context.Context) error {
+		return s.s3.AbortMultipartUpload(ctx, bucket, key, uploadID)
+	})
+}
+
+func (s *store) CopyObject(ctx context.Context, srcBucket, srcKey, bucket, key string, headers map[string]string, dst minio.PutObjectOptions) (info minio.ObjectInfo, err error) {
+	err = s.do(ctx, "CopyObject", func(ctx context.Context) error {
+		info, err = s.s3.CopyObject(ctx, srcBucket, srcKey, bucket, key, headers, minio.CopySrcOptions{}, dst)
+		return err
+	})
+	return info, err
+}
+
+func (s *store) CopyObjectPart(ctx context.Context, srcBucket, srcKey, bucket, key, uploadID string, n int, off, size int64, headers map[string]string) (part minio.CompletePart, err error) {
+	err = s.do(ctx, "CopyObjectPart", func(ctx context.Context) error {
+		part, err = s.s3.CopyObjectPart(ctx, srcBucket, srcKey, bucket, key, uploadID, n, off, size, headers)
+		return err
+	})
+	return part, err
+}
+
+// GetObject asks for bucket/key with the options opts gives and hands the body to read,
+// which runs inside the attempt: a body that stops moving is cut off by the watchdog, and
+// a transient failure of the request or of read is tried again with opts asked anew (so
+// a retry can ask only for what is still missing). The body is closed when read returns.
+func (s *store) GetObject(ctx context.Context, bucket, key string, opts func() (minio.GetObjectOptions, error),
+	read func(body io.Reader, info minio.ObjectInfo, h http.Header) error) error {
+	return s.do(ctx, "GetObject", func(ctx context.Context) error {
+		o, err := opts()
+		if err != nil {
+			return err
+		}
+		body, info, h, err := s.s3.GetObject(ctx, bucket, key, o)
+		if err != nil {
+			return err
+		}
+		defer body.Close()
+		return read(watched(ctx, body), info, h)
+	})
+}
+
+func (s *store) StatObject(ctx context.Context, bucket, key string, opts minio.StatObjectOptions) (info minio.ObjectInfo, err error) {
+	err = s.do(ctx, "StatObject", func(ctx context.Context) error {
+		info, err = s.s3.StatObject(ctx, bucket, key, opts)
+		return err
+	})
+	return info, err
+}
+
+func (s *store) GetObjectAttributes(ctx context.Context, bucket, key string, opts minio.ObjectAttributesOptions) (attrs *minio.ObjectAttributes, err error) {
+	err = s.do(ctx, "GetObjectAttributes", func(ctx context.Context) error {
+		attrs, err = s.s3.GetObjectAttributes(ctx, bucket, key, opts)
+		return err
+	})
+	return attrs, err
+}
+
+func (s *store) BucketExists(ctx context.Context, bucket string) (ok bool, err error) {
+	err = s.do(ctx, "HeadBucket", func(ctx context.Context) error {
+		ok, err = s.s3.BucketExists(ctx, bucket)
+		return err
+	})
+	return ok, err
+}
+
+func (s *store) ListBuckets(ctx context.Context) (bs []minio.BucketInfo, err error) {
+	err = s.do(ctx, "ListBuckets", func(ctx context.Context) error {
+		bs, err = s.s3.ListBuckets(ctx)
+		return err
+	})
+	return bs, err
+}
+
+// parts returns the parts the store holds for an upload, following pagination.
+func (s *store) parts(ctx context.Context, bucket, key, uploadID string) (map[int]minio.ObjectPart, error) {
 	parts := map[int]minio.ObjectPart{}
 	marker := 0
 	for {
 		var res minio.ListObjectPartsResult
-		err := m.do(ctx, "ListObjectParts", func(ctx context.Context) error {
-			var err error
-			res, err = m.s3.ListObjectParts(ctx, bucket, key, uploadID, marker, 1000)
+		err := s.do(ctx, "ListObjectParts", func(ctx context.Context) (err error) {
+			res, err = s.s3.ListObjectParts(ctx, bucket, key, uploadID, marker, 1000)
 			return err
 		})
 		if err != nil {
@@ -51,23 +222,22 @@ func (m *Manager) listParts(ctx context.Context, bucket, key, uploadID string) (
 // uploadsUnder yields the incomplete multipart uploads in bucket whose keys start with
 // prefix, page after page to the end. The store is asked for all of them and the keys
 // filtered here: MinIO matches a prefix as a whole key ("dir/" finds nothing).
-func (m *Manager) uploadsUnder(ctx context.Context, bucket, prefix string) iter.Seq2[minio.ObjectMultipartInfo, error] {
-	return m.uploads(ctx, bucket, "", func(key string) bool { return strings.HasPrefix(key, prefix) })
+func (s *store) uploadsUnder(ctx context.Context, bucket, prefix string) iter.Seq2[minio.ObjectMultipartInfo, error] {
+	return s.uploads(ctx, bucket, "", func(key string) bool { return strings.HasPrefix(key, prefix) })
 }
 
 // uploadsOf yields the incomplete multipart uploads of one key.
-func (m *Manager) uploadsOf(ctx context.Context, bucket, key string) iter.Seq2[minio.ObjectMultipartInfo, error] {
-	return m.uploads(ctx, bucket, key, func(k string) bool { return k == key })
+func (s *store) uploadsOf(ctx context.Context, bucket, key string) iter.Seq2[minio.ObjectMultipartInfo, error] {
+	return s.uploads(ctx, bucket, key, func(k string) bool { return k == key })
 }
 
-func (m *Manager) uploads(ctx context.Context, bucket, prefix string, keep func(key string) bool) iter.Seq2[minio.ObjectMultipartInfo, error] {
+func (s *store) uploads(ctx context.Context, bucket, prefix string, keep func(key string) bool) iter.Seq2[minio.ObjectMultipartInfo, error] {
 	return func(yield func(minio.ObjectMultipartInfo, error) bool) {
 		keyMarker, idMarker := "", ""
 		for {
 			var res minio.ListMultipartUploadsResult
-			err := m.do(ctx, "ListMultipartUploads", func(ctx context.Context) error {
-				var err error
-				res, err = m.s3.ListMultipartUploads(ctx, bucket, prefix, keyMarker, idMarker, "", 1000)
+			err := s.do(ctx, "ListMultipartUploads", func(ctx context.Context) (err error) {
+				res, err = s.s3.ListMultipartUploads(ctx, bucket, prefix, keyMarker, idMarker, "", 1000)
 				return err
 			})
 			if err != nil {
@@ -87,55 +257,32 @@ func (m *Manager) uploads(ctx context.Context, bucket, prefix string, keep func(
 	}
 }
 
-// BucketExists reports whether bucket exists (and is visible with these credentials).
-func (m *Manager) BucketExists(ctx context.Context, bucket string) (bool, error) {
-	var ok bool
-	err := m.do(ctx, "HeadBucket", func(ctx context.Context) error {
-		var err error
-		ok, err = m.s3.BucketExists(ctx, bucket)
-		return err
-	})
-	return ok, err
-}
-
-// Buckets lists the buckets these credentials own: the one request that needs no bucket,
-// so its failure tells bad credentials from a bucket's refusal.
-func (m *Manager) Buckets(ctx context.Context) ([]minio.BucketInfo, error) {
-	var bs []minio.BucketInfo
-	err := m.do(ctx, "ListBuckets", func(ctx context.Context) error {
-		var err error
-		bs, err = m.s3.ListBuckets(ctx)
-		return err
-	})
-	return bs, err
-}
-
-// Lister is what List needs of a store beyond S3: minio-go's paginating lister, which
-// a *minio.Core has in its embedded Client (Core's own ListObjects is another call), and
-// transfertest.Fake has too.
+// Lister is what listing objects needs of a store beyond S3: minio-go's paginating
+// lister, which a *minio.Core has in its embedded Client (Core's own ListObjects is
+// another call, without a ctx), and transfertest.Fake has too.
 type Lister interface {
 	ListObjects(ctx context.Context, bucket string, opts minio.ListObjectsOptions) <-chan minio.ObjectInfo
 }
 
-func (m *Manager) lister() (Lister, error) {
-	switch s := m.s3.(type) {
+func (s *store) lister() (Lister, error) {
+	switch l := s.s3.(type) {
 	case *minio.Core:
-		return s.Client, nil
+		return l.Client, nil
 	case minio.Core:
-		return s.Client, nil
+		return l.Client, nil
 	case Lister:
-		return s, nil
+		return l, nil
 	}
-	return nil, fmt.Errorf("the store %T cannot list objects: give New a *minio.Core or an S3 that is also a Lister", m.s3)
+	return nil, fmt.Errorf("the store %T cannot list objects: give New a *minio.Core or an S3 that is also a Lister", s.s3)
 }
 
-// List yields the objects under prefix in the store's key order, "directory" markers
-// (keys ending in "/") left out. A listing that fails transiently is taken up again after
-// the last key it yielded, under the Manager's retry policy; the sequence ends with an
-// error only when the store keeps refusing.
-func (m *Manager) List(ctx context.Context, bucket, prefix string) iter.Seq2[minio.ObjectInfo, error] {
+// objects yields the objects under prefix in key order, "directory" markers (keys
+// ending in "/") left out. A listing that fails transiently is taken up again after the
+// last key it yielded, with a new retry budget; it ends with an error only when the
+// store keeps refusing.
+func (s *store) objects(ctx context.Context, bucket, prefix string) iter.Seq2[minio.ObjectInfo, error] {
 	return func(yield func(minio.ObjectInfo, error) bool) {
-		lister, err := m.lister()
+		lister, err := s.lister()
 		if err != nil {
 			yield(minio.ObjectInfo{}, err)
 			return
@@ -143,7 +290,7 @@ func (m *Manager) List(ctx context.Context, bucket, prefix string) iter.Seq2[min
 		after := ""
 		for {
 			progressed, stopped := false, false
-			err := m.do(ctx, "ListObjects", func(ctx context.Context) error {
+			err := s.do(ctx, "ListObjects", func(ctx context.Context) error {
 				ctx, cancel := context.WithCancel(ctx)
 				defer cancel() // stops minio-go's lister when the caller stops early
 				for o := range lister.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true, StartAfter: after}) {
@@ -177,6 +324,25 @@ func (m *Manager) List(ctx context.Context, bucket, prefix string) iter.Seq2[min
 	}
 }
 
-// errProgressed ends a listing attempt that failed after yielding keys: List starts a new
-// one after them, with a new retry budget. It is never returned.
+// errProgressed ends a listing attempt that failed after yielding keys: objects starts a
+// new one after them, with a new retry budget. It is never returned.
 var errProgressed = errors.New("listing failed after progress")
+
+// BucketExists reports whether bucket exists (and is visible with these credentials).
+func (m *Manager) BucketExists(ctx context.Context, bucket string) (bool, error) {
+	return m.store.BucketExists(ctx, bucket)
+}
+
+// Buckets lists the buckets these credentials own: the one request that needs no bucket,
+// so its failure tells bad credentials from a bucket's refusal.
+func (m *Manager) Buckets(ctx context.Context) ([]minio.BucketInfo, error) {
+	return m.store.ListBuckets(ctx)
+}
+
+// List yields the objects under prefix in the store's key order, "directory" markers
+// (keys ending in "/") left out. A listing that fails transiently is taken up again after
+// the last key it yielded, under the Manager's retry policy; the sequence ends with an
+// error only when the store keeps refusing.
+func (m *Manager) List(ctx context.Context, bucket, prefix string) iter.Seq2[minio.ObjectInfo, error] {
+	return m.store.objects(ctx, bucket, prefix)
+}

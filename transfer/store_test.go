@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -90,7 +92,7 @@ func TestListStopsOnRefusal(t *testing.T) {
 // to ThrottledAttempts, InternalError up to Attempts.
 func TestThrottledRequestsGetMoreAttempts(t *testing.T) {
 	m := New(nil, Config{})
-	m.sleep = func(context.Context, time.Duration) error { return nil }
+	m.store.sleep = func(context.Context, time.Duration) error { return nil }
 	for _, c := range []struct {
 		err  minio.ErrorResponse
 		want int
@@ -100,7 +102,7 @@ func TestThrottledRequestsGetMoreAttempts(t *testing.T) {
 		{minio.ErrorResponse{Code: "InternalError", StatusCode: 500}, 6},
 	} {
 		calls := 0
-		err := m.do(context.Background(), "x", func(context.Context) error { calls++; return c.err })
+		err := m.store.do(context.Background(), "x", func(context.Context) error { calls++; return c.err })
 		if calls != c.want || err == nil {
 			t.Errorf("%s %d: %d calls, err %v; want %d", c.err.Code, c.err.StatusCode, calls, err, c.want)
 		}
@@ -123,5 +125,111 @@ func TestListIncompletePagesThroughThrottling(t *testing.T) {
 	all, err := m.ListIncomplete(context.Background(), "bkt", "")
 	if err != nil || len(all) != 1050 {
 		t.Fatalf("%d uploads, err %v; want 1050", len(all), err)
+	}
+}
+
+// Every request kind the store layer offers is retried by it: each fails once with
+// SlowDown and still succeeds, so no caller needs a retry of its own.
+func TestStoreRetriesEveryRequestKind(t *testing.T) {
+	f, m, _ := fakeManager(t, Config{})
+	ctx := context.Background()
+	putObject(t, f, "src", randomBytes(100))
+	s := m.store
+	var id string
+	calls := []struct {
+		op   string
+		call func() error
+	}{
+		{"PutObject", func() error {
+			_, err := s.PutObject(ctx, "bkt", "k", strings.NewReader("abc"), 3, "", "", minio.PutObjectOptions{})
+			return err
+		}},
+		{"NewMultipartUpload", func() (err error) {
+			id, err = s.NewMultipartUpload(ctx, "bkt", "mp", minio.PutObjectOptions{})
+			return err
+		}},
+		{"PutObjectPart", func() error {
+			_, err := s.PutObjectPart(ctx, "bkt", "mp", id, 1, strings.NewReader("abc"), 3, minio.PutObjectPartOptions{})
+			return err
+		}},
+		{"CopyObjectPart", func() error {
+			_, err := s.CopyObjectPart(ctx, "bkt", "src", "bkt", "mp", id, 2, 0, 100, nil)
+			return err
+		}},
+		{"ListObjectParts", func() error {
+			parts, err := s.parts(ctx, "bkt", "mp", id)
+			if err == nil && len(parts) != 2 {
+				err = fmt.Errorf("%d parts, want 2", len(parts))
+			}
+			return err
+		}},
+		{"ListMultipartUploads", func() error {
+			for _, err := range s.uploadsOf(ctx, "bkt", "mp") {
+				return err
+			}
+			return errors.New("no upload listed")
+		}},
+		{"AbortMultipartUpload", func() error { return s.AbortMultipartUpload(ctx, "bkt", "mp", id) }},
+		{"CopyObject", func() error {
+			_, err := s.CopyObject(ctx, "bkt", "src", "bkt", "dst", nil, minio.PutObjectOptions{})
+			return err
+		}},
+		{"GetObject", func() error {
+			opts := func() (minio.GetObjectOptions, error) { return minio.GetObjectOptions{}, nil }
+			return s.GetObject(ctx, "bkt", "k", opts, func(body io.Reader, _ minio.ObjectInfo, _ http.Header) error {
+				b, err := io.ReadAll(body)
+				if err == nil && string(b) != "abc" {
+					err = fmt.Errorf("read %q", b)
+				}
+				return err
+			})
+		}},
+		{"StatObject", func() error {
+			_, err := s.StatObject(ctx, "bkt", "k", minio.StatObjectOptions{})
+			return err
+		}},
+		{"GetObjectAttributes", func() error {
+			_, err := s.GetObjectAttributes(ctx, "bkt", "k", minio.ObjectAttributesOptions{})
+			return err
+		}},
+		{"BucketExists", func() error {
+			ok, err := s.BucketExists(ctx, "bkt")
+			if err == nil && !ok {
+				err = errors.New("bucket not found")
+			}
+			return err
+		}},
+		{"ListBuckets", func() error {
+			_, err := s.ListBuckets(ctx)
+			return err
+		}},
+		{"ListObjects", func() error {
+			for _, err := range s.objects(ctx, "bkt", "") {
+				return err
+			}
+			return errors.New("nothing listed")
+		}},
+	}
+	for _, c := range calls {
+		f.Fault = transfertest.On(c.op, 1, transfertest.Fail(transfertest.S3Error("SlowDown")))
+		before := countOp(f, c.op)
+		if err := c.call(); err != nil {
+			t.Errorf("%s: %v", c.op, err)
+		}
+		if n := countOp(f, c.op) - before; n != 2 {
+			t.Errorf("%s: %d requests, want 2 (one throttled, one retried)", c.op, n)
+		}
+	}
+}
+
+// A body whose bytes changed under a failed request is not sent again: its Rewind says
+// so, and the layer stops there.
+func TestStoreStopsWhenBodyCannotRewind(t *testing.T) {
+	f, m, _ := fakeManager(t, Config{})
+	f.Fault = transfertest.On("PutObject", 1, transfertest.Fail(transfertest.S3Error("SlowDown")))
+	body := checkedBody{strings.NewReader("abc"), func() error { return ErrSourceChanged }}
+	_, err := m.store.PutObject(context.Background(), "bkt", "k", body, 3, "", "", minio.PutObjectOptions{})
+	if !errors.Is(err, ErrSourceChanged) || countOp(f, "PutObject") != 1 {
+		t.Fatalf("err %v after %d requests; want ErrSourceChanged after 1", err, countOp(f, "PutObject"))
 	}
 }

@@ -269,8 +269,8 @@ func (u *upload) putOptions() minio.PutObjectOptions {
 
 // body meters a request body through the limiter. It stays an io.Seeker, which is how
 // minio-go rewinds a body.
-func (u *upload) body(ctx context.Context, sr *io.SectionReader) io.Reader {
-	return u.lim.Reader(ctx, sr)
+func (u *upload) body(ctx context.Context, sr *io.SectionReader) io.ReadSeeker {
+	return u.lim.Reader(ctx, sr).(io.ReadSeeker) // Reader passes Seek through
 }
 
 // single uploads the whole object with one PutObject. Auto mode uses Content-MD5 unless

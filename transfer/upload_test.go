@@ -295,7 +295,7 @@ func TestListIncompleteAndCleanup(t *testing.T) {
 func TestUploadPartWithoutETagIsResent(t *testing.T) {
 	f, m, _ := fakeManager(t, Config{Concurrency: 1})
 	inner := &noETagOnce{S3: f}
-	m.s3 = inner
+	m.store.s3 = inner
 	data := randomBytes(11 * mib)
 	if _, err := uploadBytes(m, context.Background(), data, UploadOptions{Checksum: ChecksumMD5}); err != nil {
 		t.Fatal(err)

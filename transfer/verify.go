@@ -14,6 +14,7 @@ import (
 	"hash"
 	"hash/crc32"
 	"io"
+	"net/http"
 	"strconv"
 	"strings"
 
@@ -276,13 +277,8 @@ func (m *Manager) attributes(ctx context.Context, bucket, key string, info minio
 	var off int64
 	marker := 0
 	for {
-		var attrs *minio.ObjectAttributes
-		err := m.do(ctx, "GetObjectAttributes", func(ctx context.Context) error {
-			var err error
-			attrs, err = m.s3.GetObjectAttributes(ctx, bucket, key, minio.ObjectAttributesOptions{
-				PartNumberMarker: marker, MaxParts: 1000, VersionID: info.VersionID})
-			return err
-		})
+		attrs, err := m.store.GetObjectAttributes(ctx, bucket, key, minio.ObjectAttributesOptions{
+			PartNumberMarker: marker, MaxParts: 1000, VersionID: info.VersionID})
 		if err != nil {
 			return nil, err
 		}
@@ -323,12 +319,7 @@ func (m *Manager) statPart(ctx context.Context, bucket, key, etag string, n int)
 	}
 	var size int64
 	var count int
-	err := m.do(ctx, "GetObject", func(ctx context.Context) error {
-		body, info, h, err := m.s3.GetObject(ctx, bucket, key, opts)
-		if err != nil {
-			return err
-		}
-		body.Close()
+	err := m.store.GetObject(ctx, bucket, key, func() (minio.GetObjectOptions, error) { return opts, nil }, func(_ io.Reader, info minio.ObjectInfo, h http.Header) error {
 		size = info.Size
 		count, _ = strconv.Atoi(h.Get("X-Amz-Mp-Parts-Count"))
 		return nil

@@ -17,30 +17,35 @@ const DefaultIdleTimeout = time.Minute
 type watchdogKey struct{}
 
 // watch runs call under an idle watchdog: every byte that moves pushes the deadline
-// back, and an attempt idle for the Manager's IdleTimeout is cancelled with ErrStalled,
+// back, and an attempt idle for the store's idle timeout is cancelled with ErrStalled,
 // which is retryable. Bytes are seen by the transport NewClient builds (request and
-// response bodies, response headers) and by readers call wraps with watched. Idleness,
-// not duration, is what is limited: a slow but moving transfer at a low bandwidth limit,
-// or a long CompleteMultipartUpload that streams keep-alive whitespace, goes on. A watch
-// inside a watched ctx joins the outer watchdog.
-func (m *Manager) watch(ctx context.Context, call func(ctx context.Context, watched func(io.Reader) io.Reader) error) error {
-	if kick, ok := ctx.Value(watchdogKey{}).(func()); ok {
-		return call(ctx, func(r io.Reader) io.Reader { return &kickReader{r: r, kick: kick} })
-	}
+// response bodies, response headers) and by readers wrapped with watched. Idleness, not
+// duration, is what is limited: a slow but moving transfer at a low bandwidth limit, or a
+// long CompleteMultipartUpload that streams keep-alive whitespace, goes on.
+func (s *store) watch(ctx context.Context, call func(ctx context.Context) error) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	idle := m.cfg.IdleTimeout
+	idle := s.idle
 	if idle <= 0 {
 		idle = DefaultIdleTimeout
 	}
 	timer := time.AfterFunc(idle, func() { cancel(ErrStalled) })
 	defer timer.Stop()
 	kick := func() { timer.Reset(idle) }
-	err := call(context.WithValue(ctx, watchdogKey{}, kick), func(r io.Reader) io.Reader { return &kickReader{r: r, kick: kick} })
+	err := call(context.WithValue(ctx, watchdogKey{}, kick))
 	if err != nil && context.Cause(ctx) == ErrStalled {
 		return fmt.Errorf("%w: no bytes moved for %v", ErrStalled, idle)
 	}
 	return err
+}
+
+// watched returns r telling the watchdog of ctx's request about every byte read: for
+// bodies that do not pass through NewClient's transport (a store without it, a test's).
+func watched(ctx context.Context, r io.Reader) io.Reader {
+	if kick, ok := ctx.Value(watchdogKey{}).(func()); ok {
+		return &kickReader{r: r, kick: kick}
+	}
+	return r
 }
 
 type kickReader struct {
