@@ -358,8 +358,8 @@ func (d *download) planRanges(partSize int64) {
 		if d.in.algo.poly != 0 || d.inOrder {
 			step = partSize
 		}
-		for off := p.offset; off < p.offset+p.size; off += step {
-			d.ranges = append(d.ranges, chunk.Part{Number: len(d.ranges) + 1, Offset: off, Size: min(step, p.offset+p.size-off)})
+		for _, r := range chunk.Cut(p.size, step) {
+			d.ranges = append(d.ranges, chunk.Part{Number: len(d.ranges) + 1, Offset: p.offset + r.Offset, Size: r.Size})
 			d.partOf = append(d.partOf, i)
 		}
 		d.partRanges = append(d.partRanges, [2]int{first, len(d.ranges)})

@@ -62,7 +62,6 @@ func parseIdleTimeout(v string) (time.Duration, error) {
 type session struct {
 	e       *env
 	st      settings
-	core    *minio.Core
 	m       *transfer.Manager
 	ui      *ui
 	journal *resume.Store
@@ -106,7 +105,6 @@ func (c *commonFlags) openSession(ctx context.Context, e *env, o sessionOpts) (*
 		s.ui.close()
 		return nil, err
 	}
-	s.core = core
 	cfg := transfer.Config{
 		Concurrency: o.concurrency,
 		IdleTimeout: o.idleTimeout,
