@@ -149,7 +149,7 @@ type Store struct {
 type Info struct {
 	ID, Path string
 	Header   Header // zero if the header is unreadable
-	Parts    int    // distinct acknowledged parts
+	Parts    int    // distinct acknowledged parts; for a directory job, the files done
 	Bytes    int64  // their total size
 	Locked   bool   // in use at the time of the listing
 	Err      error  // non-nil (ErrCorrupt, ErrVersion, an I/O error) if the journal is unusable
@@ -199,6 +199,11 @@ func (s Store) List() ([]Info, error) {
 		var parts map[int]Part
 		if err == nil {
 			in.Header, parts, _, err = parse(path, data)
+		}
+		if in.Header.Kind.Job() {
+			var st jobState
+			in.Header, st, _, err = parseJob(path, data)
+			in.Parts, in.Bytes = st.files, st.bytes
 		}
 		in.Err = err
 		for _, p := range parts {

@@ -304,7 +304,7 @@ func (s *store) objects(ctx context.Context, bucket, prefix string) iter.Seq2[mi
 					if strings.HasSuffix(o.Key, "/") {
 						continue
 					}
-					if !yield(o, nil) {
+					if !paused(ctx, func() bool { return yield(o, nil) }) { // the consumer's time is not the store's
 						stopped = true
 						return nil
 					}

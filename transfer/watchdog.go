@@ -16,6 +16,21 @@ const DefaultIdleTimeout = time.Minute
 // watchdogKey holds, in a request's ctx, the func that tells its watchdog bytes moved.
 type watchdogKey struct{}
 
+// pauseKey holds, in a request's ctx, the func that stops its watchdog until the next
+// kick: for a caller's own work between the bytes of one request (a listing's consumer).
+type pauseKey struct{}
+
+// paused runs fn with the watchdog of ctx's request, if any, stopped.
+func paused[T any](ctx context.Context, fn func() T) T {
+	pause, ok := ctx.Value(pauseKey{}).(func())
+	if !ok {
+		return fn()
+	}
+	pause()
+	defer ctx.Value(watchdogKey{}).(func())()
+	return fn()
+}
+
 // watch runs call under an idle watchdog: every byte that moves pushes the deadline
 // back, and an attempt idle for the store's idle timeout is cancelled with ErrStalled,
 // which is retryable. Bytes are seen by the transport NewClient builds (request and
@@ -32,7 +47,7 @@ func (s *store) watch(ctx context.Context, call func(ctx context.Context) error)
 	timer := time.AfterFunc(idle, func() { cancel(ErrStalled) })
 	defer timer.Stop()
 	kick := func() { timer.Reset(idle) }
-	err := call(context.WithValue(ctx, watchdogKey{}, kick))
+	err := call(context.WithValue(context.WithValue(ctx, watchdogKey{}, kick), pauseKey{}, func() { timer.Stop() }))
 	if err != nil && context.Cause(ctx) == ErrStalled {
 		return fmt.Errorf("%w: no bytes moved for %v", ErrStalled, idle)
 	}
