@@ -106,7 +106,7 @@ type job struct {
 	stopErr error // why the job stops early
 	lastErr error
 	window  []*inFlight // in flight, in key order
-	upto    string  // the checkpoint: every file up to it is settled
+	upto    string      // the checkpoint: every file up to it is settled
 	// baseFiles and baseBytes are what earlier runs did, doneBytes what this one did.
 	baseFiles            int
 	baseBytes, doneBytes int64
