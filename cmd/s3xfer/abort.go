@@ -92,7 +92,7 @@ func runAbort(ctx context.Context, e *env, args []string) error {
 	switch {
 	case in.Locked:
 		return &resume.LockedError{Path: in.Path}
-	case in.Err != nil || isJob(h.Kind) || h.Kind == resume.Download || h.UploadID == "":
+	case in.Err != nil || h.Kind.Job() || h.Kind == resume.Download || h.UploadID == "":
 		return deleteJournal(e, &f.common, store, in)
 	}
 	return abortUpload(ctx, e, &f.common, h, in, nil)
@@ -139,7 +139,7 @@ func deleteJournal(e *env, c *commonFlags, store *resume.Store, in resume.Info) 
 			return err
 		}
 		msg += " and the partial file " + h.LocalPath + transfer.PartialSuffix
-	case isJob(h.Kind):
+	case h.Kind.Job():
 		msg += " of a directory job; interrupted large files of it keep their own journals ('s3xfer resume' lists them)"
 	case in.Err == nil && (h.Kind == resume.Upload || h.Kind == resume.Copy):
 		msg += fmt.Sprintf("; it was interrupted before its upload was created: 's3xfer ls-uploads s3://%s/%s' shows any upload left", h.Bucket, h.Key)

@@ -176,28 +176,6 @@ func TestCredentialFilesFromEnvironment(t *testing.T) {
 	}
 }
 
-func TestGlobs(t *testing.T) {
-	m := matcher{include: []string{"*.txt", "docs/*"}, exclude: []string{"*.tmp", "build", "secret/*.txt"}}
-	for rel, want := range map[string]bool{
-		"a.txt":            true,
-		"deep/down/b.txt":  true,  // a glob without / matches a name at any depth
-		"docs/readme.md":   true,  // docs/* matches the leading directory
-		"docs/sub/x.md":    true,  // ...and so everything under it
-		"c.bin":            false, // not included
-		"x.tmp":            false,
-		"a/build/out.txt":  false, // the build directory, anywhere
-		"secret/key.txt":   false, // exclude wins over include
-		"secret/sub/k.txt": true,  // secret/*.txt does not reach into sub
-	} {
-		if got := m.wants(rel); got != want {
-			t.Errorf("wants(%q) = %v, want %v", rel, got, want)
-		}
-	}
-	if !(matcher{}).wants("anything/at/all") {
-		t.Error("no globs: every file is wanted")
-	}
-}
-
 func TestParseAge(t *testing.T) {
 	for in, want := range map[string]time.Duration{"0s": 0, "0": 0, "7d": 7 * 24 * time.Hour, "1.5d": 36 * time.Hour, "36h": 36 * time.Hour, "90m": 90 * time.Minute} {
 		if got, err := parseAge(in); err != nil || got != want {

@@ -320,7 +320,7 @@ func TestE2EDirectoryResumes(t *testing.T) {
 	}
 	out := c.ok(args...)
 	// Parts in flight may be journaled along with the third, so "3 or more of 6".
-	if !strings.Contains(out, "files already uploaded") || !regexp.MustCompile(`resuming: [3-6] of 6 parts already uploaded`).MatchString(out) {
+	if !strings.Contains(out, "done by an earlier run") || !regexp.MustCompile(`resuming: [3-6] of 6 parts already uploaded`).MatchString(out) {
 		t.Errorf("want both resumes reported:\n%s", out)
 	}
 	c.ok("cp", "-r", c.url("job"), back)

@@ -110,6 +110,24 @@ func (u *ui) beginJob(files int, total int64, skipped int, skippedBytes int64) {
 	u.filesDone, u.doneBytes, u.baseBytes = skipped, skippedBytes, skippedBytes
 }
 
+// found adds a file the job's walk or listing selected to its totals, which grow while
+// files move.
+func (u *ui) found(size int64) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.files++
+	u.total += size
+}
+
+// skippedFile counts a file of the job that an earlier run did.
+func (u *ui) skippedFile(size int64) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.filesDone++
+	u.doneBytes += size
+	u.baseBytes += size
+}
+
 // fileDone counts one file of the job as finished, or failed.
 func (u *ui) fileDone(ok bool) {
 	u.mu.Lock()

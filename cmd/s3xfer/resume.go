@@ -73,7 +73,7 @@ func runResume(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		if isJob(in.Header.Kind) {
+		if in.Header.Kind.Job() {
 			return usagef("journal %s is a directory job: %s", shortID(in.ID), jobHint(in.Header))
 		}
 		todo = append(todo, in)
@@ -119,7 +119,7 @@ func resumeJournals(ctx context.Context, e *env, c *commonFlags, st settings, o 
 		switch {
 		case in.Err != nil:
 			err = fmt.Errorf("journal %s is unusable (%v); delete it with s3xfer abort %s", shortID(in.ID), in.Err, shortID(in.ID))
-		case isJob(h.Kind):
+		case h.Kind.Job():
 			if u != nil {
 				u.warn("skipping journal %s, a directory job: %s", shortID(in.ID), jobHint(h))
 			} else {
@@ -226,7 +226,7 @@ func listJournals(e *env, c *commonFlags, infos []resume.Info) error {
 			state = "unusable: " + explain(in.Err)
 		case in.Locked:
 			state = "running now"
-		case isJob(h.Kind):
+		case h.Kind.Job():
 			state = "run the cp -r again"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s to %s\t%s\t%s ago\t%s\n", shortID(in.ID), h.Kind, src, dst, progressOf(in), age(now.Sub(h.Created)), state)
@@ -239,8 +239,8 @@ func listJournals(e *env, c *commonFlags, infos []resume.Info) error {
 func progressOf(in resume.Info) string {
 	h := in.Header
 	switch {
-	case isJob(h.Kind):
-		return fmt.Sprintf("%d files, %s of %s", in.Parts, units.FormatSize(in.Bytes), units.FormatSize(h.Size))
+	case h.Kind.Job():
+		return fmt.Sprintf("%d files, %s done", in.Parts, units.FormatSize(in.Bytes))
 	case h.PartSize > 0 && h.Size > 0:
 		parts := (h.Size + h.PartSize - 1) / h.PartSize
 		return fmt.Sprintf("%d/%d parts, %s of %s", in.Parts, parts, units.FormatSize(in.Bytes), units.FormatSize(h.Size))
@@ -252,17 +252,16 @@ func progressOf(in resume.Info) string {
 func transferEnds(h resume.Header) (src, dst string) {
 	obj := "s3://" + h.Bucket + "/" + h.Key
 	switch h.Kind {
-	case resume.Upload, jobUpload:
+	case resume.Upload, resume.UploadDir:
 		return h.LocalPath, obj
-	case resume.Download, jobDownload:
+	case resume.Download, resume.DownloadDir:
 		return obj, h.LocalPath
-	case resume.Copy, jobCopy:
+	case resume.Copy, resume.CopyDir:
 		return "s3://" + h.Source.Bucket + "/" + h.Source.Key, obj
 	}
 	return "?", obj
 }
 
-func isJob(k resume.Kind) bool { return k == jobUpload || k == jobDownload || k == jobCopy }
 
 // jobHint says how to resume a directory job.
 func jobHint(h resume.Header) string {
