@@ -262,7 +262,6 @@ func transferEnds(h resume.Header) (src, dst string) {
 	return "?", obj
 }
 
-
 // jobHint says how to resume a directory job.
 func jobHint(h resume.Header) string {
 	src, dst := transferEnds(h)
