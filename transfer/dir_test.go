@@ -1,0 +1,196 @@
+package transfer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/s3xfer/s3xfer/resume"
+	"github.com/s3xfer/s3xfer/transfer/transfertest"
+)
+
+// makeDir writes n small files under a fresh directory, some nested, and returns it.
+func makeDir(t *testing.T, n int) (string, map[string][]byte) {
+	t.Helper()
+	root := t.TempDir()
+	files := map[string][]byte{}
+	for i := range n {
+		rel := fmt.Sprintf("f%03d", i)
+		if i%3 == 0 {
+			rel = fmt.Sprintf("sub %d/é-%03d", i%2, i)
+		}
+		data := randomBytes(100 + i)
+		p := filepath.Join(root, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		files[rel] = data
+	}
+	return root, files
+}
+
+// collect gathers a job's per-file results.
+type collect struct {
+	mu    sync.Mutex
+	found int
+	files []FileResult
+}
+
+func (c *collect) opts(o DirOptions) DirOptions {
+	o.OnFound = func(int64) { c.mu.Lock(); c.found++; c.mu.Unlock() }
+	o.OnFile = func(fr FileResult) { c.mu.Lock(); c.files = append(c.files, fr); c.mu.Unlock() }
+	return o
+}
+
+func TestUploadDirThenDownloadAndCopy(t *testing.T) {
+	f, m, _ := fakeManager(t, Config{Concurrency: 3})
+	ctx := context.Background()
+	root, files := makeDir(t, 25)
+	var c collect
+	res, err := m.UploadDir(ctx, root, "bkt", "up", c.opts(DirOptions{}))
+	if err != nil || res.Files != 25 || res.Done != 25 || res.Failed != 0 || c.found != 25 || len(c.files) != 25 {
+		t.Fatalf("upload: %+v, %v; found %d, results %d", res, err, c.found, len(c.files))
+	}
+	for rel, data := range files {
+		if got, _, ok := f.Object("bkt", "up/"+rel); !ok || !bytes.Equal(got, data) {
+			t.Fatalf("up/%s: present %v, equal %v", rel, ok, bytes.Equal(got, data))
+		}
+	}
+	res, err = m.CopyDir(ctx, "bkt", "up/", "bkt", "copy", DirOptions{Filter: Filter{Exclude: []string{"sub 1"}}})
+	if err != nil || res.Done != 25-4 {
+		t.Fatalf("copy: %+v, %v; want the 21 files outside sub 1", res, err)
+	}
+	if _, err := m.CopyDir(ctx, "bkt", "up", "bkt", "up/inside", DirOptions{}); err == nil {
+		t.Fatal("a copy into its own source was accepted")
+	}
+	back := t.TempDir()
+	res, err = m.DownloadDir(ctx, "bkt", "up", back, DirOptions{})
+	if err != nil || res.Done != 25 {
+		t.Fatalf("download: %+v, %v", res, err)
+	}
+	for rel, data := range files {
+		if got, err := os.ReadFile(filepath.Join(back, filepath.FromSlash(rel))); err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("%s: %v, equal %v", rel, err, bytes.Equal(got, data))
+		}
+	}
+}
+
+// A job that fails for one file keeps a checkpoint: run again, it sends only that file,
+// with no request for the files done, and then deletes its journal.
+func TestDirJobResumesFromCheckpoint(t *testing.T) {
+	f, m, _ := fakeManager(t, Config{Concurrency: 2, Journal: &resume.Store{Dir: t.TempDir()}})
+	ctx := context.Background()
+	root, _ := makeDir(t, 30)
+	f.Fault = transfertest.When(func(c transfertest.Call) bool { return c.Op == "PutObject" && c.Key == "up/f010" }, 0,
+		transfertest.Fail(transfertest.S3Error("AccessDenied")))
+	res, err := m.UploadDir(ctx, root, "bkt", "up", DirOptions{})
+	var je *JobError
+	if !errors.As(err, &je) || je.Stopped || je.Failed != 1 || res.Done != 29 || !isCode(err, "AccessDenied") {
+		t.Fatalf("first run: %+v, %v; want one AccessDenied of 30", res, err)
+	}
+	infos, _ := m.cfg.Journal.List()
+	if len(infos) != 1 || infos[0].Header.Kind != resume.UploadDir || infos[0].Err != nil {
+		t.Fatalf("journals after a failed job: %+v", infos)
+	}
+	f.Fault = nil
+	before := len(f.Calls())
+	var c collect
+	res, err = m.UploadDir(ctx, root, "bkt", "up", c.opts(DirOptions{}))
+	if err != nil || res.Done != 1 || res.Skipped != 29 {
+		t.Fatalf("second run: %+v, %v; want 1 done, 29 skipped", res, err)
+	}
+	var ops []string
+	for _, call := range f.Calls()[before:] {
+		ops = append(ops, call.Op+" "+call.Key)
+	}
+	if len(ops) != 1 || ops[0] != "PutObject up/f010" {
+		t.Errorf("second run's requests: %q; want only the failed file's upload", ops)
+	}
+	if infos, _ := m.cfg.Journal.List(); len(infos) != 0 {
+		t.Errorf("journal kept after the job completed: %+v", infos)
+	}
+	// Fresh ignores the checkpoint: everything again.
+	res, err = m.UploadDir(ctx, root, "bkt", "up", DirOptions{Fresh: true})
+	if err != nil || res.Done != 30 {
+		t.Fatalf("fresh run: %+v, %v", res, err)
+	}
+}
+
+func TestDirJobStops(t *testing.T) {
+	root, _ := makeDir(t, 40)
+	// Refused for every file, but not a failure every file must meet: after 10 in a row.
+	f, m, _ := fakeManager(t, Config{Concurrency: 1})
+	f.Fault = transfertest.On("PutObject", 0, transfertest.Fail(transfertest.S3Error("AccessDenied")))
+	res, err := m.UploadDir(context.Background(), root, "bkt", "up", DirOptions{})
+	var je *JobError
+	if !errors.As(err, &je) || !je.Stopped || res.Failed != 10 || res.Files > 10+4 { // 4 more at most were under way
+		t.Fatalf("%+v, %v; want a stop after 10 failures in a row", res, err)
+	}
+	// A missing bucket stops at once.
+	_, m, _ = fakeManager(t, Config{Concurrency: 1})
+	res, err = m.UploadDir(context.Background(), root, "no-such-bucket", "up", DirOptions{})
+	if !errors.As(err, &je) || !je.Stopped || res.Failed != 1 || !isCode(err, "NoSuchBucket") {
+		t.Fatalf("%+v, %v; want a stop at the first NoSuchBucket", res, err)
+	}
+	// A missing source directory is an error before anything moves.
+	_, err = m.UploadDir(context.Background(), filepath.Join(root, "nope"), "bkt", "up", DirOptions{})
+	if err == nil || !strings.Contains(err.Error(), "nope") {
+		t.Fatalf("missing source: %v", err)
+	}
+}
+
+// Files move while the listing goes on: the first download starts before the listing's
+// last page is asked for.
+func TestDownloadDirOverlapsListing(t *testing.T) {
+	f, m, _ := fakeManager(t, Config{Concurrency: 2})
+	for i := range 2500 {
+		putObject(t, f, fmt.Sprintf("dir/%05d", i), []byte("x"))
+	}
+	res, err := m.DownloadDir(context.Background(), "bkt", "dir", t.TempDir(), DirOptions{})
+	if err != nil || res.Done != 2500 {
+		t.Fatalf("%+v, %v", res, err)
+	}
+	firstGet, lastList := -1, -1
+	for i, c := range f.Calls() {
+		switch {
+		case c.Op == "GetObject" && firstGet < 0:
+			firstGet = i
+		case c.Op == "ListObjects":
+			lastList = i
+		}
+	}
+	if firstGet < 0 || lastList < 0 || firstGet > lastList {
+		t.Fatalf("first GetObject at call %d, last listing page at %d: the transfers waited for the listing", firstGet, lastList)
+	}
+}
+
+// A key that would write outside the destination fails alone; a listing refused ends the
+// job with its error.
+func TestDownloadDirBadKeysAndListing(t *testing.T) {
+	f, m, _ := fakeManager(t, Config{})
+	putObject(t, f, "dir/ok", []byte("x"))
+	putObject(t, f, "dir/../../escape", []byte("x"))
+	dest := t.TempDir()
+	res, err := m.DownloadDir(context.Background(), "bkt", "dir", dest, DirOptions{})
+	var je *JobError
+	if !errors.As(err, &je) || res.Failed != 1 || res.Done != 1 || !strings.Contains(err.Error(), "outside") {
+		t.Fatalf("%+v, %v; want the escaping key failed alone", res, err)
+	}
+	if _, err := os.Stat(filepath.Join(dest, "..", "..", "escape")); err == nil {
+		t.Fatal("a key wrote outside the destination")
+	}
+	f.Fault = transfertest.On("ListObjects", 0, transfertest.Fail(transfertest.S3Error("AccessDenied")))
+	_, err = m.DownloadDir(context.Background(), "bkt", "dir", dest, DirOptions{})
+	if !errors.As(err, &je) || !je.Stopped || !isCode(err, "AccessDenied") {
+		t.Fatalf("refused listing: %v", err)
+	}
+}
