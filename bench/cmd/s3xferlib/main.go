@@ -97,15 +97,13 @@ func copyObject(o *driver.Options) (driver.Report, error) {
 	return driver.Report{Bytes: res.Size, ETag: res.ETag, Parts: res.Parts}, err
 }
 
-// dir uploads every file of a directory through one Manager, so the files share its
-// concurrency budget, as a program embedding the library would.
+// dir uploads a directory with the library's directory job: one Manager, so the files
+// share its concurrency budget, as a program embedding the library would.
 func dir(o *driver.Options) (driver.Report, error) {
 	m, err := manager(o)
 	if err != nil {
 		return driver.Report{}, err
 	}
-	return driver.UploadDir(o, transfer.DefaultConcurrency, func(ctx context.Context, key, path string) (int64, error) {
-		res, err := m.Upload(ctx, o.Bucket, key, path, transfer.UploadOptions{})
-		return res.Size, err
-	})
+	res, err := m.UploadDir(context.Background(), o.Dir, o.Bucket, o.Prefix, transfer.DirOptions{})
+	return driver.Report{Bytes: res.Bytes, Parts: res.Files}, err
 }
