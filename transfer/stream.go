@@ -33,9 +33,10 @@ import (
 // 1,000 parts, so any stream up to S3's 5 TiB object limit fits in 10,000 parts. A longer
 // stream fails, and its upload is aborted, rather than being stored truncated. Buffers
 // stay within opts.StreamMemory: at most Config.Concurrency parts in flight and one
-// filling, fewer when parts are large. A part larger than opts.StreamMemory is written to
-// a temporary file in opts.TempDir instead, and sent from there; at most
-// StreamSpillParts such files exist at once, and all are removed when UploadStream returns.
+// filling, fewer when parts are large. A part larger than half of opts.StreamMemory is
+// written to a temporary file in opts.TempDir instead, and sent from there, so that one
+// part can fill while another is sent; at most StreamSpillParts such files exist at once,
+// and all are removed when UploadStream returns.
 //
 // Nothing is journaled, since a stream cannot be read again. r is read by one goroutine,
 // one part at a time; a failure elsewhere takes effect when the read in progress
@@ -89,7 +90,7 @@ type stream struct {
 	r        io.Reader
 	src      *streamSource
 	bufs     *partBuffers
-	budget   int64 // bufs' budget: a larger part is spilled to temp
+	budget   int64 // bufs' budget: a part larger than half of it is spilled to temp
 	temp     *tempParts
 	growth   chunk.Growth
 	maxParts int
@@ -153,10 +154,12 @@ type offsetReaderAt struct {
 
 func (o offsetReaderAt) ReadAt(p []byte, off int64) (int, error) { return o.r.ReadAt(p, off-o.base) }
 
-// next reads part n from the stream; a short one means the stream ended.
+// next reads part n from the stream; a short one means the stream ended. A part is
+// buffered only if two fit the budget: run holds the first while it reads the second,
+// and the reader should fill one while another is sent.
 func (s *stream) next(ctx context.Context, n int) (partData, error) {
 	size := s.growth.Size(n)
-	if size > s.budget {
+	if 2*size > s.budget {
 		return s.spill(ctx, size)
 	}
 	buf, err := s.bufs.get(ctx, size)
@@ -414,7 +417,7 @@ func (t *tempParts) failed(err error, size int64) error {
 	dir := cmp.Or(t.dir, os.TempDir())
 	return &OptionError{Option: "TempDir",
 		Want: fmt.Sprintf("to a writable directory with room for %d parts of %s", cap(t.slots), units.FormatSize(size)),
-		Err: fmt.Errorf("a %s part is larger than StreamMemory, and writing it to a temporary file in %s failed: %w",
+		Err: fmt.Errorf("a %s part is larger than half of StreamMemory, and writing it to a temporary file in %s failed: %w",
 			units.FormatSize(size), dir, err)}
 }
 
