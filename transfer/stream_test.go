@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -571,8 +572,8 @@ func TestUploadStreamTempDirUnusable(t *testing.T) {
 // bytes come from a generator, hashed as they are read, and the object's bytes are
 // hashed as they are downloaded: neither side holds them in memory or on disk.
 func TestRealUploadStreamSeveralGiB(t *testing.T) {
-	if testing.Short() {
-		t.Skip("uploads and downloads 3 GiB")
+	if testing.Short() || raceEnabled() {
+		t.Skip("uploads and downloads 3 GiB: minutes under -race, whose checks of this code the fake store's tests make")
 	}
 	onStores(t, Config{Concurrency: 4}, func(t *testing.T, s testbed.Store, m *Manager, bucket string) {
 		if s.Name != "minio" {
@@ -646,4 +647,16 @@ func TestUploadStreamSpillOutsideTheParts(t *testing.T) {
 		t.Fatalf("%d parts spilled, want 2", w.created)
 	}
 	w.done(t)
+}
+
+// raceEnabled reports whether this test binary was built with -race.
+func raceEnabled() bool {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "-race" {
+				return s.Value == "true"
+			}
+		}
+	}
+	return false
 }
