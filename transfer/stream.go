@@ -132,7 +132,7 @@ func (s *stream) run(ctx context.Context) (Result, error) {
 }
 
 // partData is one part's bytes as read from the stream: a buffer, or a temporary file
-// for a part larger than the memory budget.
+// for a part larger than half of the memory budget.
 type partData struct {
 	buf  []byte
 	file *os.File
