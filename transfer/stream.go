@@ -8,6 +8,10 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
+	"maps"
+	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -15,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/s3xfer/s3xfer/chunk"
+	"github.com/s3xfer/s3xfer/internal/failpoint"
 	"github.com/s3xfer/s3xfer/internal/units"
 )
 
@@ -28,7 +33,10 @@ import (
 // 1,000 parts, so any stream up to S3's 5 TiB object limit fits in 10,000 parts. A longer
 // stream fails, and its upload is aborted, rather than being stored truncated. Buffers
 // stay within opts.StreamMemory: at most Config.Concurrency parts in flight and one
-// filling, fewer when parts are large.
+// filling, fewer when parts are large. A part larger than half of opts.StreamMemory is
+// written to a temporary file in opts.TempDir instead, and sent from there, so that one
+// part can fill while another is sent; at most StreamSpillParts such files exist at once,
+// and all are removed when UploadStream returns.
 //
 // Nothing is journaled, since a stream cannot be read again. r is read by one goroutine,
 // one part at a time; a failure elsewhere takes effect when the read in progress
@@ -37,8 +45,14 @@ func (m *Manager) UploadStream(ctx context.Context, bucket, key string, r io.Rea
 	return m.uploadStream(ctx, bucket, key, r, opts, chunk.MaxParts, chunk.MaxObjectSize)
 }
 
-// DefaultStreamMemory is UploadOptions.StreamMemory's default.
-const DefaultStreamMemory = 256 << 20
+const (
+	// DefaultStreamMemory is UploadOptions.StreamMemory's default.
+	DefaultStreamMemory = 256 << 20
+	// StreamSpillParts is how many parts of an UploadStream may be in temporary files at
+	// once (UploadOptions.TempDir): one filling and the rest being sent. It bounds the
+	// disk a stream takes, as StreamMemory bounds its memory.
+	StreamSpillParts = 4
+)
 
 // uploadStream is UploadStream with S3's part and size limits as parameters, for tests.
 func (m *Manager) uploadStream(ctx context.Context, bucket, key string, r io.Reader, opts UploadOptions, maxParts int, maxSize int64) (Result, error) {
@@ -52,14 +66,15 @@ func (m *Manager) uploadStream(ctx context.Context, bucket, key string, r io.Rea
 	}
 	opts.PartSize = ps
 	budget := cmp.Or(max(opts.StreamMemory, 0), DefaultStreamMemory)
-	src := &streamSource{bufs: map[int64][]byte{}}
+	src := &streamSource{parts: map[int64]partData{}}
 	u := m.newUpload(bucket, key, readerSource{r: src}, -1, opts)
 	if u.mode, err = u.resolveMode(); err != nil {
 		return Result{}, err
 	}
-	s := &stream{u: u, r: r, src: src, bufs: newPartBuffers(budget), maxParts: maxParts,
-		growth: chunk.NewGrowth(ps, maxParts, maxSize)}
+	s := &stream{u: u, r: r, src: src, bufs: newPartBuffers(budget), budget: budget, maxParts: maxParts,
+		growth: chunk.NewGrowth(ps, maxParts, maxSize), temp: newTempParts(opts.TempDir, StreamSpillParts)}
 	res, err := s.run(ctx)
+	s.temp.closeAll(ctx) // those of parts a failure left unsent, or of a single PutObject
 	if err != nil {
 		te := transferError("upload", bucket, key, u.uploadID, err)
 		te.Read = s.read
@@ -75,6 +90,8 @@ type stream struct {
 	r        io.Reader
 	src      *streamSource
 	bufs     *partBuffers
+	budget   int64 // bufs' budget: a part larger than half of it is spilled to temp
+	temp     *tempParts
 	growth   chunk.Growth
 	maxParts int
 	parts    []chunk.Part
@@ -87,14 +104,14 @@ func (s *stream) run(ctx context.Context) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	var second []byte
-	if int64(len(first)) == s.growth.Size(1) {
+	var second partData
+	if first.size == s.growth.Size(1) {
 		if second, err = s.next(ctx, 2); err != nil {
 			return Result{}, err
 		}
 	}
-	if len(second) == 0 {
-		u.size = int64(len(first))
+	if second.size == 0 {
+		u.size = first.size
 		s.src.add(0, first)
 		u.m.progress.Report(u.event(Started, nil))
 		return u.single(ctx)
@@ -107,33 +124,95 @@ func (s *stream) run(ctx context.Context) (Result, error) {
 		return Result{}, err
 	}
 	u.m.progress.Report(u.event(Started, nil))
-	res, err := s.multipart(ctx, [][]byte{first, second})
+	res, err := s.multipart(ctx, []partData{first, second})
 	if err != nil && (!u.opts.LeaveParts || errors.Is(err, ErrIntegrity)) {
 		u.abort(ctx)
 	}
 	return res, err
 }
 
-// next fills part n's buffer from the stream; a short one means the stream ended.
-func (s *stream) next(ctx context.Context, n int) ([]byte, error) {
+// partData is one part's bytes as read from the stream: a buffer, or a temporary file
+// for a part larger than half of the memory budget.
+type partData struct {
+	buf  []byte
+	file *os.File
+	size int64
+}
+
+func (d partData) readerAt(base int64) io.ReaderAt {
+	if d.file != nil {
+		return offsetReaderAt{r: io.NewSectionReader(d.file, 0, d.size), base: base}
+	}
+	return memAt{b: d.buf, base: base}
+}
+
+// offsetReaderAt reads r as if it began at offset base.
+type offsetReaderAt struct {
+	r    io.ReaderAt
+	base int64
+}
+
+func (o offsetReaderAt) ReadAt(p []byte, off int64) (int, error) { return o.r.ReadAt(p, off-o.base) }
+
+// next reads part n from the stream; a short one means the stream ended. A part is
+// buffered only if two fit the budget: run holds the first while it reads the second,
+// and the reader should fill one while another is sent.
+func (s *stream) next(ctx context.Context, n int) (partData, error) {
 	size := s.growth.Size(n)
+	if 2*size > s.budget {
+		return s.spill(ctx, size)
+	}
 	buf, err := s.bufs.get(ctx, size)
 	if err != nil {
-		return nil, err
+		return partData{}, err
 	}
 	got, err := io.ReadFull(s.r, buf)
 	s.read += int64(got)
 	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
 		s.bufs.put(buf)
-		return nil, fmt.Errorf("reading the stream: %w", err)
+		return partData{}, fmt.Errorf("reading the stream: %w", err)
 	}
-	return buf[:got], nil
+	return partData{buf: buf[:got], size: int64(got)}, nil
+}
+
+// spill reads a part of size bytes from the stream into a temporary file, which keeps
+// memory within the budget and lets retries read the part again. Cancellation takes
+// effect between reads, not only at the part's end.
+func (s *stream) spill(ctx context.Context, size int64) (partData, error) {
+	f, err := s.temp.create(ctx, size)
+	if err != nil {
+		return partData{}, err
+	}
+	buf := bufPool.Get().(*[]byte)
+	defer bufPool.Put(buf)
+	var got int64
+	for got < size {
+		if err := ctx.Err(); err != nil {
+			s.temp.release(ctx, f)
+			return partData{}, err
+		}
+		n, rerr := io.ReadFull(s.r, (*buf)[:min(int64(len(*buf)), size-got)])
+		s.read += int64(n)
+		if _, err := f.Write((*buf)[:n]); err != nil {
+			s.temp.release(ctx, f)
+			return partData{}, s.temp.failed(err, size)
+		}
+		got += int64(n)
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		}
+		if rerr != nil {
+			s.temp.release(ctx, f)
+			return partData{}, fmt.Errorf("reading the stream: %w", rerr)
+		}
+	}
+	return partData{file: f, size: got}, nil
 }
 
 // multipart reads and sends parts until the stream ends, then completes the upload. The
 // reader runs in the group, so whichever fails first (a part, the stream, the part
 // limit) cancels the rest.
-func (s *stream) multipart(ctx context.Context, pending [][]byte) (Result, error) {
+func (s *stream) multipart(ctx context.Context, pending []partData) (Result, error) {
 	u := s.u
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.produce(gctx, g, pending) })
@@ -148,48 +227,50 @@ func (s *stream) multipart(ctx context.Context, pending [][]byte) (Result, error
 	return u.complete(ctx)
 }
 
-func (s *stream) produce(ctx context.Context, g *errgroup.Group, pending [][]byte) error {
+// produce reads parts and starts their sends. A part it does not hand to a send, on
+// any return, is released here or, if pending, by tempParts.closeAll.
+func (s *stream) produce(ctx context.Context, g *errgroup.Group, pending []partData) error {
 	u := s.u
 	var off int64
 	for n := 1; ; n++ {
-		var buf []byte
+		var d partData
 		if len(pending) > 0 {
-			buf, pending = pending[0], pending[1:]
+			d, pending = pending[0], pending[1:]
 		} else {
 			var err error
-			if buf, err = s.next(ctx, n); err != nil {
+			if d, err = s.next(ctx, n); err != nil {
 				return err
 			}
 		}
-		if len(buf) == 0 {
-			s.bufs.put(buf)
+		if d.size == 0 {
+			s.release(ctx, -1, d)
 			return nil
 		}
 		if n > s.maxParts {
-			s.bufs.put(buf)
+			s.release(ctx, -1, d)
 			return fmt.Errorf("the stream is longer than %s, the most S3's %s parts can hold",
 				units.FormatSize(s.growth.Capacity(s.maxParts)), thousands(s.maxParts))
 		}
-		p := chunk.Part{Number: n, Offset: off, Size: int64(len(buf))}
+		p := chunk.Part{Number: n, Offset: off, Size: d.size}
 		off += p.Size
 		s.parts = append(s.parts, p)
-		s.src.add(p.Offset, buf)
+		s.src.add(p.Offset, d)
 		u.mu.Lock()
 		u.done = append(u.done, donePart{})
 		u.mu.Unlock()
 		if n == 1 {
 			if err := u.probe(ctx); err != nil { // before any part goes out
-				s.release(p, buf)
+				s.release(ctx, p.Offset, d)
 				return err
 			}
 		}
 		if err := u.m.sem.Acquire(ctx, 1); err != nil {
-			s.release(p, buf)
+			s.release(ctx, p.Offset, d)
 			return err
 		}
 		g.Go(func() error {
 			defer u.m.sem.Release(1)
-			defer s.release(p, buf)
+			defer s.release(ctx, p.Offset, d)
 			return u.sendPart(ctx, p)
 		})
 		if p.Size < s.growth.Size(n) {
@@ -198,9 +279,17 @@ func (s *stream) produce(ctx context.Context, g *errgroup.Group, pending [][]byt
 	}
 }
 
-func (s *stream) release(p chunk.Part, buf []byte) {
-	s.src.remove(p.Offset)
-	s.bufs.put(buf)
+// release gives back a part's buffer or closes its temporary file, once it is sent or
+// will not be; off is where streamSource serves it, -1 if it does not.
+func (s *stream) release(ctx context.Context, off int64, d partData) {
+	if off >= 0 {
+		s.src.remove(off)
+	}
+	if d.file != nil {
+		s.temp.release(ctx, d.file)
+	} else {
+		s.bufs.put(d.buf)
+	}
 }
 
 // thousands formats n with comma separators, as in "10,000".
@@ -212,36 +301,124 @@ func thousands(n int) string {
 	return s
 }
 
-// streamSource serves the buffered parts of a stream as one io.ReaderAt over the
+// streamSource serves the parts of a stream in flight as one io.ReaderAt over the
 // stream's offsets, so that a part goes through the same sendPart as a part of a file:
 // checksums by ReadAt, a section rewound for each retry.
 type streamSource struct {
-	mu   sync.Mutex
-	bufs map[int64][]byte // by part offset; a few, those in flight
+	mu    sync.Mutex
+	parts map[int64]partData // by part offset; a few, those in flight
 }
 
-func (s *streamSource) add(off int64, b []byte) {
+func (s *streamSource) add(off int64, d partData) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.bufs[off] = b
+	s.parts[off] = d
 }
 
 func (s *streamSource) remove(off int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.bufs, off)
+	delete(s.parts, off)
 }
 
-// ReadAt reads within one part, which is all sendPart asks for.
+// ReadAt reads within one part, which is all sendPart asks for. It reads outside the
+// lock, so that parts in files are read in parallel.
 func (s *streamSource) ReadAt(p []byte, off int64) (int, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	for base, b := range s.bufs {
-		if off >= base && off < base+int64(len(b)) || off == base {
-			return memAt{b: b, base: base}.ReadAt(p, off)
+	var r io.ReaderAt
+	for base, d := range s.parts {
+		if off >= base && off < base+d.size || off == base {
+			r = d.readerAt(base)
+			break
 		}
 	}
-	return 0, fmt.Errorf("stream offset %d is not buffered", off)
+	s.mu.Unlock()
+	if r == nil {
+		return 0, fmt.Errorf("stream offset %d is not buffered", off)
+	}
+	return r.ReadAt(p, off)
+}
+
+// tempParts makes the temporary files of parts too large for the memory budget, at most
+// max at a time, and keeps track of them so that closeAll can close whichever a failure
+// left open.
+type tempParts struct {
+	dir   string // "" is os.TempDir()
+	slots chan struct{}
+
+	mu   sync.Mutex
+	open map[*os.File]string // each open file's name if it is still to be removed, else ""
+}
+
+func newTempParts(dir string, max int) *tempParts {
+	return &tempParts{dir: dir, slots: make(chan struct{}, max), open: map[*os.File]string{}}
+}
+
+// create returns a new temporary file for a part of size bytes, once fewer than max are
+// open. The file is removed at once where an open file can be (not on Windows): its
+// space is freed when it is closed, or when the process ends however it ends.
+func (t *tempParts) create(ctx context.Context, size int64) (*os.File, error) {
+	select {
+	case t.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	f, err := os.CreateTemp(t.dir, "s3xfer-part-*")
+	if err != nil {
+		<-t.slots
+		return nil, t.failed(err, size)
+	}
+	failpoint.Hit(ctx, "spill-created")
+	name := f.Name()
+	if runtime.GOOS != "windows" && os.Remove(name) == nil {
+		name = ""
+	}
+	t.mu.Lock()
+	t.open[f] = name
+	t.mu.Unlock()
+	return f, nil
+}
+
+// release closes f and removes it if it was not removed at creation; it does nothing
+// if f was released already.
+func (t *tempParts) release(ctx context.Context, f *os.File) {
+	t.mu.Lock()
+	name, ok := t.open[f]
+	delete(t.open, f)
+	t.mu.Unlock()
+	if !ok {
+		return
+	}
+	f.Close()
+	if name != "" {
+		os.Remove(name)
+	}
+	<-t.slots
+	failpoint.Hit(ctx, "spill-closed")
+}
+
+// closeAll releases every file still open.
+func (t *tempParts) closeAll(ctx context.Context) {
+	t.mu.Lock()
+	files := slices.Collect(maps.Keys(t.open))
+	t.mu.Unlock()
+	for _, f := range files {
+		t.release(ctx, f)
+	}
+}
+
+// failed explains a temporary file that could not be made or written, e.g. for want
+// of permission or space, and what would avoid it.
+func (t *tempParts) failed(err error, size int64) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err // the file's name says less than the directory below
+	}
+	dir := cmp.Or(t.dir, os.TempDir())
+	return &OptionError{Option: "TempDir",
+		Want: fmt.Sprintf("to a writable directory with room for %d parts of %s", cap(t.slots), units.FormatSize(size)),
+		Err: fmt.Errorf("a %s part is larger than half of StreamMemory, and writing it to a temporary file in %s failed: %w",
+			units.FormatSize(size), dir, err)}
 }
 
 // partBuffers is a memory budget: buffers are made on demand and reused, and those

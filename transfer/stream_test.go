@@ -4,13 +4,22 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"hash/crc64"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/s3xfer/s3xfer/internal/failpoint"
 	"github.com/s3xfer/s3xfer/internal/testbed"
 	"github.com/s3xfer/s3xfer/transfer/transfertest"
 )
@@ -339,4 +348,315 @@ func TestDownloadStreamEmptyObject(t *testing.T) {
 	if err != nil || w.Len() != 0 || res.Checksum != ChecksumMD5 || countOp(f, "GetObject") != 0 {
 		t.Fatalf("err %v, %d bytes, result %+v", err, w.Len(), res)
 	}
+}
+
+// spillWatch follows a stream's temporary files through its failpoints: how many were
+// made, closed and open at once, and what TempDir held as each was made.
+type spillWatch struct {
+	dir      string
+	onCreate func(created int) // if set, called as each file is made
+
+	mu                          sync.Mutex
+	created, closed, open, peak int
+	listed                      []string // TempDir's entries when a file was made
+}
+
+func newSpillWatch(t *testing.T) *spillWatch { return &spillWatch{dir: t.TempDir()} }
+
+func (w *spillWatch) ctx(ctx context.Context) context.Context {
+	return failpoint.WithHook(ctx, func(name string) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		switch name {
+		case "spill-created":
+			w.created++
+			w.open++
+			w.peak = max(w.peak, w.open)
+			w.listed = append(w.listed, w.entries()...)
+			if w.onCreate != nil {
+				w.onCreate(w.created)
+			}
+		case "spill-closed":
+			w.closed++
+			w.open--
+		}
+	})
+}
+
+func (w *spillWatch) entries() []string {
+	es, _ := os.ReadDir(w.dir)
+	var names []string
+	for _, e := range es {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// done checks that every temporary file was closed and TempDir is left empty.
+func (w *spillWatch) done(t *testing.T) {
+	t.Helper()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed != w.created {
+		t.Errorf("%d temporary files made, %d closed", w.created, w.closed)
+	}
+	if names := w.entries(); len(names) != 0 {
+		t.Errorf("TempDir holds %v after the upload", names)
+	}
+}
+
+func TestUploadStreamSpillsPartsOverTheBudget(t *testing.T) {
+	// Parts grow 5, 5, 10, 10, 20 MiB (S3's limits scaled down); two of 10 and 20 MiB do
+	// not fit the 12 MiB budget, so those three go through temporary files.
+	f, m, _ := fakeManager(t, Config{Concurrency: 4})
+	w := newSpillWatch(t)
+	var inFlight []string // TempDir's entries while a spilled part was being sent
+	var mu sync.Mutex
+	f.Fault = transfertest.When(func(c transfertest.Call) bool { return c.Op == "PutObjectPart" && c.Part >= 3 }, 1,
+		transfertest.Fault{Wait: func(context.Context) error {
+			mu.Lock()
+			defer mu.Unlock()
+			inFlight = append(inFlight, w.entries()...)
+			return nil
+		}})
+	data := randomBytes(47 * mib)
+	opts := UploadOptions{PartSize: 5 * mib, StreamMemory: 12 * mib, TempDir: w.dir}
+	res, err := m.uploadStream(w.ctx(t.Context()), "bkt", "k", onlyReader{bytes.NewReader(data)}, opts, 20, 1<<30)
+	if err != nil || res.Parts != 5 {
+		t.Fatalf("%v %+v", err, res)
+	}
+	if got, _, _ := f.Object("bkt", "k"); !bytes.Equal(got, data) {
+		t.Fatal("stored object differs from the stream")
+	}
+	if w.created != 3 {
+		t.Errorf("%d parts spilled, want the three over the budget", w.created)
+	}
+	for _, name := range w.listed {
+		if !strings.HasPrefix(name, "s3xfer-part-") {
+			t.Errorf("TempDir holds %q", name)
+		}
+	}
+	if len(w.listed) < 3 {
+		t.Errorf("TempDir held %v as parts spilled, want each part's file", w.listed)
+	}
+	if runtime.GOOS != "windows" && len(inFlight) != 0 {
+		t.Errorf("TempDir holds %v while parts are sent; a file is removed once open, so a killed process leaves none", inFlight)
+	}
+	w.done(t)
+}
+
+func TestUploadStreamSpillsAFewPartsAtATime(t *testing.T) {
+	f, m, _ := fakeManager(t, Config{Concurrency: 8})
+	f.Fault = transfertest.On("PutObjectPart", 0, transfertest.Fault{Wait: func(ctx context.Context) error {
+		select {
+		case <-time.After(30 * time.Millisecond):
+		case <-ctx.Done():
+		}
+		return nil
+	}})
+	w := newSpillWatch(t)
+	data := randomBytes(60 * mib)
+	res, err := m.UploadStream(w.ctx(t.Context()), "bkt", "k", bytes.NewReader(data), UploadOptions{PartSize: 6 * mib, StreamMemory: 5 * mib, TempDir: w.dir})
+	if err != nil || res.Parts != 10 {
+		t.Fatalf("%v %+v", err, res)
+	}
+	if got, _, _ := f.Object("bkt", "k"); !bytes.Equal(got, data) {
+		t.Fatal("stored object differs from the stream")
+	}
+	if w.created != 11 || w.peak != StreamSpillParts { // and an empty one that found the end
+		t.Errorf("%d temporary files, %d at once; want 11, %d at once", w.created, w.peak, StreamSpillParts)
+	}
+	w.done(t)
+}
+
+func TestUploadStreamSpilledPartsRetried(t *testing.T) {
+	f, m, _ := fakeManager(t, Config{Concurrency: 3})
+	f.Fault = transfertest.Faults(
+		transfertest.OnPart(2, 2, transfertest.ResetMidBody()),
+		transfertest.OnPart(3, 1, transfertest.Fail(transfertest.S3Error("InternalError"))),
+		transfertest.OnPart(4, 1, transfertest.ResetMidBody()))
+	w := newSpillWatch(t)
+	data := randomBytes(23 * mib)
+	res, err := m.UploadStream(w.ctx(t.Context()), "bkt", "k", onlyReader{bytes.NewReader(data)}, UploadOptions{PartSize: 6 * mib, StreamMemory: 5 * mib, TempDir: w.dir})
+	if err != nil || res.Parts != 4 {
+		t.Fatalf("%v %+v", err, res)
+	}
+	if got, _, _ := f.Object("bkt", "k"); !bytes.Equal(got, data) {
+		t.Fatal("stored object differs from the stream")
+	}
+	if n := countOp(f, "PutObjectPart"); n != 4+4+1 {
+		t.Errorf("%d PutObjectPart calls, want 4 parts, 4 retries and the probe", n)
+	}
+	if w.created == 0 {
+		t.Error("no part spilled")
+	}
+	w.done(t)
+}
+
+func TestUploadStreamSpillFailureCleansUp(t *testing.T) {
+	boom := errors.New("boom")
+	for _, tc := range []struct {
+		name   string
+		r      func() io.Reader
+		fault  transfertest.Rule
+		cancel int // cancel as the cancel-th file is made
+		want   error
+	}{
+		{"a part fails", func() io.Reader { return bytes.NewReader(randomBytes(40 * mib)) },
+			transfertest.OnPart(3, 0, transfertest.Fail(transfertest.S3Error("AccessDenied"))), 0, nil},
+		{"the stream fails within a spilled part", func() io.Reader { return &failingReader{n: 15 * mib, err: boom} }, nil, 0, boom},
+		{"cancelled", func() io.Reader { return bytes.NewReader(randomBytes(40 * mib)) }, nil, 3, context.Canceled},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, m, _ := fakeManager(t, Config{Concurrency: 2})
+			f.Fault = tc.fault
+			w := newSpillWatch(t)
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			w.onCreate = func(n int) {
+				if n == tc.cancel {
+					cancel()
+				}
+			}
+			_, err := m.UploadStream(w.ctx(ctx), "bkt", "k", tc.r(), UploadOptions{PartSize: 6 * mib, StreamMemory: 5 * mib, TempDir: w.dir})
+			if err == nil || tc.want != nil && !errors.Is(err, tc.want) || tc.want == nil && !isCode(err, "AccessDenied") {
+				t.Fatalf("err %v", err)
+			}
+			if _, _, ok := f.Object("bkt", "k"); ok || len(f.Uploads()) != 0 || countOp(f, "AbortMultipartUpload") != 1 {
+				t.Fatalf("the upload must be aborted; uploads %+v", f.Uploads())
+			}
+			if w.created < 2 {
+				t.Errorf("%d temporary files; the failure must come after some", w.created)
+			}
+			w.done(t)
+		})
+	}
+}
+
+func TestUploadStreamTempDirUnusable(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		dir  func(t *testing.T) string
+		is   error
+	}{
+		{"missing", func(t *testing.T) string { return filepath.Join(t.TempDir(), "missing") }, fs.ErrNotExist},
+		{"read-only", func(t *testing.T) string { return testbed.Tmpfs(t, "8m", true) }, syscall.EROFS},
+		{"full", func(t *testing.T) string { return testbed.Tmpfs(t, "8m", false) }, syscall.ENOSPC}, // a 10 MiB part
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// Parts 5, 5, 10 MiB: the third, over half the 12 MiB budget, spills after the
+			// upload began.
+			f, m, _ := fakeManager(t, Config{Concurrency: 2})
+			w := &spillWatch{dir: tc.dir(t)}
+			opts := UploadOptions{PartSize: 5 * mib, StreamMemory: 12 * mib, TempDir: w.dir}
+			_, err := m.uploadStream(w.ctx(t.Context()), "bkt", "k", bytes.NewReader(randomBytes(30*mib)), opts, 20, 1<<30)
+			var oe *OptionError
+			if !errors.Is(err, tc.is) || !errors.As(err, &oe) || oe.Option != "TempDir" {
+				t.Fatalf("err %v, want %v and the TempDir option named", err, tc.is)
+			}
+			wantErrSays(t, err, "a 10 MiB part is larger than half of StreamMemory", "temporary file in "+w.dir)
+			if !strings.Contains(oe.Want, "room for 4 parts of 10 MiB") {
+				t.Errorf("the option's hint %q does not say how much room", oe.Want)
+			}
+			if _, _, ok := f.Object("bkt", "k"); ok || len(f.Uploads()) != 0 || countOp(f, "AbortMultipartUpload") != 1 {
+				t.Fatalf("the upload must be aborted; uploads %+v", f.Uploads())
+			}
+			w.done(t)
+		})
+	}
+}
+
+// A stream of several GiB on a real store, with growth forced early (S3's limits scaled
+// down: 100 parts, sizes doubling every 10 from 5 MiB) so that its parts reach 160 MiB,
+// and a 128 MiB budget so that those of 80 and 160 MiB go through temporary files. The
+// bytes come from a generator, hashed as they are read, and the object's bytes are
+// hashed as they are downloaded: neither side holds them in memory or on disk.
+func TestRealUploadStreamSeveralGiB(t *testing.T) {
+	if testing.Short() || raceEnabled() {
+		t.Skip("uploads and downloads 3 GiB: minutes under -race, whose checks of this code the fake store's tests make")
+	}
+	onStores(t, Config{Concurrency: 4}, func(t *testing.T, s testbed.Store, m *Manager, bucket string) {
+		if s.Name != "minio" {
+			t.Skip("several GiB run on MinIO only, the fastest of the test stores")
+		}
+		const size = 3 << 30
+		w := newSpillWatch(t)
+		sent := crc64.New(crc64.MakeTable(crc64.ECMA))
+		r := onlyReader{io.TeeReader(io.NewSectionReader(patternAt{size: size}, 0, size), sent)}
+		opts := UploadOptions{PartSize: 5 * mib, StreamMemory: 128 * mib, TempDir: w.dir}
+		start := time.Now()
+		res, err := m.uploadStream(w.ctx(t.Context()), bucket, "big", r, opts, 100, 5<<30)
+		if err != nil || res.Size != size || res.Parts != 60 {
+			t.Fatalf("%v %+v", err, res)
+		}
+		t.Logf("uploaded %d parts in %s, %d through temporary files", res.Parts, time.Since(start), w.created)
+		if w.created != 20 {
+			t.Errorf("%d parts spilled, want the 20 of 80 and 160 MiB", w.created)
+		}
+		w.done(t)
+		got := crc64.New(crc64.MakeTable(crc64.ECMA))
+		start = time.Now()
+		if dres, err := m.DownloadStream(t.Context(), bucket, "big", got, DownloadOptions{}); err != nil || dres.Checksum == "" {
+			t.Fatalf("download: %v %+v", err, dres)
+		}
+		t.Logf("downloaded in %s", time.Since(start))
+		if !bytes.Equal(got.Sum(nil), sent.Sum(nil)) {
+			t.Fatal("stored object differs from the stream")
+		}
+	})
+}
+
+func TestUploadStreamBudgetOfOnePart(t *testing.T) {
+	// Two 5 MiB parts do not fit 6 MiB: they spill rather than wait forever for the
+	// first, which is not sent until the second is read.
+	f, m, _ := fakeManager(t, Config{})
+	w := newSpillWatch(t)
+	data := randomBytes(12 * mib)
+	res, err := m.UploadStream(w.ctx(bounded(t)), "bkt", "k", bytes.NewReader(data), UploadOptions{PartSize: 5 * mib, StreamMemory: 6 * mib, TempDir: w.dir})
+	if err != nil || res.Parts != 3 {
+		t.Fatalf("%v %+v", err, res)
+	}
+	if got, _, _ := f.Object("bkt", "k"); !bytes.Equal(got, data) || w.created != 3 {
+		t.Fatalf("stored object differs, or %d parts spilled, want 3", w.created)
+	}
+	w.done(t)
+}
+
+func TestUploadStreamSpillOutsideTheParts(t *testing.T) {
+	// Spilled parts that never reach a part's send: a stream within one part goes up in
+	// one PutObject, and a refused CreateMultipartUpload leaves its first two parts unsent.
+	f, m, _ := fakeManager(t, Config{})
+	w := newSpillWatch(t)
+	data := randomBytes(3 * mib)
+	opts := UploadOptions{PartSize: 5 * mib, StreamMemory: 6 * mib, TempDir: w.dir}
+	if _, err := m.UploadStream(w.ctx(t.Context()), "bkt", "one", bytes.NewReader(data), opts); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := f.Object("bkt", "one"); !bytes.Equal(got, data) || w.created != 1 {
+		t.Fatalf("stored object differs, or %d parts spilled, want 1", w.created)
+	}
+	w.done(t)
+
+	f.Fault = transfertest.On("NewMultipartUpload", 0, transfertest.Fail(transfertest.S3Error("AccessDenied")))
+	w = newSpillWatch(t)
+	opts.TempDir = w.dir
+	if _, err := m.UploadStream(w.ctx(t.Context()), "bkt", "two", bytes.NewReader(randomBytes(12*mib)), opts); !isCode(err, "AccessDenied") {
+		t.Fatalf("err %v", err)
+	}
+	if w.created != 2 {
+		t.Fatalf("%d parts spilled, want 2", w.created)
+	}
+	w.done(t)
+}
+
+// raceEnabled reports whether this test binary was built with -race.
+func raceEnabled() bool {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "-race" {
+				return s.Value == "true"
+			}
+		}
+	}
+	return false
 }

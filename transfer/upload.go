@@ -32,9 +32,16 @@ type UploadOptions struct {
 	// succeeds: its parts grow. Zero means unknown. It is ignored when PartSize is set.
 	ExpectedSize int64
 	// StreamMemory caps the bytes an UploadStream buffers; zero means DefaultStreamMemory.
-	// Fewer parts are in flight when they are large; a single part larger than the cap is
-	// still buffered whole, alone.
+	// Fewer parts are in flight when they are large; a part larger than half of the cap
+	// (two must fit: one filling, one being sent) is not buffered but spilled to a
+	// temporary file in TempDir.
 	StreamMemory int64
+	// TempDir is where an UploadStream spills parts larger than half of StreamMemory; "" means
+	// os.TempDir(). At most StreamSpillParts such files exist at once, so it needs room
+	// for that many parts. A file is removed as soon as it is created, so that even a
+	// killed process leaves nothing behind; on Windows, which cannot remove an open file,
+	// it is removed when closed, so a killed process there leaves its s3xfer-part-* files.
+	TempDir string
 	// Threshold is the size from which an object goes up in parts; smaller objects take
 	// one PUT. Zero means the part size.
 	Threshold int64

@@ -75,6 +75,10 @@ func TestCLIBadInput(t *testing.T) {
 		{"expected size over 5TiB", usage("--expected-size", "5TiB")(func(b *cliBed) []string { return []string{"cp", "-", b.url("k"), "--expected-size", "6TiB"} })},
 		{"expected size not a size", usage("--expected-size", "")(func(b *cliBed) []string { return []string{"cp", "-", b.url("k"), "--expected-size", "lots"} })},
 		{"stream memory too small", usage("--stream-memory", "at least 5MiB")(func(b *cliBed) []string { return []string{"cp", "-", b.url("k"), "--stream-memory", "1MiB"} })},
+		{"temp dir missing", usage("--temp-dir", "is not a directory; create it")(func(b *cliBed) []string {
+			return []string{"cp", "-", b.url("k"), "--temp-dir", filepath.Join(b.dir, "nope")}
+		})},
+		{"temp dir read-only", cliTempDirReadOnly},
 		{"part size too large", usage("--part-size", "5MiB to 5GiB")(func(b *cliBed) []string { return []string{"cp", src(b), b.url("k"), "--part-size", "6GiB"} })},
 		{"threshold out of range", usage("--threshold", "at most 5GiB")(func(b *cliBed) []string { return []string{"cp", src(b), b.url("k"), "--threshold", "6GiB"} })},
 		{"threshold negative", usage("--threshold")(func(b *cliBed) []string { return []string{"cp", src(b), b.url("k"), "--threshold", "-5MiB"} })},
@@ -323,5 +327,22 @@ func cliCopyInterruptedTwice(t *testing.T, b *cliBed) {
 		}
 	}
 	b.wantObject("dst", data)
+	b.wantClean()
+}
+
+// cliTempDirReadOnly streams parts too large for --stream-memory into a read-only
+// --temp-dir: exit 1, the directory and the flag named, the upload aborted.
+func cliTempDirReadOnly(t *testing.T, b *cliBed) {
+	dir := testbed.Tmpfs(t, "1m", true)
+	stdin := bytes.Repeat([]byte("x"), 12*fxMiB)
+	code, out, errOut := b.cli(context.Background(), stdin, "cp", "-", b.url("k"), "--part-size", "5MiB", "--stream-memory", "5MiB", "--temp-dir", dir)
+	if code != exitFailed || strings.Count(errOut, "\n") != 1 {
+		t.Fatalf("exit %d, want %d and one line on stderr\n%s%s", code, exitFailed, out, errOut)
+	}
+	for _, s := range []string{"temporary file in " + dir, "read-only file system", "point --temp-dir to a writable directory with room for 4 parts of 5 MiB"} {
+		if !strings.Contains(errOut, s) {
+			t.Fatalf("stderr does not say %q:\n%s", s, errOut)
+		}
+	}
 	b.wantClean()
 }

@@ -69,6 +69,7 @@ type cpFlags struct {
 	threshold          string
 	expectedSize       string
 	streamMemory       string
+	tempDir            string
 	concurrency        int
 	idleTimeout        string
 	checksum           string
@@ -94,6 +95,7 @@ func (f *cpFlags) add(fs *flag.FlagSet) {
 	fs.StringVar(&f.threshold, "threshold", "", "files of at least this size go in parts, up to 5GiB (default: the profile's multipart_threshold, else the part size)")
 	fs.StringVar(&f.expectedSize, "expected-size", "", "with cp - s3://...: how big the stream will be, to size its parts (a longer stream still succeeds: parts grow)")
 	fs.StringVar(&f.streamMemory, "stream-memory", "", "with cp - s3://...: the most memory buffered parts take, e.g. 512MiB (default 256MiB; fewer parts are in flight when they are large)")
+	fs.StringVar(&f.tempDir, "temp-dir", "", "with cp - s3://...: where parts larger than half of --stream-memory are written while they are sent; their files are removed on exit (default: $TMPDIR, else /tmp)")
 	fs.IntVar(&f.concurrency, "concurrency", 0, fmt.Sprintf("requests in flight, 1 to 1024 (default: the profile's max_concurrent_requests, else %d)", transfer.DefaultConcurrency))
 	addIdleTimeout(fs, &f.idleTimeout)
 	fs.StringVar(&f.checksum, "checksum", "auto", "integrity check: uploads take auto, crc32c, md5, sha256 or none; downloads auto (verify what the store keeps), require (fail if it keeps nothing) or none")
@@ -214,6 +216,12 @@ func (f *cpFlags) check(e *env, st settings) (*cpRun, error) {
 	if f.streamMemory != "" && o.StreamMemory < chunk.MinPartSize {
 		return nil, usagef("--stream-memory %s is too small: use at least 5MiB, one part", units.FormatSize(o.StreamMemory))
 	}
+	if f.tempDir != "" { // checked now, not when the first large part comes, hours into a stream
+		if fi, err := os.Stat(f.tempDir); err != nil || !fi.IsDir() {
+			return nil, usagef("--temp-dir %s is not a directory; create it or name another", f.tempDir)
+		}
+	}
+	o.TempDir = f.tempDir
 	c.concurrency = f.concurrency
 	if c.concurrency == 0 && st.prof.concurrency != "" {
 		if c.concurrency, err = strconv.Atoi(st.prof.concurrency); err != nil {

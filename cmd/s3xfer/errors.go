@@ -101,6 +101,8 @@ func flagHint(oe *transfer.OptionError) string {
 		return "pass a --part-size " + oe.Want
 	case "Checksum":
 		return "use --checksum " + oe.Want
+	case "TempDir":
+		return "point --temp-dir " + oe.Want
 	}
 	return "set " + oe.Option + " " + oe.Want
 }

@@ -1,5 +1,6 @@
 // Package failpoint lets tests act at named moments of a transfer ("created",
-// "part-acked", "part-journaled", "before-complete", "completed"): to cancel it, change
+// "part-acked", "part-journaled", "before-complete", "completed"; a stream's
+// "spill-created" and "spill-closed" for a part's temporary file): to cancel it, change
 // its source, or kill the process there. The hook travels in the context, so it reaches
 // only the transfers run under that context and the public API has no test plumbing.
 package failpoint
