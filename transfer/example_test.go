@@ -147,3 +147,31 @@ func TestREADMESnippet(t *testing.T) {
 		t.Errorf("README.md's library snippet differs from upload in example_test.go:\n--- README.md\n%s\n--- upload\n%s", want, got)
 	}
 }
+
+func ExampleManager_UploadDir() {
+	ctx := context.Background()
+	dir, _ := os.MkdirTemp("", "example")
+	defer os.RemoveAll(dir)
+	os.MkdirAll(filepath.Join(dir, "2026", "12"), 0o700)
+	os.WriteFile(filepath.Join(dir, "2026", "12", "a.log"), []byte("a\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "2026", "12", "b.tmp"), []byte("b\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "README"), []byte("logs\n"), 0o600)
+
+	store := transfertest.New()
+	store.MakeBucket("backups")
+	m := transfer.New(store, transfer.Config{})
+	// Files move while the walk goes on; each one's outcome arrives as it settles.
+	res, err := m.UploadDir(ctx, dir, "backups", "logs", transfer.DirOptions{
+		Filter: transfer.Filter{Exclude: []string{"*.tmp"}},
+		OnFile: func(fr transfer.FileResult) { fmt.Println(strings.TrimPrefix(fr.Dst, "s3://"), fr.Err) },
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Printf("%d files, %d bytes\n", res.Done, res.Bytes)
+	// Unordered output:
+	// backups/logs/2026/12/a.log <nil>
+	// backups/logs/README <nil>
+	// 2 files, 7 bytes
+}
