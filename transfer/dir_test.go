@@ -194,3 +194,32 @@ func TestDownloadDirBadKeysAndListing(t *testing.T) {
 		t.Fatalf("refused listing: %v", err)
 	}
 }
+
+// N shards together take every file exactly once, each with its own checkpoint.
+func TestDirJobShards(t *testing.T) {
+	f, m, _ := fakeManager(t, Config{Journal: &resume.Store{Dir: t.TempDir()}})
+	root, files := makeDir(t, 60)
+	const n = 3
+	total := 0
+	for k := range n {
+		res, err := m.UploadDir(context.Background(), root, "bkt", "up", DirOptions{Filter: Filter{Shard: Shard{Index: k, Count: n}}})
+		if err != nil || res.Files == 0 || res.Files == len(files) {
+			t.Fatalf("shard %d: %+v, %v; want a share of the files", k, res, err)
+		}
+		total += res.Done
+	}
+	if total != len(files) {
+		t.Errorf("shards did %d files in all, want %d", total, len(files))
+	}
+	if n := countOp(f, "PutObject"); n != len(files) {
+		t.Errorf("%d uploads, want each of the %d files once", n, len(files))
+	}
+	for rel := range files {
+		if _, _, ok := f.Object("bkt", "up/"+rel); !ok {
+			t.Errorf("up/%s missing", rel)
+		}
+	}
+	if _, err := m.UploadDir(context.Background(), root, "bkt", "up", DirOptions{Filter: Filter{Shard: Shard{Index: 3, Count: 3}}}); err == nil {
+		t.Error("shard 3 of 3 accepted")
+	}
+}

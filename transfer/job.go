@@ -134,6 +134,9 @@ func (m *Manager) runJob(ctx context.Context, op string, h resume.Header, ident 
 	if opts.StopAfter == 0 {
 		opts.StopAfter = 10
 	}
+	if sh := opts.Shard; sh.Count > 1 {
+		ident += fmt.Sprintf("\x00shard %d of %d", sh.Index, sh.Count) // each shard its own checkpoint
+	}
 	jr, err := m.openJob(h, ident, opts.Fresh)
 	if err != nil {
 		return JobResult{}, err

@@ -3,6 +3,7 @@ package transfer
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
 	"os"
 	"path"
@@ -17,14 +18,36 @@ import (
 // Filter selects the files of a directory job by their slash-separated paths relative to
 // the job's root (for an S3 prefix, the key after it). A glob (path.Match syntax) matches
 // a path or one of its leading directories; a glob without a slash also matches any one
-// name in it. A file is taken if no Exclude glob matches it and, when Include is not
-// empty, an Include glob does.
+// name in it. A file is taken if no Exclude glob matches it, when Include is not empty an
+// Include glob does, and it falls in Shard.
 type Filter struct {
 	Include, Exclude []string
+	Shard            Shard
 }
 
-// Check reports a malformed glob.
+// Shard splits a job between Count processes, each given its Index (0 to Count-1, as a
+// Kubernetes Indexed Job's JOB_COMPLETION_INDEX): a file belongs to the shard its path's
+// hash (FNV-1a, 64 bits) picks, so N processes together take every file exactly once and
+// a new file lands in a stable shard. The zero Shard takes every file.
+type Shard struct {
+	Index, Count int
+}
+
+func (s Shard) takes(rel string) bool {
+	if s.Count <= 1 {
+		return true
+	}
+	h := fnv.New64a()
+	h.Write([]byte(rel))
+	return h.Sum64()%uint64(s.Count) == uint64(s.Index)
+}
+
+// Check reports a malformed glob or shard.
 func (f Filter) Check() error {
+	if s := f.Shard; s.Count < 0 || (s.Count > 0 && (s.Index < 0 || s.Index >= s.Count)) {
+		return &OptionError{Option: "Shard", Want: "an index from 0 to the count less one",
+			Err: fmt.Errorf("shard %d of %d does not exist; shards are numbered 0 to %d", s.Index, s.Count, max(s.Count-1, 0))}
+	}
 	for _, g := range append(slices.Clip(f.Include), f.Exclude...) {
 		if _, err := path.Match(g, ""); err != nil {
 			return &OptionError{Option: "Filter", Want: "a glob in path.Match syntax", Err: fmt.Errorf("glob %q: %w", g, err)}
@@ -53,7 +76,7 @@ func (f Filter) excluded(rel string) bool {
 
 // Wants reports whether the file at rel is selected.
 func (f Filter) Wants(rel string) bool {
-	if f.excluded(rel) {
+	if f.excluded(rel) || !f.Shard.takes(rel) {
 		return false
 	}
 	return len(f.Include) == 0 || slices.ContainsFunc(f.Include, func(g string) bool { return globMatch(g, rel) })

@@ -65,6 +65,7 @@ type cpFlags struct {
 	limits             limitFlags
 	recursive          bool
 	include, exclude   globList
+	shard              shardFlags
 	partSize           string
 	threshold          string
 	expectedSize       string
@@ -91,6 +92,7 @@ func (f *cpFlags) add(fs *flag.FlagSet) {
 	fs.BoolVar(&f.recursive, "recursive", false, "copy a directory, or every object under a prefix")
 	fs.Var(&f.include, "include", "with -r: copy only paths matching this glob (repeatable)")
 	fs.Var(&f.exclude, "exclude", "with -r: skip paths matching this glob (repeatable; wins over --include)")
+	f.shard.add(fs)
 	fs.StringVar(&f.partSize, "part-size", "", "part size, 5MiB to 5GiB, e.g. 64MiB or 64M (default: the profile's multipart_chunksize, else 16MiB; grown to fit 10,000 parts)")
 	fs.StringVar(&f.threshold, "threshold", "", "files of at least this size go in parts, up to 5GiB (default: the profile's multipart_threshold, else the part size)")
 	fs.StringVar(&f.expectedSize, "expected-size", "", "with cp - s3://...: how big the stream will be, to size its parts (a longer stream still succeeds: parts grow)")
@@ -126,6 +128,7 @@ type cpRun struct {
 	upload      transfer.UploadOptions
 	download    transfer.DownloadOptions
 	copy        transfer.CopyOptions
+	shard       transfer.Shard
 }
 
 func runCp(ctx context.Context, e *env, args []string) error {
@@ -265,8 +268,11 @@ func (f *cpFlags) check(e *env, st settings) (*cpRun, error) {
 	default:
 		return nil, usagef("--metadata-directive %q: use COPY or REPLACE", f.metadataDirective)
 	}
-	if !f.recursive && (len(f.include) > 0 || len(f.exclude) > 0) {
-		return nil, usagef("--include and --exclude filter the files of -r; add -r or drop them")
+	if !f.recursive && (len(f.include) > 0 || len(f.exclude) > 0 || f.shard.set()) {
+		return nil, usagef("--include, --exclude and --shard select the files of -r; add -r or drop them")
+	}
+	if c.shard, err = f.shard.resolve(e); err != nil {
+		return nil, err
 	}
 	return c, nil
 }

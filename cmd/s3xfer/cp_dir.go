@@ -33,7 +33,7 @@ type jobResultJSON struct {
 // reported to s's progress as they are found and as they settle.
 func (c *cpRun) dirOptions(s *session, op string) transfer.DirOptions {
 	return transfer.DirOptions{
-		Filter: transfer.Filter{Include: c.f.include, Exclude: c.f.exclude},
+		Filter: transfer.Filter{Include: c.f.include, Exclude: c.f.exclude, Shard: c.shard},
 		Upload: c.upload, Download: c.download, Copy: c.copy,
 		Fresh:   c.f.noResume,
 		OnFound: s.ui.found,

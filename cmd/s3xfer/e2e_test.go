@@ -301,6 +301,35 @@ func TestE2EDirectory(t *testing.T) {
 	}
 }
 
+// TestE2EDirectoryShards: three shard processes (--shard K/3, and --shard-count 3 with
+// JOB_COMPLETION_INDEX) together upload every file exactly once; each counts only its own.
+func TestE2EDirectoryShards(t *testing.T) {
+	c := newE2E(t, minioStore(t))
+	src, back := filepath.Join(t.TempDir(), "src"), filepath.Join(t.TempDir(), "back")
+	makeTree(t, src, 90, 0)
+	files := 0
+	for k := range 3 {
+		args := []string{"cp", "-r", src, c.url("sharded"), "--json", "--shard", fmt.Sprintf("%d/3", k)}
+		vars := c.vars()
+		if k == 2 {
+			args = append(args[:len(args)-2], "--shard-count", "3")
+			vars["JOB_COMPLETION_INDEX"] = "2"
+		}
+		code, out, errOut := runCLI(t, "", vars, args...)
+		var res jobResultJSON
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if code != 0 || json.Unmarshal([]byte(lines[len(lines)-1]), &res) != nil || !res.OK || res.Files == 0 || res.Files >= 92 {
+			t.Fatalf("shard %d: exit %d, result %+v\n%s", k, code, res, errOut)
+		}
+		files += res.Files
+	}
+	if files != 92 { // makeTree's 90, big/large.bin and a/skip.tmp
+		t.Errorf("the shards counted %d files in all, want 92", files)
+	}
+	c.ok("cp", "-r", c.url("sharded"), back)
+	sameTree(t, src, back, nil)
+}
+
 func tail(s string, n int) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.Join(lines[max(len(lines)-n, 0):], "\n")

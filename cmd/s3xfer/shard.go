@@ -1,0 +1,48 @@
+package main
+
+import (
+	"flag"
+	"strconv"
+	"strings"
+
+	"github.com/s3xfer/s3xfer/transfer"
+)
+
+// shardFlags split a directory job between processes: --shard K/N, or --shard-count N
+// with K from JOB_COMPLETION_INDEX, as a Kubernetes Indexed Job sets it.
+type shardFlags struct {
+	shard string
+	count int
+}
+
+func (f *shardFlags) add(fs *flag.FlagSet) {
+	fs.StringVar(&f.shard, "shard", "", "with -r: do only shard K of N (K from 0 to N-1), e.g. 2/8; N processes together do every file once")
+	fs.IntVar(&f.count, "shard-count", 0, "with -r: split the job into N shards and do the one JOB_COMPLETION_INDEX names (a Kubernetes Indexed Job)")
+}
+
+func (f shardFlags) set() bool { return f.shard != "" || f.count != 0 }
+
+// resolve returns the shard the flags name; the zero Shard without them.
+func (f shardFlags) resolve(e *env) (transfer.Shard, error) {
+	switch {
+	case f.shard != "" && f.count != 0:
+		return transfer.Shard{}, usagef("give --shard K/N or --shard-count N, not both")
+	case f.shard != "":
+		k, n, ok := strings.Cut(f.shard, "/")
+		ki, kerr := strconv.Atoi(k)
+		ni, nerr := strconv.Atoi(n)
+		if !ok || kerr != nil || nerr != nil || ni < 1 || ki < 0 || ki >= ni {
+			return transfer.Shard{}, usagef("--shard %q: write K/N with 0 <= K < N, e.g. 0/4 for the first of four", f.shard)
+		}
+		return transfer.Shard{Index: ki, Count: ni}, nil
+	case f.count != 0:
+		idx := e.getenv("JOB_COMPLETION_INDEX")
+		ki, err := strconv.Atoi(idx)
+		if f.count < 1 || err != nil || ki < 0 || ki >= f.count {
+			return transfer.Shard{}, usagef("--shard-count %d takes the shard from JOB_COMPLETION_INDEX, which is %q: set it to 0 to %d, or use --shard K/N",
+				f.count, idx, max(f.count-1, 0))
+		}
+		return transfer.Shard{Index: ki, Count: f.count}, nil
+	}
+	return transfer.Shard{}, nil
+}
