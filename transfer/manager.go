@@ -94,7 +94,7 @@ func New(s3 S3, cfg Config) *Manager {
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
-	m.store = &store{s3: s3, retry: cfg.Retry.withDefaults(), idle: cfg.IdleTimeout, log: m.log, sleep: ratelimit.WallClock{}.Sleep}
+	m.store = newStore(s3, cfg.Retry, cfg.IdleTimeout, m.log)
 	if m.progress == nil {
 		m.progress = NoProgress{}
 	}

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"sync"
 	"syscall"
 	"time"
 
@@ -21,19 +22,27 @@ type RetryPolicy struct {
 	// Attempts is the number of tries per request, the first included. Zero means 6.
 	Attempts int
 	// ThrottledAttempts is the number of tries of a request the store keeps throttling
-	// (SlowDown, 503, 429): it asks for patience, not for giving up. Zero means 20, or
-	// Attempts if that is set; never fewer than Attempts.
+	// (SlowDown, 503, 429): it asks for patience, not for giving up, and Budget keeps the
+	// patience from hammering it. Zero means 50 (minutes at MaxDelay), or Attempts if
+	// that is set; never fewer than Attempts.
 	ThrottledAttempts int
 	// BaseDelay is the backoff before the second try; it doubles on each try, with full
 	// jitter, up to MaxDelay. Zero means 200ms and 10s.
 	BaseDelay, MaxDelay time.Duration
+	// Budget is the retries all the Manager's requests share, a token bucket as in the
+	// AWS SDKs' standard retry mode: a retry spends a token, a request that succeeds
+	// earns one back, and an empty bucket refills at Budget/10 tokens a second. A retry
+	// that finds it empty waits for a token instead of failing, so a store that throttles
+	// everything is asked at a bounded rate while every transfer still completes. Zero
+	// means 100.
+	Budget int
 }
 
 func (p RetryPolicy) withDefaults() RetryPolicy {
 	if p.ThrottledAttempts <= 0 {
 		p.ThrottledAttempts = p.Attempts // a limit the caller set holds for every error
 		if p.Attempts <= 0 {
-			p.ThrottledAttempts = 20
+			p.ThrottledAttempts = 50
 		}
 	}
 	if p.Attempts <= 0 {
@@ -46,7 +55,45 @@ func (p RetryPolicy) withDefaults() RetryPolicy {
 	if p.MaxDelay <= 0 {
 		p.MaxDelay = 10 * time.Second
 	}
+	if p.Budget <= 0 {
+		p.Budget = 100
+	}
 	return p
+}
+
+// retryBudget is RetryPolicy.Budget: the tokens retries spend.
+type retryBudget struct {
+	mu       sync.Mutex
+	tokens   float64
+	capacity float64
+	last     time.Time // when tokens was last refilled by time
+}
+
+func newRetryBudget(n int) *retryBudget {
+	return &retryBudget{tokens: float64(n), capacity: float64(n)}
+}
+
+// take spends a token, or says how long until one is there.
+func (b *retryBudget) take(now time.Time) (wait time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	rate := b.capacity / 10 // tokens a second
+	if !b.last.IsZero() {
+		b.tokens = min(b.capacity, b.tokens+now.Sub(b.last).Seconds()*rate)
+	}
+	b.last = now
+	if b.tokens >= 1 {
+		b.tokens--
+		return 0
+	}
+	return time.Duration((1 - b.tokens) / rate * float64(time.Second))
+}
+
+// earn gives back a token for a request that succeeded.
+func (b *retryBudget) earn() {
+	b.mu.Lock()
+	b.tokens = min(b.capacity, b.tokens+1)
+	b.mu.Unlock()
 }
 
 // attempts is the number of tries a request that failed with err gets.

@@ -120,3 +120,39 @@ func TestETagShapes(t *testing.T) {
 		t.Error("sameComposite misjudges")
 	}
 }
+
+// The retry budget is shared: once retries have spent it, a retry waits for tokens that
+// time and successes bring back, instead of failing or hammering the store.
+func TestRetryBudgetIsSharedAndWaits(t *testing.T) {
+	m := New(nil, Config{Retry: RetryPolicy{Attempts: 5, Budget: 3}})
+	now := time.Unix(0, 0)
+	sleeps := 0
+	m.store.now = func() time.Time { return now }
+	m.store.sleep = func(_ context.Context, d time.Duration) error { now = now.Add(d); sleeps++; return nil }
+	fail := func(context.Context) error { return minio.ErrorResponse{Code: "InternalError", StatusCode: 500} }
+
+	before := now
+	if err := m.store.do(context.Background(), "x", fail); err == nil {
+		t.Fatal("a request that always fails succeeded")
+	}
+	// 4 retries: 3 from the budget, the 4th after waiting for a token: 0.3 tokens come
+	// back a second, under 1 in the 3s the first 4 backoffs take at most.
+	if b := m.store.budget; b.tokens >= 1 {
+		t.Fatalf("%.1f tokens left after 4 retries of a budget of 3", b.tokens)
+	}
+	if sleeps < 5 || now.Sub(before) < 3*time.Second {
+		t.Fatalf("%d sleeps over %v: want 4 backoffs and a wait for the budget", sleeps, now.Sub(before))
+	}
+	// Successes earn tokens back.
+	for range 3 {
+		if err := m.store.do(context.Background(), "x", func(context.Context) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b := m.store.budget; b.tokens < 3-1e-9 {
+		t.Fatalf("%.2f tokens after 3 successes, want the budget full again", b.tokens)
+	}
+	if w := m.store.budget.take(now); w != 0 {
+		t.Fatalf("a full budget made a retry wait %v", w)
+	}
+}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
+
+	"github.com/s3xfer/s3xfer/ratelimit"
 )
 
 // store is the layer every request goes through: the engine's, the journal's
@@ -21,11 +23,19 @@ import (
 // followed to their end. Nothing above it retries, and nothing below it does either
 // (NewClient turns minio-go's retries off).
 type store struct {
-	s3    S3
-	retry RetryPolicy
-	idle  time.Duration
-	log   *slog.Logger
-	sleep func(context.Context, time.Duration) error // replaced in tests
+	s3     S3
+	retry  RetryPolicy
+	budget *retryBudget
+	idle   time.Duration
+	log    *slog.Logger
+	sleep  func(context.Context, time.Duration) error // replaced in tests
+	now    func() time.Time
+}
+
+func newStore(s3 S3, p RetryPolicy, idle time.Duration, log *slog.Logger) *store {
+	p = p.withDefaults()
+	return &store{s3: s3, retry: p, budget: newRetryBudget(p.Budget), idle: idle, log: log,
+		sleep: ratelimit.WallClock{}.Sleep, now: time.Now}
 }
 
 // attemptsKey holds, in a request's ctx, a func told of every failed attempt: for the
@@ -46,13 +56,27 @@ func (s *store) do(ctx context.Context, what string, call func(ctx context.Conte
 		if err != nil && seen != nil {
 			seen(ctx, err)
 		}
-		if err == nil || !Transient(err) || attempt >= s.retry.attempts(err) || ctx.Err() != nil {
+		if err == nil {
+			s.budget.earn()
+			return nil
+		}
+		if !Transient(err) || attempt >= s.retry.attempts(err) || ctx.Err() != nil {
 			return err
 		}
 		d := s.retry.backoff(attempt)
 		s.log.Debug("retrying", "request", what, "attempt", attempt+1, "after", d, "err", err)
 		if err := s.sleep(ctx, d); err != nil {
 			return err
+		}
+		for { // the budget shared with the other requests
+			wait := s.budget.take(s.now())
+			if wait == 0 {
+				break
+			}
+			s.log.Debug("retry budget spent; waiting", "request", what, "for", wait)
+			if err := s.sleep(ctx, wait); err != nil {
+				return err
+			}
 		}
 	}
 }

@@ -97,8 +97,8 @@ func TestThrottledRequestsGetMoreAttempts(t *testing.T) {
 		err  minio.ErrorResponse
 		want int
 	}{
-		{minio.ErrorResponse{Code: "SlowDown", StatusCode: 503}, 20},
-		{minio.ErrorResponse{StatusCode: 429}, 20},
+		{minio.ErrorResponse{Code: "SlowDown", StatusCode: 503}, 50},
+		{minio.ErrorResponse{StatusCode: 429}, 50},
 		{minio.ErrorResponse{Code: "InternalError", StatusCode: 500}, 6},
 	} {
 		calls := 0

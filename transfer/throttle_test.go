@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -264,4 +265,52 @@ func TestThrottledCopiesRaceTheChecksumProbe(t *testing.T) {
 	}
 	b.wantObject("a.copy", data["a"])
 	b.wantClean()
+}
+
+// TestHeavilyThrottledDirectoryJobs: with 80% of every request answered SlowDown, more
+// retries than the shared budget holds, directory jobs up, across and down still
+// complete: a throttled retry waits for the budget instead of failing.
+func TestHeavilyThrottledDirectoryJobs(t *testing.T) {
+	b := newFaultBed(t, faultproxy.Throttle(29, 0.8, nil))
+	ctx := bounded(t)
+	m := b.manager(Config{Concurrency: 8, Retry: RetryPolicy{BaseDelay: time.Millisecond, MaxDelay: 20 * time.Millisecond, Budget: 100}})
+	dir := filepath.Join(b.dir, "tree")
+	files := map[string][]byte{}
+	for i := range 12 {
+		rel := fmt.Sprintf("d%d/f%02d", i%3, i)
+		files[rel] = fpBytes(1000+i, uint64(i))
+		if i == 0 {
+			files[rel] = fpBytes(11*fpMiB, 99) // one in parts
+		}
+		p := filepath.Join(dir, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, files[rel], 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts := DirOptions{Upload: UploadOptions{PartSize: 5 * fpMiB}, Copy: CopyOptions{UploadOptions: UploadOptions{PartSize: 5 * fpMiB}}}
+	if res, err := m.UploadDir(ctx, dir, b.bucket, "up", opts); err != nil || res.Done != len(files) {
+		notHung(t, ctx, err)
+		t.Fatalf("upload: %+v, %v", res, err)
+	}
+	if res, err := m.CopyDir(ctx, b.bucket, "up", b.bucket, "across", opts); err != nil || res.Done != len(files) {
+		notHung(t, ctx, err)
+		t.Fatalf("copy: %+v, %v", res, err)
+	}
+	back := filepath.Join(b.dir, "back")
+	if res, err := m.DownloadDir(ctx, b.bucket, "across", back, opts); err != nil || res.Done != len(files) {
+		notHung(t, ctx, err)
+		t.Fatalf("download: %+v, %v", res, err)
+	}
+	for rel, data := range files {
+		b.wantFile(filepath.Join(back, filepath.FromSlash(rel)), data)
+	}
+	b.wantClean()
+	st := b.proxy.Stats().Total()
+	if st.Faults[faultproxy.Respond] < st.Requests/2 {
+		t.Fatalf("%d of %d requests throttled: the test did not throttle heavily", st.Faults[faultproxy.Respond], st.Requests)
+	}
+	t.Logf("%d requests, %d throttled", st.Requests, st.Faults[faultproxy.Respond])
 }
