@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -33,15 +34,19 @@ type DirOptions struct {
 	OnFile func(FileResult)
 }
 
-// FileResult is the outcome of one file of a directory job.
+// FileResult is the outcome of one file of a directory job or Sync.
 type FileResult struct {
-	Op       string // "upload", "download" or "copy"
-	Src, Dst string // a local path or s3://bucket/key
+	Op       string // "upload", "download", "copy" or, in Sync, "delete"
+	Src, Dst string // a local path or s3://bucket/key; a delete has no Src
 	Size     int64
 	Result   Result // of the transfer, when there was one
-	// Skipped says an earlier run of the same job did it, as its journal records.
+	// Skipped says an earlier run of the same job did it, as its journal records; in
+	// Sync, that the destination has it already, as the comparison rule says.
 	Skipped bool
-	// Note says why a file found was left alone without failing (not a regular file).
+	// DryRun says Op was not done: SyncOptions.DryRun reports what it would do.
+	DryRun bool
+	// Note says why a file found was left alone without failing (not a regular file),
+	// or, in Sync, that it was compared otherwise than asked (and how).
 	Note string
 	Err  error
 }
@@ -50,7 +55,7 @@ type FileResult struct {
 type JobResult struct {
 	Files     int   // selected by the walk or listing
 	Done      int   // transferred by this run
-	Skipped   int   // done by an earlier run
+	Skipped   int   // done by an earlier run; in Sync, alike at both ends
 	Failed    int   // failed, or could not be read or placed
 	Bytes     int64 // the size of the files done and skipped
 	BytesSent int64 // the bytes this run sent or received
@@ -83,13 +88,29 @@ func (e *JobError) Unwrap() error { return e.Err }
 
 // fileTask is one file of a job, in the job's key order.
 type fileTask struct {
+	op       string // if set, the file's Op instead of the job's (Sync mixes them)
 	rel      string // its path relative to the job's root: the order and the journal's key
 	src, dst string
 	size     int64
 	err      error       // found but unusable: a failure without a transfer
 	note     string      // found and left alone
+	remark   string      // said in its FileResult's Note, whatever the outcome
+	same     bool        // known alike at both ends: counted skipped, nothing run
+	dry      bool        // run only looks: the result says DryRun
 	done     func() bool // if set, confirms a file the journal lists as done
-	run      func(ctx context.Context) (Result, error)
+	// run does the file's transfer; errUnchanged from it means it found nothing to do.
+	run func(ctx context.Context) (Result, error)
+}
+
+// errUnchanged is what a fileTask's run returns when a closer look (a checksum) found
+// the destination alike: the file counts as skipped.
+var errUnchanged = errors.New("unchanged")
+
+func (j *job) opOf(t fileTask) string {
+	if t.op != "" {
+		return t.op
+	}
+	return j.op
 }
 
 // job is one directory job being run.
@@ -137,9 +158,12 @@ func (m *Manager) runJob(ctx context.Context, op string, h resume.Header, ident 
 	if sh := opts.Shard; sh.Count > 1 {
 		ident += fmt.Sprintf("\x00shard %d of %d", sh.Index, sh.Count) // each shard its own checkpoint
 	}
-	jr, err := m.openJob(h, ident, opts.Fresh)
-	if err != nil {
-		return JobResult{}, err
+	var jr *resume.JobJournal
+	if h.Kind != "" { // Sync keeps none: comparing the two ends is its resume
+		var err error
+		if jr, err = m.openJob(h, ident, opts.Fresh); err != nil {
+			return JobResult{}, err
+		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -156,7 +180,7 @@ func (m *Manager) runJob(ctx context.Context, op string, h resume.Header, ident 
 		if opts.OnFound != nil {
 			opts.OnFound(t.size)
 		}
-		if jr != nil && jr.Done(t.rel) && (t.done == nil || t.done()) {
+		if t.same || jr != nil && jr.Done(t.rel) && (t.done == nil || t.done()) {
 			j.skip(t)
 			return true
 		}
@@ -204,7 +228,7 @@ func (j *job) skip(t fileTask) {
 	j.res.Files++
 	j.res.Skipped++
 	j.res.Bytes += t.size
-	j.report(FileResult{Op: j.op, Src: t.src, Dst: t.dst, Size: t.size, Skipped: true})
+	j.report(FileResult{Op: j.opOf(t), Src: t.src, Dst: t.dst, Size: t.size, Skipped: true, Note: cmp.Or(t.note, t.remark)})
 }
 
 func (j *job) begin(t fileTask) *inFlight {
@@ -225,8 +249,13 @@ func (j *job) settle(ctx context.Context, s *inFlight, t fileTask, r Result, err
 		return // interrupted or stopped: not this file's failure, and not settled
 	}
 	s.settled = true
-	fr := FileResult{Op: j.op, Src: t.src, Dst: t.dst, Size: t.size, Result: r, Note: t.note, Err: err}
+	fr := FileResult{Op: j.opOf(t), Src: t.src, Dst: t.dst, Size: t.size, Result: r, Note: cmp.Or(t.note, t.remark), Err: err}
 	switch {
+	case errors.Is(err, errUnchanged):
+		j.inARow = 0
+		j.res.Skipped++
+		j.res.Bytes += t.size
+		fr.Skipped, fr.Err = true, nil
 	case err != nil:
 		j.res.Failed++
 		j.inARow++
@@ -238,6 +267,7 @@ func (j *job) settle(ctx context.Context, s *inFlight, t fileTask, r Result, err
 		}
 	case t.note != "":
 	default:
+		fr.DryRun = t.dry
 		j.inARow = 0
 		j.res.Done++
 		j.res.Bytes += t.size

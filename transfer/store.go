@@ -196,6 +196,19 @@ func (s *store) StatObject(ctx context.Context, bucket, key string, opts minio.S
 	return info, err
 }
 
+// RemoveObject deletes bucket/key. A NoSuchKey counts as done: the key is gone, which
+// is what was asked (AWS answers a missing key with success; a retry after an attempt
+// whose answer was lost finds it gone).
+func (s *store) RemoveObject(ctx context.Context, bucket, key string, opts minio.RemoveObjectOptions) error {
+	err := s.do(ctx, "DeleteObject", func(ctx context.Context) error {
+		return s.s3.RemoveObject(ctx, bucket, key, opts)
+	})
+	if Code(err) == "NoSuchKey" {
+		return nil
+	}
+	return err
+}
+
 func (s *store) GetObjectAttributes(ctx context.Context, bucket, key string, opts minio.ObjectAttributesOptions) (attrs *minio.ObjectAttributes, err error) {
 	err = s.do(ctx, "GetObjectAttributes", func(ctx context.Context) error {
 		attrs, err = s.s3.GetObjectAttributes(ctx, bucket, key, opts)

@@ -104,6 +104,7 @@ func TestHelpGolden(t *testing.T) {
 	cases := map[string][]string{
 		"help":            {"help"},
 		"cp-help":         {"cp", "--help"},
+		"sync-help":       {"sync", "--help"},
 		"resume-help":     {"resume", "--help"},
 		"abort-help":      {"abort", "--help"},
 		"ls-uploads-help": {"help", "ls-uploads"},

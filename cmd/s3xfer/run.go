@@ -61,6 +61,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"cp", "SOURCE DEST", "copy files to S3, from S3, within S3, from stdin or to stdout; -r for directories", runCp},
+		{"sync", "SOURCE DEST", "make DEST hold what SOURCE holds (directory or prefix; --delete removes the rest)", runSync},
 		{"resume", "[JOURNAL-ID...]", "list interrupted transfers, or resume some (--all: every one)", runResume},
 		{"abort", "JOURNAL-ID | s3://BUCKET/KEY [UPLOAD-ID]", "abort an interrupted upload or copy and delete its journal", runAbort},
 		{"ls-uploads", "s3://BUCKET[/PREFIX]", "list incomplete multipart uploads: key, upload ID, age, parts, bytes", runLsUploads},
@@ -143,6 +144,7 @@ Run 's3xfer COMMAND --help' for a command's flags and examples.
 Examples:
   s3xfer cp big.iso s3://backups/                      upload a file (resumes if interrupted)
   s3xfer cp -r photos/ s3://media/photos/ --exclude '*.tmp'
+  s3xfer sync ./site s3://www/ --delete               upload what changed, delete what is gone
   s3xfer cp s3://backups/big.iso .                     download
   s3xfer cp s3://backups/big.iso s3://archive/big.iso  server-side copy
   tar c dir | s3xfer cp - s3://backups/dir.tar         upload from stdin

@@ -16,8 +16,8 @@ type shardFlags struct {
 }
 
 func (f *shardFlags) add(fs *flag.FlagSet) {
-	fs.StringVar(&f.shard, "shard", "", "with -r: do only shard K of N (K from 0 to N-1), e.g. 2/8; N processes together do every file once")
-	fs.IntVar(&f.count, "shard-count", 0, "with -r: split the job into N shards and do the one JOB_COMPLETION_INDEX names (a Kubernetes Indexed Job)")
+	fs.StringVar(&f.shard, "shard", "", "with -r and sync: do only shard K of N (K from 0 to N-1), e.g. 2/8; N processes together do every file once")
+	fs.IntVar(&f.count, "shard-count", 0, "with -r and sync: split the job into N shards and do the one JOB_COMPLETION_INDEX names (a Kubernetes Indexed Job)")
 }
 
 func (f shardFlags) set() bool { return f.shard != "" || f.count != 0 }

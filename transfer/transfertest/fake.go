@@ -46,6 +46,7 @@ type S3 interface {
 	CopyObjectPart(ctx context.Context, srcBucket, srcObject, dstBucket, dstObject, uploadID string, partID int, startOffset, length int64, metadata map[string]string) (minio.CompletePart, error)
 	GetObject(ctx context.Context, bucket, object string, opts minio.GetObjectOptions) (io.ReadCloser, minio.ObjectInfo, http.Header, error)
 	StatObject(ctx context.Context, bucket, object string, opts minio.StatObjectOptions) (minio.ObjectInfo, error)
+	RemoveObject(ctx context.Context, bucket, object string, opts minio.RemoveObjectOptions) error
 	GetObjectAttributes(ctx context.Context, bucket, object string, opts minio.ObjectAttributesOptions) (*minio.ObjectAttributes, error)
 	BucketExists(ctx context.Context, bucket string) (bool, error)
 	ListBuckets(ctx context.Context) ([]minio.BucketInfo, error)
@@ -268,7 +269,7 @@ func transportErr(c Call, err error) error {
 		method = http.MethodHead
 	case "NewMultipartUpload", "CompleteMultipartUpload":
 		method = http.MethodPost
-	case "AbortMultipartUpload":
+	case "AbortMultipartUpload", "RemoveObject":
 		method = http.MethodDelete
 	}
 	u := url.URL{Scheme: "http", Host: "transfertest.invalid", Path: "/" + c.Bucket + "/" + c.Key}
@@ -1269,6 +1270,27 @@ func (f *Fake) StatObject(ctx context.Context, bucket, key string, opts minio.St
 		return minio.ObjectInfo{}, err
 	}
 	return info, f.finish(c, flt)
+}
+
+// RemoveObject deletes the object (a Call with Op "RemoveObject"). As on S3, deleting a
+// key that does not exist succeeds; in a missing bucket it is NoSuchBucket.
+func (f *Fake) RemoveObject(ctx context.Context, bucket, key string, opts minio.RemoveObjectOptions) error {
+	if err := checkNames(bucket, key); err != nil {
+		return err
+	}
+	c := Call{Op: "RemoveObject", Bucket: bucket, Key: key}
+	flt, err := f.begin(ctx, c)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	objs := f.buckets[bucket]
+	delete(objs, key)
+	f.mu.Unlock()
+	if objs == nil {
+		return s3err(c, "NoSuchBucket", "")
+	}
+	return f.finish(c, flt)
 }
 
 // headErr is an error response as minio-go reports it from a HEAD, whose response has

@@ -15,8 +15,8 @@ import (
 type Call struct {
 	// Op is the S3 method: "PutObject", "NewMultipartUpload", "PutObjectPart",
 	// "ListObjectParts", "CompleteMultipartUpload", "AbortMultipartUpload", "CopyObject",
-	// "CopyObjectPart", "GetObject", "StatObject", "GetObjectAttributes" or
-	// "ListMultipartUploads".
+	// "CopyObjectPart", "GetObject", "StatObject", "GetObjectAttributes",
+	// "RemoveObject" or "ListMultipartUploads".
 	Op string
 	// Bucket and Key name the object written or read; for copies, the destination.
 	Bucket, Key string

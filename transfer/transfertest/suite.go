@@ -30,7 +30,8 @@ import (
 // maxUploads (MinIO) or failing on an upload ID marker (versitygw); GetObjectAttributes
 // failing (minio-go cannot parse versitygw's and moto's Last-Modified) or listing one
 // part for an object of one PUT (MinIO); a part read without the part's checksum
-// (versitygw) or ignoring partNumber on GET (moto); a FULL_OBJECT Complete answered
+// (versitygw) or ignoring partNumber on GET (moto); deleting a missing key answered
+// with NoSuchKey instead of success; a FULL_OBJECT Complete answered
 // without its type (MinIO); UploadPartCopy refused in an upload with a checksum
 // algorithm (MinIO). On a *Fake it accepts only S3's behaviour.
 func Run(t *testing.T, newStore func(t *testing.T) (s S3, bucket string)) {
@@ -54,6 +55,7 @@ func Run(t *testing.T, newStore func(t *testing.T) (s S3, bucket string)) {
 		{"CopyObjectPartCRC32C", (*suite).copyObjectPartCRC32C},
 		{"ListMultipartUploads", (*suite).listMultipartUploads},
 		{"NoSuchBucket", (*suite).noSuchBucket},
+		{"RemoveObject", (*suite).removeObject},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -948,4 +950,28 @@ func (t *suite) noSuchBucket() {
 	t.wantErr("GetObject of a missing key", err, 404, "NoSuchKey")
 	_, err = t.s.StatObject(ctx, t.bucket, "no-such-key", minio.StatObjectOptions{})
 	t.wantErr("StatObject of a missing key", err, 404, "NoSuchKey")
+}
+
+// removeObject deletes an object, then deletes it again: S3 answers a missing key with
+// success; a store that says NoSuchKey is tolerated (the engine takes it as done).
+func (t *suite) removeObject() {
+	ctx := t.Context()
+	t.put("gone", []byte("x"), minio.PutObjectOptions{})
+	t.put("kept", []byte("y"), minio.PutObjectOptions{})
+	t.must("RemoveObject", t.s.RemoveObject(ctx, t.bucket, "gone", minio.RemoveObjectOptions{}))
+	_, err := t.s.StatObject(ctx, t.bucket, "gone", minio.StatObjectOptions{})
+	t.wantErr("StatObject of a removed key", err, 404, "NoSuchKey")
+	if _, err := t.s.StatObject(ctx, t.bucket, "kept", minio.StatObjectOptions{}); err != nil {
+		t.Errorf("StatObject of the key beside the removed one: %v", err)
+	}
+	err = t.s.RemoveObject(ctx, t.bucket, "gone", minio.RemoveObjectOptions{})
+	if err != nil {
+		if code, _ := t.code(err); t.fake != nil || code != "NoSuchKey" {
+			t.Errorf("RemoveObject of a missing key: %v, want success", err)
+		} else {
+			t.Logf("store answers RemoveObject of a missing key with %v", err)
+		}
+	}
+	err = t.s.RemoveObject(ctx, "s3xfer-no-such-bucket-4c1d", "k", minio.RemoveObjectOptions{})
+	t.wantErr("RemoveObject in a missing bucket", err, 404, "NoSuchBucket")
 }
