@@ -46,6 +46,9 @@ func parse(path string, data []byte) (h Header, parts map[int]Part, good int, er
 		return h, nil, 0, fmt.Errorf("%w: %s was written by journal format version %d, this build reads version %d; delete it (or abort its transfer) and start over",
 			ErrVersion, path, h.Version, FormatVersion)
 	}
+	if h.Kind.Job() {
+		return h, nil, 0, fmt.Errorf("%w: %s is a directory job's journal, not a transfer's", ErrCorrupt, path)
+	}
 	parts = map[int]Part{}
 	good = len(line) + 1
 	for n := 2; len(rest) > 0; n++ {

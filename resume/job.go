@@ -4,14 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"sync"
-	"time"
-
-	"github.com/s3xfer/s3xfer/internal/osfile"
 )
 
 // The kinds of directory job, whose journals are JobJournals.
@@ -76,29 +71,9 @@ func (s Store) CreateJob(id string, h Header) (*JobJournal, error) {
 	if !h.Kind.Job() {
 		return nil, fmt.Errorf("resume: create job journal: kind %q is not a directory job", h.Kind)
 	}
-	path, lockPath, err := s.paths(id)
+	path, f, lk, h, err := s.create(id, h)
 	if err != nil {
 		return nil, err
-	}
-	h.Version = FormatVersion
-	if h.Created.IsZero() {
-		h.Created = time.Now().UTC().Round(0)
-	}
-	line, err := encodeLine(h)
-	if err == nil {
-		err = os.MkdirAll(filepath.Dir(path), 0o700)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("resume: create %s: %w", path, err)
-	}
-	lk, err := lockFile(lockPath, path)
-	if err != nil {
-		return nil, err
-	}
-	f, err := writeHeader(path, line)
-	if err != nil {
-		lk.Close()
-		return nil, fmt.Errorf("resume: create %s: %w", path, err)
 	}
 	return &JobJournal{path: path, h: h, f: f, lock: lk, state: jobState{failed: map[string]bool{}}}, nil
 }
@@ -106,41 +81,14 @@ func (s Store) CreateJob(id string, h Header) (*JobJournal, error) {
 // OpenJob takes the lock of job journal id and loads it, with the errors of Open. A torn
 // tail is cut off.
 func (s Store) OpenJob(id string) (*JobJournal, error) {
-	path, lockPath, err := s.paths(id)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("resume: open: %w", err)
-	}
-	lk, err := lockFile(lockPath, path)
-	if err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0)
-	if err != nil {
-		lk.Close()
-		return nil, fmt.Errorf("resume: open: %w", err)
-	}
-	data, err := io.ReadAll(f)
 	var h Header
 	var st jobState
-	good := 0
-	if err == nil {
+	path, f, lk, err := s.open(id, func(path string, data []byte) (good int, err error) {
 		h, st, good, err = parseJob(path, data)
-	}
-	if err == nil && good < len(data) {
-		if err = f.Truncate(int64(good)); err == nil {
-			err = f.Sync()
-		}
-	}
+		return good, err
+	})
 	if err != nil {
-		f.Close()
-		lk.Close()
-		if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrVersion) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("resume: open %s: %w", path, err)
+		return nil, err
 	}
 	return &JobJournal{path: path, h: h, f: f, lock: lk, state: st}, nil
 }
@@ -263,9 +211,5 @@ func (j *JobJournal) Delete() error {
 	if !j.shut() {
 		return fmt.Errorf("resume: delete %s: %w", j.path, fs.ErrClosed)
 	}
-	err := errors.Join(j.f.Close(), os.Remove(j.path), osfile.SyncDir(filepath.Dir(j.path)), os.Remove(j.lock.Name()), j.lock.Close())
-	if err != nil {
-		return fmt.Errorf("resume: delete %s: %w", j.path, err)
-	}
-	return nil
+	return remove(j.path, j.f, j.lock)
 }

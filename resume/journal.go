@@ -46,31 +46,38 @@ type batch struct {
 // to now, and returns once the header is durable: written to a temporary file, fsynced,
 // renamed over the journal and the directory fsynced.
 func (s Store) Create(id string, h Header) (*Journal, error) {
-	path, lockPath, err := s.paths(id)
+	path, f, lk, h, err := s.create(id, h)
 	if err != nil {
 		return nil, err
+	}
+	return &Journal{path: path, h: h, f: f, lock: lk, parts: map[int]Part{}}, nil
+}
+
+// create writes the header of a new journal of either kind, holding its lock.
+func (s Store) create(id string, h Header) (path string, f, lk *os.File, _ Header, err error) {
+	path, lockPath, err := s.paths(id)
+	if err != nil {
+		return "", nil, nil, h, err
 	}
 	h.Version = FormatVersion
 	if h.Created.IsZero() {
 		h.Created = time.Now().UTC().Round(0)
 	}
 	line, err := encodeLine(h)
-	if err != nil {
-		return nil, fmt.Errorf("resume: create %s: %w", path, err)
+	if err == nil {
+		err = os.MkdirAll(filepath.Dir(path), 0o700)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("resume: create %s: %w", path, err)
-	}
-	lk, err := lockFile(lockPath, path)
 	if err != nil {
-		return nil, err
+		return "", nil, nil, h, fmt.Errorf("resume: create %s: %w", path, err)
 	}
-	f, err := writeHeader(path, line)
-	if err != nil {
+	if lk, err = lockFile(lockPath, path); err != nil {
+		return "", nil, nil, h, err
+	}
+	if f, err = writeHeader(path, line); err != nil {
 		lk.Close()
-		return nil, fmt.Errorf("resume: create %s: %w", path, err)
+		return "", nil, nil, h, fmt.Errorf("resume: create %s: %w", path, err)
 	}
-	return &Journal{path: path, h: h, f: f, lock: lk, parts: map[int]Part{}}, nil
+	return path, f, lk, h, nil
 }
 
 // writeHeader replaces path by a file holding line, durably (restic's Save pattern), and
@@ -104,28 +111,39 @@ func writeHeader(path string, line []byte) (*os.File, error) {
 // ErrVersion. A torn tail, left by a crash during an append, is cut off so the file
 // stays well-formed for new appends.
 func (s Store) Open(id string) (*Journal, error) {
-	path, lockPath, err := s.paths(id)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("resume: open: %w", err)
-	}
-	lk, err := lockFile(lockPath, path)
-	if err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0)
-	if err != nil {
-		lk.Close()
-		return nil, fmt.Errorf("resume: open: %w", err)
-	}
-	data, err := io.ReadAll(f)
 	var h Header
 	var parts map[int]Part
+	path, f, lk, err := s.open(id, func(path string, data []byte) (good int, err error) {
+		h, parts, good, err = parse(path, data)
+		return good, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Journal{path: path, h: h, f: f, lock: lk, parts: parts}, nil
+}
+
+// open locks and reads journal id of either kind with parse, which returns the length of
+// its well-formed prefix; a torn tail after it is cut off.
+func (s Store) open(id string, parse func(path string, data []byte) (good int, err error)) (path string, f, lk *os.File, err error) {
+	path, lockPath, err := s.paths(id)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	if _, err := os.Stat(path); err != nil {
+		return "", nil, nil, fmt.Errorf("resume: open: %w", err)
+	}
+	if lk, err = lockFile(lockPath, path); err != nil {
+		return "", nil, nil, err
+	}
+	if f, err = os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0); err != nil {
+		lk.Close()
+		return "", nil, nil, fmt.Errorf("resume: open: %w", err)
+	}
+	data, err := io.ReadAll(f)
 	good := 0
 	if err == nil {
-		h, parts, good, err = parse(path, data)
+		good, err = parse(path, data)
 	}
 	if err == nil && good < len(data) {
 		if err = f.Truncate(int64(good)); err == nil {
@@ -136,11 +154,11 @@ func (s Store) Open(id string) (*Journal, error) {
 		f.Close()
 		lk.Close()
 		if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrVersion) {
-			return nil, err
+			return "", nil, nil, err
 		}
-		return nil, fmt.Errorf("resume: open %s: %w", path, err)
+		return "", nil, nil, fmt.Errorf("resume: open %s: %w", path, err)
 	}
-	return &Journal{path: path, h: h, f: f, lock: lk, parts: parts}, nil
+	return path, f, lk, nil
 }
 
 // Reset replaces the journal's header and forgets its parts, durably and without ever
@@ -294,10 +312,15 @@ func (j *Journal) Delete() error {
 	if !j.shut() {
 		return fmt.Errorf("resume: delete %s: %w", j.path, fs.ErrClosed)
 	}
+	return remove(j.path, j.f, j.lock)
+}
+
+// remove deletes a journal of either kind and its lock file, then releases the lock.
+func remove(path string, f, lock *os.File) error {
 	// The lock file goes before the lock is released: lockFile re-checks the file it locked.
-	err := errors.Join(j.f.Close(), os.Remove(j.path), osfile.SyncDir(filepath.Dir(j.path)), os.Remove(j.lock.Name()), j.lock.Close())
+	err := errors.Join(f.Close(), os.Remove(path), osfile.SyncDir(filepath.Dir(path)), os.Remove(lock.Name()), lock.Close())
 	if err != nil {
-		return fmt.Errorf("resume: delete %s: %w", j.path, err)
+		return fmt.Errorf("resume: delete %s: %w", path, err)
 	}
 	return nil
 }

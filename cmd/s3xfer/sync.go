@@ -216,10 +216,10 @@ func (c *cpRun) sync(ctx context.Context, src, dst transfer.Location, srcArg, ds
 	defer s.close()
 	start := time.Now()
 	s.ui.beginJob(0, 0, 0, 0)
-	opts.OnFound = s.ui.syncFound
+	opts.OnFound = s.ui.found
 	opts.OnFile = func(fr transfer.FileResult) {
 		if fr.Skipped {
-			s.ui.syncSkipped(fr.Size)
+			s.ui.skippedFile(fr.Size)
 			return
 		}
 		s.ui.fileDone(fr.Err == nil)
@@ -316,22 +316,4 @@ func syncError(ctx context.Context, s *session, src, dst transfer.Location, opts
 		return fmt.Errorf("%s: %d of %d files failed (listed above); running the same sync again retries them%s", je.Op, je.Failed, je.Files, withheld)
 	}
 	return fmt.Errorf("%s%s", explain(s.diagnose(ctx, err, first(src.Bucket, dst.Bucket))), withheld)
-}
-
-// syncFound grows the job's totals as the merge finds files: a sync's are known only at
-// its end.
-func (u *ui) syncFound(size int64) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.files++
-	u.total += size
-}
-
-// syncSkipped counts a file the destination has already, as a file done before this run.
-func (u *ui) syncSkipped(size int64) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	u.filesDone++
-	u.doneBytes += size
-	u.baseBytes += size
 }
