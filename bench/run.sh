@@ -12,7 +12,7 @@
 #	                                      # upload, download and copy-1g scenarios (compared with s3xfer-cli)
 #
 # Results: bench/results/<timestamp>.json (+ .md, and chart .png for partial runs), not committed.
-# Scratch data goes to a temp dir under ${S3XFER_BENCH_TMP:-${TMPDIR:-/tmp}} (a full run needs ~3 GiB there
+# Scratch data goes to a temp dir under ${S3XFER_BENCH_TMP:-${TMPDIR:-/tmp}} (a full run needs ~5 GiB there
 # and ~9 GiB for MinIO's data), removed on exit; servers started here are stopped on exit.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

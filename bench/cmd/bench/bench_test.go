@@ -2,8 +2,11 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -123,5 +126,51 @@ func TestReportedChecksum(t *testing.T) {
 	}
 	if got := reportedChecksum(`{"bytes":5}` + "\nnot json"); got != "" {
 		t.Errorf("no checksum: %q", got)
+	}
+}
+
+func TestStreamCommands(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"s3xfer", "rclone"} {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := &harness{bin: dir, work: dir, aws: "/usr/bin/aws", set: Settings{StreamSize: 1}}
+	want := map[string]string{
+		s3xferCLI + " " + streamFromFile: "cp /src s3://b/k",
+		s3xferCLI + " " + streamStdin:    "cp - s3://b/k",
+		s3xferCLI + " " + streamExpected: "cp - s3://b/k --endpoint E --quiet --expected-size 1TiB",
+		awsCLI + " " + streamStdin:       "s3 cp --only-show-errors - s3://b/k",
+		rclone + " " + streamStdin:       "rcat bench:b/k -q",
+	}
+	entries := h.entries("stream")
+	if len(entries) != len(want) {
+		t.Fatalf("%d stream entries, want %d", len(entries), len(want))
+	}
+	for _, e := range entries {
+		j := job{op: "upload", endpoint: "E", bucket: "b", key: "k", file: "/src"}
+		if e.variant != streamFromFile {
+			j.file, j.stdin = "", "/src"
+		}
+		if e.variant == streamExpected {
+			j.expectedSize = streamExpectArg
+		}
+		cmd, err := h.command(e.tool, j)
+		if err != nil {
+			t.Fatalf("%s %s: %v", e.tool, e.variant, err)
+		}
+		got := strings.Join(cmd.Args[1:], " ")
+		if w := want[e.tool+" "+e.variant]; w == "" || !strings.Contains(got, w) {
+			t.Errorf("%s %s: %q, want it to contain %q", e.tool, e.variant, got, w)
+		}
+	}
+	for _, tool := range []string{s3xferLib, minioGo, awsSDK} {
+		if _, err := h.command(tool, job{op: "upload", stdin: "/src"}); !errors.Is(err, errNA) {
+			t.Errorf("%s from stdin: %v, want errNA", tool, err)
+		}
+	}
+	if got := keySafe("s3xfer-cli-" + streamExpected + "-r1"); got != "s3xfer-cli-stdin-expected-size1TiB-r1" {
+		t.Errorf("keySafe: %q", got)
 	}
 }

@@ -48,6 +48,7 @@ func writeChart(path string, res *Results) error {
 	add("Download "+up+": throughput, median (higher is better)", "MiB/s", "download", (*row).mibps)
 	add("Upload "+up+": peak RSS of the client (lower is better)", "MiB", "upload", (*row).peakRSS)
 	add("Upload "+up+": client CPU user+sys, median (lower is better)", "s", "upload", (*row).cpu)
+	add("Stream upload "+sizeOf(res, "stream")+" (stdin vs file): throughput, median (higher is better)", "MiB/s", "stream", (*row).mibps)
 	if len(panels) == 0 {
 		fmt.Fprintln(os.Stderr, "bench: chart: no upload or download results: no chart")
 		return nil

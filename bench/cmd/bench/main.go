@@ -75,6 +75,7 @@ type Settings struct {
 	ResumeConc      int      `json:"resume_concurrency"`
 	MemoryPartSizes []int64  `json:"memory_part_sizes"`
 	MemoryConc      int      `json:"memory_concurrency"`
+	StreamSize      int64    `json:"stream_size,omitempty"`
 	Baseline        string   `json:"baseline,omitempty"` // git revision of the s3xfer-cli@REV tool, if any
 }
 
@@ -86,6 +87,7 @@ func settingsFor(quick bool) Settings {
 			RateSize: 24 * mib, RateLimit: 12 * mib,
 			ResumeSize: 64 * mib, ResumePartSize: 8 * mib, ResumeConc: 2,
 			MemoryPartSizes: []int64{5 * mib, 8 * mib, 16 * mib}, MemoryConc: 16,
+			StreamSize: 32 * mib,
 		}
 	}
 	return Settings{
@@ -94,10 +96,11 @@ func settingsFor(quick bool) Settings {
 		RateSize: 256 * mib, RateLimit: 32 * mib,
 		ResumeSize: gib, ResumePartSize: 16 * mib, ResumeConc: 4,
 		MemoryPartSizes: []int64{16 * mib, 64 * mib, 256 * mib}, MemoryConc: 16,
+		StreamSize: 2 * gib,
 	}
 }
 
-var allScenarios = []string{"upload", "download", "copy-1g", "copy-6g", "files", "ratelimit", "resume", "memory"}
+var allScenarios = []string{"upload", "download", "copy-1g", "copy-6g", "files", "ratelimit", "resume", "memory", "stream"}
 
 // Sample is one measured transfer.
 type Sample struct {
@@ -139,8 +142,8 @@ type harness struct {
 	proxy                    *proxy
 	spawner                  *spawner
 
-	bigFile, rateFile, resumeFile string
-	dirSums                       map[string]string
+	bigFile, rateFile, resumeFile, streamFile string
+	dirSums                                   map[string]string
 }
 
 const (
@@ -339,6 +342,13 @@ func (h *harness) setup(ctx context.Context, profiling bool) error {
 			return err
 		}
 	}
+	if has("stream") {
+		h.streamFile = h.dataFile(h.set.StreamSize)
+		say("writing %s (%s)", filepath.Base(h.streamFile), human(h.set.StreamSize))
+		if err := writeFile(h.streamFile, gen{seed: uint64(h.set.StreamSize), size: h.set.StreamSize}); err != nil {
+			return err
+		}
+	}
 	if has("files") {
 		say("writing %d files of %s", h.set.Files, human(h.set.FileSize))
 		var err error
@@ -394,6 +404,16 @@ type step struct {
 	concurrency int
 }
 
+// The stream scenario's variants: the same file uploaded by path, and on stdin (cp -, aws
+// s3 cp -, rclone rcat), at the tools' defaults; s3xfer on stdin also told the stream may be
+// 1 TiB (--expected-size), which sizes its parts for that.
+const (
+	streamFromFile  = "file"
+	streamStdin     = "stdin"
+	streamExpected  = "stdin, --expected-size 1TiB"
+	streamExpectArg = "1TiB"
+)
+
 // noSyncVariant is s3xfer's download with the matched settings and --no-fsync: the file
 // left in the page cache when the tool returns, as every peer leaves it.
 const noSyncVariant = "matched, no fsync"
@@ -447,6 +467,10 @@ func (h *harness) entries(scenario string) []step {
 		for _, t := range []string{s3xferLib, s3xferCLI, awsCLI, rclone} {
 			e = append(e, step{tool: t, variant: "matched", partSize: h.set.ResumePartSize, concurrency: h.set.ResumeConc})
 		}
+	case "stream":
+		e = append(e, step{tool: s3xferCLI, variant: streamFromFile}, step{tool: s3xferCLI, variant: streamStdin},
+			step{tool: s3xferCLI, variant: streamExpected}, step{tool: awsCLI, variant: streamStdin},
+			step{tool: rclone, variant: streamStdin})
 	case "memory":
 		for _, ps := range h.set.MemoryPartSizes {
 			for _, t := range []string{s3xferLib, s3xferCLI, minioGo, awsSDK, awsCLI, rclone} {
@@ -486,13 +510,14 @@ type measured struct {
 }
 
 // runMeasured runs cmd to the end (or timeout) through the spawner and reads its rusage.
-// watch, if set, runs while the process does and may kill it by pid.
-func (h *harness) runMeasured(cmd *exec.Cmd, timeout time.Duration, watch func(pid int, done <-chan struct{})) measured {
+// stdin, if not "", is a file the process gets as its standard input (a redirect: the
+// producer costs nothing). watch, if set, runs while the process does and may kill it by pid.
+func (h *harness) runMeasured(cmd *exec.Cmd, stdin string, timeout time.Duration, watch func(pid int, done <-chan struct{})) measured {
 	env := cmd.Env
 	if env == nil {
 		env = os.Environ()
 	}
-	pid, err := h.spawner.start(append([]string{cmd.Path}, cmd.Args[1:]...), env)
+	pid, err := h.spawner.start(append([]string{cmd.Path}, cmd.Args[1:]...), env, stdin)
 	if err != nil {
 		return measured{err: err}
 	}
@@ -574,6 +599,19 @@ func (h *harness) runStep(ctx context.Context, st step) Sample {
 		s.Bytes = int64(h.set.Files) * h.set.FileSize
 		verify = func() error { return verifyPrefix(ctx, h.mc, dstBucket, j.prefix, h.dirSums, h.set.FileSize) }
 		cleanup = func() { removePrefix(ctx, h.mc, dstBucket, j.prefix) }
+	case "stream":
+		j.op, j.bucket, j.key, j.file = "upload", dstBucket, "stream/"+keySafe(name), h.streamFile
+		if st.variant != streamFromFile {
+			j.file, j.stdin = "", h.streamFile
+		}
+		if st.variant == streamExpected {
+			j.expectedSize = streamExpectArg
+		}
+		s.Bytes = h.set.StreamSize
+		verify = func() error {
+			return verifyObject(ctx, h.mc, dstBucket, j.key, h.openData(h.streamFile), h.set.StreamSize, false)
+		}
+		cleanup = func() { removePrefix(ctx, h.mc, dstBucket, j.key) }
 	case "ratelimit":
 		return h.rateStep(ctx, s, j, name)
 	case "resume":
@@ -583,9 +621,14 @@ func (h *harness) runStep(ctx context.Context, st step) Sample {
 	if err != nil {
 		return na(s, err)
 	}
-	m := h.runMeasured(cmd, h.timeout(), nil)
+	m := h.runMeasured(cmd, j.stdin, h.timeout(), nil)
 	defer cleanup()
 	return h.finish(s, m, verify)
+}
+
+// keySafe turns a step's name into an object key's last element: no spaces, commas or dashes in a row.
+func keySafe(name string) string {
+	return strings.NewReplacer(" ", "", ",", "", "--", "-").Replace(name)
 }
 
 // noWarmUp are the scenarios whose first step is not repeated unmeasured: long ones, and
@@ -730,7 +773,7 @@ func (h *harness) rateStep(ctx context.Context, s Sample, j job, name string) Sa
 	h.proxy.setMarks(lead, s.Bytes)
 	stop := make(chan struct{})
 	samples := h.proxy.sampler(10*time.Millisecond, stop)
-	m := h.runMeasured(cmd, h.timeout(), nil)
+	m := h.runMeasured(cmd, "", h.timeout(), nil)
 	close(stop)
 	from, to := h.proxy.marked()
 	r := windowRates(<-samples, from, to, s.Bytes-lead)
@@ -763,7 +806,7 @@ func (h *harness) resumeStep(ctx context.Context, s Sample, j job, name string) 
 	h.proxy.reset()
 	var killedAt atomic.Int64
 	killedAt.Store(-1)
-	first := h.runMeasured(cmd, h.timeout(), func(pid int, done <-chan struct{}) {
+	first := h.runMeasured(cmd, "", h.timeout(), func(pid int, done <-chan struct{}) {
 		t := time.NewTicker(time.Millisecond)
 		defer t.Stop()
 		for {
@@ -787,7 +830,7 @@ func (h *harness) resumeStep(ctx context.Context, s Sample, j job, name string) 
 	sent1 := h.proxy.sent.Load()
 	h.proxy.reset()
 	cmd, _ = h.command(s.Tool, j)
-	m := h.runMeasured(cmd, h.timeout(), nil)
+	m := h.runMeasured(cmd, "", h.timeout(), nil)
 	sent2 := h.proxy.sent.Load()
 	s.Extra = map[string]float64{
 		"sent_before_kill": float64(sent1), "sent_after": float64(sent2),
@@ -815,7 +858,7 @@ func (h *harness) profile(ctx context.Context, dir string) error {
 		if err != nil {
 			return err
 		}
-		m := h.runMeasured(cmd, h.timeout(), nil)
+		m := h.runMeasured(cmd, "", h.timeout(), nil)
 		if m.err != nil {
 			return fmt.Errorf("%s: %v: %s", op, m.err, lastLine(m.stderr))
 		}

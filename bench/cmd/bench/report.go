@@ -299,6 +299,7 @@ var titles = map[string]string{
 	"ratelimit": "Rate-limited upload",
 	"resume":    "Resume after SIGKILL at 50%",
 	"memory":    "Memory against part size (upload)",
+	"stream":    "Stream upload (stdin) against the same file, at the tools' defaults",
 }
 
 func sizeOf(res *Results, sc string) string {
@@ -316,6 +317,8 @@ func sizeOf(res *Results, sc string) string {
 		return fmt.Sprintf("%s at %s/s", human(s.RateSize), human(s.RateLimit))
 	case "resume":
 		return fmt.Sprintf("%s, %s × %d", human(s.ResumeSize), human(s.ResumePartSize), s.ResumeConc)
+	case "stream":
+		return human(s.StreamSize)
 	}
 	return ""
 }
@@ -374,6 +377,8 @@ func renderMarkdown(res *Results, pngRef string) string {
 					f(r.extra("sent_after")/float64(mib), 1), f(r.extra("resent")/float64(mib), 1), f(r.extra("resent_pct"), 1),
 					f(r.wall(), 2), status(r))
 			}
+		case "stream":
+			renderStream(&b, t, rows)
 		case "memory":
 			w("| tool | part × concurrency | peak RSS MiB | wall s | CPU s | ok |\n|---|---|---|---|---|---|\n")
 			byTool := slices.Clone(rows)
@@ -493,6 +498,18 @@ func renderTargets(b *strings.Builder, res *Results, t *table) {
 		both("Small files: ≥ 2 × aws cli's speed (its faster variant); s3xfer at its defaults",
 			speed(s3xferLib, "default"), speed(s3xferCLI, "default"), 2, false, 2, "")
 	}
+	if rows := t.scenario("stream"); len(rows) > 0 {
+		std := t.find("stream", s3xferCLI, streamStdin)
+		nan := math.NaN()
+		both("Stream (`cp -`, defaults) wall ≤ 1.2 × the same file's (`cp FILE`), same run", nan,
+			ratio(std, t.find("stream", s3xferCLI, streamFromFile), runs), 1.2, true, 2, "")
+		// "Ahead of": strictly faster, a ratio below 1 at the precision shown.
+		both("Stream wall < aws cli's `aws s3 cp -` (ratio < 1)", nan, ratio(std, t.find("stream", awsCLI, streamStdin), runs), 0.995, true, 2, "")
+		both("Stream wall < `rclone rcat` (ratio < 1)", nan, ratio(std, t.find("stream", rclone, streamStdin), runs), 0.995, true, 2, "")
+		w("| Stream peak RSS at the defaults (MiB; memory budget 256 MiB) | – | %s | (measured) |\n", f(rssOf(std), 1))
+		w("| Stream peak RSS with --expected-size %s (MiB) | – | %s | (measured) |\n", streamExpectArg,
+			f(rssOf(t.find("stream", s3xferCLI, streamExpected)), 1))
+	}
 	if rows := t.scenario("ratelimit"); len(rows) > 0 {
 		e := func(tool, k string) float64 {
 			r := t.find("ratelimit", tool, "matched")
@@ -503,6 +520,38 @@ func renderTargets(b *strings.Builder, res *Results, t *table) {
 		}
 		both("Rate limit: average within 2% of the target (abs. error, %)", e(s3xferLib, "average_err_pct"), e(s3xferCLI, "average_err_pct"), 2, true, 2, "")
 		both("Rate limit: worst 1-second window within 2% (abs. error, %)", e(s3xferLib, "worst_1s_err_pct"), e(s3xferCLI, "worst_1s_err_pct"), 2, true, 1, "")
+	}
+}
+
+// streamCommand is what a stream row ran, for the table (FILE is the source, on stdin
+// through a redirect where it shows as <FILE).
+func streamCommand(r *row) string {
+	switch {
+	case r.tool == s3xferCLI && r.variant == streamFromFile:
+		return "`s3xfer cp FILE s3://b/k`"
+	case r.tool == s3xferCLI && r.variant == streamStdin:
+		return "`s3xfer cp - s3://b/k <FILE`"
+	case r.tool == s3xferCLI && r.variant == streamExpected:
+		return "`s3xfer cp - s3://b/k --expected-size " + streamExpectArg + " <FILE`"
+	case r.tool == awsCLI:
+		return "`aws s3 cp - s3://b/k <FILE`"
+	case r.tool == rclone:
+		return "`rclone rcat bench:b/k <FILE`"
+	}
+	return r.tool + " " + r.variant
+}
+
+// renderStream is the stream scenario's table: every row against s3xfer's stream at its
+// defaults, paired by run.
+func renderStream(b *strings.Builder, t *table, rows []*row) {
+	w := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
+	ref := t.find("stream", s3xferCLI, streamStdin)
+	w("| tool | variant | command | wall s | MiB/s | CPU s | CPU s/GiB | peak RSS MiB | `cp -` ÷ tool | ok |\n")
+	w("|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, r := range rows {
+		w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.tool, r.variant, streamCommand(r),
+			f(r.wall(), 2), f(r.mibps(), 1), f(r.cpu(), 2), f(perGiB(r), 2), f(r.peakRSS(), 1),
+			f(ratio(ref, r, t.runs), 2), status(r))
 	}
 }
 

@@ -55,9 +55,14 @@ func (s *spawner) read(v any) error {
 	return json.Unmarshal(s.out.Bytes(), v)
 }
 
-// start starts args with env and returns its pid.
-func (s *spawner) start(args, env []string) (int, error) {
-	b, err := json.Marshal(map[string][]string{"args": args, "env": env})
+// start starts args with env, and the file stdin (if not "") on its standard input, and
+// returns its pid.
+func (s *spawner) start(args, env []string, stdin string) (int, error) {
+	b, err := json.Marshal(struct {
+		Args  []string `json:"args"`
+		Env   []string `json:"env"`
+		Stdin string   `json:"stdin,omitempty"`
+	}{args, env, stdin})
 	if err != nil {
 		return 0, err
 	}

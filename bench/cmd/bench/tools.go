@@ -43,21 +43,23 @@ var errNA = errors.New("not available")
 
 // job is one transfer for a tool to run.
 type job struct {
-	op          string // upload, download, copy, dir
-	endpoint    string
-	bucket, key string
-	file        string // upload source, download destination
-	srcBucket   string // copy source
-	srcKey      string
-	dir, prefix string
-	size        int64 // ceiling
-	partSize    int64 // 0: the tool's default
-	concurrency int   // 0: the tool's default
-	limit       int64 // bytes per second, 0: none
-	journalDir  string
-	noSync      bool // s3xfer download without fsyncs
-	cpuProfile  string
-	memProfile  string
+	op           string // upload, download, copy, dir
+	endpoint     string
+	bucket, key  string
+	file         string // upload source, download destination
+	srcBucket    string // copy source
+	srcKey       string
+	dir, prefix  string
+	stdin        string // upload: the file is the client's standard input, the source "-"
+	size         int64  // ceiling
+	partSize     int64  // 0: the tool's default
+	concurrency  int    // 0: the tool's default
+	limit        int64  // bytes per second, 0: none
+	journalDir   string
+	expectedSize string // s3xfer stream upload: --expected-size
+	noSync       bool   // s3xfer download without fsyncs
+	cpuProfile   string
+	memProfile   string
 }
 
 // command builds the process that runs j with tool.
@@ -138,7 +140,7 @@ func (h *harness) driverArgs(op string, j job) []string {
 
 func (h *harness) peerCommand(ops map[string]string, j job) (*exec.Cmd, error) {
 	op, ok := ops[j.op]
-	if !ok || j.limit > 0 {
+	if !ok || j.limit > 0 || j.stdin != "" {
 		return nil, errNA
 	}
 	return exec.Command(filepath.Join(h.bin, "peer"), h.driverArgs(op, j)...), nil
@@ -146,7 +148,7 @@ func (h *harness) peerCommand(ops map[string]string, j job) (*exec.Cmd, error) {
 
 func (h *harness) libCommand(j job) (*exec.Cmd, error) {
 	p := filepath.Join(h.bin, "s3xferlib")
-	if _, err := os.Stat(p); err != nil {
+	if _, err := os.Stat(p); err != nil || j.stdin != "" {
 		return nil, errNA
 	}
 	return exec.Command(p, h.driverArgs(j.op, j)...), nil
@@ -174,7 +176,11 @@ func (h *harness) cliCommand(name string, j job) (*exec.Cmd, error) {
 	args := []string{"cp"}
 	switch j.op {
 	case "upload":
-		args = append(args, j.file, "s3://"+j.bucket+"/"+j.key)
+		src := j.file
+		if j.stdin != "" {
+			src = "-"
+		}
+		args = append(args, src, "s3://"+j.bucket+"/"+j.key)
 	case "download":
 		args = append(args, "s3://"+j.bucket+"/"+j.key, j.file)
 	case "copy":
@@ -195,6 +201,9 @@ func (h *harness) cliCommand(name string, j job) (*exec.Cmd, error) {
 	}
 	if j.noSync {
 		args = append(args, "--no-fsync")
+	}
+	if j.expectedSize != "" {
+		args = append(args, "--expected-size", j.expectedSize)
 	}
 	if j.partSize > 0 {
 		args = append(args, "--part-size", sizeArg(j.partSize))
@@ -217,7 +226,11 @@ func (h *harness) awsCommand(j job) (*exec.Cmd, error) {
 	var args []string
 	switch j.op {
 	case "upload":
-		args = []string{j.file, "s3://" + j.bucket + "/" + j.key}
+		src := j.file
+		if j.stdin != "" {
+			src = "-" // s3transfer reads it as a non-seekable stream, in multipart_chunksize parts
+		}
+		args = []string{src, "s3://" + j.bucket + "/" + j.key}
 	case "download":
 		args = []string{"s3://" + j.bucket + "/" + j.key, j.file}
 	case "copy":
@@ -259,6 +272,9 @@ func (h *harness) rcloneCommand(j job) (*exec.Cmd, error) {
 	switch j.op {
 	case "upload":
 		args = []string{"copyto", j.file, "bench:" + j.bucket + "/" + j.key}
+		if j.stdin != "" {
+			args = []string{"rcat", "bench:" + j.bucket + "/" + j.key} // a stream of unknown size
+		}
 		if j.partSize > 0 {
 			args = append(args, "--s3-chunk-size", strconv.FormatInt(j.partSize, 10)+"B",
 				"--s3-upload-cutoff", strconv.FormatInt(j.partSize, 10)+"B")

@@ -4,8 +4,9 @@
 // memory's high-water mark), so clients forked by the harness itself would all show at
 // least the harness's own peak. spawn stays a few MiB, so that floor becomes negligible.
 //
-// Protocol, one JSON object a line: the harness writes a request {"args":[...],"env":[...]},
-// spawn answers {"pid":N} once the process started, then {"wall_s":..,"user_s":..,
+// Protocol, one JSON object a line: the harness writes a request {"args":[...],"env":[...]}
+// (and "stdin":PATH for a client that reads a file on its standard input, as `cmd <PATH`
+// would: the file itself is fd 0, no process or goroutine copies it), spawn answers {"pid":N} once the process started, then {"wall_s":..,"user_s":..,
 // "sys_s":..,"max_rss_kib":..,"exit":..,"stdout":..,"stderr":..,"err":..} when it ended.
 // The harness may kill the pid meanwhile. spawn exits when its stdin closes.
 package main
@@ -21,8 +22,9 @@ import (
 )
 
 type request struct {
-	Args []string `json:"args"`
-	Env  []string `json:"env"`
+	Args  []string `json:"args"`
+	Env   []string `json:"env"`
+	Stdin string   `json:"stdin,omitempty"`
 }
 
 type started struct {
@@ -79,13 +81,28 @@ func main() {
 		var stderr capped
 		cmd := exec.Command(req.Args[0], req.Args[1:]...)
 		cmd.Env, cmd.Stdout, cmd.Stderr = req.Env, &stdout, &stderr
+		var in *os.File
+		if req.Stdin != "" {
+			f, err := os.Open(req.Stdin)
+			if err != nil {
+				_ = out.Encode(started{Err: err.Error()})
+				continue
+			}
+			in, cmd.Stdin = f, f // an *os.File is passed as fd 0 itself
+		}
 		start := time.Now()
 		if err := cmd.Start(); err != nil {
+			if in != nil {
+				in.Close()
+			}
 			_ = out.Encode(started{Err: err.Error()})
 			continue
 		}
 		_ = out.Encode(started{PID: cmd.Process.Pid})
 		err := cmd.Wait()
+		if in != nil {
+			in.Close()
+		}
 		e := ended{Wall: time.Since(start).Seconds(), Stdout: stdout.String(), Stderr: stderr.String()}
 		if err != nil {
 			e.Err = err.Error()
