@@ -97,7 +97,7 @@ func settingsFor(quick bool) Settings {
 	}
 }
 
-var allScenarios = []string{"upload", "download", "copy-1g", "copy-6g", "files", "ratelimit", "resume", "memory"}
+var allScenarios = append([]string{"upload", "download", "copy-1g", "copy-6g", "files", "ratelimit", "resume", "memory"}, manyScenarios...)
 
 // Sample is one measured transfer.
 type Sample struct {
@@ -346,6 +346,11 @@ func (h *harness) setup(ctx context.Context, profiling bool) error {
 			return err
 		}
 	}
+	if has(scCpR30k, scCpR100k) {
+		if err := h.setupMany(ctx); err != nil {
+			return err
+		}
+	}
 	if has("ratelimit", "resume") {
 		u, _ := url.Parse(h.endpoint)
 		p, err := newProxy(u.Host)
@@ -447,6 +452,8 @@ func (h *harness) entries(scenario string) []step {
 		for _, t := range []string{s3xferLib, s3xferCLI, awsCLI, rclone} {
 			e = append(e, step{tool: t, variant: "matched", partSize: h.set.ResumePartSize, concurrency: h.set.ResumeConc})
 		}
+	case scManySynthetic, scCpR30k, scCpR100k:
+		e = h.manyEntries(scenario)
 	case "memory":
 		for _, ps := range h.set.MemoryPartSizes {
 			for _, t := range []string{s3xferLib, s3xferCLI, minioGo, awsSDK, awsCLI, rclone} {
@@ -578,6 +585,8 @@ func (h *harness) runStep(ctx context.Context, st step) Sample {
 		return h.rateStep(ctx, s, j, name)
 	case "resume":
 		return h.resumeStep(ctx, s, j, name)
+	case scManySynthetic, scCpR30k, scCpR100k:
+		return h.manyStep(ctx, s, st, name)
 	}
 	cmd, err := h.command(st.tool, j)
 	if err != nil {
@@ -590,7 +599,7 @@ func (h *harness) runStep(ctx context.Context, st step) Sample {
 
 // noWarmUp are the scenarios whose first step is not repeated unmeasured: long ones, and
 // those paced by a bandwidth limit.
-var noWarmUp = []string{"copy-6g", "ratelimit", "resume"}
+var noWarmUp = []string{"copy-6g", "ratelimit", "resume", scManySynthetic, scCpR30k, scCpR100k}
 
 // settle waits until the disk is idle, for 10 s at most: the writeback of the previous
 // step's data and the store's deletes of its objects must not slow the next tool, which

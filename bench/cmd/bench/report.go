@@ -316,6 +316,8 @@ func sizeOf(res *Results, sc string) string {
 		return fmt.Sprintf("%s at %s/s", human(s.RateSize), human(s.RateLimit))
 	case "resume":
 		return fmt.Sprintf("%s, %s × %d", human(s.ResumeSize), human(s.ResumePartSize), s.ResumeConc)
+	case scManySynthetic, scCpR30k, scCpR100k:
+		return manySizeOf(sc, s.Quick)
 	}
 	return ""
 }
@@ -358,6 +360,8 @@ func renderMarkdown(res *Results, pngRef string) string {
 		}
 		w("\n### %s, %s\n\n", titles[sc], sizeOf(res, sc))
 		switch sc {
+		case scManySynthetic, scCpR30k, scCpR100k:
+			renderMany(&b, t, sc, rows)
 		case "ratelimit":
 			w("| tool | target MiB/s | average MiB/s | average error | slowest 1 s | fastest 1 s | worst 1 s error | wall s | CPU s | ok |\n")
 			w("|---|---|---|---|---|---|---|---|---|---|\n")
@@ -504,6 +508,7 @@ func renderTargets(b *strings.Builder, res *Results, t *table) {
 		both("Rate limit: average within 2% of the target (abs. error, %)", e(s3xferLib, "average_err_pct"), e(s3xferCLI, "average_err_pct"), 2, true, 2, "")
 		both("Rate limit: worst 1-second window within 2% (abs. error, %)", e(s3xferLib, "worst_1s_err_pct"), e(s3xferCLI, "worst_1s_err_pct"), 2, true, 1, "")
 	}
+	renderManyTargets(b, t)
 }
 
 func ceilOr(r *row) float64 {
