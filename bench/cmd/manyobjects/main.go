@@ -48,8 +48,9 @@ func main() {
 	journalDir := flag.String("journal-dir", "", "keep the job's journal here (Config.Journal), as the CLI does")
 	heapProfile := flag.String("heapprofile", "", "write a heap profile here at the job's peak (largest in-use heap sampled)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile here")
+	stallFirst := flag.Bool("stall-first", false, "hold the copy of the first object until every other one is copied (a large file at the head of the job)")
 	flag.Parse()
-	if err := run(*n, *conc, *journalDir, *heapProfile, *cpuProfile); err != nil {
+	if err := run(*n, *conc, *stallFirst, *journalDir, *heapProfile, *cpuProfile); err != nil {
 		fmt.Fprintln(os.Stderr, "manyobjects:", err)
 		os.Exit(1)
 	}
@@ -67,7 +68,7 @@ type Report struct {
 	Goroutines    int     `json:"max_goroutines"`
 }
 
-func run(n, conc int, journalDir, heapProfile, cpuProfile string) error {
+func run(n, conc int, stallFirst bool, journalDir, heapProfile, cpuProfile string) error {
 	if cpuProfile != "" {
 		f, err := os.Create(cpuProfile)
 		if err != nil {
@@ -79,6 +80,9 @@ func run(n, conc int, journalDir, heapProfile, cpuProfile string) error {
 		defer pprof.StopCPUProfile()
 	}
 	store := &synthetic{n: n}
+	if stallFirst {
+		store.stall = make(chan struct{})
+	}
 	cfg := transfer.Config{Concurrency: conc, Endpoint: "synthetic://"}
 	if journalDir != "" {
 		cfg.Journal = &resume.Store{Dir: journalDir}
@@ -154,6 +158,8 @@ func vmHWM() int64 {
 type synthetic struct {
 	n      int
 	copies atomic.Int64
+	// stall, if set, holds the copy of object 0 until the n-1 others are copied.
+	stall chan struct{}
 }
 
 var etag = func() string { s := md5.Sum(make([]byte, objSize)); return hex.EncodeToString(s[:]) }()
@@ -200,8 +206,19 @@ func (s *synthetic) StatObject(_ context.Context, _, key string, _ minio.StatObj
 	return s.info(key), nil
 }
 
-func (s *synthetic) CopyObject(_ context.Context, _, _, _, dstObject string, _ map[string]string, _ minio.CopySrcOptions, _ minio.PutObjectOptions) (minio.ObjectInfo, error) {
-	s.copies.Add(1)
+func (s *synthetic) CopyObject(ctx context.Context, _, srcObject, _, dstObject string, _ map[string]string, _ minio.CopySrcOptions, _ minio.PutObjectOptions) (minio.ObjectInfo, error) {
+	if s.stall != nil && srcObject == keyOf(0) {
+		select {
+		case <-s.stall:
+		case <-ctx.Done():
+			return minio.ObjectInfo{}, ctx.Err()
+		}
+		s.copies.Add(1)
+		return s.info(dstObject), nil
+	}
+	if c := s.copies.Add(1); s.stall != nil && c == int64(s.n-1) {
+		close(s.stall) // the last of the others
+	}
 	return s.info(dstObject), nil
 }
 
