@@ -81,6 +81,10 @@ fi
 
 log "building the drivers"
 (cd bench && go build -o "$bin/peer" ./cmd/peer && go build -o "$bin/bench" ./cmd/bench && go build -o "$bin/spawn" ./cmd/spawn)
+if ! (cd bench && go build -o "$bin/manyobjects" ./cmd/manyobjects) >"$work/manyobjects-build.log" 2>&1; then
+	log "cmd/manyobjects does not build: many-synthetic reported as not available"
+	sed 's/^/    /' "$work/manyobjects-build.log" >&2
+fi
 if ! (cd bench && go build -o "$bin/s3xferlib" ./cmd/s3xferlib) >"$work/s3xferlib-build.log" 2>&1; then
 	log "s3xfer library driver does not build: s3xfer-lib reported as not available"
 	sed 's/^/    /' "$work/s3xferlib-build.log" >&2

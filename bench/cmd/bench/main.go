@@ -100,7 +100,7 @@ func settingsFor(quick bool) Settings {
 	}
 }
 
-var allScenarios = []string{"upload", "download", "copy-1g", "copy-6g", "files", "ratelimit", "resume", "memory", "stream"}
+var allScenarios = append([]string{"upload", "download", "copy-1g", "copy-6g", "files", "ratelimit", "resume", "memory", "stream"}, manyScenarios...)
 
 // Sample is one measured transfer.
 type Sample struct {
@@ -356,6 +356,11 @@ func (h *harness) setup(ctx context.Context, profiling bool) error {
 			return err
 		}
 	}
+	if has(scCpR30k, scCpR100k) {
+		if err := h.setupMany(ctx); err != nil {
+			return err
+		}
+	}
 	if has("ratelimit", "resume") {
 		u, _ := url.Parse(h.endpoint)
 		p, err := newProxy(u.Host)
@@ -471,6 +476,8 @@ func (h *harness) entries(scenario string) []step {
 		e = append(e, step{tool: s3xferCLI, variant: streamFromFile}, step{tool: s3xferCLI, variant: streamStdin},
 			step{tool: s3xferCLI, variant: streamExpected}, step{tool: awsCLI, variant: streamStdin},
 			step{tool: rclone, variant: streamStdin})
+	case scManySynthetic, scCpR30k, scCpR100k:
+		e = h.manyEntries(scenario)
 	case "memory":
 		for _, ps := range h.set.MemoryPartSizes {
 			for _, t := range []string{s3xferLib, s3xferCLI, minioGo, awsSDK, awsCLI, rclone} {
@@ -616,6 +623,8 @@ func (h *harness) runStep(ctx context.Context, st step) Sample {
 		return h.rateStep(ctx, s, j, name)
 	case "resume":
 		return h.resumeStep(ctx, s, j, name)
+	case scManySynthetic, scCpR30k, scCpR100k:
+		return h.manyStep(ctx, s, st, name)
 	}
 	cmd, err := h.command(st.tool, j)
 	if err != nil {
@@ -633,7 +642,7 @@ func keySafe(name string) string {
 
 // noWarmUp are the scenarios whose first step is not repeated unmeasured: long ones, and
 // those paced by a bandwidth limit.
-var noWarmUp = []string{"copy-6g", "ratelimit", "resume"}
+var noWarmUp = []string{"copy-6g", "ratelimit", "resume", scManySynthetic, scCpR30k, scCpR100k}
 
 // settle waits until the disk is idle, for 10 s at most: the writeback of the previous
 // step's data and the store's deletes of its objects must not slow the next tool, which

@@ -319,6 +319,8 @@ func sizeOf(res *Results, sc string) string {
 		return fmt.Sprintf("%s, %s × %d", human(s.ResumeSize), human(s.ResumePartSize), s.ResumeConc)
 	case "stream":
 		return human(s.StreamSize)
+	case scManySynthetic, scCpR30k, scCpR100k:
+		return manySizeOf(sc, s.Quick)
 	}
 	return ""
 }
@@ -361,6 +363,8 @@ func renderMarkdown(res *Results, pngRef string) string {
 		}
 		w("\n### %s, %s\n\n", titles[sc], sizeOf(res, sc))
 		switch sc {
+		case scManySynthetic, scCpR30k, scCpR100k:
+			renderMany(&b, t, sc, rows)
 		case "ratelimit":
 			w("| tool | target MiB/s | average MiB/s | average error | slowest 1 s | fastest 1 s | worst 1 s error | wall s | CPU s | ok |\n")
 			w("|---|---|---|---|---|---|---|---|---|---|\n")
@@ -521,6 +525,7 @@ func renderTargets(b *strings.Builder, res *Results, t *table) {
 		both("Rate limit: average within 2% of the target (abs. error, %)", e(s3xferLib, "average_err_pct"), e(s3xferCLI, "average_err_pct"), 2, true, 2, "")
 		both("Rate limit: worst 1-second window within 2% (abs. error, %)", e(s3xferLib, "worst_1s_err_pct"), e(s3xferCLI, "worst_1s_err_pct"), 2, true, 1, "")
 	}
+	renderManyTargets(b, t)
 }
 
 // streamCommand is what a stream row ran, for the table (FILE is the source, on stdin

@@ -187,6 +187,9 @@ func (h *harness) cliCommand(name string, j job) (*exec.Cmd, error) {
 		args = append(args, "s3://"+j.srcBucket+"/"+j.srcKey, "s3://"+j.bucket+"/"+j.key)
 	case "dir":
 		args = append(args, "-r", j.dir+"/", "s3://"+j.bucket+"/"+j.prefix)
+	case "copydir":
+		src, dst := copyDirURLs(j)
+		args = append(args, "-r", src, dst)
 	default:
 		return nil, errNA
 	}
@@ -237,6 +240,9 @@ func (h *harness) awsCommand(j job) (*exec.Cmd, error) {
 		args = []string{"s3://" + j.srcBucket + "/" + j.srcKey, "s3://" + j.bucket + "/" + j.key}
 	case "dir":
 		args = []string{"--recursive", j.dir, "s3://" + j.bucket + "/" + j.prefix}
+	case "copydir":
+		src, dst := copyDirURLs(j)
+		args = []string{"--recursive", src, dst}
 	default:
 		return nil, errNA
 	}
@@ -300,8 +306,11 @@ func (h *harness) rcloneCommand(j job) (*exec.Cmd, error) {
 		if j.concurrency > 0 {
 			args = append(args, "--s3-upload-concurrency", strconv.Itoa(j.concurrency))
 		}
-	case "dir":
+	case "dir", "copydir":
 		args = []string{"copy", j.dir, "bench:" + j.bucket + "/" + j.prefix}
+		if j.op == "copydir" {
+			args[1] = "bench:" + j.srcBucket + "/" + j.srcKey
+		}
 		if j.concurrency > 0 {
 			args = append(args, "--transfers", strconv.Itoa(j.concurrency))
 		}
