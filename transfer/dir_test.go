@@ -223,3 +223,41 @@ func TestDirJobShards(t *testing.T) {
 		t.Error("shard 3 of 3 accepted")
 	}
 }
+
+// The checkpoint follows the oldest file in flight, and only files in flight are held: a
+// slow first file does not make the job keep every file that finished after it.
+func TestJobCheckpointFollowsOldestInFlight(t *testing.T) {
+	_, m, _ := fakeManager(t, Config{Journal: &resume.Store{Dir: t.TempDir()}})
+	jr, err := m.cfg.Journal.CreateJob("j", resume.Header{Kind: resume.UploadDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := &job{m: m, op: "upload", journal: jr, cancel: func() {}, flushed: make(chan struct{})}
+	ctx := context.Background()
+	files := map[string]*inFlight{}
+	for _, k := range []string{"a", "b", "c", "d", "e"} {
+		files[k] = j.begin(fileTask{rel: k})
+	}
+	held := func() (n int) {
+		for s := j.oldest; s != nil; s = s.newer {
+			n++
+		}
+		return n
+	}
+	for _, k := range []string{"b", "c", "d"} {
+		j.settle(ctx, files[k], fileTask{rel: k}, Result{}, nil)
+	}
+	if j.upto != "" || held() != 2 {
+		t.Fatalf("a still in flight: checkpoint %q, %d held; want none and 2", j.upto, held())
+	}
+	j.settle(ctx, files["a"], fileTask{rel: "a"}, Result{}, nil)
+	if j.upto != "d" || held() != 1 {
+		t.Fatalf("e in flight: checkpoint %q, %d held; want d and 1", j.upto, held())
+	}
+	j.settle(ctx, files["e"], fileTask{rel: "e"}, Result{}, nil)
+	j.wait()
+	if upto, files, _ := jr.Progress(); j.upto != "e" || held() != 0 || upto != "e" || files != 5 {
+		t.Fatalf("all settled: checkpoint %q (journal %q, %d files), %d held", j.upto, upto, files, held())
+	}
+	jr.Close()
+}

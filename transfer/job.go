@@ -126,8 +126,11 @@ type job struct {
 	inARow  int
 	stopErr error // why the job stops early
 	lastErr error
-	window  []*inFlight // in flight, in key order
-	upto    string      // the checkpoint: every file up to it is settled
+	// oldest and newest end the list of files started and not settled, in key order;
+	// lastStarted is the key of the newest file started. Memory is the files in flight.
+	oldest, newest *inFlight
+	lastStarted    string
+	upto           string // the checkpoint: every file up to it is settled
 	// baseFiles and baseBytes are what earlier runs did, doneBytes what this one did.
 	baseFiles            int
 	baseBytes, doneBytes int64
@@ -138,8 +141,9 @@ type job struct {
 
 // inFlight is a file being transferred.
 type inFlight struct {
-	rel     string
-	settled bool
+	rel          string
+	prev         string // the key of the file started before it: the checkpoint while it is the oldest in flight
+	older, newer *inFlight
 }
 
 // runJob takes the files tasks yields, in key order, through the Manager: as many at once
@@ -235,8 +239,14 @@ func (j *job) begin(t fileTask) *inFlight {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.res.Files++
-	s := &inFlight{rel: t.rel}
-	j.window = append(j.window, s)
+	s := &inFlight{rel: t.rel, prev: j.lastStarted, older: j.newest}
+	j.lastStarted = t.rel
+	if j.newest != nil {
+		j.newest.newer = s
+	} else {
+		j.oldest = s
+	}
+	j.newest = s
 	return s
 }
 
@@ -248,7 +258,7 @@ func (j *job) settle(ctx context.Context, s *inFlight, t fileTask, r Result, err
 	if err != nil && ctx.Err() != nil && t.err == nil {
 		return // interrupted or stopped: not this file's failure, and not settled
 	}
-	s.settled = true
+	j.unlink(s)
 	fr := FileResult{Op: j.opOf(t), Src: t.src, Dst: t.dst, Size: t.size, Result: r, Note: cmp.Or(t.note, t.remark), Err: err}
 	switch {
 	case errors.Is(err, errUnchanged):
@@ -281,17 +291,27 @@ func (j *job) settle(ctx context.Context, s *inFlight, t fileTask, r Result, err
 	j.advance()
 }
 
-// advance moves the checkpoint over the settled files at the head of the window.
+// unlink takes a settled file out of the files in flight.
+func (j *job) unlink(s *inFlight) {
+	if s.older != nil {
+		s.older.newer = s.newer
+	} else {
+		j.oldest = s.newer
+	}
+	if s.newer != nil {
+		s.newer.older = s.older
+	} else {
+		j.newest = s.older
+	}
+}
+
+// advance moves the checkpoint up to the file before the oldest still in flight, or to the
+// newest started if none is.
 func (j *job) advance() {
-	n := 0
-	for n < len(j.window) && j.window[n].settled {
-		n++
+	last := j.lastStarted
+	if j.oldest != nil {
+		last = j.oldest.prev
 	}
-	if n == 0 {
-		return
-	}
-	last := j.window[n-1].rel
-	j.window = j.window[n:]
 	if j.journal == nil || last <= j.upto {
 		return
 	}
