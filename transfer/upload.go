@@ -169,6 +169,9 @@ type upload struct {
 	createLost bool
 	// askedFull: this run created the upload asking for a full-object CRC32C.
 	askedFull bool
+
+	origin  *origin // a file's identity on the store (anywhere.go); nil for other sources
+	adopted bool    // resumed from an upload found on the store, not from the journal
 }
 
 type donePart struct {
