@@ -289,7 +289,8 @@ func (u *upload) adopt(ctx context.Context, c *storeCandidate) error {
 		}
 	}
 	u.resumed, u.adopted, u.resumedBytes = true, true, u.acked.Load()
-	msg := fmt.Sprintf("resuming: %d of %d parts already uploaded (upload %s, found on the store)", u.nDone.Load(), len(u.parts), c.id)
+	u.m.log.Debug("resuming an upload found on the store", "bucket", u.bucket, "key", u.key, "uploadID", c.id)
+	msg := fmt.Sprintf("resuming: %d of %d parts already uploaded (found on the store)", u.nDone.Load(), len(u.parts))
 	if differ > 0 {
 		msg += fmt.Sprintf("; %d listed parts differ from the local bytes and are sent again", differ)
 	}
