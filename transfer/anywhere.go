@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/s3utils"
 
 	"github.com/s3xfer/s3xfer/chunk"
 )
@@ -165,11 +166,14 @@ type storeCandidate struct {
 // s3xfer) is neither used nor aborted. With NoResume the matching uploads are aborted
 // instead.
 func (u *upload) resumeFromStore(ctx context.Context) error {
+	if s3utils.CheckValidBucketName(u.bucket) != nil || s3utils.CheckValidObjectName(u.key) != nil {
+		return nil // no request: creating the upload says what is wrong
+	}
 	var ups []minio.ObjectMultipartInfo
 	for up, err := range u.m.store.uploadsOf(ctx, u.bucket, u.key) {
 		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
+			if ctx.Err() != nil || isCode(err, "NoSuchBucket") {
+				return err
 			}
 			u.m.log.Warn("cannot look on the store for an interrupted upload to resume", "bucket", u.bucket, "key", u.key, "err", err)
 			return nil
