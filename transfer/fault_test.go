@@ -589,6 +589,9 @@ func TestQuirkStoreIgnoresChecksums(t *testing.T) {
 	ctx := bounded(t)
 	crcParts := func() (crc, all int, part1 int) {
 		for _, r := range b.records(faultproxy.UploadPart) {
+			if r.Part() == markerPart {
+				continue // the marker that lets another machine resume (anywhere.go)
+			}
 			all++
 			if r.Header.Get("X-Amz-Checksum-Crc32c") != "" {
 				crc++

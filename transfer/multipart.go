@@ -18,10 +18,20 @@ import (
 // multipart runs the upload in parts: resumes its journal's upload or creates one, sends
 // every part not yet acknowledged, completes it, and aborts what no resume can use.
 func (u *upload) multipart(ctx context.Context) (Result, error) {
+	if u.file != nil {
+		if err := u.identify(); err != nil {
+			return Result{}, err
+		}
+	}
 	if u.journaling() {
 		res, err := u.resumeJournal(ctx)
 		if res != nil || err != nil {
 			return derefOr(res), err
+		}
+	}
+	if !u.resumed && u.origin != nil {
+		if err := u.resumeFromStore(ctx); err != nil {
+			return Result{}, err
 		}
 	}
 	if !u.resumed {
@@ -42,6 +52,12 @@ func (u *upload) multipart(ctx context.Context) (Result, error) {
 	}
 	u.m.progress.Report(u.event(Started, nil))
 	res, err := u.sendAndComplete(ctx)
+	if err != nil && u.adopted && isCode(err, "NoSuchUpload") {
+		if r := u.completedElsewhere(ctx); r != nil {
+			u.notice("the upload was completed meanwhile by another run; the object holds the local bytes")
+			res, err = *r, nil
+		}
+	}
 	if err == nil {
 		failpoint.Hit(ctx, "completed")
 		if u.journal != nil {
@@ -110,6 +126,9 @@ func (u *upload) create(ctx context.Context) error {
 // initiate creates the multipart upload on the store.
 func (u *upload) initiate(ctx context.Context) error {
 	createOpts := u.putOptions()
+	if u.origin != nil {
+		createOpts.UserMetadata[originMetaKey] = u.origin.meta(u.partSize(), u.mode)
+	}
 	if u.mode == ChecksumCRC32C {
 		createOpts.UserMetadata["x-amz-checksum-algorithm"] = "CRC32C"
 		if u.m.fullObject.Load() != crcNo {
@@ -211,6 +230,9 @@ func (u *upload) sendAndComplete(ctx context.Context) (Result, error) {
 			if err := u.writeJournal(); err != nil {
 				return Result{}, err
 			}
+		}
+		if err := u.putMarker(ctx); err != nil {
+			return Result{}, err
 		}
 	}
 	if err := u.sendParts(ctx); err != nil {

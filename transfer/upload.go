@@ -65,10 +65,13 @@ type UploadOptions struct {
 	// except after an integrity failure or a source change, which no resume can mend.
 	LeaveParts bool
 	// NoResume discards (aborts) an interrupted upload of the same object instead of
-	// resuming it.
+	// resuming it: the journal's, and for Upload without one the uploads on the store
+	// that match the file (see Upload); other uploads of the key are left alone.
 	NoResume bool
 	// NoRestart fails, instead of starting over, when the source changed since the
-	// interrupted upload it would resume.
+	// interrupted upload it would resume. It concerns a journal's upload: without one an
+	// upload on the store is matched by the source's identity, so a changed file finds
+	// none and starts over.
 	NoRestart bool
 	// Limiter meters this upload's bodies; nil means the Manager's UploadLimiter. Use a
 	// Child of the Manager's limiter to cap one transfer within the global limit.
@@ -92,6 +95,21 @@ type Result struct {
 }
 
 // Upload uploads the file at path to bucket/key.
+//
+// A multipart upload resumes from any machine. It resumes through Config.Journal where
+// the journal has an entry for it; without one (no journal, or another machine's empty
+// one) it looks on the store: the upload records the file's identity (size, mtime, part
+// size, checksum mode and a fingerprint of its first and last 64 KiB, never its path) in
+// the x-amz-meta-s3xfer-origin metadata and, with a hash of the object's options, in a
+// small marker part numbered 10,000 that Complete leaves out, since S3 lists no metadata
+// of an incomplete upload. Of the key's incomplete uploads (ListMultipartUploads, then
+// ListParts) one whose marker is this upload's is adopted: each part it lists is checked
+// against the local bytes by CRC32C and MD5, read in parallel, and only the missing or
+// differing parts are sent. An upload of another source, with other options or not made
+// by s3xfer is neither used nor aborted. If the adopted upload is completed meanwhile by
+// the run that started it, the object is checked against the local bytes and the upload
+// succeeds. The parts of an upload left by a failure stay on the store only with a
+// journal or LeaveParts, as for any upload; a killed process leaves them anyway.
 func (m *Manager) Upload(ctx context.Context, bucket, key, path string, opts UploadOptions) (Result, error) {
 	// O_NONBLOCK: opening a named pipe would otherwise wait for a writer, forever. It
 	// changes nothing for a regular file, and anything else is refused below.
@@ -169,6 +187,9 @@ type upload struct {
 	createLost bool
 	// askedFull: this run created the upload asking for a full-object CRC32C.
 	askedFull bool
+
+	origin  *origin // a file's identity on the store (anywhere.go); nil for other sources
+	adopted bool    // resumed from an upload found on the store, not from the journal
 }
 
 type donePart struct {

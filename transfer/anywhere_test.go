@@ -1,0 +1,346 @@
+package transfer
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+
+	"github.com/s3xfer/s3xfer/internal/failpoint"
+	"github.com/s3xfer/s3xfer/internal/testbed"
+	"github.com/s3xfer/s3xfer/resume"
+	"github.com/s3xfer/s3xfer/transfer/transfertest"
+)
+
+// anywhereFile writes data to a new file and returns its path.
+func anywhereFile(t *testing.T, data []byte) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "src.bin")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// interrupt uploads path to bkt/obj in 5 MiB parts on m until part 3 is refused, leaving
+// parts 1 and 2 (and the marker) on the store.
+func interrupt(t *testing.T, f *transfertest.Fake, m *Manager, path string, opts UploadOptions) {
+	t.Helper()
+	f.Fault = transfertest.OnPart(3, 1, transfertest.Fail(transfertest.S3Error("AccessDenied")))
+	opts.PartSize = 5 * mib
+	if _, err := m.Upload(context.Background(), "bkt", "obj", path, opts); err == nil {
+		t.Fatal("first run: want the injected failure")
+	}
+	f.Fault = nil
+	if len(f.Uploads()) == 0 {
+		t.Fatal("the interrupted upload should stay on the store")
+	}
+}
+
+// dataParts lists the data parts (not the marker) sent since call number from.
+func dataParts(f *transfertest.Fake, from int) []int {
+	var sent []int
+	for _, c := range f.Calls()[from:] {
+		if c.Op == "PutObjectPart" && c.Part != markerPart {
+			sent = append(sent, c.Part)
+		}
+	}
+	return sent
+}
+
+func uploadIDs(f *transfertest.Fake) []string {
+	var ids []string
+	for _, u := range f.Uploads() {
+		ids = append(ids, u.UploadID)
+	}
+	return ids
+}
+
+// An upload interrupted on one machine resumes on another, whose journal directory is
+// empty or which has none: only the missing parts are sent.
+func TestUploadResumesFromStore(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		journal bool
+	}{{"empty journal", true}, {"no journal", false}} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := Config{Concurrency: 1, Endpoint: "fake"}
+			if c.journal {
+				cfg.Journal = &resume.Store{Dir: t.TempDir()}
+			}
+			f, first, _ := fakeManager(t, cfg)
+			data := randomBytes(23 * mib)
+			path := anywhereFile(t, data)
+			interrupt(t, f, first, path, UploadOptions{LeaveParts: !c.journal})
+
+			if c.journal {
+				cfg.Journal = &resume.Store{Dir: t.TempDir()} // another machine's
+			}
+			cfg.Concurrency = 4
+			m, ev := testManager(f, cfg)
+			before := len(f.Calls())
+			res, err := m.Upload(context.Background(), "bkt", "obj", path, UploadOptions{PartSize: 5 * mib})
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantObject(t, f, data)
+			sent := dataParts(f, before)
+			slices.Sort(sent)
+			if !slices.Equal(sent, []int{3, 4, 5}) || !res.Resumed || res.BytesSent != int64(len(data))-10*mib {
+				t.Errorf("resume sent parts %v (want [3 4 5]), result %+v", sent, res)
+			}
+			if slices.Contains(ops(f.Calls()[before:]), "NewMultipartUpload") {
+				t.Error("a new upload was created")
+			}
+			if !slices.ContainsFunc(ev.notices(), func(s string) bool { return strings.Contains(s, "resuming: 2 of 5 parts already uploaded") }) {
+				t.Errorf("notices %q: want the resume announced", ev.notices())
+			}
+			_, info, _ := f.Object("bkt", "obj")
+			if v := info.UserMetadata["S3xfer-Origin"]; !strings.Contains(v, "part-size=5242880") || strings.Contains(v, path) {
+				t.Errorf("origin metadata %q: want the part size and no path", v)
+			}
+		})
+	}
+}
+
+// An interrupted upload of other bytes of the same size, or of the same bytes but not
+// made by s3xfer, is neither used nor aborted.
+func TestUploadIgnoresForeignUploads(t *testing.T) {
+	f, m, _ := fakeManager(t, Config{Concurrency: 2})
+	data := randomBytes(23 * mib)
+	other := bytes.Clone(data)
+	other[0] ^= 1
+	interrupt(t, f, m, anywhereFile(t, other), UploadOptions{LeaveParts: true})
+
+	// Someone else's upload of the very same bytes in the same parts.
+	ctx := context.Background()
+	id, err := f.NewMultipartUpload(ctx, "bkt", "obj", minio.PutObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := range 2 {
+		part := data[n*5*mib : (n+1)*5*mib]
+		if _, err := f.PutObjectPart(ctx, "bkt", "obj", id, n+1, bytes.NewReader(part), int64(len(part)), minio.PutObjectPartOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	foreign := uploadIDs(f)
+
+	before := len(f.Calls())
+	res, err := m.Upload(ctx, "bkt", "obj", anywhereFile(t, data), UploadOptions{PartSize: 5 * mib})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := f.Object("bkt", "obj"); !bytes.Equal(got, data) {
+		t.Fatal("object differs")
+	}
+	sent := dataParts(f, before)
+	slices.Sort(sent)
+	if res.Resumed || !slices.Equal(sent, []int{1, 2, 3, 4, 5}) {
+		t.Errorf("sent %v, resumed %v: want a new upload of every part", sent, res.Resumed)
+	}
+	if got := uploadIDs(f); !slices.Equal(got, foreign) || slices.Contains(ops(f.Calls()[before:]), "AbortMultipartUpload") {
+		t.Errorf("uploads left %v, want the foreign ones %v untouched", got, foreign)
+	}
+}
+
+// A listed part whose bytes differ from the local file's at the same place is sent again.
+func TestUploadFromStoreResendsDifferingPart(t *testing.T) {
+	f, m, _ := fakeManager(t, Config{Concurrency: 2})
+	data := randomBytes(23 * mib)
+	path := anywhereFile(t, data)
+	interrupt(t, f, m, path, UploadOptions{LeaveParts: true})
+	fi, _ := os.Stat(path)
+	data[6*mib] ^= 0xff // within part 2, outside the fingerprint's samples
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(path, time.Now(), fi.ModTime())
+
+	m2, ev := testManager(f, Config{Concurrency: 2})
+	before := len(f.Calls())
+	res, err := m2.Upload(context.Background(), "bkt", "obj", path, UploadOptions{PartSize: 5 * mib})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantObject(t, f, data)
+	sent := dataParts(f, before)
+	slices.Sort(sent)
+	if !slices.Equal(sent, []int{2, 3, 4, 5}) || !res.Resumed {
+		t.Errorf("sent %v (want [2 3 4 5]), result %+v", sent, res)
+	}
+	if !slices.ContainsFunc(ev.notices(), func(s string) bool { return strings.Contains(s, "1 listed parts differ") }) {
+		t.Errorf("notices %q: want the differing part announced", ev.notices())
+	}
+}
+
+// With NoResume the matching upload is aborted, and any other left alone.
+func TestUploadFromStoreNoResume(t *testing.T) {
+	f, m, _ := fakeManager(t, Config{Concurrency: 2})
+	data := randomBytes(23 * mib)
+	other := bytes.Clone(data)
+	other[len(other)-1] ^= 1
+	interrupt(t, f, m, anywhereFile(t, other), UploadOptions{LeaveParts: true})
+	foreign := uploadIDs(f)
+	path := anywhereFile(t, data)
+	interrupt(t, f, m, path, UploadOptions{LeaveParts: true})
+	before := len(f.Calls())
+	res, err := m.Upload(context.Background(), "bkt", "obj", path, UploadOptions{PartSize: 5 * mib, NoResume: true})
+	if err != nil || res.Resumed {
+		t.Fatalf("%+v, %v", res, err)
+	}
+	if got := uploadIDs(f); !slices.Equal(got, foreign) {
+		t.Errorf("uploads left %v, want only the other source's %v", got, foreign)
+	}
+	if n := len(dataParts(f, before)); n != 5 {
+		t.Errorf("sent %d parts, want all 5", n)
+	}
+}
+
+// The first run, still alive, completes the upload while the second sends the rest: the
+// second checks the object and succeeds.
+func TestUploadFromStoreCompletedElsewhere(t *testing.T) {
+	f, m, _ := fakeManager(t, Config{Concurrency: 1})
+	data := randomBytes(23 * mib)
+	path := anywhereFile(t, data)
+	interrupt(t, f, m, path, UploadOptions{LeaveParts: true, Checksum: ChecksumMD5})
+	id := f.Uploads()[0].UploadID
+
+	var once sync.Once
+	f.After = func(c transfertest.Call) {
+		if c.Op != "PutObjectPart" || c.Part != 3 {
+			return
+		}
+		once.Do(func() { // the first run sends parts 4 and 5 and completes
+			ctx := context.Background()
+			var cps []minio.CompletePart
+			for n := 1; n <= 5; n++ {
+				part := data[(n-1)*5*mib : min(n*5*mib, len(data))]
+				if n >= 4 {
+					if _, err := f.PutObjectPart(ctx, "bkt", "obj", id, n, bytes.NewReader(part), int64(len(part)), minio.PutObjectPartOptions{}); err != nil {
+						t.Error(err)
+					}
+				}
+				cps = append(cps, minio.CompletePart{PartNumber: n, ETag: md5Hex(part)})
+			}
+			if _, err := f.CompleteMultipartUpload(ctx, "bkt", "obj", id, cps, minio.PutObjectOptions{}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	m2, ev := testManager(f, Config{Concurrency: 1})
+	res, err := m2.Upload(context.Background(), "bkt", "obj", path, UploadOptions{PartSize: 5 * mib})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantObject(t, f, data)
+	if !res.Resumed || res.Size != int64(len(data)) {
+		t.Errorf("result %+v", res)
+	}
+	if !slices.ContainsFunc(ev.notices(), func(s string) bool { return strings.Contains(s, "completed meanwhile") }) {
+		t.Errorf("notices %q", ev.notices())
+	}
+}
+
+// countingS3 counts the data parts sent through it.
+type countingS3 struct {
+	S3
+	mu    sync.Mutex
+	parts []int
+}
+
+func (c *countingS3) PutObjectPart(ctx context.Context, bucket, key, uploadID string, n int, data io.Reader, size int64, opts minio.PutObjectPartOptions) (minio.ObjectPart, error) {
+	if n != markerPart && size > 0 {
+		c.mu.Lock()
+		c.parts = append(c.parts, n)
+		c.mu.Unlock()
+	}
+	return c.S3.PutObjectPart(ctx, bucket, key, uploadID, n, data, size, opts)
+}
+
+// On the real stores: an upload killed after one part resumes from a run with an empty
+// journal directory, sending only the other two; another source's upload of the key is
+// left alone; the object is byte-identical and no incomplete upload of ours is left.
+func TestRealUploadResumesFromStore(t *testing.T) {
+	onStores(t, Config{}, func(t *testing.T, s testbed.Store, _ *Manager, bucket string) {
+		ctx := context.Background()
+		data := randomBytes(13 * mib)
+		otherData := bytes.Clone(data)
+		otherData[0] ^= 1
+		opts := UploadOptions{PartSize: 5 * mib}
+
+		// Another source's interrupted upload of the same key.
+		mo := New(s.Core, Config{Concurrency: 1, Endpoint: s.Endpoint, Journal: &resume.Store{Dir: t.TempDir()}})
+		killAfter := func(parts int) (context.Context, context.CancelFunc) {
+			cctx, cancel := context.WithCancel(ctx)
+			var mu sync.Mutex
+			n := 0
+			return failpoint.WithHook(cctx, func(name string) {
+				mu.Lock()
+				defer mu.Unlock()
+				if name == "part-journaled" {
+					if n++; n == parts {
+						cancel()
+					}
+				}
+			}), cancel
+		}
+		octx, ocancel := killAfter(1)
+		defer ocancel()
+		if _, err := mo.Upload(octx, bucket, "k", anywhereFile(t, otherData), opts); err == nil {
+			t.Fatal("the other source's upload should have been cancelled")
+		}
+
+		// Ours, killed after one part.
+		path := anywhereFile(t, data)
+		m1 := New(s.Core, Config{Concurrency: 1, Endpoint: s.Endpoint, Journal: &resume.Store{Dir: t.TempDir()}})
+		kctx, kcancel := killAfter(1)
+		defer kcancel()
+		if _, err := m1.Upload(kctx, bucket, "k", path, opts); err == nil {
+			t.Fatal("the first run should have been cancelled")
+		}
+		incs, err := m1.ListIncomplete(ctx, bucket, "k")
+		if err != nil || len(incs) != 2 {
+			t.Fatalf("incomplete uploads %+v, %v; want 2", incs, err)
+		}
+
+		// Another machine: an empty journal directory.
+		cs := &countingS3{S3: s.Core}
+		m2 := New(cs, Config{Concurrency: 4, Endpoint: s.Endpoint, Journal: &resume.Store{Dir: t.TempDir()}})
+		res, err := m2.Upload(ctx, bucket, "k", path, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(cs.parts)
+		if !res.Resumed || !slices.Equal(cs.parts, []int{2, 3}) {
+			t.Errorf("resume sent parts %v (want [2 3]), result %+v", cs.parts, res)
+		}
+		got, _, err := m2.DownloadBytes(ctx, bucket, "k", DownloadOptions{})
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("read back: %v, equal %v", err, bytes.Equal(got, data))
+		}
+		st, err := s.Core.StatObject(ctx, bucket, "k", minio.StatObjectOptions{})
+		if err != nil || !strings.Contains(st.UserMetadata["S3xfer-Origin"], "size=13631488") {
+			t.Errorf("origin metadata %v, %v", st.UserMetadata, err)
+		}
+		left, err := m2.ListIncomplete(ctx, bucket, "k")
+		if err != nil || len(left) != 1 || left[0].UploadID == res.UploadID {
+			t.Errorf("incomplete uploads left %+v, %v; want only the other source's", left, err)
+		}
+	})
+}
+
+func md5Hex(b []byte) string {
+	sum := md5.Sum(b)
+	return hex.EncodeToString(sum[:])
+}
