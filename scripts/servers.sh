@@ -151,6 +151,52 @@ start_minio() {
 		minio server "$data" --quiet --address 127.0.0.1:@PORT@ --console-address "127.0.0.1:$(_servers_free_port)"
 }
 
+# start_minio_dist: a distributed, erasure-coded MinIO of four server processes on 127.0.0.1, two drives
+# each (eight drives: any node may stop and the data stays readable and writable). It exports
+# S3XFER_TEST_MINIODIST_ENDPOINTS (the four URLs, comma-separated), S3XFER_TEST_MINIODIST_ENDPOINT (the first),
+# S3XFER_TEST_MINIODIST_PIDS (the processes, in the same order, for tests that stop a node) and its keys.
+# It is not added to S3XFER_TEST_STORES: the tests that want it ask for it.
+start_minio_dist() {
+	_servers_need minio "run scripts/install.sh" || return 1
+	_servers_need curl "apt-get install curl" || return 1
+	_servers_session
+	local key secret ports=() urls=() pids=() i args=() start=$SECONDS rc
+	key=minio$(_servers_rand_hex 6)
+	secret=$(_servers_rand_hex 20)
+	_servers_secrets+=("$secret")
+	for i in 1 2 3 4; do
+		ports+=("$(_servers_free_port)")
+		mkdir -p "$_servers_dir/miniodist-$i/d1" "$_servers_dir/miniodist-$i/d2"
+		args+=("http://127.0.0.1:${ports[-1]}$_servers_dir/miniodist-$i/d{1...2}")
+		urls+=("http://127.0.0.1:${ports[-1]}")
+	done
+	# In a container (/.dockerenv) MinIO waits for a host that resolves to loopback to "resolve to a valid
+	# IP", forever; _MINIO_SERVER_LOCAL names each process's own endpoint, which ends that wait.
+	for i in 0 1 2 3; do
+		MINIO_ROOT_USER=$key MINIO_ROOT_PASSWORD=$secret MINIO_BROWSER=off MINIO_CI_CD=1 MINIO_UPDATE=off \
+			_MINIO_SERVER_LOCAL=127.0.0.1:${ports[i]} minio server "${args[@]}" --quiet --address "127.0.0.1:${ports[i]}" \
+			--console-address "127.0.0.1:$(_servers_free_port)" >"$_servers_dir/miniodist-$((i + 1)).log" 2>&1 &
+		pids+=($!)
+		_servers_pids+=("miniodist-$((i + 1)) $!")
+	done
+	for i in 0 1 2 3; do
+		rc=0
+		_servers_wait "miniodist-$((i + 1))" "${pids[i]}" "${ports[i]}" "$key" "$secret" || rc=$?
+		if ((rc != 0)); then
+			_servers_show_log "$_servers_dir/miniodist-$((i + 1)).log"
+			return 1
+		fi
+	done
+	export S3XFER_TEST_MINIODIST_ENDPOINTS
+	S3XFER_TEST_MINIODIST_ENDPOINTS=$(IFS=,; echo "${urls[*]}")
+	export S3XFER_TEST_MINIODIST_ENDPOINT=${urls[0]}
+	export S3XFER_TEST_MINIODIST_PIDS
+	S3XFER_TEST_MINIODIST_PIDS=$(IFS=,; echo "${pids[*]}")
+	export S3XFER_TEST_MINIODIST_ACCESS_KEY=$key
+	export S3XFER_TEST_MINIODIST_SECRET_KEY=$secret
+	_servers_log "miniodist: 4 nodes ready on ${S3XFER_TEST_MINIODIST_ENDPOINTS} in $((SECONDS - start))s"
+}
+
 start_versitygw() {
 	_servers_need versitygw "run scripts/install.sh" || return 1
 	_servers_session

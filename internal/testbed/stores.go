@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -43,32 +44,59 @@ func RealStores(t testing.TB) []Store {
 		if name == "" {
 			continue
 		}
-		env := "S3XFER_TEST_" + strings.ToUpper(name) + "_"
-		s := Store{Name: name, Endpoint: os.Getenv(env + "ENDPOINT"), AccessKey: os.Getenv(env + "ACCESS_KEY"), SecretKey: os.Getenv(env + "SECRET_KEY")}
-		u, err := url.Parse(s.Endpoint)
-		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-			t.Fatalf("store %s: %sENDPOINT=%q, want a URL like http://127.0.0.1:9000", name, env, s.Endpoint)
-		}
-		if s.AccessKey == "" || s.SecretKey == "" {
-			t.Fatalf("store %s: set %sACCESS_KEY and %sSECRET_KEY", name, env, env)
-		}
-		client, err := minio.New(u.Host, &minio.Options{
-			Creds:        credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""),
-			Secure:       u.Scheme == "https",
-			Region:       "us-east-1",
-			MaxRetries:   1, // failures must show, not be retried away
-			BucketLookup: minio.BucketLookupPath,
-		})
-		if err != nil {
-			t.Fatalf("store %s: %v", name, err)
-		}
-		s.Core = &minio.Core{Client: client}
-		stores = append(stores, s)
+		stores = append(stores, named(t, name))
 	}
 	if len(stores) == 0 && os.Getenv("S3XFER_REQUIRE_STORES") == "1" {
 		t.Fatal("S3XFER_REQUIRE_STORES=1 but S3XFER_TEST_STORES is empty: " + NoStoresMessage)
 	}
 	return stores
+}
+
+// Distributed returns the distributed MinIO scripts/servers.sh's start_minio_dist starts
+// (four server processes), with every node's endpoint and process ID, in order. Without
+// it the test skips, or fails under S3XFER_REQUIRE_STORES=1.
+func Distributed(t testing.TB) (s Store, endpoints []string, pids []int) {
+	t.Helper()
+	if os.Getenv("S3XFER_TEST_MINIODIST_ENDPOINTS") == "" {
+		if os.Getenv("S3XFER_REQUIRE_STORES") == "1" {
+			t.Fatal("S3XFER_REQUIRE_STORES=1 but no distributed MinIO: scripts/test.sh starts one (start_minio_dist)")
+		}
+		t.Skip("no distributed MinIO: run scripts/test.sh, which starts one")
+	}
+	for _, p := range strings.Split(os.Getenv("S3XFER_TEST_MINIODIST_PIDS"), ",") {
+		pid, err := strconv.Atoi(p)
+		if err != nil {
+			t.Fatalf("S3XFER_TEST_MINIODIST_PIDS=%q: %v", os.Getenv("S3XFER_TEST_MINIODIST_PIDS"), err)
+		}
+		pids = append(pids, pid)
+	}
+	return named(t, "miniodist"), strings.Split(os.Getenv("S3XFER_TEST_MINIODIST_ENDPOINTS"), ","), pids
+}
+
+// named is the store configured by S3XFER_TEST_<NAME>_ENDPOINT, _ACCESS_KEY and _SECRET_KEY.
+func named(t testing.TB, name string) Store {
+	t.Helper()
+	env := "S3XFER_TEST_" + strings.ToUpper(name) + "_"
+	s := Store{Name: name, Endpoint: os.Getenv(env + "ENDPOINT"), AccessKey: os.Getenv(env + "ACCESS_KEY"), SecretKey: os.Getenv(env + "SECRET_KEY")}
+	u, err := url.Parse(s.Endpoint)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		t.Fatalf("store %s: %sENDPOINT=%q, want a URL like http://127.0.0.1:9000", name, env, s.Endpoint)
+	}
+	if s.AccessKey == "" || s.SecretKey == "" {
+		t.Fatalf("store %s: set %sACCESS_KEY and %sSECRET_KEY", name, env, env)
+	}
+	client, err := minio.New(u.Host, &minio.Options{
+		Creds:        credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""),
+		Secure:       u.Scheme == "https",
+		Region:       "us-east-1",
+		MaxRetries:   1, // failures must show, not be retried away
+		BucketLookup: minio.BucketLookupPath,
+	})
+	if err != nil {
+		t.Fatalf("store %s: %v", name, err)
+	}
+	s.Core = &minio.Core{Client: client}
+	return s
 }
 
 // NewBucket creates a bucket with a unique name and returns its name. When the test
