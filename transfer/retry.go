@@ -167,6 +167,7 @@ func TLSError(err error) bool {
 	var he x509.HostnameError
 	var ci x509.CertificateInvalidError
 	var rh tls.RecordHeaderError
-	notTLS := errors.As(err, &rh) && strings.Contains(rh.Msg, "does not look like a TLS handshake")
+	notTLS := (errors.As(err, &rh) && strings.Contains(rh.Msg, "does not look like a TLS handshake")) ||
+		(err != nil && strings.Contains(err.Error(), "server gave HTTP response to HTTPS client")) // net/http's word for it
 	return notTLS || errors.As(err, &cve) || errors.As(err, &ua) || errors.As(err, &he) || errors.As(err, &ci)
 }
