@@ -2,18 +2,24 @@
 # servers.sh: start and stop real S3 servers on 127.0.0.1 for the tests and the demo. Source it, then:
 #
 #	servers_trap         # stop_servers on exit, Ctrl-C or TERM, even when a step fails
-#	start_minio; start_versitygw; start_moto
+#	start_minio; start_versitygw; start_moto; start_minio_tls
 #
 # Each start_X picks a free port, a fresh data dir and random credentials, waits until the server answers an
 # authenticated ListBuckets, and exports S3XFER_TEST_<X>_{ENDPOINT,ACCESS_KEY,SECRET_KEY}, appends <x> to
 # S3XFER_TEST_STORES and sets S3XFER_REQUIRE_STORES=1 (the tests then fail, not skip, when a store is missing).
 # start_versitygw also exports S3XFER_TEST_VERSITYGW_DATA, its posix data dir (objects are files there).
+# start_minio_tls serves MinIO over https with a certificate of a throwaway CA (made by
+# internal/testbed/certgen, so it needs go): it exports S3XFER_TEST_MINIO_TLS_{ENDPOINT,ACCESS_KEY,SECRET_KEY}
+# with an https:// endpoint and S3XFER_TEST_MINIO_TLS_CA_BUNDLE, the CA's PEM file, but stays out of
+# S3XFER_TEST_STORES and sets S3XFER_REQUIRE_TLS=1 instead of S3XFER_REQUIRE_STORES (the https tests find it
+# through testbed.TLSStore). Run the aws cli on it with: s3_aws minio_tls ...
 # Secrets are never printed: log tails shown on failure have them masked.
 # The binaries come from scripts/install.sh; moto_server from pip.
 
 export S3XFER_TOOLS=${S3XFER_TOOLS:-$HOME/.cache/s3xfer/bin}
 export PATH=$S3XFER_TOOLS:$PATH
 export S3XFER_TEST_STORES=""
+_servers_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
 _servers_dir=""    # per-session temp dir: data dirs and logs of every server started here
 _servers_pids=()   # "name pid" of every server started here
@@ -55,23 +61,29 @@ s3_aws() {
 	local up
 	up=$(tr '[:lower:]' '[:upper:]' <<<"$1")
 	local ep=S3XFER_TEST_${up}_ENDPOINT ak=S3XFER_TEST_${up}_ACCESS_KEY sk=S3XFER_TEST_${up}_SECRET_KEY
+	local ca=S3XFER_TEST_${up}_CA_BUNDLE
 	shift
-	_servers_aws "${!ep}" "${!ak}" "${!sk}" "$@"
+	_SERVERS_CA=${!ca:-} _servers_aws "${!ep}" "${!ak}" "${!sk}" "$@"
 }
 
+# _servers_aws ENDPOINT KEY SECRET ARGS...: the aws cli, trusting the CA file $_SERVERS_CA when set.
 _servers_aws() {
-	local ep=$1 ak=$2 sk=$3
+	local ep=$1 ak=$2 sk=$3 ca=()
 	shift 3
-	env -u AWS_PROFILE -u AWS_SESSION_TOKEN \
+	[[ -n ${_SERVERS_CA:-} ]] && ca=(--ca-bundle "$_SERVERS_CA")
+	env -u AWS_PROFILE -u AWS_SESSION_TOKEN -u AWS_CA_BUNDLE \
 		AWS_ACCESS_KEY_ID="$ak" AWS_SECRET_ACCESS_KEY="$sk" AWS_DEFAULT_REGION=us-east-1 \
 		AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true \
-		aws --endpoint-url "$ep" "$@"
+		aws --endpoint-url "$ep" "${ca[@]}" "$@"
 }
 
 # _servers_wait NAME PID PORT KEY SECRET: 0 when the server answers an authenticated ListBuckets,
-# 1 when the process died, 2 on timeout.
+# 1 when the process died, 2 on timeout. With _SERVERS_CA set, the server speaks https with a
+# certificate of that CA.
 _servers_wait() {
 	local name=$1 pid=$2 port=$3 key=$4 secret=$5 deadline=$((SECONDS + _servers_timeout))
+	local scheme=http ca=()
+	[[ -n ${_SERVERS_CA:-} ]] && scheme=https ca=(--cacert "$_SERVERS_CA")
 	while ((SECONDS < deadline)); do
 		if ! kill -0 "$pid" 2>/dev/null; then
 			local st=0
@@ -80,8 +92,8 @@ _servers_wait() {
 			return 1
 		fi
 		# curl first: it is cheap, while the aws cli costs about a second per call.
-		if [[ $(curl -s -o /dev/null -m 2 -w '%{http_code}' "http://127.0.0.1:$port/" || true) != 000 ]] &&
-			_servers_aws "http://127.0.0.1:$port" "$key" "$secret" s3api list-buckets >/dev/null 2>&1; then
+		if [[ $(curl -s "${ca[@]}" -o /dev/null -m 2 -w '%{http_code}' "$scheme://127.0.0.1:$port/" || true) != 000 ]] &&
+			_servers_aws "$scheme://127.0.0.1:$port" "$key" "$secret" s3api list-buckets >/dev/null 2>&1; then
 			return 0
 		fi
 		sleep 0.3
@@ -92,11 +104,13 @@ _servers_wait() {
 
 # _servers_start NAME KEY SECRET CMD...: run CMD (@PORT@ in it replaced by a free port) in the
 # background with its output in NAME.log, wait until ready, export the store's env. The secret reaches the
-# server through the environment set by the caller, not through CMD, so it never shows in ps.
+# server through the environment set by the caller, not through CMD, so it never shows in ps. With
+# _SERVERS_CA set (the CA file of its certificate), the server speaks https.
 _servers_start() {
 	local name=$1 key=$2 secret=$3
 	shift 3
-	local up log port pid attempt rc start=$SECONDS
+	local up log port pid attempt rc start=$SECONDS scheme=http
+	[[ -n ${_SERVERS_CA:-} ]] && scheme=https
 	up=$(tr '[:lower:]' '[:upper:]' <<<"$name")
 	# The readiness check needs both; without them every start would look like a 60 s timeout.
 	_servers_need curl "apt-get install curl" || return 1
@@ -112,12 +126,12 @@ _servers_start() {
 		rc=0
 		_servers_wait "$name" "$pid" "$port" "$key" "$secret" || rc=$?
 		if ((rc == 0)); then
-			export "S3XFER_TEST_${up}_ENDPOINT=http://127.0.0.1:$port"
+			export "S3XFER_TEST_${up}_ENDPOINT=$scheme://127.0.0.1:$port"
 			export "S3XFER_TEST_${up}_ACCESS_KEY=$key"
 			export "S3XFER_TEST_${up}_SECRET_KEY=$secret"
 			export S3XFER_TEST_STORES=${S3XFER_TEST_STORES:+$S3XFER_TEST_STORES,}$name
 			export S3XFER_REQUIRE_STORES=1
-			_servers_log "$name: ready on http://127.0.0.1:$port in $((SECONDS - start))s (log: $log)"
+			_servers_log "$name: ready on $scheme://127.0.0.1:$port in $((SECONDS - start))s (log: $log)"
 			return 0
 		fi
 		# Lost the race for the port to another process: try another one.
@@ -193,8 +207,33 @@ start_minio_dist() {
 	export S3XFER_TEST_MINIODIST_PIDS
 	S3XFER_TEST_MINIODIST_PIDS=$(IFS=,; echo "${pids[*]}")
 	export S3XFER_TEST_MINIODIST_ACCESS_KEY=$key
-	export S3XFER_TEST_MINIODIST_SECRET_KEY=$secret
+	export S3XFER_TEST_MINIODIST_SECRET_KEY=$secret S3XFER_REQUIRE_MINIODIST=1
 	_servers_log "miniodist: 4 nodes ready on ${S3XFER_TEST_MINIODIST_ENDPOINTS} in $((SECONDS - start))s"
+}
+
+# start_minio_tls: MinIO over https on 127.0.0.1, its certificate (for 127.0.0.1 and localhost) signed by a
+# CA made for this session; see the top of this file.
+start_minio_tls() {
+	_servers_need minio "run scripts/install.sh" || return 1
+	_servers_need go "install Go: https://go.dev/dl/" || return 1
+	_servers_session
+	local key secret data=$_servers_dir/minio_tls-data tls=$_servers_dir/minio_tls-certs rc=0
+	local stores=$S3XFER_TEST_STORES require=${S3XFER_REQUIRE_STORES:-}
+	key=miniotls$(_servers_rand_hex 6)
+	secret=$(_servers_rand_hex 20)
+	mkdir -p "$data"
+	if ! (cd "$_servers_root" && go run ./internal/testbed/certgen "$tls"); then
+		_servers_log "minio_tls: could not make its certificates (go run ./internal/testbed/certgen)"
+		return 1
+	fi
+	MINIO_ROOT_USER=$key MINIO_ROOT_PASSWORD=$secret MINIO_BROWSER=off MINIO_CI_CD=1 MINIO_UPDATE=off \
+		_SERVERS_CA=$tls/ca.crt _servers_start minio_tls "$key" "$secret" \
+		minio server "$data" --quiet --certs-dir "$tls/certs" \
+		--address 127.0.0.1:@PORT@ --console-address "127.0.0.1:$(_servers_free_port)" || rc=$?
+	# Not one of the stores every real-store test runs on: only the https tests use it.
+	export S3XFER_TEST_STORES=$stores S3XFER_REQUIRE_STORES=$require
+	((rc == 0)) || return "$rc"
+	export S3XFER_TEST_MINIO_TLS_CA_BUNDLE=$tls/ca.crt S3XFER_REQUIRE_TLS=1
 }
 
 start_versitygw() {

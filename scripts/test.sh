@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test.sh: the one test command (CI runs it through .ci/run). Installs the pinned tools, checks gofmt,
 # go mod tidy, go vet (also cross-compiled for darwin and windows) and staticcheck, starts MinIO and
-# versitygw on 127.0.0.1 (and moto with S3XFER_WITH_MOTO=1), runs every Go test with -race against them,
+# versitygw on 127.0.0.1, a MinIO over https with a private CA for the TLS tests, and moto (which joins every
+# real-store test with S3XFER_WITH_MOTO=1), runs every Go test with -race against them,
 # then the quick benchmark when bench/run.sh exists. The servers are stopped however it ends.
 #
 #	scripts/test.sh                        # everything, as CI runs it
@@ -110,6 +111,8 @@ start_stores() {
 		export S3XFER_TEST_STORES=$stores
 	fi
 	export S3XFER_REQUIRE_MOTO=1
+	# https with a certificate of a throwaway CA: the TLS tests (testbed.TLSStore); it sets S3XFER_REQUIRE_TLS=1.
+	start_minio_tls || return 1
 	echo "S3XFER_TEST_STORES=$S3XFER_TEST_STORES"
 }
 

@@ -2,6 +2,8 @@ package transfer
 
 import (
 	"cmp"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -44,7 +46,17 @@ type ClientConfig struct {
 	// sent, on every request, even one made outside a Manager. Zero means
 	// DefaultIdleTimeout; give the Manager's IdleTimeout if that is larger.
 	ResponseHeaderTimeout time.Duration
+	// RootCAs, when set, are the certificate authorities trusted for an https endpoint,
+	// in place of the system's, as the aws cli's ca_bundle (AWS_CA_BUNDLE) is: give the
+	// private CA of a store whose certificate no public authority signed. A PEM bundle
+	// becomes a pool with x509.NewCertPool and AppendCertsFromPEM.
+	RootCAs *x509.CertPool
+	// InsecureSkipVerify accepts any certificate the store presents, so that anyone on
+	// the path can read and change the data and the credentials' signatures: for tests
+	// and a first look at a store only (the aws cli's --no-verify-ssl).
+	InsecureSkipVerify bool
 	// Transport replaces the tuned transport NewClient builds (tests and proxies use it).
+	// RootCAs and InsecureSkipVerify must then be set in it instead.
 	Transport http.RoundTripper
 }
 
@@ -91,7 +103,14 @@ func NewClient(cfg ClientConfig) (*minio.Core, error) {
 	}
 	tr := cfg.Transport
 	if tr == nil {
-		tr = newTransport(orDefault(cfg.Concurrency, DefaultConcurrency), cmp.Or(cfg.ResponseHeaderTimeout, DefaultIdleTimeout))
+		t := newTransport(orDefault(cfg.Concurrency, DefaultConcurrency), cmp.Or(cfg.ResponseHeaderTimeout, DefaultIdleTimeout))
+		if cfg.RootCAs != nil || cfg.InsecureSkipVerify {
+			// Still HTTP/1.1: a connection per request in flight, kept alive between them.
+			t.TLSClientConfig = &tls.Config{RootCAs: cfg.RootCAs, InsecureSkipVerify: cfg.InsecureSkipVerify}
+		}
+		tr = t
+	} else if cfg.RootCAs != nil || cfg.InsecureSkipVerify {
+		return nil, errors.New("RootCAs and InsecureSkipVerify apply to the transport NewClient builds; with your own Transport, set them in its TLS configuration")
 	}
 	return minio.NewCore(u.Host, &minio.Options{
 		Creds:        creds,

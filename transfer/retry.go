@@ -2,12 +2,15 @@ package transfer
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"io/fs"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -184,6 +187,9 @@ func Transient(err error) bool {
 		}
 		return false
 	}
+	if TLSError(err) {
+		return false // the same certificate is presented again
+	}
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
 		// A local file's error: a full disk, a permission, a read-only file system. The
@@ -197,4 +203,18 @@ func Transient(err error) bool {
 	}
 	var ne net.Error
 	return errors.As(err, &ne) // timeouts, resets and refusals all surface as net.Error
+}
+
+// TLSError reports whether err is the store's TLS certificate failing verification (an
+// unknown authority, a wrong host name, expired) or an endpoint that does not speak TLS:
+// trying again meets the same certificate, so it is never retried.
+func TLSError(err error) bool {
+	var cve *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var ci x509.CertificateInvalidError
+	var rh tls.RecordHeaderError
+	notTLS := (errors.As(err, &rh) && strings.Contains(rh.Msg, "does not look like a TLS handshake")) ||
+		(err != nil && strings.Contains(err.Error(), "server gave HTTP response to HTTPS client")) // net/http's word for it
+	return notTLS || errors.As(err, &cve) || errors.As(err, &ua) || errors.As(err, &he) || errors.As(err, &ci)
 }

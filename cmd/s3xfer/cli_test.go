@@ -4,6 +4,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/s3xfer/s3xfer/internal/testbed"
 	"github.com/s3xfer/s3xfer/resume"
 )
 
@@ -145,7 +148,24 @@ func TestErrorsGolden(t *testing.T) {
 		ep := fakeS3(t, status, code, skew)
 		return tc{name, testEnv(t), append(args, "--endpoint", ep, "--max-attempts", "1"), exitFailed, ep}
 	}
+	tlsSrv := httptest.NewUnstartedServer(http.NotFoundHandler()) // its certificate is signed by no CA we trust
+	tlsSrv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	tlsSrv.StartTLS()
+	defer tlsSrv.Close()
+	tlsHost := tlsSrv.Listener.Addr().String()
+	otherCA, _, _, err := testbed.NewCerts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "other-ca.pem"), otherCA, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cases := []tc{
+		{"tls-unknown-authority", testEnv(t), []string{"cp", small, "s3://bucket/k", "--endpoint", "https://" + tlsHost}, exitFailed, tlsHost},
+		{"tls-wrong-ca-bundle", testEnv(t, "AWS_CA_BUNDLE", filepath.Join(dir, "other-ca.pem")), []string{"cp", small, "s3://bucket/k", "--endpoint", "https://" + tlsHost}, exitFailed, tlsHost},
+		{"tls-plain-endpoint", testEnv(t), []string{"cp", small, "s3://bucket/k", "--endpoint", "http://" + tlsHost, "--max-attempts", "1"}, exitFailed, tlsHost},
+		{"ca-bundle-missing", testEnv(t), []string{"cp", small, "s3://bucket/k", "--ca-bundle", filepath.Join(dir, "no-such-ca.pem")}, exitUsage, ""},
+		{"ca-bundle-empty", testEnv(t, "AWS_CA_BUNDLE", small), []string{"cp", small, "s3://bucket/k"}, exitUsage, ""},
 		{"missing-file", testEnv(t), []string{"cp", "no-such-file.bin", "s3://bucket/k"}, exitFailed, ""},
 		{"directory-without-r", testEnv(t), []string{"cp", dir, "s3://bucket/k"}, exitUsage, ""},
 		{"no-credentials", testEnv(t, "AWS_ACCESS_KEY_ID", "", "AWS_SECRET_ACCESS_KEY", "", "AWS_SESSION_TOKEN", ""),

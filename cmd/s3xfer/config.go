@@ -18,13 +18,14 @@ type profile struct {
 	threshold, partSize, concurrency    string // the s3 section: multipart_threshold, multipart_chunksize, max_concurrent_requests
 	bandwidth, addressing               string // max_bandwidth, addressing_style
 	maxAttempts                         string // max_attempts
+	caBundle                            string // ca_bundle
 	credentialsFile, configFile, source string // where it came from, for messages
 }
 
 // loadProfile reads the profile named by --profile, else AWS_PROFILE, else "default",
 // as the aws cli does: credentials from the credentials file (AWS_SHARED_CREDENTIALS_FILE,
 // default ~/.aws/credentials), falling back to the config file (AWS_CONFIG_FILE, default
-// ~/.aws/config), which also holds the region, endpoint_url and the s3 section. Missing
+// ~/.aws/config), which also holds the region, endpoint_url, ca_bundle and the s3 section. Missing
 // files are fine; a profile named explicitly must exist in one of them.
 func loadProfile(e *env, name string) (profile, error) {
 	explicit := name != "" || e.getenv("AWS_PROFILE") != ""
@@ -63,6 +64,7 @@ func loadProfile(e *env, name string) (profile, error) {
 	p.concurrency, p.bandwidth = ps["s3.max_concurrent_requests"], ps["s3.max_bandwidth"]
 	p.addressing = ps["s3.addressing_style"]
 	p.maxAttempts = ps["max_attempts"]
+	p.caBundle = ps["ca_bundle"]
 	p.source = fmt.Sprintf("profile %q", name)
 	return p, nil
 }

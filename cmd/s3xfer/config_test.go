@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/s3xfer/s3xfer/internal/testbed"
 	"github.com/s3xfer/s3xfer/internal/units"
 	"github.com/s3xfer/s3xfer/transfer"
 )
@@ -207,5 +208,51 @@ func TestLimitTree(t *testing.T) {
 	}
 	if _, err := (&limitFlags{rate: "1M", schedule: "00:00,3MiB/s"}).build("", ""); err == nil {
 		t.Error("--limit-rate with --limit-schedule: want an error")
+	}
+}
+
+// TestCABundlePrecedence: --ca-bundle, else AWS_CA_BUNDLE, else the profile's ca_bundle
+// (a leading ~/ is the home); --no-verify-ssl wins over all of them and warns on stderr.
+func TestCABundlePrecedence(t *testing.T) {
+	ca, _, _, err := testbed.NewCerts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	home := awsHome(t, testCredentials, "[default]\nca_bundle = ~/profile-ca.pem\n")
+	dir := t.TempDir()
+	for _, f := range []string{filepath.Join(home, "profile-ca.pem"), filepath.Join(dir, "env-ca.pem"), filepath.Join(dir, "flag-ca.pem")} {
+		if err := os.WriteFile(f, ca, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	withEnv := map[string]string{"HOME": home, "AWS_CA_BUNDLE": filepath.Join(dir, "env-ca.pem")}
+	noEnv := map[string]string{"HOME": home}
+	cases := []struct {
+		name             string
+		flags            storeFlags
+		vars             map[string]string
+		wantFile, wantBy string
+	}{
+		{"flag", storeFlags{caBundle: filepath.Join(dir, "flag-ca.pem")}, withEnv, filepath.Join(dir, "flag-ca.pem"), "--ca-bundle"},
+		{"env", storeFlags{}, withEnv, filepath.Join(dir, "env-ca.pem"), "AWS_CA_BUNDLE"},
+		{"profile", storeFlags{}, noEnv, filepath.Join(home, "profile-ca.pem"), `ca_bundle in profile "default"`},
+		{"no-verify-ssl", storeFlags{noVerifySSL: true, caBundle: "no-such-file"}, withEnv, "", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var stderr strings.Builder
+			e := &env{stderr: &stderr, getenv: func(k string) string { return c.vars[k] }}
+			st, err := c.flags.resolve(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.caBundle != c.wantFile || st.caFrom != c.wantBy || (st.rootCAs == nil) != (c.wantFile == "") {
+				t.Errorf("CA bundle %q from %q (pool %v), want %q from %q", st.caBundle, st.caFrom, st.rootCAs != nil, c.wantFile, c.wantBy)
+			}
+			warned := strings.Contains(stderr.String(), "not verified")
+			if st.insecure != c.flags.noVerifySSL || warned != c.flags.noVerifySSL || strings.Count(stderr.String(), "\n") > 1 {
+				t.Errorf("insecure %v, stderr %q", st.insecure, stderr.String())
+			}
+		})
 	}
 }

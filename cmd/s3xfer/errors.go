@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -30,6 +31,10 @@ func explain(err error) string {
 			who = fmt.Sprintf("another s3xfer (process %d)", le.PID)
 		}
 		return fmt.Sprintf("%s is already running this transfer (its journal %s is locked); wait for it to finish or stop it, then run this again", who, le.Path)
+	}
+	var tlsErr *tlsError
+	if transfer.TLSError(err) || errors.As(err, &tlsErr) {
+		return explainTLS(err)
 	}
 	var er minio.ErrorResponse
 	if errors.As(err, &er) {
@@ -107,6 +112,45 @@ func flagHint(oe *transfer.OptionError) string {
 	return "set " + oe.Option + " " + oe.Want
 }
 
+// tlsError is a TLS failure with the store at endpoint, trusting the CA bundle caBundle
+// (given by caFrom) or, without one, the system's authorities.
+// plainToTLS: the endpoint is http:// but the store speaks TLS.
+type tlsError struct {
+	endpoint, caBundle, caFrom string
+	plainToTLS                 bool
+	err                        error
+}
+
+func (t *tlsError) Error() string { return t.endpoint + ": " + t.err.Error() }
+func (t *tlsError) Unwrap() error { return t.err }
+
+// explainTLS says why the store's certificate was refused and how to get past it.
+func explainTLS(err error) string {
+	at, cause := "the store", rootCause(err)
+	te := &tlsError{}
+	if errors.As(err, &te) {
+		at = "the store at " + te.endpoint
+	}
+	var ua x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var ci x509.CertificateInvalidError
+	switch {
+	case te.plainToTLS:
+		return fmt.Sprintf("%s speaks TLS: use https://%s as the endpoint (--endpoint or AWS_ENDPOINT_URL)", at, strings.TrimPrefix(te.endpoint, "http://"))
+	case errors.As(err, &ua) && te.caBundle != "":
+		return fmt.Sprintf("TLS: %s presents a certificate that no authority in the CA bundle %s (%s) signed (%s); give the bundle of the CA that signed it", at, te.caBundle, te.caFrom, cause)
+	case errors.As(err, &ua):
+		return fmt.Sprintf("TLS: %s presents a certificate signed by an authority this machine does not trust (%s); if the store uses a private CA, give its certificate with --ca-bundle FILE (or AWS_CA_BUNDLE, or ca_bundle in the profile)", at, cause)
+	case errors.As(err, &he):
+		return fmt.Sprintf("TLS: %s presents a certificate for another name (%s); give --endpoint a host name the certificate names", at, cause)
+	case errors.As(err, &ci):
+		return fmt.Sprintf("TLS: %s presents a certificate that is not valid (%s); check the store's certificate and this machine's clock", at, cause)
+	case strings.Contains(err.Error(), "HTTP response to HTTPS client") || strings.Contains(err.Error(), "does not look like a TLS handshake"):
+		return fmt.Sprintf("%s does not speak TLS; use an http:// endpoint (--endpoint or AWS_ENDPOINT_URL)", at)
+	}
+	return fmt.Sprintf("TLS: %s: %s", at, cause)
+}
+
 // unreachableError is an error of connecting to the store at endpoint.
 type unreachableError struct {
 	endpoint string
@@ -141,7 +185,7 @@ func (c *clockSkew) Unwrap() error { return c.err }
 // withSkew measures the clock skew when the store rejected a request for it: one HEAD
 // request to the endpoint, whose Date header gives the store's time. The header has whole
 // seconds, so the store's clock is half a second past it on average.
-func withSkew(ctx context.Context, endpoint string, err error) error {
+func withSkew(ctx context.Context, client *http.Client, endpoint string, err error) error {
 	var er minio.ErrorResponse
 	if !errors.As(err, &er) || er.Code != "RequestTimeTooSkewed" {
 		return err
@@ -152,7 +196,7 @@ func withSkew(ctx context.Context, endpoint string, err error) error {
 	if rerr != nil {
 		return err
 	}
-	resp, rerr := http.DefaultClient.Do(req)
+	resp, rerr := client.Do(req)
 	if rerr != nil {
 		return err
 	}

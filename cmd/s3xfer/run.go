@@ -156,6 +156,8 @@ Configuration, as the aws cli reads it (a flag beats the environment, which beat
   AWS_PROFILE                       profile of ~/.aws/credentials and ~/.aws/config
                                     (AWS_SHARED_CREDENTIALS_FILE, AWS_CONFIG_FILE move them)
   AWS_ENDPOINT_URL, AWS_REGION      the store (--endpoint, --region)
+  AWS_CA_BUNDLE                     PEM file of the CAs to trust over https (--ca-bundle,
+                                    the profile's ca_bundle); --no-verify-ssl trusts anything
   profile s3 section                multipart_threshold, multipart_chunksize,
                                     max_concurrent_requests, max_bandwidth, addressing_style
 

@@ -2,9 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"syscall"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -158,5 +163,35 @@ func (s *session) diagnose(ctx context.Context, err error, bucket string) error 
 	if unreachable(err) {
 		return &unreachableError{endpoint: s.st.endpoint, err: err}
 	}
-	return withSkew(ctx, s.st.endpoint, err)
+	if transfer.TLSError(err) {
+		return &tlsError{endpoint: s.st.endpoint, caBundle: s.st.caBundle, caFrom: s.st.caFrom, err: err}
+	}
+	if speaksTLS(ctx, s.st.endpoint, err) {
+		return &tlsError{endpoint: s.st.endpoint, err: err, plainToTLS: true}
+	}
+	return withSkew(ctx, s.st.httpClient(), s.st.endpoint, err)
+}
+
+// speaksTLS reports whether an http:// endpoint whose request failed as a plain HTTP
+// request to a TLS port does (a reset connection, or a bare 400 Bad Request, as Go
+// servers answer) actually speaks TLS: one handshake tells, whatever its certificate.
+func speaksTLS(ctx context.Context, endpoint string, err error) bool {
+	u, perr := url.Parse(endpoint)
+	if perr != nil || u.Scheme != "http" {
+		return false
+	}
+	var er minio.ErrorResponse
+	bare400 := errors.As(err, &er) && er.StatusCode == http.StatusBadRequest && er.Message == "400 Bad Request"
+	if !bare400 && !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	d := tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true}} // only asks whether it speaks TLS at all
+	conn, derr := d.DialContext(ctx, "tcp", u.Host)
+	if derr != nil {
+		return false
+	}
+	conn.Close()
+	return true
 }

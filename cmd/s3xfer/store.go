@@ -1,9 +1,16 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"flag"
+	"fmt"
+	"io/fs"
 	"log/slog"
+	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -19,7 +26,8 @@ import (
 // environment, else the profile (settings.resolve).
 type storeFlags struct {
 	endpoint, region, addressing, profile string
-	sigV2, noSign                         bool
+	caBundle                              string
+	sigV2, noSign, noVerifySSL            bool
 	maxAttempts                           int
 }
 
@@ -30,6 +38,8 @@ func (s *storeFlags) add(fs *flag.FlagSet) {
 	fs.StringVar(&s.addressing, "addressing", "", "bucket addressing: path, virtual or auto (default: the profile's s3 addressing_style, else auto: path except on AWS)")
 	fs.BoolVar(&s.sigV2, "sigv2", false, "sign with AWS signature version 2 (old Ceph RGW, KS3)")
 	fs.BoolVar(&s.noSign, "no-sign-request", false, "send anonymous requests (public buckets); no credentials needed")
+	fs.StringVar(&s.caBundle, "ca-bundle", "", "PEM file of the certificate authorities to trust for an https endpoint, in place of the system's (default $AWS_CA_BUNDLE, the profile's ca_bundle)")
+	fs.BoolVar(&s.noVerifySSL, "no-verify-ssl", false, "do not verify the store's TLS certificate (insecure: anyone on the path can read and change the data)")
 	fs.IntVar(&s.maxAttempts, "max-attempts", 0, "tries per request, the first included (default $AWS_MAX_ATTEMPTS, the profile's max_attempts, else 6)")
 }
 
@@ -40,6 +50,9 @@ type settings struct {
 	accessKey, secretKey, token string
 	sigV2, anonymous            bool
 	maxAttempts                 int
+	rootCAs                     *x509.CertPool // the CA bundle's; nil: the system's
+	caBundle, caFrom            string         // the CA bundle file and where it was given, for messages
+	insecure                    bool           // --no-verify-ssl
 	prof                        profile
 	credErr                     error // no usable credentials: reported when a client is needed
 }
@@ -86,6 +99,9 @@ func (s *storeFlags) resolve(e *env) (settings, error) {
 	if st.maxAttempts < 0 || st.maxAttempts > 100 {
 		return st, usagef("--max-attempts %d: use 1 to 100", st.maxAttempts)
 	}
+	if err := st.resolveTLS(e, s); err != nil {
+		return st, err
+	}
 	if st.anonymous {
 		return st, nil
 	}
@@ -109,20 +125,70 @@ func (s *storeFlags) resolve(e *env) (settings, error) {
 	return st, nil
 }
 
+// resolveTLS reads the CA bundle of --ca-bundle, else AWS_CA_BUNDLE, else the profile's
+// ca_bundle, as the aws cli does: its certificates replace the system's for an https
+// endpoint. --no-verify-ssl wins over a bundle and prints a warning, once per run, to
+// stderr (never stdout, which may carry --json or an object's bytes).
+func (st *settings) resolveTLS(e *env, s *storeFlags) error {
+	if s.noVerifySSL {
+		st.insecure = true
+		fmt.Fprintln(e.stderr, "s3xfer: warning: --no-verify-ssl: the store's TLS certificate is not verified; anyone on the network path can read and change the data")
+		return nil
+	}
+	switch {
+	case s.caBundle != "":
+		st.caBundle, st.caFrom = s.caBundle, "--ca-bundle"
+	case e.getenv("AWS_CA_BUNDLE") != "":
+		st.caBundle, st.caFrom = e.getenv("AWS_CA_BUNDLE"), "AWS_CA_BUNDLE"
+	case st.prof.caBundle != "":
+		st.caBundle, st.caFrom = st.prof.caBundle, "ca_bundle in "+st.prof.source
+	default:
+		return nil
+	}
+	if rest, ok := strings.CutPrefix(st.caBundle, "~/"); ok && e.getenv("HOME") != "" {
+		st.caBundle = filepath.Join(e.getenv("HOME"), rest)
+	}
+	data, err := os.ReadFile(st.caBundle)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return usagef("CA bundle %s (%s) does not exist; give the PEM file of the certificate authority that signed the store's certificate", st.caBundle, st.caFrom)
+	case err != nil:
+		return usagef("cannot read CA bundle %s (%s): %v; give a readable PEM file of the store's certificate authority", st.caBundle, st.caFrom, unwrapPath(err))
+	}
+	st.rootCAs = x509.NewCertPool()
+	if !st.rootCAs.AppendCertsFromPEM(data) {
+		return usagef("CA bundle %s (%s) holds no PEM certificate; give a file with -----BEGIN CERTIFICATE----- blocks (openssl x509 -inform der -in CA.der -out ca.pem converts a DER one)", st.caBundle, st.caFrom)
+	}
+	return nil
+}
+
+// httpClient is a plain HTTP client for the store that trusts what its client trusts.
+func (st settings) httpClient() *http.Client {
+	if st.rootCAs == nil && !st.insecure {
+		return http.DefaultClient
+	}
+	return &http.Client{Transport: &http.Transport{
+		Proxy:           http.ProxyFromEnvironment,
+		TLSClientConfig: &tls.Config{RootCAs: st.rootCAs, InsecureSkipVerify: st.insecure},
+	}}
+}
+
 // client builds the store client. Its errors never hold a secret.
 func (st settings) client(concurrency int, idle time.Duration) (*minio.Core, error) {
 	if st.credErr != nil {
 		return nil, st.credErr
 	}
 	core, err := transfer.NewClient(transfer.ClientConfig{
-		Endpoint:     st.endpoint,
-		AccessKey:    st.accessKey,
-		SecretKey:    st.secretKey,
-		SessionToken: st.token,
-		Region:       st.region,
-		Addressing:   st.addressing,
-		SignatureV2:  st.sigV2,
-		Concurrency:  concurrency,
+		Endpoint:           st.endpoint,
+		AccessKey:          st.accessKey,
+		SecretKey:          st.secretKey,
+		SessionToken:       st.token,
+		Region:             st.region,
+		Addressing:         st.addressing,
+		SignatureV2:        st.sigV2,
+		Concurrency:        concurrency,
+		RootCAs:            st.rootCAs,
+		InsecureSkipVerify: st.insecure,
 		// A Complete of a large upload may take a while to answer: as long as the watchdog allows.
 		ResponseHeaderTimeout: max(idle, transfer.DefaultIdleTimeout),
 	})

@@ -7,7 +7,10 @@ package testbed
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
+	"net/http"
 	"net/url"
 	"os"
 	"strconv"
@@ -26,6 +29,8 @@ const NoStoresMessage = "no real S3 stores configured: run scripts/test.sh, whic
 type Store struct {
 	Name                           string // as listed in S3XFER_TEST_STORES, e.g. "minio"
 	Endpoint, AccessKey, SecretKey string
+	// CABundle is the file of the CA that signed an https store's certificate (TLSStore).
+	CABundle string
 	// Core talks to the store with path-style URLs and minio-go's retries off.
 	Core *minio.Core
 }
@@ -54,12 +59,12 @@ func RealStores(t testing.TB) []Store {
 
 // Distributed returns the distributed MinIO scripts/servers.sh's start_minio_dist starts
 // (four server processes), with every node's endpoint and process ID, in order. Without
-// it the test skips, or fails under S3XFER_REQUIRE_STORES=1.
+// it the test skips, or fails under S3XFER_REQUIRE_MINIODIST=1 (start_minio_dist sets it).
 func Distributed(t testing.TB) (s Store, endpoints []string, pids []int) {
 	t.Helper()
 	if os.Getenv("S3XFER_TEST_MINIODIST_ENDPOINTS") == "" {
-		if os.Getenv("S3XFER_REQUIRE_STORES") == "1" {
-			t.Fatal("S3XFER_REQUIRE_STORES=1 but no distributed MinIO: scripts/test.sh starts one (start_minio_dist)")
+		if os.Getenv("S3XFER_REQUIRE_MINIODIST") == "1" {
+			t.Fatal("S3XFER_REQUIRE_MINIODIST=1 but no distributed MinIO: scripts/test.sh starts one (start_minio_dist)")
 		}
 		t.Skip("no distributed MinIO: run scripts/test.sh, which starts one")
 	}
@@ -94,6 +99,56 @@ func named(t testing.TB, name string) Store {
 	})
 	if err != nil {
 		t.Fatalf("store %s: %v", name, err)
+	}
+	s.Core = &minio.Core{Client: client}
+	return s
+}
+
+// TLSNoStoreMessage is what a test that needs the https store says when it skips.
+const TLSNoStoreMessage = "no MinIO over https: scripts/test.sh starts one (scripts/servers.sh start_minio_tls) and sets S3XFER_TEST_MINIO_TLS_ENDPOINT"
+
+// TLSStore returns the MinIO served over https with a certificate signed by a throwaway
+// CA (scripts/servers.sh, start_minio_tls), configured by S3XFER_TEST_MINIO_TLS_ENDPOINT
+// (https://127.0.0.1:port), _ACCESS_KEY, _SECRET_KEY and _CA_BUNDLE (the CA's PEM file).
+// Its Core trusts that CA. Without it the test skips with TLSNoStoreMessage, but with
+// S3XFER_REQUIRE_TLS=1 (scripts/test.sh sets it) it fails. It is not in
+// S3XFER_TEST_STORES: every real-store test on it too would only repeat them.
+func TLSStore(t testing.TB) Store {
+	t.Helper()
+	const env = "S3XFER_TEST_MINIO_TLS_"
+	s := Store{Name: "minio_tls", Endpoint: os.Getenv(env + "ENDPOINT"), AccessKey: os.Getenv(env + "ACCESS_KEY"),
+		SecretKey: os.Getenv(env + "SECRET_KEY"), CABundle: os.Getenv(env + "CA_BUNDLE")}
+	if s.Endpoint == "" {
+		if os.Getenv("S3XFER_REQUIRE_TLS") == "1" {
+			t.Fatal("S3XFER_REQUIRE_TLS=1 but " + env + "ENDPOINT is not set: " + TLSNoStoreMessage)
+		}
+		t.Skip(TLSNoStoreMessage)
+	}
+	u, err := url.Parse(s.Endpoint)
+	if err != nil || u.Host == "" || u.Scheme != "https" {
+		t.Fatalf("%sENDPOINT=%q, want a URL like https://127.0.0.1:9000", env, s.Endpoint)
+	}
+	if s.AccessKey == "" || s.SecretKey == "" || s.CABundle == "" {
+		t.Fatalf("set %sACCESS_KEY, %sSECRET_KEY and %sCA_BUNDLE", env, env, env)
+	}
+	pem, err := os.ReadFile(s.CABundle)
+	if err != nil {
+		t.Fatalf("%sCA_BUNDLE: %v", env, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatalf("%sCA_BUNDLE=%s holds no PEM certificate", env, s.CABundle)
+	}
+	client, err := minio.New(u.Host, &minio.Options{
+		Creds:        credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""),
+		Secure:       true,
+		Transport:    &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}},
+		Region:       "us-east-1",
+		MaxRetries:   1,
+		BucketLookup: minio.BucketLookupPath,
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	s.Core = &minio.Core{Client: client}
 	return s
