@@ -84,7 +84,7 @@ func (m *Manager) Copy(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey
 			return Result{}, &Error{Op: "copy", Bucket: srcBucket, Key: srcKey, Err: err}
 		}
 		// One part per request of the budget, within 16..64 MiB, or what fits 10,000.
-		each := (info.Size/int64(m.cfg.Concurrency) + units.MiB - 1) / units.MiB * units.MiB
+		each := (info.Size/int64(m.Concurrency()) + units.MiB - 1) / units.MiB * units.MiB
 		uo.PartSize = max(ps, min(max(each, chunk.DefaultPartSize), DefaultCopyPartSize))
 	}
 	if !followsParts && isFullCRC32C(info) && m.copySums.Load() != crcNo {

@@ -26,6 +26,8 @@ type store struct {
 	idle  time.Duration
 	log   *slog.Logger
 	sleep func(context.Context, time.Duration) error // replaced in tests
+
+	tune *tuner // told of every attempt (watch); nil with a fixed concurrency
 }
 
 // attemptsKey holds, in a request's ctx, a func told of every failed attempt: for the
