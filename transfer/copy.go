@@ -230,6 +230,7 @@ func (c *copySource) putAll(ctx context.Context, u *upload, _ Checksum) (Result,
 	if err != nil {
 		return Result{}, u.m.pinned(ctx, err, c.bucket, c.key, c.etag)
 	}
+	u.m.copied(u.size)
 	u.acked.Store(u.size)
 	return Result{Bucket: u.bucket, Key: u.key, ETag: info.ETag, VersionID: info.VersionID,
 		Size: u.size, BytesSent: u.size, Checksum: ChecksumNone}, nil
@@ -241,6 +242,7 @@ func (c *copySource) putPart(ctx context.Context, u *upload, p chunk.Part) error
 	if err != nil {
 		return failed("CopyObjectPart", p.Number, u.m.pinned(ctx, err, c.bucket, c.key, c.etag))
 	}
+	u.m.copied(p.Size)
 	done := donePart{etag: trimQuotes(cp.ETag)}
 	if u.mode == ChecksumCRC32C {
 		crc, err := base64.StdEncoding.DecodeString(cp.ChecksumCRC32C)

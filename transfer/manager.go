@@ -210,6 +210,13 @@ func (m *Manager) acquire(ctx context.Context) error {
 	return m.slots.acquire(ctx)
 }
 
+// copied counts n bytes copied within the store as goodput: no body carries them.
+func (m *Manager) copied(n int64) {
+	if m.tune != nil {
+		m.tune.moving(n)
+	}
+}
+
 // release gives back a slot taken by acquire.
 func (m *Manager) release() { m.slots.release() }
 
