@@ -298,8 +298,8 @@ func badThreshold(t *testing.T, b *faultBed) {
 
 func badConcurrency(t *testing.T, b *faultBed) {
 	for _, c := range []int{0, -5} {
-		if m := New(nil, Config{Concurrency: c}); m.cfg.Concurrency != DefaultConcurrency {
-			t.Errorf("Concurrency %d: the Manager runs %d requests at once, want the default %d", c, m.cfg.Concurrency, DefaultConcurrency)
+		if m := New(nil, Config{Concurrency: c}); m.tune == nil || m.Concurrency() != DefaultConcurrency {
+			t.Errorf("Concurrency %d: the Manager runs %d requests at once, want adaptive from the default %d", c, m.Concurrency(), DefaultConcurrency)
 		}
 	}
 }

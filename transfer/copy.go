@@ -84,7 +84,7 @@ func (m *Manager) Copy(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey
 			return Result{}, &Error{Op: "copy", Bucket: srcBucket, Key: srcKey, Err: err}
 		}
 		// One part per request of the budget, within 16..64 MiB, or what fits 10,000.
-		each := (info.Size/int64(m.cfg.Concurrency) + units.MiB - 1) / units.MiB * units.MiB
+		each := (info.Size/int64(m.Concurrency()) + units.MiB - 1) / units.MiB * units.MiB
 		uo.PartSize = max(ps, min(max(each, chunk.DefaultPartSize), DefaultCopyPartSize))
 	}
 	if !followsParts && isFullCRC32C(info) && m.copySums.Load() != crcNo {
@@ -230,6 +230,7 @@ func (c *copySource) putAll(ctx context.Context, u *upload, _ Checksum) (Result,
 	if err != nil {
 		return Result{}, u.m.pinned(ctx, err, c.bucket, c.key, c.etag)
 	}
+	u.m.copied(u.size)
 	u.acked.Store(u.size)
 	return Result{Bucket: u.bucket, Key: u.key, ETag: info.ETag, VersionID: info.VersionID,
 		Size: u.size, BytesSent: u.size, Checksum: ChecksumNone}, nil
@@ -241,6 +242,7 @@ func (c *copySource) putPart(ctx context.Context, u *upload, p chunk.Part) error
 	if err != nil {
 		return failed("CopyObjectPart", p.Number, u.m.pinned(ctx, err, c.bucket, c.key, c.etag))
 	}
+	u.m.copied(p.Size)
 	done := donePart{etag: trimQuotes(cp.ETag)}
 	if u.mode == ChecksumCRC32C {
 		crc, err := base64.StdEncoding.DecodeString(cp.ChecksumCRC32C)

@@ -64,10 +64,11 @@ func (d *download) stream(ctx context.Context, w io.Writer) (Result, error) {
 	for _, r := range d.ranges {
 		size = max(size, r.Size)
 	}
-	bufs := newPartBuffers(size * max(2, min(int64(d.m.cfg.Concurrency), StreamMemory/size)))
+	n := max(2, min(int64(d.m.maxConcurrency()), StreamMemory/size))
+	bufs := newPartBuffers(size * n)
 	// The dispatcher starts fetches in order, as buffers come free; the writer below
 	// takes them in the same order. A buffer bounds the slots, so queue never blocks.
-	queue := make(chan *slot, d.m.cfg.Concurrency)
+	queue := make(chan *slot, n)
 	go func() {
 		defer close(queue)
 		for _, r := range d.ranges {
@@ -75,14 +76,14 @@ func (d *download) stream(ctx context.Context, w io.Writer) (Result, error) {
 			if err != nil {
 				return
 			}
-			if err := d.m.sem.Acquire(ctx, 1); err != nil {
+			if err := d.m.acquire(ctx); err != nil {
 				bufs.put(buf)
 				return
 			}
 			s := &slot{r: r, buf: buf[:r.Size], done: make(chan error, 1)}
 			queue <- s
 			go func() {
-				defer d.m.sem.Release(1)
+				defer d.m.release()
 				var err error
 				s.sum, err = d.fetch(ctx, r, memAt{b: s.buf, base: r.Offset})
 				s.done <- err

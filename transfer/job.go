@@ -175,8 +175,7 @@ func (m *Manager) runJob(ctx context.Context, op string, h resume.Header, ident 
 	if jr != nil {
 		j.upto, j.baseFiles, j.baseBytes = jr.Progress()
 	}
-	var g errgroup.Group
-	g.SetLimit(max(2*m.cfg.Concurrency, 4)) // the Manager's semaphore is the real bound: keep it fed
+	var g errgroup.Group // m.files bounds it: twice the requests in flight, which are the real bound, to keep them fed
 	listErr := tasks(ctx, func(t fileTask) bool {
 		if ctx.Err() != nil {
 			return false
@@ -188,8 +187,12 @@ func (m *Manager) runJob(ctx context.Context, op string, h resume.Header, ident 
 			j.skip(t)
 			return true
 		}
+		if m.files.acquire(ctx) != nil {
+			return false
+		}
 		s := j.begin(t)
 		g.Go(func() error {
+			defer m.files.release()
 			var r Result
 			err := t.err
 			if err == nil && t.note == "" {

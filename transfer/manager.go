@@ -14,23 +14,31 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
-	"golang.org/x/sync/semaphore"
 
 	"github.com/s3xfer/s3xfer/chunk"
 	"github.com/s3xfer/s3xfer/ratelimit"
 	"github.com/s3xfer/s3xfer/resume"
 )
 
-// DefaultConcurrency is the number of requests a Manager keeps in flight when
-// Config.Concurrency is zero.
+// DefaultConcurrency is the number of requests adaptive concurrency starts with
+// (Config.Concurrency zero). Before adaptive concurrency it was the fixed default; give
+// it as Config.Concurrency to keep exactly that many in flight.
 const DefaultConcurrency = 8
 
-// Config configures a Manager. The zero value works: 8 requests in flight, no bandwidth
+// Config configures a Manager. The zero value works: adaptive concurrency, no bandwidth
 // limit, no progress, no logging, and the default retry policy.
 type Config struct {
 	// Concurrency bounds the requests in flight across all transfers of the Manager, so a
-	// directory of many files shares one budget. Zero means DefaultConcurrency.
+	// directory of many files shares one budget. N > 0 means exactly N. Zero (or less)
+	// means adaptive: the Manager starts at DefaultConcurrency and, measuring goodput,
+	// latency and throttling as it goes, keeps as many in flight as pay, between 1 and
+	// MaxConcurrency: more on a distant store, fewer when the store answers SlowDown.
+	// See Manager.Concurrency.
 	Concurrency int
+	// MaxConcurrency bounds adaptive concurrency. Zero means DefaultMaxConcurrency. Memory
+	// does not grow with it beyond a small buffer per request: streams keep their parts
+	// within UploadOptions.StreamMemory and StreamMemory whatever the concurrency.
+	MaxConcurrency int
 	// UploadLimiter meters request bodies (uploads) and DownloadLimiter response bodies
 	// (downloads). Nil means unlimited. Give a per-transfer child to limit one transfer.
 	UploadLimiter, DownloadLimiter *ratelimit.Limiter
@@ -56,7 +64,9 @@ type Config struct {
 type Manager struct {
 	store    *store
 	cfg      Config
-	sem      *semaphore.Weighted
+	slots    *slots // the requests in flight
+	files    *slots // the files a directory job has in progress: twice the requests
+	tune     *tuner // nil with a fixed concurrency
 	log      *slog.Logger
 	progress Progress
 
@@ -84,10 +94,10 @@ const (
 
 // New returns a Manager that transfers through s3, usually a *minio.Core from NewClient.
 func New(s3 S3, cfg Config) *Manager {
-	cfg.Concurrency = orDefault(cfg.Concurrency, DefaultConcurrency)
+	cfg.Concurrency = max(cfg.Concurrency, 0)
+	cfg.MaxConcurrency = orDefault(cfg.MaxConcurrency, DefaultMaxConcurrency)
 	m := &Manager{
 		cfg:      cfg,
-		sem:      semaphore.NewWeighted(int64(cfg.Concurrency)),
 		log:      cfg.Logger,
 		progress: cfg.Progress,
 	}
@@ -95,6 +105,16 @@ func New(s3 S3, cfg Config) *Manager {
 		m.log = slog.New(slog.DiscardHandler)
 	}
 	m.store = newStore(s3, cfg.Retry, cfg.IdleTimeout, m.log)
+	if cfg.Concurrency > 0 {
+		m.slots = newSlots(cfg.Concurrency, nil)
+		m.files = newSlots(max(2*cfg.Concurrency, 4), nil)
+	} else {
+		clock := ratelimit.WallClock{}
+		m.slots = newSlots(DefaultConcurrency, clock.Now)
+		m.files = newSlots(max(2*DefaultConcurrency, 4), nil)
+		m.tune = newTuner(m.slots, m.files, DefaultConcurrency, cfg.MaxConcurrency, clock, m.log)
+		m.store.tune = m.tune
+	}
 	if m.progress == nil {
 		m.progress = NoProgress{}
 	}
@@ -156,11 +176,11 @@ func (m *Manager) eachPart(ctx context.Context, parts []chunk.Part, skip func(ch
 		if skip(p) {
 			continue
 		}
-		if err := m.sem.Acquire(gctx, 1); err != nil {
+		if err := m.acquire(gctx); err != nil {
 			break // gctx ended: g.Wait reports why
 		}
 		if gctx.Err() != nil {
-			m.sem.Release(1)
+			m.release()
 			break
 		}
 		g.Go(func() error {
@@ -169,7 +189,7 @@ func (m *Manager) eachPart(ctx context.Context, parts []chunk.Part, skip func(ch
 				once.Do(func() { first = err })
 				cancel()
 			}
-			m.sem.Release(1)
+			m.release()
 			return err
 		})
 	}
@@ -180,4 +200,37 @@ func (m *Manager) eachPart(ctx context.Context, parts []chunk.Part, skip func(ch
 		return err
 	}
 	return ctx.Err()
+}
+
+// acquire takes one of the Manager's request slots, waiting while ctx lasts.
+func (m *Manager) acquire(ctx context.Context) error {
+	if m.tune != nil {
+		m.tune.poll()
+	}
+	return m.slots.acquire(ctx)
+}
+
+// copied counts n bytes copied within the store as goodput: no body carries them.
+func (m *Manager) copied(n int64) {
+	if m.tune != nil {
+		m.tune.moving(n)
+	}
+}
+
+// release gives back a slot taken by acquire.
+func (m *Manager) release() { m.slots.release() }
+
+// Concurrency returns the number of requests the Manager lets be in flight now: the
+// fixed Config.Concurrency, or where adaptive concurrency stands.
+func (m *Manager) Concurrency() int {
+	n, _ := m.slots.state()
+	return n
+}
+
+// maxConcurrency is the most requests the Manager may ever let be in flight.
+func (m *Manager) maxConcurrency() int {
+	if m.tune != nil {
+		return m.cfg.MaxConcurrency
+	}
+	return m.cfg.Concurrency
 }

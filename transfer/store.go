@@ -30,6 +30,8 @@ type store struct {
 	log    *slog.Logger
 	sleep  func(context.Context, time.Duration) error // replaced in tests
 	now    func() time.Time
+
+	tune *tuner // told of every attempt (watch); nil with a fixed concurrency
 }
 
 func newStore(s3 S3, p RetryPolicy, idle time.Duration, log *slog.Logger) *store {

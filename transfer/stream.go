@@ -257,12 +257,12 @@ func (s *stream) produce(ctx context.Context, g *errgroup.Group, pending []partD
 				return err
 			}
 		}
-		if err := u.m.sem.Acquire(ctx, 1); err != nil {
+		if err := u.m.acquire(ctx); err != nil {
 			s.release(ctx, p.Offset, d)
 			return err
 		}
 		g.Go(func() error {
-			defer u.m.sem.Release(1)
+			defer u.m.release()
 			defer s.release(ctx, p.Offset, d)
 			return u.sendPart(ctx, p)
 		})

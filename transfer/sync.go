@@ -475,10 +475,10 @@ func (y *syncer) deleteTask(d pendingDelete) fileTask {
 			}
 			return Result{}, nil
 		}
-		if err := y.m.sem.Acquire(ctx, 1); err != nil {
+		if err := y.m.acquire(ctx); err != nil {
 			return Result{}, err
 		}
-		defer y.m.sem.Release(1)
+		defer y.m.release()
 		key := y.dst.Prefix + d.rel
 		if err := y.m.store.RemoveObject(ctx, y.dst.Bucket, key, minio.RemoveObjectOptions{}); err != nil {
 			return Result{}, &Error{Op: "delete", Bucket: y.dst.Bucket, Key: key, Err: err}

@@ -313,10 +313,10 @@ func (u *upload) single(ctx context.Context) (Result, error) {
 			mode = ChecksumMD5
 		}
 	}
-	if err := u.m.sem.Acquire(ctx, 1); err != nil {
+	if err := u.m.acquire(ctx); err != nil {
 		return Result{}, err
 	}
-	defer u.m.sem.Release(1)
+	defer u.m.release()
 	return u.src.putAll(ctx, u, mode)
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync/atomic"
 	"time"
 )
 
@@ -19,6 +20,11 @@ type watchdogKey struct{}
 // pauseKey holds, in a request's ctx, the func that stops its watchdog until the next
 // kick: for a caller's own work between the bytes of one request (a listing's consumer).
 type pauseKey struct{}
+
+// meterKey holds, in a request's ctx, the func that counts the payload bytes it moves
+// (the bodies the store layer hands over or reads, through watched): for the
+// concurrency controller.
+type meterKey struct{}
 
 // paused runs fn with the watchdog of ctx's request, if any, stopped.
 func paused[T any](ctx context.Context, fn func() T) T {
@@ -47,9 +53,22 @@ func (s *store) watch(ctx context.Context, call func(ctx context.Context) error)
 	timer := time.AfterFunc(idle, func() { cancel(ErrStalled) })
 	defer timer.Stop()
 	kick := func() { timer.Reset(idle) }
-	err := call(context.WithValue(context.WithValue(ctx, watchdogKey{}, kick), pauseKey{}, func() { timer.Stop() }))
+	ctx = context.WithValue(context.WithValue(ctx, watchdogKey{}, kick), pauseKey{}, func() { timer.Stop() })
+	var moved atomic.Int64
+	var start time.Time
+	if s.tune != nil {
+		start = s.tune.clock.Now()
+		ctx = context.WithValue(ctx, meterKey{}, func(n int) {
+			moved.Add(int64(n))
+			s.tune.moving(int64(n))
+		})
+	}
+	err := call(ctx)
 	if err != nil && context.Cause(ctx) == ErrStalled {
-		return fmt.Errorf("%w: no bytes moved for %v", ErrStalled, idle)
+		err = fmt.Errorf("%w: no bytes moved for %v", ErrStalled, idle)
+	}
+	if s.tune != nil {
+		s.tune.done(start, moved.Load(), err)
 	}
 	return err
 }
@@ -57,21 +76,30 @@ func (s *store) watch(ctx context.Context, call func(ctx context.Context) error)
 // watched returns r telling the watchdog of ctx's request about every byte read: for
 // bodies that do not pass through NewClient's transport (a store without it, a test's).
 func watched(ctx context.Context, r io.Reader) io.Reader {
-	if kick, ok := ctx.Value(watchdogKey{}).(func()); ok {
-		return &kickReader{r: r, kick: kick}
+	kick, ok := ctx.Value(watchdogKey{}).(func())
+	if !ok {
+		kick = func() {}
 	}
-	return r
+	count, _ := ctx.Value(meterKey{}).(func(int))
+	if !ok && count == nil {
+		return r
+	}
+	return &kickReader{r: r, kick: kick, count: count}
 }
 
 type kickReader struct {
-	r    io.Reader
-	kick func()
+	r     io.Reader
+	kick  func()
+	count func(n int) // nil: not counted (the transport's view of a body the store counts)
 }
 
 func (k *kickReader) Read(p []byte) (int, error) {
 	n, err := k.r.Read(p)
 	if n > 0 {
 		k.kick()
+		if k.count != nil {
+			k.count(n)
+		}
 	}
 	return n, err
 }

@@ -134,7 +134,7 @@ func TestProfileS3Section(t *testing.T) {
 	if r := c.lim.total.Rate(); r != 50*float64(units.MiB) {
 		t.Errorf("max_bandwidth 50MB/s: rate %g, want 50 MiB/s (aws cli reads MB as MiB)", r)
 	}
-	c, err = (&cpFlags{checksum: "auto", partSize: "8MiB", threshold: "16MiB", concurrency: 3, limits: limitFlags{rate: "off"}}).check(nil, st)
+	c, err = (&cpFlags{checksum: "auto", partSize: "8MiB", threshold: "16MiB", concurrency: "3", limits: limitFlags{rate: "off"}}).check(nil, st)
 	if err != nil {
 		t.Fatal(err)
 	}

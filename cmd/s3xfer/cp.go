@@ -9,7 +9,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -23,6 +22,10 @@ with -r, every file of a directory or every object under a prefix. Large files m
 parallel parts, each verified by the store (CRC32C or Content-MD5), under an optional
 bandwidth limit. An interrupted transfer (Ctrl-C, a crash, a lost network) resumes when the
 same command runs again; --no-resume starts afresh.
+
+By default (--concurrency auto) s3xfer finds as it goes how many requests in flight pay: more
+on a distant store while goodput grows, fewer when the store answers SlowDown or latency
+rises; --concurrency N keeps exactly N.
 
 A directory job runs every file through one budget: --concurrency requests in flight in all,
 many small files at once and large files in parts. Re-running an interrupted directory job
@@ -71,7 +74,7 @@ type cpFlags struct {
 	expectedSize       string
 	streamMemory       string
 	tempDir            string
-	concurrency        int
+	concurrency        string
 	idleTimeout        string
 	checksum           string
 	contentType        string
@@ -98,7 +101,7 @@ func (f *cpFlags) add(fs *flag.FlagSet) {
 	fs.StringVar(&f.expectedSize, "expected-size", "", "with cp - s3://...: how big the stream will be, to size its parts (a longer stream still succeeds: parts grow)")
 	fs.StringVar(&f.streamMemory, "stream-memory", "", "with cp - s3://...: the most memory buffered parts take, e.g. 512MiB (default 256MiB; fewer parts are in flight when they are large)")
 	fs.StringVar(&f.tempDir, "temp-dir", "", "with cp - s3://...: where parts larger than half of --stream-memory are written while they are sent; their files are removed on exit (default: $TMPDIR, else /tmp)")
-	fs.IntVar(&f.concurrency, "concurrency", 0, fmt.Sprintf("requests in flight, 1 to 1024 (default: the profile's max_concurrent_requests, else %d)", transfer.DefaultConcurrency))
+	fs.StringVar(&f.concurrency, "concurrency", "", concurrencyUsage)
 	addIdleTimeout(fs, &f.idleTimeout)
 	fs.StringVar(&f.checksum, "checksum", "auto", "integrity check: uploads take auto, crc32c, md5, sha256 or none; downloads auto (verify what the store keeps), require (fail if it keeps nothing) or none")
 	f.limits.add(fs)
@@ -122,7 +125,7 @@ type cpRun struct {
 	f           *cpFlags
 	e           *env
 	st          settings
-	concurrency int
+	concurrency int // 0: adaptive
 	idleTimeout time.Duration
 	lim         *limiters
 	upload      transfer.UploadOptions
@@ -225,17 +228,8 @@ func (f *cpFlags) check(e *env, st settings) (*cpRun, error) {
 		}
 	}
 	o.TempDir = f.tempDir
-	c.concurrency = f.concurrency
-	if c.concurrency == 0 && st.prof.concurrency != "" {
-		if c.concurrency, err = strconv.Atoi(st.prof.concurrency); err != nil {
-			return nil, usagef("max_concurrent_requests %q in %s: not a whole number", st.prof.concurrency, st.prof.source)
-		}
-	}
-	if c.concurrency == 0 {
-		c.concurrency = transfer.DefaultConcurrency
-	}
-	if c.concurrency < 1 || c.concurrency > 1024 {
-		return nil, usagef("%s %d is out of range: use 1 to 1024", settingName("--concurrency", strconv.Itoa(f.concurrency), "max_concurrent_requests", st.prof), c.concurrency)
+	if c.concurrency, err = concurrency(f.concurrency, st.prof); err != nil {
+		return nil, err
 	}
 	if c.idleTimeout, err = parseIdleTimeout(f.idleTimeout); err != nil {
 		return nil, err

@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -31,14 +30,14 @@ Examples:
 type resumeFlags struct {
 	common      commonFlags
 	limits      limitFlags
-	concurrency int
+	concurrency string
 	idleTimeout string
 	all         bool
 }
 
 func (f *resumeFlags) add(fs *flag.FlagSet) {
 	fs.BoolVar(&f.all, "all", false, "resume every interrupted transfer")
-	fs.IntVar(&f.concurrency, "concurrency", 0, fmt.Sprintf("requests in flight, 1 to 1024 (default: the profile's max_concurrent_requests, else %d)", transfer.DefaultConcurrency))
+	fs.StringVar(&f.concurrency, "concurrency", "", concurrencyUsage)
 	addIdleTimeout(fs, &f.idleTimeout)
 	f.limits.add(fs)
 	f.common.add(fs)
@@ -82,14 +81,9 @@ func runResume(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	conc := f.concurrency
-	if conc == 0 && st.prof.concurrency != "" {
-		if conc, err = strconv.Atoi(st.prof.concurrency); err != nil {
-			return usagef("max_concurrent_requests %q in %s: not a whole number", st.prof.concurrency, st.prof.source)
-		}
-	}
-	if conc < 0 || conc > 1024 {
-		return usagef("--concurrency %d is out of range: use 1 to 1024", conc)
+	conc, err := concurrency(f.concurrency, st.prof)
+	if err != nil {
+		return err
 	}
 	idle, err := parseIdleTimeout(f.idleTimeout)
 	if err != nil {

@@ -75,7 +75,7 @@ type session struct {
 
 // sessionOpts are the parts of a session that differ between commands.
 type sessionOpts struct {
-	concurrency  int           // 0: transfer.DefaultConcurrency
+	concurrency  int           // 0: adaptive (transfer.Config.Concurrency)
 	idleTimeout  time.Duration // 0: transfer.DefaultIdleTimeout
 	lim          *limiters     // nil: no limits
 	dataOnStdout bool          // stdout carries an object's bytes: results go to stderr, stdout is left alone
@@ -105,7 +105,11 @@ func (c *commonFlags) openSession(ctx context.Context, e *env, o sessionOpts) (*
 	if s.ui == nil {
 		s.ui = newUI(e, c.quiet, c.asJSON, o.dataOnStdout)
 	}
-	core, err := st.client(max(o.concurrency, transfer.DefaultConcurrency), o.idleTimeout)
+	pool := max(o.concurrency, transfer.DefaultConcurrency)
+	if o.concurrency == 0 {
+		pool = transfer.DefaultMaxConcurrency // a connection for as many as adaptive concurrency may run
+	}
+	core, err := st.client(pool, o.idleTimeout)
 	if err != nil {
 		s.ui.close()
 		return nil, err

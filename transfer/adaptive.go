@@ -1,0 +1,271 @@
+package transfer
+
+import (
+	"log/slog"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/s3xfer/s3xfer/ratelimit"
+)
+
+// DefaultMaxConcurrency is the most requests adaptive concurrency keeps in flight when
+// Config.MaxConcurrency is zero.
+const DefaultMaxConcurrency = 64
+
+// The controller's constants.
+const (
+	// windowMin and windowMax bound a measuring window, which lasts two smoothed request
+	// latencies: long enough for several requests to end, short enough to react.
+	windowMin, windowMax = 250 * time.Millisecond, 5 * time.Second
+	// throttleCut is the multiplicative decrease on a throttled window.
+	throttleCut = 0.7
+	// latencyCut is the decrease when requests take latencyRise times their floor.
+	latencyCut, latencyRise = 0.8, 3.0
+	// history is how many windows the best goodput per request is remembered: a path
+	// that got slower for good is believed after this many.
+	history = 40
+	// probeEvery windows without a decrease, the limit is halved for one window, which
+	// measures goodput per request where requests do not queue, then set again.
+	probeEvery = 30
+)
+
+// tuner is the adaptive concurrency controller: it sets the limit of a Manager's slots
+// from what the store layer reports of every request (bytes moved, latency, throttling)
+// and from how busy the slots were.
+//
+// Time is cut into windows of about two request latencies. Each window measures the
+// goodput g (bytes per second moved by requests) and the mean number of requests in
+// flight n, so g/n is the goodput per request; its best value over the last windows,
+// e, is what one request moves when it does not queue behind the others. g/e is then
+// the number of requests the path actually serves at once, and n - g/e how many of those
+// in flight only queue: the rule of TCP Vegas, on goodput rather than round-trip time,
+// so requests of any size count. With fewer than alpha queued (a tenth of the limit),
+// the limit grows: by half in the first ramp (until the first sign of a ceiling), by one
+// afterwards, and only if the limit was what held requests back. With more than beta (a
+// third) queued, it drops to g/e plus alpha. A throttled request (SlowDown, 503, 429)
+// cuts the limit by 30% at once, at most once per window; requests taking three times
+// the lowest latency seen while some queue cut it by 20%. A window right after a change
+// is not judged, since the change is still taking effect. Every probeEvery quiet windows
+// (or at once if no window ever measured fewer requests than the path seems to serve) the
+// limit is halved for two windows, to measure e where requests do not queue, and comes
+// back to where it was, or to g/e plus alpha if that is less; if goodput did not drop
+// with half the requests, the next window probes lower still.
+// The limit stays within [1, max].
+type tuner struct {
+	slots    *slots
+	files    *slots // a directory job's files in progress, kept at twice the limit
+	clock    ratelimit.Clock
+	log      *slog.Logger
+	min, max int
+
+	moved atomic.Int64 // bytes moved by requests in the current window
+
+	mu        sync.Mutex
+	limit     float64 // slots has its rounding
+	start     time.Time
+	window    time.Duration
+	slowStart bool
+	settling  bool    // the last window changed the limit: skip judging the next
+	probing   float64 // the limit before a probe, while one runs
+	probeNow  bool    // probe at the next judged window
+	quiet     int     // windows since the limit last dropped
+	lastG     float64 // the goodput of the last judged window
+	lowest    float64 // the fewest requests in flight a judged window measured
+	lastCut   time.Time
+	// the current window
+	throttled int
+	latSum    time.Duration
+	latN      int
+	// across windows
+	perReq  [history]float64 // goodput per request of the last windows
+	next    int
+	floor   time.Duration // the lowest window mean latency
+	latency time.Duration // smoothed request latency
+}
+
+func newTuner(s, files *slots, start, maxN int, clock ratelimit.Clock, log *slog.Logger) *tuner {
+	t := &tuner{slots: s, files: files, clock: clock, log: log, min: 1, max: max(maxN, 1),
+		slowStart: true, window: time.Second}
+	t.limit = float64(min(max(start, t.min), t.max))
+	t.start = clock.Now()
+	t.lastCut = t.start.Add(-windowMax)
+	t.apply()
+	return t
+}
+
+// apply hands the limit to the slots. t.mu is held, or t is new.
+func (t *tuner) apply() {
+	n := int(math.Round(t.limit))
+	t.slots.setLimit(n)
+	if t.files != nil {
+		t.files.setLimit(max(2*n, 4))
+	}
+}
+
+// moving counts n bytes moved by a request.
+func (t *tuner) moving(n int64) { t.moved.Add(n) }
+
+// done tells of a request attempt that began at start and moved bytes, ending in err.
+func (t *tuner) done(start time.Time, bytes int64, err error) {
+	now := t.clock.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case Throttled(err):
+		t.throttled++
+		if now.Sub(t.lastCut) >= t.window { // at once, not at the window's end
+			t.set(now, t.limit*throttleCut, "throttled", slog.Int("throttled", t.throttled))
+			t.slowStart, t.lastCut = false, now
+		}
+	case err == nil && bytes > 0:
+		t.latSum += now.Sub(start)
+		t.latN++
+	}
+	t.tick(now)
+}
+
+// poll ends the window if it is over: called as requests start and end.
+func (t *tuner) poll() {
+	now := t.clock.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.tick(now)
+}
+
+// tick judges the window if it is over. t.mu is held.
+func (t *tuner) tick(now time.Time) {
+	if now.Sub(t.start) < t.window {
+		return
+	}
+	u := t.slots.takeUsage()
+	bytes := t.moved.Swap(0)
+	throttled, latSum, latN := t.throttled, t.latSum, t.latN
+	t.throttled, t.latSum, t.latN = 0, 0, 0
+	t.start = now
+	settling := t.settling
+	t.settling = false
+	if latN > 0 {
+		mean := latSum / time.Duration(latN)
+		if t.latency == 0 {
+			t.latency = mean
+		} else {
+			t.latency = (3*t.latency + mean) / 4
+		}
+		t.window = min(max(2*t.latency, windowMin), windowMax)
+	}
+	n := u.meanInFlight()
+	if throttled > 0 || bytes == 0 || n < 0.5 || u.span <= 0 {
+		return // throttling was answered as it came; nothing else to judge
+	}
+	g := float64(bytes) / u.span.Seconds()
+	if settling {
+		return
+	}
+	if t.probing > 0 {
+		// Back to where the probe started, or to what the path serves at once with the
+		// goodput per request measured now, if that is less.
+		t.record(g / n)
+		t.lowest = min(t.lowest, n)
+		to := min(t.probing, t.lastG/t.best()+max(1, t.probing/10))
+		t.probing = 0
+		// Goodput that did not drop with half the requests says the path serves no more
+		// than half: the next window probes lower still.
+		t.probeNow = g >= 0.9*t.lastG && to > 1
+		t.set(now, to, "probed", slog.Float64("goodput_MiBps", g/(1<<20)), slog.Float64("in_flight", n))
+		return
+	}
+	t.record(g / n)
+	var mean time.Duration
+	if latN > 0 {
+		mean = latSum / time.Duration(latN)
+		if t.floor == 0 || mean < t.floor {
+			t.floor = mean
+		}
+	}
+	best := t.best()
+	serving := g / best // requests' worth of goodput the path delivers at once
+	queued := n - serving
+	alpha, beta := max(1, t.limit/10), max(2, t.limit/5)
+	t.lastG = g
+	if t.lowest == 0 || n < t.lowest {
+		t.lowest = n
+	}
+	saturated := u.full >= u.span/2
+	attrs := []slog.Attr{
+		slog.Float64("goodput_MiBps", g/(1<<20)), slog.Float64("in_flight", n),
+		slog.Float64("queued", queued), slog.Duration("latency", mean), slog.Duration("latency_floor", t.floor),
+	}
+	t.quiet++
+	switch {
+	case queued > beta:
+		t.slowStart = false
+		to := max(serving+alpha, t.limit/2)
+		// If no window measured fewer in flight than the path serves, the goodput per
+		// request may be underestimated (the path was full from the start): measure it
+		// lower at once.
+		t.probeNow = serving >= t.lowest-1
+		t.set(now, to, "queueing", attrs...)
+	case mean > 0 && float64(mean) > latencyRise*float64(t.floor) && queued > alpha:
+		t.slowStart = false
+		t.set(now, t.limit*latencyCut, "latency", attrs...)
+	case t.probeNow && t.limit >= 2:
+		t.probing, t.probeNow = t.limit, false
+		t.set(now, t.limit/2, "probing", attrs...) // one window to drain, one to measure
+	case queued < alpha && saturated && t.limit < float64(t.max):
+		if t.slowStart {
+			t.set(now, max(t.limit*1.5, t.limit+1), "ramping", attrs...)
+		} else {
+			t.set(now, t.limit+1, "goodput rising", attrs...)
+		}
+	case t.quiet >= probeEvery && t.limit >= 2:
+		t.probing, t.probeNow = t.limit, false
+		t.set(now, t.limit/2, "probing", attrs...) // one window to drain, one to measure
+	}
+}
+
+// record remembers one window's goodput per request. t.mu is held.
+func (t *tuner) record(perReq float64) {
+	t.perReq[t.next%history] = perReq
+	t.next++
+}
+
+// best is the best goodput per request remembered. t.mu is held.
+func (t *tuner) best() float64 {
+	b := 0.0
+	for _, v := range t.perReq[:min(t.next, history)] {
+		b = max(b, v)
+	}
+	return b
+}
+
+// set changes the limit to to (bounded), logging why. t.mu is held.
+func (t *tuner) set(now time.Time, to float64, why string, attrs ...slog.Attr) {
+	to = min(max(to, float64(t.min)), float64(t.max))
+	from := int(math.Round(t.limit))
+	if to < t.limit {
+		t.quiet = 0
+	}
+	t.limit = to
+	if int(math.Round(to)) == from {
+		return
+	}
+	t.apply()
+	t.settling = true
+	t.start = now // the next window measures the new limit from its start
+	t.slots.takeUsage()
+	t.moved.Store(0)
+	t.throttled, t.latSum, t.latN = 0, 0, 0
+	args := []any{"from", from, "to", int(math.Round(to)), "reason", why}
+	for _, a := range attrs {
+		args = append(args, a)
+	}
+	t.log.Debug("concurrency", args...)
+}
+
+// current returns the limit now in force.
+func (t *tuner) current() int {
+	n, _ := t.slots.state()
+	return n
+}

@@ -1,0 +1,416 @@
+package transfer
+
+// The concurrency controller against a simulated link, on a simulated clock: no test
+// here sleeps or reads the wall clock.
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+)
+
+// stepClock is a clock that only the test moves.
+type stepClock struct{ t time.Time }
+
+func (c *stepClock) Now() time.Time { return c.t }
+
+func (c *stepClock) Sleep(_ context.Context, d time.Duration) error {
+	c.t = c.t.Add(d)
+	return nil
+}
+
+// link is a path to a store: each request moves size bytes at perConn bytes/s while no
+// more than optimum are in flight; beyond, they share optimum*perConn, so goodput stays
+// flat and every request takes longer (latency rises past the optimum). While throttleAt
+// is positive, a request that would make more than throttleAt in flight is answered
+// SlowDown after slowDownIn.
+type link struct {
+	optimum    int
+	perConn    float64
+	size       float64
+	throttleAt int
+	slowDownIn time.Duration
+}
+
+type simRequest struct {
+	start    time.Time
+	left     float64
+	moved    float64
+	slowDown time.Time // zero unless it is answered SlowDown then
+}
+
+// sim runs a controller over a link, with demand requests always waiting (or fewer).
+type sim struct {
+	t      *testing.T
+	clock  *stepClock
+	slots  *slots
+	tune   *tuner
+	link   link
+	demand int
+	active []*simRequest
+	acked  float64 // bytes of requests that succeeded
+	peak   int     // the most in flight at once
+	trace  []int   // the limit after each second
+	step   time.Duration
+}
+
+func newSim(t *testing.T, l link, start, maxN int) *sim {
+	c := &stepClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	s := newSlots(start, c.Now)
+	var log *slog.Logger
+	if testing.Verbose() && os.Getenv("S3XFER_TUNER_LOG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	} else {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &sim{t: t, clock: c, slots: s, tune: newTuner(s, nil, start, maxN, c, log), link: l,
+		demand: math.MaxInt, step: 10 * time.Millisecond}
+}
+
+var slowDown = minio.ErrorResponse{Code: "SlowDown", StatusCode: 503, Message: "Please reduce your request rate."}
+
+// run simulates d of time.
+func (s *sim) run(d time.Duration) {
+	end := s.clock.t.Add(d)
+	for s.clock.t.Before(end) {
+		s.tune.poll()
+		for len(s.active) < s.demand && s.slots.tryAcquire() {
+			r := &simRequest{start: s.clock.t, left: s.link.size}
+			if s.link.throttleAt > 0 && s.serving()+1 > s.link.throttleAt {
+				r.slowDown = s.clock.t.Add(s.link.slowDownIn)
+			}
+			s.active = append(s.active, r)
+		}
+		_, inFlight := s.slots.state()
+		s.peak = max(s.peak, inFlight)
+		limit, _ := s.slots.state()
+		if inFlight > limit && inFlight > len(s.active) {
+			s.t.Fatalf("%d in flight over a limit of %d", inFlight, limit)
+		}
+		s.clock.t = s.clock.t.Add(s.step)
+		n := s.serving()
+		rate := s.link.perConn * min(1, float64(s.link.optimum)/float64(max(n, 1)))
+		kept := s.active[:0]
+		for _, r := range s.active {
+			if !r.slowDown.IsZero() {
+				if !s.clock.t.Before(r.slowDown) {
+					s.tune.done(r.start, 0, slowDown)
+					s.slots.release()
+					continue
+				}
+				kept = append(kept, r)
+				continue
+			}
+			b := min(rate*s.step.Seconds(), r.left)
+			r.left -= b
+			r.moved += b
+			s.tune.moving(int64(b))
+			if r.left <= 0 {
+				s.acked += r.moved
+				s.tune.done(r.start, int64(r.moved), nil)
+				s.slots.release()
+				continue
+			}
+			kept = append(kept, r)
+		}
+		s.active = kept
+		if s.clock.t.UnixNano()%int64(time.Second) == 0 {
+			s.trace = append(s.trace, s.tune.current())
+		}
+	}
+}
+
+// serving is the requests moving bytes (not about to be throttled).
+func (s *sim) serving() int {
+	n := 0
+	for _, r := range s.active {
+		if r.slowDown.IsZero() {
+			n++
+		}
+	}
+	return n
+}
+
+// goodput measures the link's goodput over d, in requests' worth (perConn units).
+func (s *sim) goodput(d time.Duration) float64 {
+	before := s.acked
+	s.run(d)
+	return (s.acked - before) / d.Seconds() / s.link.perConn
+}
+
+// limits returns the lowest and highest limit over the last n seconds of the trace.
+func (s *sim) limits(n int) (lo, hi int) {
+	lo, hi = math.MaxInt, 0
+	for _, l := range s.trace[max(len(s.trace)-n, 0):] {
+		lo, hi = min(lo, l), max(hi, l)
+	}
+	return lo, hi
+}
+
+// within returns the share of the last n seconds the limit spent within lo..hi, and the
+// median limit over them.
+func (s *sim) within(n int, lo, hi float64) (share float64, median int) {
+	tr := slices.Clone(s.trace[max(len(s.trace)-n, 0):])
+	in := 0
+	for _, l := range tr {
+		if float64(l) >= lo && float64(l) <= hi {
+			in++
+		}
+	}
+	slices.Sort(tr)
+	return float64(in) / float64(len(tr)), tr[len(tr)/2]
+}
+
+// settled checks that the limit spent at least 90% of the last n seconds within 25% of
+// the optimum (two requests for tiny ones, where the controller keeps one or two queued):
+// probes take it lower now and then.
+func (s *sim) settled(n, optimum int) {
+	s.t.Helper()
+	opt := float64(optimum)
+	lo, hi := min(0.75*opt, opt-2), max(1.25*opt, opt+2)
+	share, median := s.within(n, lo, hi)
+	minL, maxL := s.limits(n)
+	s.t.Logf("optimum %d: over the last %d s the limit was within %.0f..%.0f %.0f%% of the time, median %d, range %d..%d",
+		optimum, n, lo, hi, 100*share, median, minL, maxL)
+	if share < 0.9 {
+		s.t.Errorf("the limit was within 25%% of the optimum %d only %.0f%% of the time", optimum, 100*share)
+	}
+}
+
+// farLink is a store tens of milliseconds away: 8 MiB/s per request, 32 requests fill
+// the path, requests of 8 MiB (a second each when not queued).
+var farLink = link{optimum: 32, perConn: 8 << 20, size: 8 << 20}
+
+func TestAdaptiveRampsUpAndSettlesNearTheOptimum(t *testing.T) {
+	s := newSim(t, farLink, DefaultConcurrency, DefaultMaxConcurrency)
+	s.run(20 * time.Second)
+	ramped := s.tune.current()
+	s.run(280 * time.Second)
+	s.settled(200, farLink.optimum)
+	g := s.goodput(100 * time.Second)
+	t.Logf("limit after 20 s: %d; goodput %.1f of %d requests' worth; first 40 s: %v",
+		ramped, g, farLink.optimum, s.trace[:40])
+	if ramped < 2*DefaultConcurrency {
+		t.Errorf("after 20 s (10 windows) the limit is %d: it did not ramp up from %d", ramped, DefaultConcurrency)
+	}
+	opt := float64(farLink.optimum)
+	if g < 0.9*opt {
+		t.Errorf("goodput %.1f requests' worth, want at least 90%% of the optimum %d", g, farLink.optimum)
+	}
+}
+
+func TestAdaptiveSettlesOnOtherPaths(t *testing.T) {
+	for _, l := range []link{
+		{optimum: 4, perConn: 8 << 20, size: 8 << 20},
+		{optimum: 12, perConn: 100 << 20, size: 16 << 20},
+		{optimum: 48, perConn: 2 << 20, size: 1 << 20},
+	} {
+		t.Run(fmt.Sprint(l.optimum), func(t *testing.T) {
+			s := newSim(t, l, DefaultConcurrency, DefaultMaxConcurrency)
+			s.run(300 * time.Second)
+			s.settled(150, l.optimum)
+			g := s.goodput(60 * time.Second)
+			t.Logf("goodput %.1f of %d requests' worth; first 60 s %v", g, l.optimum, s.trace[:60])
+			opt := float64(l.optimum)
+			if g < 0.9*opt {
+				t.Errorf("goodput %.1f requests' worth, want at least 90%% of %d", g, l.optimum)
+			}
+		})
+	}
+}
+
+func TestAdaptiveStaysWithinMax(t *testing.T) {
+	s := newSim(t, link{optimum: 1000, perConn: 1 << 20, size: 1 << 20}, DefaultConcurrency, 20)
+	s.run(120 * time.Second)
+	if s.peak > 20 || s.tune.current() != 20 {
+		t.Errorf("on a path wider than the maximum 20: limit %d, peak in flight %d; want 20 and at most 20", s.tune.current(), s.peak)
+	}
+}
+
+func TestAdaptiveBacksOffOnSlowDownAndRecovers(t *testing.T) {
+	s := newSim(t, farLink, DefaultConcurrency, DefaultMaxConcurrency)
+	s.run(120 * time.Second)
+	before := s.tune.current()
+	// The store now throttles anything beyond 10 requests at once.
+	s.link.throttleAt, s.link.slowDownIn = 10, 50*time.Millisecond
+	s.run(10 * time.Second)
+	first := s.tune.current()
+	s.run(110 * time.Second)
+	lo, hi := s.limits(60)
+	// Throttling ends.
+	s.link.throttleAt = 0
+	s.run(180 * time.Second)
+	after := s.tune.current()
+	t.Logf("before %d; 10 s into throttling at 10: %d; during it %d..%d; 180 s after: %d; trace %v",
+		before, first, lo, hi, after, s.trace[len(s.trace)-250:])
+	if first > before*3/4 {
+		t.Errorf("10 s into throttling the limit is %d, down from %d: no multiplicative back-off", first, before)
+	}
+	if hi > 14 || lo < 4 {
+		t.Errorf("while the store throttles beyond 10, the limit ranged over %d..%d, want around 10", lo, hi)
+	}
+	s.settled(60, farLink.optimum)
+}
+
+func TestAdaptiveBacksOffOnEverySlowDown(t *testing.T) {
+	// Every request is throttled: the limit falls to one and stays there.
+	s := newSim(t, link{optimum: 32, perConn: 8 << 20, size: 8 << 20, throttleAt: -1}, 32, 64)
+	s.link.throttleAt = 1 // only one request at a time gets through
+	s.run(60 * time.Second)
+	if lo, hi := s.limits(20); hi > 3 {
+		t.Errorf("with a store that serves one request at a time, the limit stayed at %d..%d", lo, hi)
+	}
+}
+
+func TestAdaptiveDoesNotGrowWhatIsNotUsed(t *testing.T) {
+	// Only three requests are ever wanted at once: the limit has no reason to grow.
+	s := newSim(t, farLink, DefaultConcurrency, DefaultMaxConcurrency)
+	s.demand = 3
+	s.run(120 * time.Second)
+	if n := s.tune.current(); n > DefaultConcurrency {
+		t.Errorf("with three requests wanted, the limit grew to %d", n)
+	}
+}
+
+func TestFixedConcurrencyNeverChanges(t *testing.T) {
+	for _, c := range []int{1, 3, 8, 100} {
+		m := New(nil, Config{Concurrency: c})
+		if m.tune != nil || m.store.tune != nil {
+			t.Fatalf("Concurrency %d: a controller runs", c)
+		}
+		if got := m.Concurrency(); got != c {
+			t.Errorf("Concurrency %d: the Manager allows %d", c, got)
+		}
+		if got, _ := m.files.state(); got != max(2*c, 4) {
+			t.Errorf("Concurrency %d: a directory job has %d files in progress, want %d", c, got, max(2*c, 4))
+		}
+		// Throttling and slow requests reach no controller: still exactly c.
+		for range 100 {
+			m.store.watch(context.Background(), func(context.Context) error { return slowDown })
+		}
+		if got := m.Concurrency(); got != c {
+			t.Errorf("Concurrency %d: after throttling the Manager allows %d", c, got)
+		}
+	}
+	for _, c := range []int{0, -5} {
+		m := New(nil, Config{Concurrency: c})
+		if m.tune == nil || m.Concurrency() != DefaultConcurrency || m.maxConcurrency() != DefaultMaxConcurrency {
+			t.Errorf("Concurrency %d: want adaptive from %d up to %d, got controller %v at %d up to %d",
+				c, DefaultConcurrency, DefaultMaxConcurrency, m.tune != nil, m.Concurrency(), m.maxConcurrency())
+		}
+	}
+}
+
+func TestSlotsNeverExceedTheLimit(t *testing.T) {
+	s := newSlots(4, nil)
+	var inFlight, peakOver atomic.Int64
+	var limit atomic.Int64
+	limit.Store(4)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	var done atomic.Int64
+	for i := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range 300 {
+				wctx := ctx
+				if (i+j)%7 == 0 { // some give up waiting
+					var c context.CancelFunc
+					wctx, c = context.WithCancel(ctx)
+					c()
+				}
+				if s.acquire(wctx) != nil {
+					continue
+				}
+				// limit is raised before a growth and lowered once a shrink has drained.
+				if n, l := inFlight.Add(1), limit.Load(); n > l {
+					peakOver.Store(max(peakOver.Load(), n-l))
+				}
+				inFlight.Add(-1)
+				s.release()
+				done.Add(1)
+			}
+		}()
+	}
+	// Resize while they run.
+	sizes := []int{1, 16, 2, 9, 1, 32, 3}
+	var resizes sync.WaitGroup
+	resizes.Add(1)
+	go func() {
+		defer resizes.Done()
+		for i := 0; done.Load() < 64*200; i++ {
+			n := sizes[i%len(sizes)]
+			// Lower the recorded bound only after the shrink has drained.
+			if int64(n) > limit.Load() {
+				limit.Store(int64(n))
+				s.setLimit(n)
+			} else {
+				s.setLimit(n)
+				for {
+					if _, f := s.state(); f <= n {
+						break
+					}
+					time.Sleep(0) // yield; no wall-clock assertion
+				}
+				limit.Store(int64(n))
+			}
+		}
+	}()
+	wg.Wait()
+	resizes.Wait()
+	if p := peakOver.Load(); p > 0 {
+		t.Errorf("%d more requests in flight than the limit", p)
+	}
+	if _, f := s.state(); f != 0 {
+		t.Errorf("%d slots still taken after every goroutine released", f)
+	}
+	s.setLimit(2)
+	in := 0
+	for range 3 {
+		if s.tryAcquire() {
+			in++
+		}
+	}
+	if in != 2 {
+		t.Errorf("a limit of 2 let %d in", in)
+	}
+}
+
+func TestSlotsShrinkDrains(t *testing.T) {
+	s := newSlots(3, nil)
+	for range 3 {
+		if !s.tryAcquire() {
+			t.Fatal("a free slot was refused")
+		}
+	}
+	s.setLimit(1)
+	got := make(chan struct{})
+	go func() {
+		if err := s.acquire(context.Background()); err == nil {
+			close(got)
+		}
+	}()
+	s.release()
+	s.release() // 1 in flight: at the limit, the waiter still waits
+	select {
+	case <-got:
+		t.Fatal("a request started with 1 in flight and a limit of 1")
+	default:
+	}
+	s.release()
+	<-got
+	if l, f := s.state(); l != 1 || f != 1 {
+		t.Errorf("limit %d, in flight %d; want 1 and 1", l, f)
+	}
+}
