@@ -113,6 +113,8 @@ start_stores() {
 	export S3XFER_REQUIRE_MOTO=1
 	# https with a certificate of a throwaway CA: the TLS tests (testbed.TLSStore); it sets S3XFER_REQUIRE_TLS=1.
 	start_minio_tls || return 1
+	# Four MinIO processes, erasure-coded: the shard tests (testbed.Distributed); it sets S3XFER_REQUIRE_MINIODIST=1.
+	start_minio_dist || return 1
 	echo "S3XFER_TEST_STORES=$S3XFER_TEST_STORES"
 }
 
