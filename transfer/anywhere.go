@@ -136,7 +136,7 @@ func (u *upload) putMarker(ctx context.Context) error {
 	if u.mode == ChecksumCRC32C {
 		opts.CustomHeader = map[string][]string{"X-Amz-Checksum-Crc32c": {sums.CRC32CBase64()}}
 	}
-	info, err := u.m.store.PutObjectPart(ctx, u.bucket, u.key, u.uploadID, markerPart, bytes.NewReader(body), int64(len(body)), opts)
+	info, err := u.m.store.PutObjectPart(ctx, u.bucket, u.key, u.uploadID, markerPart, bytesBody(body), int64(len(body)), opts)
 	if err == nil {
 		err = verifyPart(u.mode, sums, info.ETag, info.ChecksumCRC32C)
 	}

@@ -1,7 +1,6 @@
 package transfer
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -262,7 +261,7 @@ func (u *upload) probe(ctx context.Context) error {
 	const emptyCRC32C = "AAAAAA==" // the CRC32C of no bytes
 	opts := minio.PutObjectPartOptions{DisableContentSha256: true,
 		CustomHeader: map[string][]string{"X-Amz-Checksum-Crc32c": {emptyCRC32C}}}
-	info, err := u.m.store.PutObjectPart(ctx, u.bucket, u.key, u.uploadID, 1, bytes.NewReader(nil), 0, opts)
+	info, err := u.m.store.PutObjectPart(ctx, u.bucket, u.key, u.uploadID, 1, bytesBody(nil), 0, opts)
 	if err != nil {
 		return failed("PutObjectPart", 1, err)
 	}

@@ -115,27 +115,20 @@ func (s readerSource) putPart(ctx context.Context, u *upload, p chunk.Part) erro
 // body is the n bytes at off as a request body. Before it is sent again it is read again
 // and checked against sums: a source that changed under a failed request fails the
 // upload instead of being retried with checksums it no longer has.
-func (s readerSource) body(ctx context.Context, u *upload, off, n int64, mode Checksum, sums chunk.Sums, buf []byte) io.ReadSeeker {
-	b := u.body(ctx, io.NewSectionReader(s.r, off, n))
-	return checkedBody{b, func() error {
-		again, err := s.sum(u, off, n, mode, buf)
-		if err != nil {
-			return err
+func (s readerSource) body(ctx context.Context, u *upload, off, n int64, mode Checksum, sums chunk.Sums, buf []byte) body {
+	return func(retry bool) (io.Reader, error) {
+		if retry {
+			again, err := s.sum(u, off, n, mode, buf)
+			if err != nil {
+				return nil, err
+			}
+			if !bytes.Equal(again.MD5, sums.MD5) || !bytes.Equal(again.CRC32C, sums.CRC32C) || !bytes.Equal(again.SHA256, sums.SHA256) {
+				return nil, fmt.Errorf("%w: the %d bytes at offset %d are not those first read", ErrSourceChanged, n, off)
+			}
 		}
-		if !bytes.Equal(again.MD5, sums.MD5) || !bytes.Equal(again.CRC32C, sums.CRC32C) || !bytes.Equal(again.SHA256, sums.SHA256) {
-			return fmt.Errorf("%w: the %d bytes at offset %d are not those first read", ErrSourceChanged, n, off)
-		}
-		_, err = b.Seek(0, io.SeekStart)
-		return err
-	}}
+		return u.body(ctx, io.NewSectionReader(s.r, off, n)), nil
+	}
 }
-
-type checkedBody struct {
-	io.ReadSeeker
-	rewind func() error
-}
-
-func (b checkedBody) Rewind() error { return b.rewind() }
 
 // sum computes the part's checksums; a source that ends early has shrunk.
 func (s readerSource) sum(u *upload, off, n int64, mode Checksum, buf []byte) (chunk.Sums, error) {

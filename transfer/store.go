@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -83,30 +84,22 @@ func (s *store) do(ctx context.Context, what string, call func(ctx context.Conte
 	}
 }
 
-// rewinder is a request body that knows how to start over: besides seeking back, it may
-// check that the bytes it will send again are still those its checksums were made of.
-type rewinder interface {
-	Rewind() error
+// A body gives each attempt of a request that sends it a reader of its own, from the
+// start: the transport may go on reading an attempt's body after the attempt failed.
+// retry says it is not the first attempt; a body may then check that its bytes are still
+// those its checksums were made of.
+type body func(retry bool) (io.Reader, error)
+
+// bytesBody is b as a request body.
+func bytesBody(b []byte) body {
+	return func(bool) (io.Reader, error) { return bytes.NewReader(b), nil }
 }
 
-// rewound returns body at its start for the next attempt of a request that sends it.
-func rewound(body io.ReadSeeker, attempt *int) (io.Reader, error) {
-	if *attempt++; *attempt == 1 {
-		return body, nil
-	}
-	if r, ok := body.(rewinder); ok {
-		return body, r.Rewind()
-	}
-	if _, err := body.Seek(0, io.SeekStart); err != nil {
-		return nil, fmt.Errorf("cannot rewind the body to send it again: %w", err)
-	}
-	return body, nil
-}
-
-func (s *store) PutObject(ctx context.Context, bucket, key string, body io.ReadSeeker, size int64, md5Base64, sha256Hex string, opts minio.PutObjectOptions) (info minio.UploadInfo, err error) {
+func (s *store) PutObject(ctx context.Context, bucket, key string, data body, size int64, md5Base64, sha256Hex string, opts minio.PutObjectOptions) (info minio.UploadInfo, err error) {
 	attempt := 0
 	err = s.do(ctx, "PutObject", func(ctx context.Context) error {
-		r, err := rewound(body, &attempt)
+		attempt++
+		r, err := data(attempt > 1)
 		if err == nil {
 			info, err = s.s3.PutObject(ctx, bucket, key, watched(ctx, r), size, md5Base64, sha256Hex, opts)
 		}
@@ -125,10 +118,11 @@ func (s *store) NewMultipartUpload(ctx context.Context, bucket, key string, opts
 
 // PutObjectPart sends one part. An answer without an ETag was cut off (Complete needs
 // the ETag): the part is sent again.
-func (s *store) PutObjectPart(ctx context.Context, bucket, key, uploadID string, n int, body io.ReadSeeker, size int64, opts minio.PutObjectPartOptions) (part minio.ObjectPart, err error) {
+func (s *store) PutObjectPart(ctx context.Context, bucket, key, uploadID string, n int, data body, size int64, opts minio.PutObjectPartOptions) (part minio.ObjectPart, err error) {
 	attempt := 0
 	err = s.do(ctx, "PutObjectPart", func(ctx context.Context) error {
-		r, err := rewound(body, &attempt)
+		attempt++
+		r, err := data(attempt > 1)
 		if err == nil {
 			part, err = s.s3.PutObjectPart(ctx, bucket, key, uploadID, n, watched(ctx, r), size, opts)
 		}

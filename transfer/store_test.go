@@ -141,7 +141,7 @@ func TestStoreRetriesEveryRequestKind(t *testing.T) {
 		call func() error
 	}{
 		{"PutObject", func() error {
-			_, err := s.PutObject(ctx, "bkt", "k", strings.NewReader("abc"), 3, "", "", minio.PutObjectOptions{})
+			_, err := s.PutObject(ctx, "bkt", "k", bytesBody([]byte("abc")), 3, "", "", minio.PutObjectOptions{})
 			return err
 		}},
 		{"NewMultipartUpload", func() (err error) {
@@ -149,7 +149,7 @@ func TestStoreRetriesEveryRequestKind(t *testing.T) {
 			return err
 		}},
 		{"PutObjectPart", func() error {
-			_, err := s.PutObjectPart(ctx, "bkt", "mp", id, 1, strings.NewReader("abc"), 3, minio.PutObjectPartOptions{})
+			_, err := s.PutObjectPart(ctx, "bkt", "mp", id, 1, bytesBody([]byte("abc")), 3, minio.PutObjectPartOptions{})
 			return err
 		}},
 		{"CopyObjectPart", func() error {
@@ -227,8 +227,13 @@ func TestStoreRetriesEveryRequestKind(t *testing.T) {
 func TestStoreStopsWhenBodyCannotRewind(t *testing.T) {
 	f, m, _ := fakeManager(t, Config{})
 	f.Fault = transfertest.On("PutObject", 1, transfertest.Fail(transfertest.S3Error("SlowDown")))
-	body := checkedBody{strings.NewReader("abc"), func() error { return ErrSourceChanged }}
-	_, err := m.store.PutObject(context.Background(), "bkt", "k", body, 3, "", "", minio.PutObjectOptions{})
+	changed := func(retry bool) (io.Reader, error) {
+		if retry {
+			return nil, ErrSourceChanged
+		}
+		return strings.NewReader("abc"), nil
+	}
+	_, err := m.store.PutObject(context.Background(), "bkt", "k", changed, 3, "", "", minio.PutObjectOptions{})
 	if !errors.Is(err, ErrSourceChanged) || countOp(f, "PutObject") != 1 {
 		t.Fatalf("err %v after %d requests; want ErrSourceChanged after 1", err, countOp(f, "PutObject"))
 	}
