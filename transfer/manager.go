@@ -84,6 +84,8 @@ type Manager struct {
 	// noMultipart remembers a store that answered NotImplemented to multipart uploads
 	// (gateways without the multipart API): later uploads go as single PUTs at once.
 	noMultipart atomic.Bool
+	// deleteSpillAt, if not zero, replaces deleteSpillAt (tests).
+	deleteSpillAt int
 }
 
 const (

@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"cmp"
 	"context"
 	"crypto/md5"
 	"encoding/hex"
@@ -143,7 +144,7 @@ func (m *Manager) Sync(ctx context.Context, src, dst Location, opts SyncOptions)
 	case dst.local():
 		y.op = "download"
 	}
-	dels := &deletes{}
+	dels := &deletes{spillAt: cmp.Or(m.deleteSpillAt, deleteSpillAt)}
 	defer dels.close()
 	srcFiles := 0
 	jopts := opts.DirOptions
@@ -488,5 +489,5 @@ func (y *syncer) deleteTask(d pendingDelete) fileTask {
 	return t
 }
 
-// spillAt is how many pending deletes are held in memory before they go to a file.
-var spillAt = 10_000
+// deleteSpillAt is how many pending deletes are held in memory before they go to a file.
+const deleteSpillAt = 10_000

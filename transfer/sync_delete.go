@@ -17,17 +17,18 @@ type pendingDelete struct {
 // deletes holds the destination's files the source lacks, in key order, until the
 // transfers are done: in memory up to spillAt, then in a temporary file.
 type deletes struct {
-	n   int
-	mem []pendingDelete
-	f   *os.File
-	w   *bufio.Writer
-	err error
+	spillAt int
+	n       int
+	mem     []pendingDelete
+	f       *os.File
+	w       *bufio.Writer
+	err     error
 }
 
 // add notes a pending delete; false: it could not be kept (err says why).
 func (p *deletes) add(rel string, size int64) bool {
 	p.n++
-	if p.f == nil && len(p.mem) < spillAt {
+	if p.f == nil && len(p.mem) < p.spillAt {
 		p.mem = append(p.mem, pendingDelete{rel, size})
 		return true
 	}

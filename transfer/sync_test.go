@@ -347,9 +347,8 @@ func TestSyncDeleteDryRunMaxDelete(t *testing.T) {
 }
 
 func TestSyncDeletesSpill(t *testing.T) {
-	defer func(n int) { spillAt = n }(spillAt)
-	spillAt = 3
 	f, m, _ := fakeManager(t, Config{})
+	m.deleteSpillAt = 3
 	extra := map[string]string{}
 	for i := range 10 {
 		extra[fmt.Sprintf("x%d\nnewline ü %d", i, i)] = "x"
