@@ -102,20 +102,7 @@ func (o *origin) matches(p minio.ObjectPart, partSize int64, mode Checksum) bool
 		return false
 	}
 	sums, _ := chunk.Sum(bytes.NewReader(body), 0, int64(len(body)), chunk.CRC32C|chunk.MD5, nil)
-	compared := false
-	if p.ChecksumCRC32C != "" {
-		if p.ChecksumCRC32C != sums.CRC32CBase64() {
-			return false
-		}
-		compared = true
-	}
-	if etag := trimQuotes(p.ETag); isMD5ETag(etag) {
-		if etag != sums.MD5Hex() {
-			return false
-		}
-		compared = true
-	}
-	return compared
+	return sameBytes(p, sums)
 }
 
 // partSize is the part size the upload plans with.
