@@ -109,9 +109,11 @@ func (m *Manager) CopyDir(ctx context.Context, srcBucket, srcPrefix, bucket, pre
 			if !opts.Filter.Wants(rel) {
 				continue
 			}
-			key, dkey := o.Key, prefix+rel
-			t := fileTask{rel: rel, src: "s3://" + srcBucket + "/" + key, dst: "s3://" + bucket + "/" + dkey, size: o.Size}
-			t.run = func(ctx context.Context) (Result, error) { return m.Copy(ctx, srcBucket, key, bucket, dkey, opts.Copy) }
+			dkey := prefix + rel
+			t := fileTask{rel: rel, src: "s3://" + srcBucket + "/" + o.Key, dst: "s3://" + bucket + "/" + dkey, size: o.Size}
+			t.run = func(ctx context.Context) (Result, error) {
+				return m.copyListed(ctx, srcBucket, o, bucket, dkey, opts.Copy)
+			}
 			if !yield(t) {
 				return nil
 			}

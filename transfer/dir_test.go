@@ -5,12 +5,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
+	"github.com/minio/minio-go/v7"
+
+	"github.com/s3xfer/s3xfer/internal/testbed"
 	"github.com/s3xfer/s3xfer/resume"
 	"github.com/s3xfer/s3xfer/transfer/transfertest"
 )
@@ -260,4 +265,129 @@ func TestJobCheckpointFollowsOldestInFlight(t *testing.T) {
 		t.Fatalf("all settled: checkpoint %q (journal %q, %d files), %d held", j.upto, upto, files, held())
 	}
 	jr.Close()
+}
+
+// A directory copy of small objects makes one request per object: the listing gave the
+// size and ETag, and the CopyObject's answer verifies it.
+func TestCopyDirOneRequestPerSmallObject(t *testing.T) {
+	f, m, _ := fakeManager(t, Config{Concurrency: 3})
+	ctx := context.Background()
+	root, files := makeDir(t, 12)
+	if _, err := m.UploadDir(ctx, root, "bkt", "src", DirOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	before := len(f.Calls())
+	res, err := m.CopyDir(ctx, "bkt", "src", "bkt", "dst", DirOptions{})
+	if err != nil || res.Done != 12 {
+		t.Fatalf("copy: %+v, %v", res, err)
+	}
+	ops := map[string]int{}
+	for _, c := range f.Calls()[before:] {
+		ops[c.Op]++
+	}
+	if ops["CopyObject"] != 12 || ops["ListObjects"] != 1 || len(ops) != 2 {
+		t.Errorf("requests of the copy: %v; want the listing and 12 CopyObject, nothing else", ops)
+	}
+	for rel, data := range files {
+		if got, _, ok := f.Object("bkt", "dst/"+rel); !ok || !bytes.Equal(got, data) {
+			t.Fatalf("dst/%s: present %v, equal %v", rel, ok, bytes.Equal(got, data))
+		}
+	}
+}
+
+// A source replaced between its listing and its copy is copied as it is now, not refused
+// and not mixed: the copy pinned to the listed ETag fails, and a HEAD finds the new one.
+func TestCopyDirSourceReplacedAfterListing(t *testing.T) {
+	f, m, _ := fakeManager(t, Config{Concurrency: 1})
+	ctx := context.Background()
+	root, _ := makeDir(t, 3)
+	if _, err := m.UploadDir(ctx, root, "bkt", "src", DirOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	replaced := []byte("the new version, longer than the old one was")
+	var once sync.Once
+	f.Fault = func(c transfertest.Call, _ int) transfertest.Fault {
+		if c.Op == "CopyObject" && c.Key == "dst/f001" {
+			once.Do(func() {
+				if _, err := f.PutObject(ctx, "bkt", "src/f001", bytes.NewReader(replaced), int64(len(replaced)), "", "", minio.PutObjectOptions{}); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		return transfertest.Fault{}
+	}
+	res, err := m.CopyDir(ctx, "bkt", "src", "bkt", "dst", DirOptions{})
+	if err != nil || res.Done != 3 {
+		t.Fatalf("copy: %+v, %v", res, err)
+	}
+	if got, _, _ := f.Object("bkt", "dst/f001"); !bytes.Equal(got, replaced) {
+		t.Errorf("dst/f001 is %q; want the source's new version", got)
+	}
+	var heads int
+	for _, c := range f.Calls() {
+		if c.Op == "StatObject" && c.Key == "src/f001" {
+			heads++
+		}
+	}
+	if heads == 0 {
+		t.Error("the replaced source was copied without a HEAD: its new version was never looked up")
+	}
+}
+
+// headCounter counts the HEAD requests a Manager makes.
+type headCounter struct {
+	S3
+	Lister
+	heads atomic.Int64
+}
+
+func (h *headCounter) StatObject(ctx context.Context, bucket, key string, opts minio.StatObjectOptions) (minio.ObjectInfo, error) {
+	h.heads.Add(1)
+	return h.S3.StatObject(ctx, bucket, key, opts)
+}
+
+// On the real stores, a copied small object's CopyObject answer is its source's MD5, so
+// the copies verify without a HEAD of either side.
+func TestRealCopyDirVerifiedByTheAnswer(t *testing.T) {
+	stores := testbed.RealStores(t)
+	if len(stores) == 0 {
+		t.Skip(testbed.NoStoresMessage)
+	}
+	root, files := makeDir(t, 20)
+	for _, s := range stores {
+		t.Run(s.Name, func(t *testing.T) {
+			ctx := context.Background()
+			counted := &headCounter{S3: s.Core, Lister: s.Core.Client}
+			m := New(counted, Config{Endpoint: s.Endpoint})
+			bucket := s.NewBucket(t)
+			if _, err := m.UploadDir(ctx, root, bucket, "src", DirOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			counted.heads.Store(0)
+			var c collect
+			res, err := m.CopyDir(ctx, bucket, "src", bucket, "dst", c.opts(DirOptions{}))
+			if err != nil || res.Done != len(files) {
+				t.Fatalf("copy: %+v, %v", res, err)
+			}
+			if n := counted.heads.Load(); n != 0 {
+				t.Errorf("%d HEAD requests for %d small copies; want none", n, len(files))
+			}
+			for _, fr := range c.files {
+				if fr.Result.Checksum != ChecksumMD5 {
+					t.Errorf("%s verified by %q; want md5", fr.Dst, fr.Result.Checksum)
+				}
+			}
+			for rel, data := range files {
+				obj, err := s.Core.Client.GetObject(ctx, bucket, "dst/"+rel, minio.GetObjectOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := io.ReadAll(obj)
+				obj.Close()
+				if err != nil || !bytes.Equal(got, data) {
+					t.Fatalf("dst/%s: %v, equal %v", rel, err, bytes.Equal(got, data))
+				}
+			}
+		})
+	}
 }

@@ -460,7 +460,8 @@ func (y *syncer) transfer(ctx context.Context, s entry) (Result, error) {
 		}
 		return r, nil
 	}
-	return y.m.Copy(ctx, y.src.Bucket, y.src.Prefix+s.rel, y.dst.Bucket, y.dst.Prefix+s.rel, y.opts.Copy)
+	listed := minio.ObjectInfo{Key: y.src.Prefix + s.rel, Size: s.size, ETag: s.etag}
+	return y.m.copyListed(ctx, y.src.Bucket, listed, y.dst.Bucket, y.dst.Prefix+s.rel, y.opts.Copy)
 }
 
 // deleteTask deletes the destination's file d.
