@@ -417,6 +417,6 @@ func stopsJob(err error) bool {
 	var oe *net.OpError
 	var de *net.DNSError
 	var le *resume.LockedError
-	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH) ||
+	return TLSError(err) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH) ||
 		(errors.As(err, &oe) && oe.Op == "dial") || errors.As(err, &de) || errors.As(err, &le)
 }

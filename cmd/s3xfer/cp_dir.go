@@ -123,7 +123,7 @@ func (c *cpRun) runJob(ctx context.Context, s *session, op, src, dst, bucket str
 			return s.diagnose(ctx, err, bucket)
 		case je.Stopped && je.Failed == 0: // the walk or listing failed
 			return s.diagnose(ctx, je.Err, bucket)
-		case je.Stopped && (transfer.Code(je.Err) != "" || unreachable(je.Err)):
+		case je.Stopped && (transfer.Code(je.Err) != "" || unreachable(je.Err) || transfer.TLSError(je.Err)):
 			return s.diagnose(ctx, je.Err, bucket) // what every file would meet
 		case je.Stopped:
 			return fmt.Errorf("stopped after %d files in a row failed (the last: %s); %d of %d files are done, and running the same command again skips them",

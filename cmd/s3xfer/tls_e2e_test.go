@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -146,9 +147,15 @@ func TestTLSUntrusted(t *testing.T) {
 			t.Errorf("s3xfer %s without the CA: exit %d, want 1 and one line suggesting --ca-bundle:\n%s%s", strings.Join(args, " "), code, out, errOut)
 		}
 	}
-	// A directory upload reports the file that failed, then the summary line.
-	code, out, errOut := c.run([]string{"AWS_CA_BUNDLE", ""}, "cp", "-r", filepath.Dir(src), "s3://"+c.bucket+"/dir/")
-	if code != exitFailed || !strings.Contains(errOut, "--ca-bundle FILE") {
+	// A directory upload stops at its first file (not after 10 in a row), whose line the
+	// diagnosis follows.
+	tree := t.TempDir()
+	for i := range 12 {
+		randomFile(t, filepath.Join(tree, fmt.Sprintf("f%02d", i)), 100)
+	}
+	code, out, errOut := c.run([]string{"AWS_CA_BUNDLE", ""}, "cp", "-r", tree, "s3://"+c.bucket+"/dir/", "--concurrency", "1")
+	lines := strings.Split(strings.TrimSpace(errOut), "\n")
+	if last := lines[len(lines)-1]; code != exitFailed || len(lines) != 2 || !strings.Contains(last, "--ca-bundle FILE") || !strings.Contains(last, c.st.Endpoint) {
 		t.Errorf("cp -r up without the CA: exit %d, want 1 and a message suggesting --ca-bundle:\n%s%s", code, out, errOut)
 	}
 	notPEM := filepath.Join(t.TempDir(), "ca.der")
