@@ -19,9 +19,11 @@ import (
 	"math"
 	"net/url"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -322,4 +324,27 @@ func renderFarTargets(b *strings.Builder, t *table) {
 		w("| %s: client CPU s per GiB at the defaults (lowest peer at its defaults: %s %s) | %s | %s | (measured) |\n",
 			sc, lowestName, f(lowest, 2), f(cpu(lib), 2), f(cpu(cli), 2))
 	}
+}
+
+// cmdFarProxy runs the far path's proxy alone, until interrupted, to try a tool on it by
+// hand: it prints the address to use in place of the target's.
+func cmdFarProxy(args []string) error {
+	fs := flag.NewFlagSet("farproxy", flag.ExitOnError)
+	target := fs.String("target", "", "HOST:PORT of the store")
+	delay := fs.Duration("delay", 20*time.Millisecond, "one-way delay added in each direction")
+	rate := fs.Float64("rate", 85, "throughput ceiling per connection and direction, MB/s (10^6 bytes); 0: none")
+	_ = fs.Parse(args)
+	if *target == "" {
+		return errors.New("farproxy: --target HOST:PORT is required")
+	}
+	p, err := newFarProxy(*target, *delay, *rate*1e6)
+	if err != nil {
+		return err
+	}
+	defer p.close()
+	fmt.Printf("%s -> %s: %s each way, %s per connection\n", p.Addr(), *target, *delay, farRateStr(*rate))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+	return nil
 }

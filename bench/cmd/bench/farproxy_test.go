@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"io"
 	"net"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -124,5 +127,65 @@ func TestFarProxyCarriesBytes(t *testing.T) {
 	}
 	if low := time.Duration(float64(len(want)-farBuf) / rate * float64(time.Second)); elapsed < low {
 		t.Errorf("%d bytes took %s, faster than the %g B/s ceiling allows (%s)", len(want), elapsed, rate, low)
+	}
+}
+
+// TestFarTargets: the far targets compare s3xfer at its defaults with the fastest peer at
+// its defaults (not a matched peer variant) and with the best of the concurrency sweep,
+// in the same run, and say which was met.
+func TestFarTargets(t *testing.T) {
+	sample := func(tool, variant string, wall float64) Sample {
+		return Sample{Run: 1, Scenario: scFarUpload, Tool: tool, Variant: variant, Bytes: gib, Wall: wall, User: 1, OK: true}
+	}
+	res := &Results{Settings: Settings{Runs: 1}, Samples: []Sample{
+		sample(s3xferCLI, "default", 5),
+		sample(s3xferLib, "default", 6.5),
+		sample(awsSDK, "default", 10),
+		sample(awsSDK, "matched", 1), // not a default: no part of the 0.6 target
+		sample(rclone, "default", 12),
+		sample(s3xferCLI, sweepVariant(4), 9),
+		sample(s3xferCLI, sweepVariant(16), 4.4),
+	}}
+	var b strings.Builder
+	renderFarTargets(&b, tableOf(res))
+	got := b.String()
+	for _, want := range []string{
+		"| far-upload: wall at the defaults ≤ 0.6 × the fastest peer at its defaults | 0.65 | 0.50 | **no** / yes (fastest: aws-sdk-go-v2 default) |",
+		"| far-upload: wall at the defaults ≤ 1.1 × the best fixed --concurrency of s3xfer-cli's sweep | 1.48 | 1.14 | **no** / **no** (best: s3xfer-cli fixed 16) |",
+		"lowest peer at its defaults: aws-sdk-go-v2 1.00) | 1.00 | 1.00 |",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("targets lack %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, scFarDownload) {
+		t.Errorf("targets of a scenario that did not run:\n%s", got)
+	}
+}
+
+// TestFarScenarios: --quick leaves the far scenarios out unless named; every far scenario
+// runs each tool at its defaults and s3xfer-cli at every sweep value.
+func TestFarScenarios(t *testing.T) {
+	if slices.ContainsFunc(defaultScenarios(true), isFar) || !slices.Contains(defaultScenarios(false), scFarFiles) {
+		t.Errorf("default scenarios: quick %v, full %v", defaultScenarios(true), defaultScenarios(false))
+	}
+	h := &harness{set: Settings{PartSize: 1, Concurrency: 2, Scenarios: farScenarios}}
+	h.set.Far = h.farSettings()
+	for _, sc := range farScenarios {
+		var defaults, sweep []string
+		for _, e := range h.farEntries(sc) {
+			switch {
+			case e.variant == "default":
+				defaults = append(defaults, e.tool)
+			case strings.HasPrefix(e.variant, "fixed "):
+				sweep = append(sweep, strconv.Itoa(e.concurrency))
+				if e.tool != s3xferCLI || e.partSize != 0 {
+					t.Errorf("%s: sweep step %+v", sc, e)
+				}
+			}
+		}
+		if len(defaults) != 6 || strings.Join(sweep, ",") != "4,8,16,32,64" {
+			t.Errorf("%s: defaults %v, sweep %v", sc, defaults, sweep)
+		}
 	}
 }

@@ -4,6 +4,7 @@
 //
 //	bench run --endpoint URL --bin DIR --work DIR --out FILE.json [--quick] [--runs N] [--scenarios a,b] [--baseline REV]
 //	bench report --in FILE.json --md RESULTS.md --png chart.png
+//	bench farproxy --target HOST:PORT [--delay 20ms] [--rate 85]
 //
 // bench/run.sh starts the store, builds the drivers and calls both; see bench/README.md.
 package main
@@ -41,6 +42,8 @@ func main() {
 		err = cmdRun(os.Args[2:])
 	case "report":
 		err = cmdReport(os.Args[2:])
+	case "farproxy":
+		err = cmdFarProxy(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q: use run or report", os.Args[1])
 	}
