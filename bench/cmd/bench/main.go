@@ -61,26 +61,27 @@ const (
 
 // Settings are the sizes and knobs of one bench run, recorded with its results.
 type Settings struct {
-	Quick           bool         `json:"quick"`
-	Runs            int          `json:"runs"`
-	Scenarios       []string     `json:"scenarios"`
-	UploadSize      int64        `json:"upload_size"`
-	CopySize        int64        `json:"copy_size"`
-	HugeSize        int64        `json:"huge_size"`
-	Files           int          `json:"files"`
-	FileSize        int64        `json:"file_size"`
-	PartSize        int64        `json:"part_size"`
-	Concurrency     int          `json:"concurrency"`
-	RateSize        int64        `json:"rate_size"`
-	RateLimit       int64        `json:"rate_limit"`
-	ResumeSize      int64        `json:"resume_size"`
-	ResumePartSize  int64        `json:"resume_part_size"`
-	ResumeConc      int          `json:"resume_concurrency"`
-	MemoryPartSizes []int64      `json:"memory_part_sizes"`
-	MemoryConc      int          `json:"memory_concurrency"`
-	StreamSize      int64        `json:"stream_size,omitempty"`
-	Baseline        string       `json:"baseline,omitempty"` // git revision of the s3xfer-cli@REV tool, if any
-	Far             *FarSettings `json:"far,omitempty"`
+	Quick           bool     `json:"quick"`
+	Runs            int      `json:"runs"`
+	Scenarios       []string `json:"scenarios"`
+	UploadSize      int64    `json:"upload_size"`
+	CopySize        int64    `json:"copy_size"`
+	HugeSize        int64    `json:"huge_size"`
+	Files           int      `json:"files"`
+	FileSize        int64    `json:"file_size"`
+	PartSize        int64    `json:"part_size"`
+	Concurrency     int      `json:"concurrency"`
+	RateSize        int64    `json:"rate_size"`
+	RateLimit       int64    `json:"rate_limit"`
+	ResumeSize      int64    `json:"resume_size"`
+	ResumePartSize  int64    `json:"resume_part_size"`
+	ResumeConc      int      `json:"resume_concurrency"`
+	MemoryPartSizes []int64  `json:"memory_part_sizes"`
+	MemoryConc      int      `json:"memory_concurrency"`
+	StreamSize      int64    `json:"stream_size,omitempty"`
+	Baseline        string   `json:"baseline,omitempty"` // git revision of the s3xfer-cli@REV tool, if any
+
+	Far *FarSettings `json:"far,omitempty"` // the far-* scenarios' path, if any runs
 }
 
 func settingsFor(quick bool) Settings {
