@@ -10,7 +10,9 @@
 #	bench/run.sh --profile DIR            # only pprof s3xfer-lib upload and download into DIR
 #	bench/run.sh --baseline REV ...       # also s3xfer-cli@REV, the CLI built from git revision REV, in the
 #	                                      # upload, download and copy-1g scenarios (compared with s3xfer-cli)
+#	bench/run.sh --far-delay 20ms --far-rate 85 ...   # the far-* scenarios' path: one-way delay, MB/s per connection
 #
+# The far-* scenarios use an https MinIO (S3XFER_TEST_MINIO_TLS_*, else one started here with start_minio_tls).
 # Results: bench/results/<timestamp>.json (+ .md, and chart .png for partial runs), not committed.
 # Scratch data goes to a temp dir under ${S3XFER_BENCH_TMP:-${TMPDIR:-/tmp}} (a full run needs ~5 GiB there
 # and ~9 GiB for MinIO's data), removed on exit; servers started here are stopped on exit.
@@ -22,7 +24,7 @@ if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
 	export PATH=/usr/local/go/bin:$PATH
 fi
 
-quick=0 runs=3 scenarios="" profile="" baseline=""
+quick=0 runs=3 scenarios="" profile="" baseline="" far=()
 args=("$@")
 while (($#)); do
 	case $1 in
@@ -31,7 +33,8 @@ while (($#)); do
 	--scenarios) scenarios=$2; shift ;;
 	--profile) profile=$2; shift ;;
 	--baseline) baseline=$2; shift ;;
-	-h | --help) sed -n '2,17p' "$root/bench/run.sh" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	--far-delay | --far-rate) far+=("$1" "$2"); shift ;;
+	-h | --help) sed -n '2,18p' "$root/bench/run.sh" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
 	shift
@@ -112,19 +115,30 @@ else
 	log "aws cli not found: aws-cli reported as not available"
 fi
 
-if [[ -z ${S3XFER_TEST_MINIO_ENDPOINT:-} ]]; then
+# The far-* scenarios need an https MinIO: a full run of all scenarios (--quick leaves them out), or any far-* named.
+need_tls=0
+if [[ -z $profile && -z ${S3XFER_TEST_MINIO_TLS_ENDPOINT:-} ]] && [[ (-z $scenarios && $quick == 0) || ,$scenarios, == *,far-* ]]; then
+	need_tls=1
+fi
+if [[ -z ${S3XFER_TEST_MINIO_ENDPOINT:-} ]] || ((need_tls)); then
 	scripts/install.sh >&2
 	# shellcheck source=../scripts/servers.sh
 	source scripts/servers.sh
 	started_servers=1
-	start_minio
+	if [[ -z ${S3XFER_TEST_MINIO_ENDPOINT:-} ]]; then
+		start_minio
+	fi
+	if ((need_tls)); then
+		start_minio_tls
+	fi
 	# MinIO moves deleted objects to .minio.sys/tmp/.trash and purges them in the background, which falls far
 	# behind on a busy 2-core machine: tens of GiB of deleted test objects would fill the disk. Empty it for our
-	# own server (entries older than ~10 s, so nothing MinIO is still renaming).
-	trash=${_servers_dir:-}/minio-data/.minio.sys/tmp/.trash
+	# own servers (entries older than ~10 s, so nothing MinIO is still renaming).
 	if [[ -n ${_servers_dir:-} ]]; then
 		(while sleep 5; do
-			[[ -d $trash ]] && find "$trash" -mindepth 1 -maxdepth 1 -mmin +0.15 -exec rm -rf {} + 2>/dev/null || true
+			for trash in "$_servers_dir"/minio-data/.minio.sys/tmp/.trash "$_servers_dir"/minio_tls-data/.minio.sys/tmp/.trash; do
+				[[ -d $trash ]] && find "$trash" -mindepth 1 -maxdepth 1 -mmin +0.15 -exec rm -rf {} + 2>/dev/null || true
+			done
 		done) &
 		janitor=$!
 	fi
@@ -136,6 +150,7 @@ out=bench/results/$stamp.json
 flags=(--endpoint "$S3XFER_TEST_MINIO_ENDPOINT" --bin "$bin" --work "$work" --aws "$aws" --minio "$minio_bin"
 	--out "$out" --runs "$runs" --command "bench/run.sh ${args[*]}")
 ((quick)) && flags+=(--quick)
+((${#far[@]})) && flags+=("${far[@]}")
 [[ -n $baseline ]] && flags+=(--baseline "$baseline")
 [[ -n $scenarios ]] && flags+=(--scenarios "$scenarios")
 if [[ -n $profile ]]; then

@@ -4,6 +4,7 @@
 //
 //	bench run --endpoint URL --bin DIR --work DIR --out FILE.json [--quick] [--runs N] [--scenarios a,b] [--baseline REV]
 //	bench report --in FILE.json --md RESULTS.md --png chart.png
+//	bench farproxy --target HOST:PORT [--delay 20ms] [--rate 85]
 //
 // bench/run.sh starts the store, builds the drivers and calls both; see bench/README.md.
 package main
@@ -41,6 +42,8 @@ func main() {
 		err = cmdRun(os.Args[2:])
 	case "report":
 		err = cmdReport(os.Args[2:])
+	case "farproxy":
+		err = cmdFarProxy(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q: use run or report", os.Args[1])
 	}
@@ -77,6 +80,8 @@ type Settings struct {
 	MemoryConc      int      `json:"memory_concurrency"`
 	StreamSize      int64    `json:"stream_size,omitempty"`
 	Baseline        string   `json:"baseline,omitempty"` // git revision of the s3xfer-cli@REV tool, if any
+
+	Far *FarSettings `json:"far,omitempty"` // the far-* scenarios' path, if any runs
 }
 
 func settingsFor(quick bool) Settings {
@@ -100,7 +105,7 @@ func settingsFor(quick bool) Settings {
 	}
 }
 
-var allScenarios = append([]string{"upload", "download", "copy-1g", "copy-6g", "files", "ratelimit", "resume", "memory", "stream"}, manyScenarios...)
+var allScenarios = slices.Concat([]string{"upload", "download", "copy-1g", "copy-6g", "files", "ratelimit", "resume", "memory", "stream"}, manyScenarios, farScenarios)
 
 // Sample is one measured transfer.
 type Sample struct {
@@ -141,6 +146,7 @@ type harness struct {
 	seq                      atomic.Int64
 	proxy                    *proxy
 	spawner                  *spawner
+	far                      farPath
 
 	bigFile, rateFile, resumeFile, streamFile string
 	dirSums                                   map[string]string
@@ -171,6 +177,7 @@ func cmdRun(args []string) error {
 	fs.StringVar(&command, "command", "", "the command line to record")
 	fs.StringVar(&profile, "profile", "", "only profile s3xfer-lib upload and download into this directory")
 	fs.StringVar(&baseline, "baseline", "", "git revision of the s3xfer CLI in BIN/"+baselineBin+": adds the tool s3xfer-cli@REV to upload, download and copy-1g")
+	h.farFlags(fs)
 	_ = fs.Parse(args)
 	h.access = firstNonEmpty(os.Getenv("S3XFER_TEST_MINIO_ACCESS_KEY"), os.Getenv("AWS_ACCESS_KEY_ID"))
 	h.secret = firstNonEmpty(os.Getenv("S3XFER_TEST_MINIO_SECRET_KEY"), os.Getenv("AWS_SECRET_ACCESS_KEY"))
@@ -182,7 +189,7 @@ func cmdRun(args []string) error {
 	if quick {
 		h.set.Runs = 1
 	}
-	h.set.Scenarios = allScenarios
+	h.set.Scenarios = defaultScenarios(quick)
 	if scen != "" {
 		h.set.Scenarios = strings.Split(scen, ",")
 		for _, s := range h.set.Scenarios {
@@ -192,6 +199,7 @@ func cmdRun(args []string) error {
 		}
 	}
 	h.set.Baseline = baseline
+	h.set.Far = h.farSettings()
 	// The spawner starts while this process is still small: see cmd/spawn.
 	var err error
 	if h.spawner, err = newSpawner(filepath.Join(h.bin, "spawn")); err != nil {
@@ -222,6 +230,7 @@ func cmdRun(args []string) error {
 	if h.proxy != nil {
 		defer h.proxy.close()
 	}
+	defer h.far.close()
 	if profile != "" {
 		return h.profile(ctx, profile)
 	}
@@ -361,6 +370,11 @@ func (h *harness) setup(ctx context.Context, profiling bool) error {
 			return err
 		}
 	}
+	if has(farScenarios...) {
+		if err := h.setupFar(ctx); err != nil {
+			return err
+		}
+	}
 	if has("ratelimit", "resume") {
 		u, _ := url.Parse(h.endpoint)
 		p, err := newProxy(u.Host)
@@ -478,6 +492,8 @@ func (h *harness) entries(scenario string) []step {
 			step{tool: rclone, variant: streamStdin})
 	case scManySynthetic, scCpR30k, scCpR100k:
 		e = h.manyEntries(scenario)
+	case scFarUpload, scFarDownload, scFarFiles:
+		e = h.farEntries(scenario)
 	case "memory":
 		for _, ps := range h.set.MemoryPartSizes {
 			for _, t := range []string{s3xferLib, s3xferCLI, minioGo, awsSDK, awsCLI, rclone} {
@@ -625,6 +641,8 @@ func (h *harness) runStep(ctx context.Context, st step) Sample {
 		return h.resumeStep(ctx, s, j, name)
 	case scManySynthetic, scCpR30k, scCpR100k:
 		return h.manyStep(ctx, s, st, name)
+	case scFarUpload, scFarDownload, scFarFiles:
+		return h.farStep(ctx, s, st, name)
 	}
 	cmd, err := h.command(st.tool, j)
 	if err != nil {

@@ -291,15 +291,18 @@ func status(r *row) string {
 }
 
 var titles = map[string]string{
-	"upload":    "Upload",
-	"download":  "Download",
-	"copy-1g":   "Server-side copy",
-	"copy-6g":   "Server-side copy",
-	"files":     "Many small files (upload a directory)",
-	"ratelimit": "Rate-limited upload",
-	"resume":    "Resume after SIGKILL at 50%",
-	"memory":    "Memory against part size (upload)",
-	"stream":    "Stream upload (stdin) against the same file, at the tools' defaults",
+	"upload":      "Upload",
+	"download":    "Download",
+	"copy-1g":     "Server-side copy",
+	"copy-6g":     "Server-side copy",
+	"files":       "Many small files (upload a directory)",
+	"ratelimit":   "Rate-limited upload",
+	"resume":      "Resume after SIGKILL at 50%",
+	"memory":      "Memory against part size (upload)",
+	"stream":      "Stream upload (stdin) against the same file, at the tools' defaults",
+	scFarUpload:   "Far from the store (TLS through a delay proxy): upload",
+	scFarDownload: "Far from the store (TLS through a delay proxy): download",
+	scFarFiles:    "Far from the store (TLS through a delay proxy): many small files",
 }
 
 func sizeOf(res *Results, sc string) string {
@@ -321,6 +324,8 @@ func sizeOf(res *Results, sc string) string {
 		return human(s.StreamSize)
 	case scManySynthetic, scCpR30k, scCpR100k:
 		return manySizeOf(sc, s.Quick)
+	case scFarUpload, scFarDownload, scFarFiles:
+		return farSizeOf(sc, s)
 	}
 	return ""
 }
@@ -526,6 +531,7 @@ func renderTargets(b *strings.Builder, res *Results, t *table) {
 		both("Rate limit: worst 1-second window within 2% (abs. error, %)", e(s3xferLib, "worst_1s_err_pct"), e(s3xferCLI, "worst_1s_err_pct"), 2, true, 1, "")
 	}
 	renderManyTargets(b, t)
+	renderFarTargets(b, t)
 }
 
 // streamCommand is what a stream row ran, for the table (FILE is the source, on stdin

@@ -58,6 +58,9 @@ type job struct {
 	journalDir   string
 	expectedSize string // s3xfer stream upload: --expected-size
 	noSync       bool   // s3xfer download without fsyncs
+	caBundle     string // https: PEM file of the CAs to trust
+	access       string // credentials, if not the harness's store's
+	secret       string
 	cpuProfile   string
 	memProfile   string
 }
@@ -91,9 +94,10 @@ func (h *harness) command(tool string, j job) (*exec.Cmd, error) {
 		return nil, err
 	}
 	own := cmd.Env
+	access, secret := h.creds(j)
 	cmd.Env = append(os.Environ(),
-		"AWS_ACCESS_KEY_ID="+h.access,
-		"AWS_SECRET_ACCESS_KEY="+h.secret,
+		"AWS_ACCESS_KEY_ID="+access,
+		"AWS_SECRET_ACCESS_KEY="+secret,
 		"AWS_DEFAULT_REGION=us-east-1",
 		"AWS_REGION=us-east-1",
 		"AWS_EC2_METADATA_DISABLED=true",
@@ -103,6 +107,14 @@ func (h *harness) command(tool string, j job) (*exec.Cmd, error) {
 	)
 	cmd.Env = append(cmd.Env, own...)
 	return cmd, nil
+}
+
+// creds are the job's credentials, else the harness's store's.
+func (h *harness) creds(j job) (access, secret string) {
+	if j.access != "" {
+		return j.access, j.secret
+	}
+	return h.access, h.secret
 }
 
 func (h *harness) driverArgs(op string, j job) []string {
@@ -118,6 +130,7 @@ func (h *harness) driverArgs(op string, j job) []string {
 	add("src-bucket", j.srcBucket)
 	add("src-key", j.srcKey)
 	add("journal-dir", j.journalDir)
+	add("ca-bundle", j.caBundle)
 	if j.noSync {
 		args = append(args, "--no-fsync")
 	}
@@ -205,6 +218,9 @@ func (h *harness) cliCommand(name string, j job) (*exec.Cmd, error) {
 	if j.noSync {
 		args = append(args, "--no-fsync")
 	}
+	if j.caBundle != "" {
+		args = append(args, "--ca-bundle", j.caBundle)
+	}
 	if j.expectedSize != "" {
 		args = append(args, "--expected-size", j.expectedSize)
 	}
@@ -263,6 +279,9 @@ func (h *harness) awsCommand(j job) (*exec.Cmd, error) {
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		return nil, err
 	}
+	if j.caBundle != "" {
+		args = append(args, "--ca-bundle", j.caBundle)
+	}
 	cmd := exec.Command(h.aws, append([]string{"--endpoint-url", j.endpoint, "s3", "cp", "--only-show-errors"}, args...)...)
 	cmd.Env = append(cmd.Env, "AWS_CONFIG_FILE="+path, "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(h.work, "no-credentials"))
 	return cmd, nil
@@ -320,15 +339,19 @@ func (h *harness) rcloneCommand(j job) (*exec.Cmd, error) {
 	if j.limit > 0 {
 		args = append(args, "--bwlimit", strconv.FormatInt(j.limit>>10, 10)+"K")
 	}
+	if j.caBundle != "" {
+		args = append(args, "--ca-cert", j.caBundle)
+	}
 	args = append(args, "-q")
+	access, secret := h.creds(j)
 	cmd := exec.Command(p, args...)
 	cmd.Env = append(cmd.Env,
 		"RCLONE_CONFIG="+filepath.Join(h.work, "rclone.conf"),
 		"RCLONE_CONFIG_BENCH_TYPE=s3",
 		"RCLONE_CONFIG_BENCH_PROVIDER=Minio",
 		"RCLONE_CONFIG_BENCH_ENDPOINT="+j.endpoint,
-		"RCLONE_CONFIG_BENCH_ACCESS_KEY_ID="+h.access,
-		"RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY="+h.secret,
+		"RCLONE_CONFIG_BENCH_ACCESS_KEY_ID="+access,
+		"RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY="+secret,
 		"RCLONE_CONFIG_BENCH_REGION=us-east-1",
 	)
 	return cmd, nil

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"net/url"
 	"os"
 
@@ -17,11 +18,24 @@ func minioClient(o *driver.Options) (*minio.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return minio.New(u.Host, &minio.Options{
+	opts := &minio.Options{
 		Creds:  credentials.NewStaticV4(o.AccessKey, o.SecretKey, ""),
 		Secure: u.Scheme == "https",
 		Region: o.Region,
-	})
+	}
+	if o.CABundle != "" {
+		pool, err := o.RootCAs()
+		if err != nil {
+			return nil, err
+		}
+		tr, err := minio.DefaultTransport(true)
+		if err != nil {
+			return nil, err
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		opts.Transport = tr
+	}
+	return minio.New(u.Host, opts)
 }
 
 func minioFPut(o *driver.Options) (driver.Report, error) {

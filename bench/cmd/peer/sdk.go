@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"os"
 
@@ -18,10 +19,18 @@ import (
 // sdkClient builds an aws-sdk-go-v2 S3 client for the endpoint with the SDK's defaults
 // (its default checksums included), path-style as MinIO wants.
 func sdkClient(ctx context.Context, o *driver.Options) (*s3.Client, error) {
-	cfg, err := config.LoadDefaultConfig(ctx,
+	opts := []func(*config.LoadOptions) error{
 		config.WithRegion(o.Region),
 		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(o.AccessKey, o.SecretKey, "")),
-	)
+	}
+	if o.CABundle != "" {
+		pem, err := os.ReadFile(o.CABundle)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, config.WithCustomCABundle(bytes.NewReader(pem)))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -45,7 +45,12 @@ func main() {
 // manager builds the client and Manager as the package documentation shows. A journal
 // is kept only when --journal-dir is given (the resume scenario).
 func manager(o *driver.Options) (*transfer.Manager, error) {
+	cas, err := o.RootCAs()
+	if err != nil {
+		return nil, err
+	}
 	core, err := transfer.NewClient(transfer.ClientConfig{
+		RootCAs:     cas,
 		Endpoint:    o.Endpoint,
 		AccessKey:   o.AccessKey,
 		SecretKey:   o.SecretKey,

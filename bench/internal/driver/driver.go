@@ -7,6 +7,7 @@ package driver
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -35,6 +36,7 @@ type Options struct {
 	Size        int64 // ceiling: bytes to send
 	Limit       int64 // bytes per second; zero means unlimited
 	JournalDir  string
+	CABundle    string // https: PEM file of the CAs to trust, in place of the system's
 	Checksum    string // s3xfer integrity mode; empty means the library's default
 	NoSync      bool   // s3xfer download: skip the fsyncs (DownloadOptions.NoSync)
 	CPUProfile  string
@@ -65,6 +67,7 @@ func Parse(args []string, ops string) (*Options, error) {
 	fs.Int64Var(&o.Size, "size", 0, "bytes to send (ceiling)")
 	fs.Int64Var(&o.Limit, "limit", 0, "bandwidth limit in bytes per second (0: none)")
 	fs.StringVar(&o.JournalDir, "journal-dir", "", "resume journal directory")
+	fs.StringVar(&o.CABundle, "ca-bundle", "", "https: PEM file of the CAs to trust")
 	fs.StringVar(&o.Checksum, "checksum", "", "s3xfer integrity mode: auto, crc32c, md5, sha256 or none")
 	fs.BoolVar(&o.NoSync, "no-fsync", false, "s3xfer download: skip the fsyncs, as the peers do")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile here")
@@ -79,6 +82,22 @@ func Parse(args []string, ops string) (*Options, error) {
 		o.SrcBucket = o.Bucket
 	}
 	return o, nil
+}
+
+// RootCAs reads o.CABundle: nil (the system's) if it is not set.
+func (o *Options) RootCAs() (*x509.CertPool, error) {
+	if o.CABundle == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(o.CABundle)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("--ca-bundle %s: no PEM certificate in it", o.CABundle)
+	}
+	return pool, nil
 }
 
 // Report is the one JSON line a driver prints on success.
