@@ -112,19 +112,28 @@ else
 	log "aws cli not found: aws-cli reported as not available"
 fi
 
-if [[ -z ${S3XFER_TEST_MINIO_ENDPOINT:-} ]]; then
+# The distributed MinIO (4 processes, ~10 s to start) only for the dist-* scenarios, which run only if selected.
+dist=0
+[[ ,$scenarios, == *,dist-* ]] && dist=1
+if [[ -z ${S3XFER_TEST_MINIO_ENDPOINT:-} ]] || { ((dist)) && [[ -z ${S3XFER_TEST_MINIODIST_ENDPOINTS:-} ]]; }; then
 	scripts/install.sh >&2
 	# shellcheck source=../scripts/servers.sh
 	source scripts/servers.sh
 	started_servers=1
-	start_minio
+	if [[ -z ${S3XFER_TEST_MINIO_ENDPOINT:-} ]]; then
+		start_minio
+	fi
+	if ((dist)) && [[ -z ${S3XFER_TEST_MINIODIST_ENDPOINTS:-} ]]; then
+		start_minio_dist
+	fi
 	# MinIO moves deleted objects to .minio.sys/tmp/.trash and purges them in the background, which falls far
 	# behind on a busy 2-core machine: tens of GiB of deleted test objects would fill the disk. Empty it for our
 	# own server (entries older than ~10 s, so nothing MinIO is still renaming).
-	trash=${_servers_dir:-}/minio-data/.minio.sys/tmp/.trash
 	if [[ -n ${_servers_dir:-} ]]; then
 		(while sleep 5; do
-			[[ -d $trash ]] && find "$trash" -mindepth 1 -maxdepth 1 -mmin +0.15 -exec rm -rf {} + 2>/dev/null || true
+			for trash in "$_servers_dir"/minio-data/.minio.sys/tmp/.trash "$_servers_dir"/miniodist-*/d*/.minio.sys/tmp/.trash; do
+				[[ -d $trash ]] && find "$trash" -mindepth 1 -maxdepth 1 -mmin +0.15 -exec rm -rf {} + 2>/dev/null || true
+			done
 		done) &
 		janitor=$!
 	fi

@@ -321,6 +321,8 @@ func sizeOf(res *Results, sc string) string {
 		return human(s.StreamSize)
 	case scManySynthetic, scCpR30k, scCpR100k:
 		return manySizeOf(sc, s.Quick)
+	case scDistCopy, scDistShards:
+		return distSizeOf(res, sc)
 	}
 	return ""
 }
@@ -365,6 +367,8 @@ func renderMarkdown(res *Results, pngRef string) string {
 		switch sc {
 		case scManySynthetic, scCpR30k, scCpR100k:
 			renderMany(&b, t, sc, rows)
+		case scDistShards:
+			renderDistShards(&b, t, rows)
 		case "ratelimit":
 			w("| tool | target MiB/s | average MiB/s | average error | slowest 1 s | fastest 1 s | worst 1 s error | wall s | CPU s | ok |\n")
 			w("|---|---|---|---|---|---|---|---|---|---|\n")
@@ -526,6 +530,7 @@ func renderTargets(b *strings.Builder, res *Results, t *table) {
 		both("Rate limit: worst 1-second window within 2% (abs. error, %)", e(s3xferLib, "worst_1s_err_pct"), e(s3xferCLI, "worst_1s_err_pct"), 2, true, 1, "")
 	}
 	renderManyTargets(b, t)
+	renderDistTargets(b, t)
 }
 
 // streamCommand is what a stream row ran, for the table (FILE is the source, on stdin
