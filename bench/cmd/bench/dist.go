@@ -16,6 +16,7 @@ package main
 // a cluster that takes ~10 s to start.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -28,6 +29,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -54,6 +56,7 @@ const distCopyTarget = 0.5
 // distCluster is the distributed MinIO as the harness sees it.
 type distCluster struct {
 	endpoints []string
+	pids      []int // the MinIO processes (S3XFER_TEST_MINIODIST_PIDS), for the store's CPU time
 	// h is a harness whose endpoint, keys and client are the cluster's (its first node):
 	// the copy-6g steps run on it unchanged.
 	h       *harness
@@ -86,6 +89,11 @@ func (h *harness) setupDist(ctx context.Context) error {
 	d := &distCluster{endpoints: eps, h: &harness{endpoint: eps[0], access: access, secret: secret, mc: mc,
 		bin: h.bin, work: h.work, home: h.home, aws: h.aws, set: h.set, spawner: h.spawner}}
 	h.dist = d
+	for _, p := range strings.Split(os.Getenv("S3XFER_TEST_MINIODIST_PIDS"), ",") {
+		if pid, err := strconv.Atoi(p); err == nil {
+			d.pids = append(d.pids, pid)
+		}
+	}
 	for _, b := range []string{srcBucket, dstBucket} {
 		if ok, err := mc.BucketExists(ctx, b); err != nil {
 			return err
@@ -151,14 +159,51 @@ func (h *harness) distStep(ctx context.Context, s Sample, st step, name string) 
 	if h.dist == nil {
 		return na(s, errors.New("no distributed MinIO"))
 	}
+	d := h.dist
+	before := storeCPU(d.pids)
 	if st.scenario == scDistCopy {
 		st.scenario = "copy-6g"
-		out := h.dist.h.runStep(ctx, st)
-		out.Scenario = scDistCopy
-		return out
+		s = d.h.runStep(ctx, st)
+		s.Scenario = scDistCopy
+	} else {
+		s = d.shardStep(ctx, s, shardsOf(st.variant), name)
 	}
-	return h.dist.shardStep(ctx, s, shardsOf(st.variant), name)
+	if after := storeCPU(d.pids); before >= 0 && after >= 0 {
+		if s.Extra == nil {
+			s.Extra = map[string]float64{}
+		}
+		s.Extra["store_cpu_s"] = after - before
+	}
+	return s
 }
+
+// storeCPU is the CPU time (user + sys, seconds) the processes pids have used so far, from
+// /proc; -1 if one cannot be read. Over a step it is what the store spent on it (with the
+// step's check and delete, which are small next to a copy's or upload's).
+func storeCPU(pids []int) float64 {
+	if len(pids) == 0 {
+		return -1
+	}
+	var ticks int64
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return -1
+		}
+		// utime and stime are fields 14 and 15; the command name (field 2) may hold spaces.
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(f) < 13 {
+			return -1
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		ticks += u + st
+	}
+	return float64(ticks) / clockTicks
+}
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat's times: 100 on every Linux architecture Go supports.
+const clockTicks = 100
 
 // shardStep uploads the directory as n shard processes started at once, shard k through
 // node k mod 4, and checks that together they put every file exactly once.
@@ -309,18 +354,27 @@ func distSizeOf(res *Results, sc string) string {
 func renderDistShards(b *strings.Builder, t *table, rows []*row) {
 	w := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
 	one := t.find(scDistShards, s3xferCLI, shardVariant(1))
-	w("| shards | wall s (all) | MiB/s (all) | files/s (all) | speed-up over 1 shard | slowest shard s | fastest shard s | ideal s (1 shard ÷ N) | slowest ÷ ideal | CPU s (sum) | CPU s per shard | peak RSS MiB (largest process) | ok |\n")
-	w("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	w("| shards | wall s (all) | MiB/s (all) | files/s (all) | speed-up over 1 shard | slowest shard s | fastest shard s | ideal s (1 shard ÷ N) | slowest ÷ ideal | CPU s (sum) | CPU s per shard | peak RSS MiB (largest process) | MinIO CPU s (4 processes) | ok |\n")
+	w("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
 		n := float64(shardsOf(r.variant))
 		ideal := math.NaN()
 		if one != nil {
 			ideal = one.wall() / n
 		}
-		w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", f(n, 0), f(r.wall(), 2), f(r.mibps(), 1),
+		w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", f(n, 0), f(r.wall(), 2), f(r.mibps(), 1),
 			f(r.extra("files_per_s"), 0), f(1/ratio(r, one, t.runs), 2), f(r.extra("slowest_s"), 2), f(r.extra("fastest_s"), 2),
-			f(ideal, 2), f(r.extra("slowest_s")/ideal, 2), f(r.cpu(), 2), f(r.cpu()/n, 2), f(r.peakRSS(), 1), status(r))
+			f(ideal, 2), f(r.extra("slowest_s")/ideal, 2), f(r.cpu(), 2), f(r.cpu()/n, 2), f(r.peakRSS(), 1), f(r.extra("store_cpu_s"), 1), status(r))
 	}
+}
+
+// renderStoreCPU writes what the cluster's processes spent on each row's step.
+func renderStoreCPU(b *strings.Builder, rows []*row) {
+	b.WriteString("\nCPU of the four MinIO processes over each step (the copy, its check and its delete), median over runs:")
+	for _, r := range rows {
+		fmt.Fprintf(b, " %s %s %s s;", r.tool, r.variant, f(r.extra("store_cpu_s"), 1))
+	}
+	b.WriteString("\n")
 }
 
 // renderDistTargets adds issue 16's copy target to the targets table.

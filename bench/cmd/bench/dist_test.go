@@ -1,10 +1,14 @@
 package main
 
 import (
+	"math"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func TestShardVariantRoundTrips(t *testing.T) {
@@ -76,5 +80,29 @@ func TestCheckShardResults(t *testing.T) {
 		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 			t.Errorf("%s: %v, want an error with %q", tc.name, err, tc.want)
 		}
+	}
+}
+
+func TestStoreCPUReadsProc(t *testing.T) {
+	if got := storeCPU(nil); got != -1 {
+		t.Errorf("storeCPU(nil) = %v, want -1", got)
+	}
+	if got := storeCPU([]int{os.Getpid(), 1 << 30}); got != -1 {
+		t.Errorf("storeCPU with a pid that does not exist = %v, want -1", got)
+	}
+	for sum := 0; sum < 1e8; sum++ { // some CPU time of our own to read back
+		_ = sum
+	}
+	got := storeCPU([]int{os.Getpid()})
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	want := time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	if got <= 0 || math.Abs(got-want) > 0.1 {
+		t.Errorf("storeCPU(self) = %.2f s, getrusage says %.2f s", got, want)
+	}
+	if two := storeCPU([]int{os.Getpid(), os.Getpid()}); two < 2*got {
+		t.Errorf("storeCPU of the same process twice = %.2f, want at least twice %.2f", two, got)
 	}
 }

@@ -417,6 +417,9 @@ func renderMarkdown(res *Results, pngRef string) string {
 			if sc == "download" {
 				renderChecksums(&b, rows)
 			}
+			if sc == scDistCopy {
+				renderStoreCPU(&b, rows)
+			}
 		}
 	}
 	w("\nPer-run samples are in the results JSON (bench/results/, not committed).\n")
