@@ -7,12 +7,12 @@ package main
 //
 //   - dist-copy-6g: copy-6g's tools and variants against the cluster's first node: s3xfer's
 //     parallel UploadPartCopy against minio-go's ComposeObject and the other peers.
-//   - dist-shards: the files scenario's directory uploaded by s3xfer cp -r --shard K/N as
-//     1, 2 and 4 processes started at once, shard K talking to node K mod 4: the wall time
+//   - dist-shards: a directory the size of the files scenario's uploaded by s3xfer cp -r
+//     --shard K/N as 1, 2 and 4 processes started at once, shard K talking to node K mod 4: the wall time
 //     of the whole, and what each shard costs (CPU, RSS, the slowest shard against 1/N of
 //     the single process's time).
 //
-// Neither runs unless selected with --scenarios: together they need ~20 GiB of disk and
+// Neither runs unless selected with --scenarios: together they need ~25 GiB of disk and
 // a cluster that takes ~10 s to start.
 
 import (
