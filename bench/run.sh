@@ -120,7 +120,10 @@ need_tls=0
 if [[ -z $profile && -z ${S3XFER_TEST_MINIO_TLS_ENDPOINT:-} ]] && [[ (-z $scenarios && $quick == 0) || ,$scenarios, == *,far-* ]]; then
 	need_tls=1
 fi
-if [[ -z ${S3XFER_TEST_MINIO_ENDPOINT:-} ]] || ((need_tls)); then
+# The distributed MinIO (4 processes, ~10 s to start) only for the dist-* scenarios, which run only if selected.
+dist=0
+[[ ,$scenarios, == *,dist-* && -z ${S3XFER_TEST_MINIODIST_ENDPOINTS:-} ]] && dist=1
+if [[ -z ${S3XFER_TEST_MINIO_ENDPOINT:-} ]] || ((need_tls || dist)); then
 	scripts/install.sh >&2
 	# shellcheck source=../scripts/servers.sh
 	source scripts/servers.sh
@@ -131,12 +134,15 @@ if [[ -z ${S3XFER_TEST_MINIO_ENDPOINT:-} ]] || ((need_tls)); then
 	if ((need_tls)); then
 		start_minio_tls
 	fi
+	if ((dist)); then
+		start_minio_dist
+	fi
 	# MinIO moves deleted objects to .minio.sys/tmp/.trash and purges them in the background, which falls far
 	# behind on a busy 2-core machine: tens of GiB of deleted test objects would fill the disk. Empty it for our
 	# own servers (entries older than ~10 s, so nothing MinIO is still renaming).
 	if [[ -n ${_servers_dir:-} ]]; then
 		(while sleep 5; do
-			for trash in "$_servers_dir"/minio-data/.minio.sys/tmp/.trash "$_servers_dir"/minio_tls-data/.minio.sys/tmp/.trash; do
+			for trash in "$_servers_dir"/minio-data/.minio.sys/tmp/.trash "$_servers_dir"/minio_tls-data/.minio.sys/tmp/.trash "$_servers_dir"/miniodist-*/d*/.minio.sys/tmp/.trash; do
 				[[ -d $trash ]] && find "$trash" -mindepth 1 -maxdepth 1 -mmin +0.15 -exec rm -rf {} + 2>/dev/null || true
 			done
 		done) &

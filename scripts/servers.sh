@@ -181,7 +181,10 @@ start_minio_dist() {
 	for i in 1 2 3 4; do
 		ports+=("$(_servers_free_port)")
 		mkdir -p "$_servers_dir/miniodist-$i/d1" "$_servers_dir/miniodist-$i/d2"
-		args+=("http://127.0.0.1:${ports[-1]}$_servers_dir/miniodist-$i/d{1...2}")
+		# Each drive its own argument, no {1...2}: MinIO sizes erasure sets by the GCD of its arguments' drive
+		# counts, so "URL/d{1...2}" four times makes four 2-drive sets, each on one node, which that node's stop
+		# takes offline; eight plain arguments make one set of all eight drives.
+		args+=("http://127.0.0.1:${ports[-1]}$_servers_dir/miniodist-$i/d1" "http://127.0.0.1:${ports[-1]}$_servers_dir/miniodist-$i/d2")
 		urls+=("http://127.0.0.1:${ports[-1]}")
 	done
 	# In a container (/.dockerenv) MinIO waits for a host that resolves to loopback to "resolve to a valid

@@ -147,6 +147,7 @@ type harness struct {
 	proxy                    *proxy
 	spawner                  *spawner
 	far                      farPath
+	dist                     *distCluster // the distributed MinIO of the dist-* scenarios, if selected
 
 	bigFile, rateFile, resumeFile, streamFile string
 	dirSums                                   map[string]string
@@ -172,7 +173,7 @@ func cmdRun(args []string) error {
 	fs.StringVar(&minioBin, "minio", "", "minio executable (for its version)")
 	fs.BoolVar(&quick, "quick", false, "small sizes, one run: proves the harness works")
 	fs.IntVar(&runs, "runs", 3, "runs; tools are interleaved within each run")
-	fs.StringVar(&scen, "scenarios", "", "comma-separated scenarios (default all): "+strings.Join(allScenarios, ","))
+	fs.StringVar(&scen, "scenarios", "", "comma-separated scenarios (default all): "+strings.Join(allScenarios, ",")+"; only if selected: "+strings.Join(distScenarios, ","))
 	fs.StringVar(&out, "out", "", "results JSON file")
 	fs.StringVar(&command, "command", "", "the command line to record")
 	fs.StringVar(&profile, "profile", "", "only profile s3xfer-lib upload and download into this directory")
@@ -193,8 +194,8 @@ func cmdRun(args []string) error {
 	if scen != "" {
 		h.set.Scenarios = strings.Split(scen, ",")
 		for _, s := range h.set.Scenarios {
-			if !slices.Contains(allScenarios, s) {
-				return fmt.Errorf("unknown scenario %q; use %s", s, strings.Join(allScenarios, ","))
+			if !slices.Contains(allScenarios, s) && !slices.Contains(distScenarios, s) {
+				return fmt.Errorf("unknown scenario %q; use %s", s, strings.Join(slices.Concat(allScenarios, distScenarios), ","))
 			}
 		}
 	}
@@ -315,6 +316,11 @@ func (h *harness) setup(ctx context.Context, profiling bool) error {
 		return slices.ContainsFunc(s, func(x string) bool { return slices.Contains(h.set.Scenarios, x) })
 	}
 	say := func(f string, a ...any) { fmt.Fprintf(os.Stderr, "bench: setup: "+f+"\n", a...) }
+	if has(distScenarios...) {
+		if err := h.setupDist(ctx); err != nil {
+			return err
+		}
+	}
 	h.bigFile = h.dataFile(h.set.UploadSize)
 	if has("upload", "download", "copy-1g", "memory") || (has("resume") && h.set.ResumeSize == h.set.UploadSize) {
 		say("writing %s (%s)", filepath.Base(h.bigFile), human(h.set.UploadSize))
@@ -494,6 +500,8 @@ func (h *harness) entries(scenario string) []step {
 		e = h.manyEntries(scenario)
 	case scFarUpload, scFarDownload, scFarFiles:
 		e = h.farEntries(scenario)
+	case scDistCopy, scDistShards:
+		e = h.distEntries(scenario)
 	case "memory":
 		for _, ps := range h.set.MemoryPartSizes {
 			for _, t := range []string{s3xferLib, s3xferCLI, minioGo, awsSDK, awsCLI, rclone} {
@@ -643,6 +651,8 @@ func (h *harness) runStep(ctx context.Context, st step) Sample {
 		return h.manyStep(ctx, s, st, name)
 	case scFarUpload, scFarDownload, scFarFiles:
 		return h.farStep(ctx, s, st, name)
+	case scDistCopy, scDistShards:
+		return h.distStep(ctx, s, st, name)
 	}
 	cmd, err := h.command(st.tool, j)
 	if err != nil {
@@ -660,7 +670,7 @@ func keySafe(name string) string {
 
 // noWarmUp are the scenarios whose first step is not repeated unmeasured: long ones, and
 // those paced by a bandwidth limit.
-var noWarmUp = []string{"copy-6g", "ratelimit", "resume", scManySynthetic, scCpR30k, scCpR100k}
+var noWarmUp = []string{"copy-6g", scDistCopy, "ratelimit", "resume", scManySynthetic, scCpR30k, scCpR100k}
 
 // settle waits until the disk is idle, for 10 s at most: the writeback of the previous
 // step's data and the store's deletes of its objects must not slow the next tool, which

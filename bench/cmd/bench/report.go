@@ -326,6 +326,8 @@ func sizeOf(res *Results, sc string) string {
 		return manySizeOf(sc, s.Quick)
 	case scFarUpload, scFarDownload, scFarFiles:
 		return farSizeOf(sc, s)
+	case scDistCopy, scDistShards:
+		return distSizeOf(res, sc)
 	}
 	return ""
 }
@@ -370,6 +372,8 @@ func renderMarkdown(res *Results, pngRef string) string {
 		switch sc {
 		case scManySynthetic, scCpR30k, scCpR100k:
 			renderMany(&b, t, sc, rows)
+		case scDistShards:
+			renderDistShards(&b, t, rows)
 		case "ratelimit":
 			w("| tool | target MiB/s | average MiB/s | average error | slowest 1 s | fastest 1 s | worst 1 s error | wall s | CPU s | ok |\n")
 			w("|---|---|---|---|---|---|---|---|---|---|\n")
@@ -417,6 +421,9 @@ func renderMarkdown(res *Results, pngRef string) string {
 			renderBaseline(&b, t, sc, s.Baseline)
 			if sc == "download" {
 				renderChecksums(&b, rows)
+			}
+			if sc == scDistCopy {
+				renderStoreCPU(&b, rows)
 			}
 		}
 	}
@@ -532,6 +539,7 @@ func renderTargets(b *strings.Builder, res *Results, t *table) {
 	}
 	renderManyTargets(b, t)
 	renderFarTargets(b, t)
+	renderDistTargets(b, t)
 }
 
 // streamCommand is what a stream row ran, for the table (FILE is the source, on stdin
