@@ -87,7 +87,9 @@ func readCheckpoint(t *testing.T, m *Manager, bucket string) (string, checkpoint
 	}
 	var doc checkpointDoc
 	err := m.store.GetObject(t.Context(), bucket, keys[0], func() (minio.GetObjectOptions, error) { return minio.GetObjectOptions{}, nil },
-		func(body io.Reader, _ minio.ObjectInfo, _ http.Header) error { return json.NewDecoder(body).Decode(&doc) })
+		func(body io.Reader, _ minio.ObjectInfo, _ http.Header) error {
+			return json.NewDecoder(body).Decode(&doc)
+		})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +186,10 @@ func getObject(t *testing.T, m *Manager, bucket, key string) []byte {
 	t.Helper()
 	var got []byte
 	err := m.store.GetObject(t.Context(), bucket, key, func() (minio.GetObjectOptions, error) { return minio.GetObjectOptions{}, nil },
-		func(body io.Reader, _ minio.ObjectInfo, _ http.Header) (err error) { got, err = io.ReadAll(body); return err })
+		func(body io.Reader, _ minio.ObjectInfo, _ http.Header) (err error) {
+			got, err = io.ReadAll(body)
+			return err
+		})
 	if err != nil {
 		t.Fatal(err)
 	}
