@@ -35,8 +35,9 @@ func (c *cpRun) dirOptions(s *session, op string) transfer.DirOptions {
 	return transfer.DirOptions{
 		Filter: transfer.Filter{Include: c.f.include, Exclude: c.f.exclude, Shard: c.shard},
 		Upload: c.upload, Download: c.download, Copy: c.copy,
-		Fresh:   c.f.noResume,
-		OnFound: s.ui.found,
+		Fresh:      c.f.noResume,
+		Checkpoint: c.checkpoint,
+		OnFound:    s.ui.found,
 		OnFile: func(fr transfer.FileResult) {
 			switch {
 			case fr.Skipped:

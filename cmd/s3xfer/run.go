@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/s3xfer/s3xfer/transfer"
 )
 
 // Exit codes, listed in the help.
@@ -18,6 +20,7 @@ const (
 	exitFailed      = 1
 	exitUsage       = 2
 	exitInterrupted = 3 // stopped by a signal; re-running the same command resumes
+	exitNotOwner    = 4 // another run of the same job holds its --checkpoint
 )
 
 // env is what a command may touch of the process, so tests run commands in-process.
@@ -113,8 +116,10 @@ func exitCode(ctx context.Context, e *env, err error) int {
 	case ctx.Err() != nil:
 		code = exitInterrupted
 		msg = first(e.interruptHint, "interrupted; what was sent is kept: run the same command again to resume")
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.Is(err, transfer.ErrNoConditionalWrites):
 		code = exitUsage
+	case errors.As(err, new(*transfer.CheckpointOwnedError)):
+		code = exitNotOwner
 	}
 	if e.jsonOut != nil {
 		json.NewEncoder(e.jsonOut).Encode(struct {
@@ -166,6 +171,7 @@ Exit codes:
   1  failed (the message says why); a directory copy with some files failed
   2  bad usage or configuration: a flag, an argument, a value or a setting is wrong or missing
   3  interrupted (Ctrl-C, SIGTERM): run the same command again to resume
+  4  another run of the same job holds its --checkpoint (or took it over): this one stopped
 `)
 }
 

@@ -100,6 +100,7 @@ func runSync(ctx context.Context, e *env, args []string) error {
 	}
 	opts.Filter = transfer.Filter{Include: f.include, Exclude: f.exclude, Shard: c.shard}
 	opts.Upload, opts.Download, opts.Copy = c.upload, c.download, c.copy
+	opts.Checkpoint = c.checkpoint
 	return c.sync(ctx, src, dst, pos[0], pos[1], opts)
 }
 

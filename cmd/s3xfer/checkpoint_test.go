@@ -1,0 +1,109 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+)
+
+// A shard whose progress is kept with --checkpoint, run on "another machine" each time
+// (a new home, so no local journal): done, a rerun skips every file; a checkpoint held
+// by a live run elsewhere makes it stop with exit 4; once that run's lease has run out,
+// it takes the job over. The checkpoint holds no credentials.
+func TestE2ECheckpoint(t *testing.T) {
+	for _, st := range e2eStores(t) {
+		t.Run(st.Name, func(t *testing.T) {
+			c := newE2E(t, st)
+			src := filepath.Join(t.TempDir(), "src")
+			makeTree(t, src, 30, 0)
+			cp := func(want int) (jobResultJSON, string) {
+				t.Helper()
+				c.home = t.TempDir() // another machine: no local journal
+				args := []string{"cp", "-r", src, c.url("data/"), "--shard", "1/2", "--checkpoint", c.url("jobs/"), "--json"}
+				code, out, errOut := c.run("", args...)
+				var res jobResultJSON
+				lines := strings.Split(strings.TrimSpace(out), "\n")
+				json.Unmarshal([]byte(lines[len(lines)-1]), &res)
+				if code != want {
+					t.Fatalf("exit %d, want %d: %+v\n%s", code, want, res, errOut)
+				}
+				return res, errOut
+			}
+			first, _ := cp(0)
+			if first.Files == 0 || first.Skipped != 0 || first.BytesSent == 0 {
+				t.Fatalf("first run: %+v", first)
+			}
+			key, doc := c.checkpoint()
+			if !strings.HasPrefix(key, "jobs/upload-shard-1-of-2-") || doc["state"] != "done" {
+				t.Fatalf("checkpoint %s: %v", key, doc)
+			}
+			if again, _ := cp(0); again.BytesSent != 0 || again.Skipped != first.Files {
+				t.Fatalf("a rerun of the done job: %+v; want its %d files skipped", again, first.Files)
+			}
+
+			doc["state"], doc["owner"], doc["heartbeat"] = "running", "elsewhere/7/abc", time.Now().UTC().Format(time.RFC3339Nano)
+			c.putCheckpoint(key, doc)
+			res, errOut := cp(exitNotOwner)
+			if !strings.Contains(errOut, "another run of this job holds its --checkpoint") || !strings.Contains(errOut, "elsewhere/7/abc") || res.OK {
+				t.Fatalf("a live owner elsewhere: %+v\n%s", res, errOut)
+			}
+
+			doc["heartbeat"] = time.Now().Add(-time.Hour).UTC().Format(time.RFC3339Nano)
+			c.putCheckpoint(key, doc)
+			if took, _ := cp(0); took.BytesSent != 0 || took.Skipped != first.Files {
+				t.Fatalf("taking over from a dead owner: %+v", took)
+			}
+			if _, doc := c.checkpoint(); doc["owner"] == "elsewhere/7/abc" || doc["state"] != "done" {
+				t.Fatalf("checkpoint after the takeover: %v", doc)
+			}
+		})
+	}
+}
+
+// checkpoint returns the one checkpoint object under jobs/ and its fields; it must not
+// hold the credentials.
+func (c *e2e) checkpoint() (string, map[string]any) {
+	c.t.Helper()
+	var keys []string
+	for o := range c.st.Core.Client.ListObjects(context.Background(), c.bucket, minio.ListObjectsOptions{Prefix: "jobs/", Recursive: true}) {
+		if o.Err != nil {
+			c.t.Fatal(o.Err)
+		}
+		keys = append(keys, o.Key)
+	}
+	if len(keys) != 1 {
+		c.t.Fatalf("checkpoints: %q, want one", keys)
+	}
+	rc, _, _, err := c.st.Core.GetObject(context.Background(), c.bucket, keys[0], minio.GetObjectOptions{})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer rc.Close()
+	body, err := io.ReadAll(rc)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if bytes.Contains(body, []byte(c.st.SecretKey)) || bytes.Contains(body, []byte(c.st.AccessKey)) {
+		c.t.Fatalf("the checkpoint holds credentials: %s", body)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(body, &doc); err != nil {
+		c.t.Fatal(err)
+	}
+	return keys[0], doc
+}
+
+func (c *e2e) putCheckpoint(key string, doc map[string]any) {
+	c.t.Helper()
+	b, _ := json.Marshal(doc)
+	if _, err := c.st.Core.PutObject(context.Background(), c.bucket, key, bytes.NewReader(b), int64(len(b)), "", "", minio.PutObjectOptions{}); err != nil {
+		c.t.Fatal(err)
+	}
+}
