@@ -31,11 +31,14 @@ import (
 // finds its write refused (412) was taken over and stops with a *CheckpointOwnedError.
 //
 // The owner writes the object at least every Lease/3 (its heartbeat) and at most every
-// Every when files settle. Another run takes over a checkpoint whose owner stopped
-// (failed, interrupted, done), or whose heartbeat is older than the owner's Lease by the
-// taker's clock; otherwise it refuses to start. Clocks that disagree by more than a lease
-// can only make a taker stop a live owner early, never let both go on: the old owner's
-// next write fails. A done checkpoint makes a rerun of the job skip every file it did.
+// Every when files settle. Another run takes over at once a checkpoint whose owner
+// stopped (failed, interrupted, done) or whose heartbeat is older than the owner's Lease
+// by the taker's clock. Else it waits until the lease has run out (at most one lease): if
+// the owner wrote meanwhile, it is alive, and the taker stops with a
+// *CheckpointOwnedError; if not, it is dead, and the taker takes over. A killed run's job
+// is thus taken up within a lease. Clocks that disagree by more than a lease can only
+// make a taker stop a live owner early, never let both go on: the old owner's next write
+// fails. A done checkpoint makes a rerun of the job skip every file it did.
 type Checkpoint struct {
 	// Bucket and Prefix say where: the object is Prefix/OP-shard-K-of-N-HASH.json, HASH
 	// naming the source and the destination (which the object names in full).
@@ -158,15 +161,17 @@ func (m *Manager) openCheckpoint(ctx context.Context, cp Checkpoint, op, ident, 
 	if err != nil {
 		return nil, err
 	}
-	now := m.store.now()
+	if old != nil && old.State == ckptRunning {
+		if old, etag, err = c.outlive(ctx, old, etag); err != nil {
+			return nil, err
+		}
+	}
 	c.doc = checkpointDoc{Version: checkpointVersion, Job: job, Owner: ownerID(), LeaseSeconds: lease.Seconds()}
 	switch {
 	case old == nil:
 	case old.Version != checkpointVersion:
 		return nil, fmt.Errorf("the job's checkpoint s3://%s/%s was written by checkpoint format version %d, this build reads version %d; delete it and start over",
 			c.bucket, c.key, old.Version, checkpointVersion)
-	case old.State == ckptRunning && now.Sub(old.Heartbeat) < old.lease():
-		return nil, &CheckpointOwnedError{Bucket: c.bucket, Key: c.key, Owner: old.Owner, Heartbeat: old.Heartbeat, Lease: old.lease()}
 	default:
 		c.doc.Seq = old.Seq
 		if skips && !fresh {
@@ -174,10 +179,6 @@ func (m *Manager) openCheckpoint(ctx context.Context, cp Checkpoint, op, ident, 
 			for _, k := range old.Failed {
 				c.failed[k] = true
 			}
-		}
-		if old.State == ckptRunning {
-			m.log.Info("taking over the job's checkpoint from a run whose lease ran out", "checkpoint", "s3://"+c.bucket+"/"+c.key,
-				"owner", old.Owner, "written", old.Heartbeat)
 		}
 	}
 	c.etag = etag // "": create
@@ -188,6 +189,33 @@ func (m *Manager) openCheckpoint(ctx context.Context, cp Checkpoint, op, ident, 
 		return nil, err
 	}
 	return c, nil
+}
+
+// outlive waits for the owner of a running checkpoint to write it again, until its lease
+// has run out by this run's clock and at most one lease: an owner that writes in that
+// time is alive, and this run stops with a *CheckpointOwnedError. It returns the
+// checkpoint to take over: as found, or as the owner left it when it ended meanwhile.
+func (c *storeCheckpoint) outlive(ctx context.Context, old *checkpointDoc, etag string) (*checkpointDoc, string, error) {
+	wait := min(old.Heartbeat.Add(old.lease()).Sub(c.m.store.now()), old.lease())
+	if wait <= 0 {
+		return old, etag, nil
+	}
+	c.m.log.Info("waiting for the owner of the job's checkpoint to write it, or for its lease to run out", "checkpoint", "s3://"+c.bucket+"/"+c.key,
+		"owner", old.Owner, "for", wait)
+	if err := c.m.store.sleep(ctx, wait); err != nil {
+		return nil, "", err
+	}
+	cur, curETag, err := c.read(ctx)
+	switch {
+	case err != nil:
+		return nil, "", err
+	case cur != nil && curETag != etag && cur.State == ckptRunning:
+		return nil, "", &CheckpointOwnedError{Bucket: c.bucket, Key: c.key, Owner: cur.Owner, Heartbeat: cur.Heartbeat, Lease: cur.lease()}
+	case cur != nil && curETag == etag:
+		c.m.log.Info("taking over the job's checkpoint from a run whose lease ran out", "checkpoint", "s3://"+c.bucket+"/"+c.key,
+			"owner", cur.Owner, "written", cur.Heartbeat)
+	}
+	return cur, curETag, nil
 }
 
 // ownerID names this run: host, process and a random part, told apart across machines.

@@ -15,6 +15,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/s3xfer/s3xfer/internal/testbed"
+	"github.com/s3xfer/s3xfer/ratelimit"
 	"github.com/s3xfer/s3xfer/resume"
 	"github.com/s3xfer/s3xfer/transfer/transfertest"
 )
@@ -97,9 +98,9 @@ func readCheckpoint(t *testing.T, m *Manager, bucket string) (string, checkpoint
 }
 
 // A job killed midway (its last writes of the checkpoint lost) is taken up by a run with
-// an empty journal directory once the dead one's lease ran out: it sends only the files
-// after the checkpoint, none before; while the lease holds, it refuses. Done, the
-// checkpoint makes a rerun skip every file.
+// an empty journal directory once it waited out the dead one's lease: it sends only the
+// files after the checkpoint, and makes no request for one before. Done, the checkpoint
+// makes a rerun skip every file.
 func TestCheckpointResumesOnAnotherMachine(t *testing.T) {
 	onCheckpointStores(t, func(t *testing.T, s S3, bucket, endpoint string) {
 		root, files := makeDir(t, 30)
@@ -142,17 +143,26 @@ func TestCheckpointResumesOnAnotherMachine(t *testing.T) {
 
 		h.hook(nil)
 		empty := Config{Concurrency: 2, Journal: &resume.Store{Dir: t.TempDir()}}
-		_, err := ckptManager(h, endpoint, empty, 0).UploadDir(t.Context(), root, bucket, "up", opts)
-		var oe *CheckpointOwnedError
-		if !errors.As(err, &oe) || oe.Lost || oe.Owner != doc.Owner {
-			t.Fatalf("a second run within the dead one's lease: %v; want CheckpointOwnedError naming %s", err, doc.Owner)
+		b := ckptManager(h, endpoint, empty, 0)
+		var waited []time.Duration
+		b.store.sleep = func(ctx context.Context, d time.Duration) error { waited = append(waited, d); return ctx.Err() }
+		mark := 0
+		if f, ok := s.(*transfertest.Fake); ok {
+			mark = len(f.Calls())
 		}
-
-		h.hook(nil)
-		b := ckptManager(h, endpoint, empty, 2*DefaultCheckpointLease)
 		res, err := b.UploadDir(t.Context(), root, bucket, "up", opts)
 		if err != nil || res.Skipped != len(before) || res.Done != 30-len(before) {
 			t.Fatalf("the run taking over: %+v, %v; want %d skipped (up to %q), the rest done", res, err, len(before), doc.Upto)
+		}
+		if len(waited) != 1 || waited[0] <= 0 || waited[0] > DefaultCheckpointLease {
+			t.Errorf("the run taking over within the dead one's lease waited %v; want one wait for the lease to run out", waited)
+		}
+		if f, ok := s.(*transfertest.Fake); ok {
+			for _, c := range f.Calls()[mark:] {
+				if rel, ok := strings.CutPrefix(c.Key, "up/"); ok && rel <= doc.Upto {
+					t.Errorf("the run taking over asked %s of %s, which the checkpoint has done", c.Op, c.Key)
+				}
+			}
 		}
 		for _, k := range h.putKeys() {
 			if rel, ok := strings.CutPrefix(k, "up/"); ok && rel <= doc.Upto {
@@ -196,13 +206,15 @@ func getObject(t *testing.T, m *Manager, bucket, key string) []byte {
 	return got
 }
 
-// Two live runs of one job: the second refuses to start. A run whose lease looks run out
-// (its clock behind) is taken over; its next write of the checkpoint fails, and it stops.
+// Two live runs of one job: the second waits, sees the first write the checkpoint again,
+// and refuses to start. A run whose lease looks run out (its clock behind the taker's) is
+// taken over at once; its next write of the checkpoint fails, and it stops.
 func TestCheckpointOneOwner(t *testing.T) {
 	onCheckpointStores(t, func(t *testing.T, s S3, bucket, endpoint string) {
 		root, _ := makeDir(t, 20)
 		h := &hookS3{S3: s}
-		opts := DirOptions{Checkpoint: Checkpoint{Bucket: bucket, Prefix: "jobs"}}
+		lease := 2 * time.Second // A writes every Lease/3, so while C waits
+		opts := DirOptions{Checkpoint: Checkpoint{Bucket: bucket, Prefix: "jobs", Lease: lease}}
 		raw := ckptManager(s, endpoint, Config{}, 0)
 		held, release := make(chan struct{}), make(chan struct{})
 		var once sync.Once
@@ -229,13 +241,15 @@ func TestCheckpointOneOwner(t *testing.T) {
 		}()
 		<-held
 
-		_, err := ckptManager(h, endpoint, Config{Concurrency: 2}, 0).UploadDir(t.Context(), root, bucket, "up", opts)
+		c := ckptManager(h, endpoint, Config{Concurrency: 2}, 0)
+		c.store.sleep = ratelimit.WallClock{}.Sleep // waits for A to write again
+		_, err := c.UploadDir(t.Context(), root, bucket, "up", opts)
 		var oe *CheckpointOwnedError
 		if !errors.As(err, &oe) || oe.Lost {
 			t.Fatalf("a second live run: %v; want CheckpointOwnedError", err)
 		}
 
-		b := ckptManager(h, endpoint, Config{Concurrency: 2}, 2*DefaultCheckpointLease)
+		b := ckptManager(h, endpoint, Config{Concurrency: 2}, 2*lease)
 		res, err := b.UploadDir(t.Context(), root, bucket, "up", opts)
 		if err != nil || res.Done+res.Skipped != 20 {
 			t.Fatalf("the run taking over: %+v, %v", res, err)

@@ -15,8 +15,9 @@ import (
 
 // A shard whose progress is kept with --checkpoint, run on "another machine" each time
 // (a new home, so no local journal): done, a rerun skips every file; a checkpoint held
-// by a live run elsewhere makes it stop with exit 4; once that run's lease has run out,
-// it takes the job over. The checkpoint holds no credentials.
+// by a run elsewhere that goes on writing it makes it stop with exit 4; once that run
+// stopped writing and its lease has run out, it takes the job over. The checkpoint holds
+// no credentials.
 func TestE2ECheckpoint(t *testing.T) {
 	for _, st := range e2eStores(t) {
 		t.Run(st.Name, func(t *testing.T) {
@@ -27,7 +28,9 @@ func TestE2ECheckpoint(t *testing.T) {
 				t.Helper()
 				c.home = t.TempDir() // another machine: no local journal
 				args := []string{"cp", "-r", src, c.url("data/"), "--shard", "1/2", "--checkpoint", c.url("jobs/"), "--json"}
+				start := time.Now()
 				code, out, errOut := c.run("", args...)
+				t.Logf("exit %d after %s", code, time.Since(start).Round(time.Millisecond))
 				var res jobResultJSON
 				lines := strings.Split(strings.TrimSpace(out), "\n")
 				json.Unmarshal([]byte(lines[len(lines)-1]), &res)
@@ -48,15 +51,33 @@ func TestE2ECheckpoint(t *testing.T) {
 				t.Fatalf("a rerun of the done job: %+v; want its %d files skipped", again, first.Files)
 			}
 
-			doc["state"], doc["owner"], doc["heartbeat"] = "running", "elsewhere/7/abc", time.Now().UTC().Format(time.RFC3339Nano)
-			c.putCheckpoint(key, doc)
+			// A live owner elsewhere, with a lease of 1s, writing every 100ms.
+			doc["state"], doc["owner"], doc["lease_seconds"] = "running", "elsewhere/7/abc", 1
+			beat := func() {
+				doc["heartbeat"] = time.Now().UTC().Format(time.RFC3339Nano)
+				c.putCheckpoint(key, doc)
+			}
+			beat()
+			stop, stopped := make(chan struct{}), make(chan struct{})
+			go func() {
+				defer close(stopped)
+				for {
+					select {
+					case <-stop:
+						return
+					case <-time.After(100 * time.Millisecond):
+						beat()
+					}
+				}
+			}()
 			res, errOut := cp(exitNotOwner)
+			close(stop)
+			<-stopped
 			if !strings.Contains(errOut, "another run of this job holds its --checkpoint") || !strings.Contains(errOut, "elsewhere/7/abc") || res.OK {
 				t.Fatalf("a live owner elsewhere: %+v\n%s", res, errOut)
 			}
 
-			doc["heartbeat"] = time.Now().Add(-time.Hour).UTC().Format(time.RFC3339Nano)
-			c.putCheckpoint(key, doc)
+			beat() // and then it dies: taken over once its lease has run out
 			if took, _ := cp(0); took.BytesSent != 0 || took.Skipped != first.Files {
 				t.Fatalf("taking over from a dead owner: %+v", took)
 			}
