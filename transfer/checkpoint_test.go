@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -311,5 +313,27 @@ func TestCheckpointKey(t *testing.T) {
 	}
 	if c := checkpointKey(cp, "upload", "b/q\x00/data\x00shard 1 of 4", Shard{Index: 1, Count: 4}); c == a {
 		t.Errorf("two destinations share the key %q", a)
+	}
+}
+
+// Sync holds the job with its checkpoint but never skips by it: a file changed after a
+// done run is sent again.
+func TestCheckpointSyncComparesAnyway(t *testing.T) {
+	_, m, _ := fakeManager(t, Config{})
+	root, _ := makeDir(t, 6)
+	opts := SyncOptions{DirOptions: DirOptions{Checkpoint: Checkpoint{Bucket: "bkt", Prefix: "jobs"}}}
+	res, err := m.Sync(t.Context(), LocalDir(root), S3Prefix("bkt", "up"), opts)
+	if err != nil || res.Done != 6 {
+		t.Fatalf("first sync: %+v, %v", res, err)
+	}
+	if _, doc := readCheckpoint(t, m, "bkt"); doc.State != ckptDone || !strings.HasPrefix(doc.Job, "sync ") {
+		t.Fatalf("checkpoint after the sync: %+v", doc)
+	}
+	if err := os.WriteFile(filepath.Join(root, "f001"), []byte("changed, and of another size"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err = m.Sync(t.Context(), LocalDir(root), S3Prefix("bkt", "up"), opts)
+	if err != nil || res.Done != 1 || res.Skipped != 5 {
+		t.Fatalf("second sync: %+v, %v; want the changed file sent", res, err)
 	}
 }
