@@ -123,9 +123,10 @@ type storeCheckpoint struct {
 	dirty     bool
 	lastWrite time.Time
 
-	wmu  sync.Mutex // one write at a time: each names the ETag of the one before
-	etag string
-	lost error // set once a write was refused: every later one fails with it
+	wmu   sync.Mutex // one write at a time: each names the ETag of the one before
+	etag  string
+	owned bool  // a write of this run took: a refused one means it was taken over
+	lost  error // set once a write was refused: every later one fails with it
 
 	stop, stopped chan struct{} // the heartbeat's
 }
@@ -294,7 +295,7 @@ func (c *storeCheckpoint) write(ctx context.Context, state string) error {
 		case cur != nil && cur.Owner == doc.Owner && cur.Seq == doc.Seq:
 			etag, err = curETag, nil
 		default:
-			e := &CheckpointOwnedError{Bucket: c.bucket, Key: c.key, Lost: c.etag != ""}
+			e := &CheckpointOwnedError{Bucket: c.bucket, Key: c.key, Lost: c.owned}
 			if cur != nil {
 				e.Owner, e.Heartbeat, e.Lease = cur.Owner, cur.Heartbeat, cur.lease()
 			}
@@ -311,7 +312,7 @@ func (c *storeCheckpoint) write(ctx context.Context, state string) error {
 		c.mu.Unlock()
 		return &Error{Op: "write checkpoint", Bucket: c.bucket, Key: c.key, Err: err}
 	}
-	c.etag = etag
+	c.etag, c.owned = etag, true
 	c.mu.Lock()
 	c.lastWrite = c.m.store.now()
 	c.mu.Unlock()
