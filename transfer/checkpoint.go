@@ -141,6 +141,19 @@ func checkpointKey(cp Checkpoint, op, ident string, sh Shard) string {
 	return path.Join(strings.TrimSuffix(cp.Prefix, "/"), name)
 }
 
+// checkpointOutside refuses a checkpoint under a prefix the job lists (h's Bucket/Key
+// and Source): a sync --delete would delete it, a copy copy it.
+func checkpointOutside(cp Checkpoint, h resume.Header) error {
+	key := AsPrefix(cp.Prefix)
+	for _, end := range []resume.Source{{Bucket: h.Bucket, Key: h.Key}, h.Source} {
+		if end.Bucket == cp.Bucket && strings.HasPrefix(key, AsPrefix(end.Key)) {
+			return &OptionError{Option: "Checkpoint", Want: "a prefix outside s3://" + end.Bucket + "/" + AsPrefix(end.Key),
+				Err: fmt.Errorf("the checkpoint location s3://%s/%s is inside s3://%s/%s, which the job lists", cp.Bucket, key, end.Bucket, AsPrefix(end.Key))}
+		}
+	}
+	return nil
+}
+
 // openCheckpoint takes the job's checkpoint: it creates it, or takes it over from a run
 // that stopped or whose lease ran out, carrying its progress unless fresh (or unless the
 // job does not skip by it). It then checks that the store refuses conditional writes

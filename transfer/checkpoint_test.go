@@ -343,3 +343,25 @@ func TestCheckpointSyncComparesAnyway(t *testing.T) {
 		t.Fatalf("second sync: %+v, %v; want the changed file sent", res, err)
 	}
 }
+
+// A checkpoint under a prefix the job lists is refused before any request: sync --delete
+// would delete it, a copy of the prefix copy it.
+func TestCheckpointOutsideTheJob(t *testing.T) {
+	f, m, _ := fakeManager(t, Config{})
+	root, _ := makeDir(t, 2)
+	_, err := m.UploadDir(t.Context(), root, "bkt", "up", DirOptions{Checkpoint: Checkpoint{Bucket: "bkt", Prefix: "up/jobs"}})
+	var oe *OptionError
+	if !errors.As(err, &oe) || oe.Option != "Checkpoint" {
+		t.Fatalf("a checkpoint inside the upload's prefix: %v; want an OptionError", err)
+	}
+	_, err = m.Sync(t.Context(), S3Prefix("bkt", "up"), S3Prefix("bkt", "copy"), SyncOptions{DirOptions: DirOptions{Checkpoint: Checkpoint{Bucket: "bkt", Prefix: "up"}}})
+	if !errors.As(err, &oe) || oe.Option != "Checkpoint" || !strings.Contains(err.Error(), "s3://bkt/up/") {
+		t.Fatalf("a checkpoint inside the sync's source: %v; want an OptionError naming it", err)
+	}
+	if calls := f.Calls(); len(calls) != 0 {
+		t.Errorf("requests made: %+v", calls)
+	}
+	if _, err := m.UploadDir(t.Context(), root, "bkt", "up", DirOptions{Checkpoint: Checkpoint{Bucket: "bkt", Prefix: "upjobs"}}); err != nil {
+		t.Errorf("a checkpoint beside the prefix: %v", err)
+	}
+}

@@ -185,6 +185,9 @@ func (m *Manager) runJob(ctx context.Context, op string, h resume.Header, ident 
 	case opts.Checkpoint.Bucket != "":
 		var err error
 		job := op + " " + strings.ReplaceAll(ident, "\x00", " ")
+		if err := checkpointOutside(opts.Checkpoint, h); err != nil {
+			return JobResult{}, err
+		}
 		if ck, err = m.openCheckpoint(ctx, opts.Checkpoint, op, ident, job, opts.Shard, h.Kind != "", opts.Fresh); err != nil {
 			return JobResult{}, err
 		}

@@ -158,7 +158,8 @@ func (m *Manager) Sync(ctx context.Context, src, dst Location, opts SyncOptions)
 			ident = src.String() + "\x00" + abs
 		}
 	}
-	jres, err := m.runJob(ctx, "sync", resume.Header{}, ident, jopts, func(ctx context.Context, yield func(fileTask) bool) error {
+	ends := resume.Header{Bucket: dst.Bucket, Key: dst.Prefix, Source: resume.Source{Bucket: src.Bucket, Key: src.Prefix}} // no Kind: no journal
+	jres, err := m.runJob(ctx, "sync", ends, ident, jopts, func(ctx context.Context, yield func(fileTask) bool) error {
 		return y.merge(ctx, dels, &srcFiles, yield)
 	})
 	res := SyncResult{JobResult: jres, Withheld: dels.n}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
+
+	"github.com/s3xfer/s3xfer/transfer"
 )
 
 // A shard whose progress is kept with --checkpoint, run on "another machine" each time
@@ -126,5 +128,11 @@ func (c *e2e) putCheckpoint(key string, doc map[string]any) {
 	b, _ := json.Marshal(doc)
 	if _, err := c.st.Core.PutObject(context.Background(), c.bucket, key, bytes.NewReader(b), int64(len(b)), "", "", minio.PutObjectOptions{}); err != nil {
 		c.t.Fatal(err)
+	}
+}
+
+func TestCheckpointLeaseDocumented(t *testing.T) {
+	if transfer.DefaultCheckpointLease != time.Minute {
+		t.Errorf("transfer.DefaultCheckpointLease is %v: change docs/CLI.md and docs/SCALE.md (a lease of 1 minute, a heartbeat every 20 seconds)", transfer.DefaultCheckpointLease)
 	}
 }

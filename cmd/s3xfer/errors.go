@@ -118,6 +118,8 @@ func flagHint(oe *transfer.OptionError) string {
 		return "use --checksum " + oe.Want
 	case "TempDir":
 		return "point --temp-dir " + oe.Want
+	case "Checkpoint":
+		return "give --checkpoint " + oe.Want
 	}
 	return "set " + oe.Option + " " + oe.Want
 }
