@@ -45,7 +45,7 @@ func TestE2ECheckpoint(t *testing.T) {
 			if first.Files == 0 || first.Skipped != 0 || first.BytesSent == 0 {
 				t.Fatalf("first run: %+v", first)
 			}
-			key, doc := c.checkpoint()
+			key, doc := c.checkpoint("jobs/upload-")
 			if !strings.HasPrefix(key, "jobs/upload-shard-1-of-2-") || doc["state"] != "done" {
 				t.Fatalf("checkpoint %s: %v", key, doc)
 			}
@@ -53,28 +53,9 @@ func TestE2ECheckpoint(t *testing.T) {
 				t.Fatalf("a rerun of the done job: %+v; want its %d files skipped", again, first.Files)
 			}
 
-			// A live owner elsewhere, with a lease of 1s, writing every 100ms.
-			doc["state"], doc["owner"], doc["lease_seconds"] = "running", "elsewhere/7/abc", 1
-			beat := func() {
-				doc["heartbeat"] = time.Now().UTC().Format(time.RFC3339Nano)
-				c.putCheckpoint(key, doc)
-			}
-			beat()
-			stop, stopped := make(chan struct{}), make(chan struct{})
-			go func() {
-				defer close(stopped)
-				for {
-					select {
-					case <-stop:
-						return
-					case <-time.After(100 * time.Millisecond):
-						beat()
-					}
-				}
-			}()
+			stopBeat := c.liveOwner(key, doc)
 			res, errOut := cp(exitNotOwner)
-			close(stop)
-			<-stopped
+			beat := stopBeat()
 			if !strings.Contains(errOut, "another run of this job holds its --checkpoint") || !strings.Contains(errOut, "elsewhere/7/abc") || res.OK {
 				t.Fatalf("a live owner elsewhere: %+v\n%s", res, errOut)
 			}
@@ -83,19 +64,30 @@ func TestE2ECheckpoint(t *testing.T) {
 			if took, _ := cp(0); took.BytesSent != 0 || took.Skipped != first.Files {
 				t.Fatalf("taking over from a dead owner: %+v", took)
 			}
-			if _, doc := c.checkpoint(); doc["owner"] == "elsewhere/7/abc" || doc["state"] != "done" {
+			if _, doc := c.checkpoint("jobs/upload-"); doc["owner"] == "elsewhere/7/abc" || doc["state"] != "done" {
 				t.Fatalf("checkpoint after the takeover: %v", doc)
+			}
+
+			// sync holds its own checkpoint: exit 4, in its --json result too, while another owns it.
+			c.home = t.TempDir()
+			c.ok("sync", src, c.url("data/"), "--shard", "1/2", "--checkpoint", c.url("jobs/"))
+			skey, sdoc := c.checkpoint("jobs/sync-")
+			stopBeat = c.liveOwner(skey, sdoc)
+			code, out, errOut := c.run("", "sync", src, c.url("data/"), "--shard", "1/2", "--checkpoint", c.url("jobs/"), "--json")
+			stopBeat()
+			if code != exitNotOwner || !strings.Contains(out, `"exit_code":4`) || !strings.Contains(errOut, "elsewhere/7/abc") {
+				t.Fatalf("sync with its checkpoint held elsewhere: exit %d\n%s%s", code, out, errOut)
 			}
 		})
 	}
 }
 
-// checkpoint returns the one checkpoint object under jobs/ and its fields; it must not
+// checkpoint returns the one checkpoint object under prefix and its fields; it must not
 // hold the credentials.
-func (c *e2e) checkpoint() (string, map[string]any) {
+func (c *e2e) checkpoint(prefix string) (string, map[string]any) {
 	c.t.Helper()
 	var keys []string
-	for o := range c.st.Core.Client.ListObjects(context.Background(), c.bucket, minio.ListObjectsOptions{Prefix: "jobs/", Recursive: true}) {
+	for o := range c.st.Core.Client.ListObjects(context.Background(), c.bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
 		if o.Err != nil {
 			c.t.Fatal(o.Err)
 		}
@@ -123,11 +115,35 @@ func (c *e2e) checkpoint() (string, map[string]any) {
 	return keys[0], doc
 }
 
-func (c *e2e) putCheckpoint(key string, doc map[string]any) {
-	c.t.Helper()
-	b, _ := json.Marshal(doc)
-	if _, err := c.st.Core.PutObject(context.Background(), c.bucket, key, bytes.NewReader(b), int64(len(b)), "", "", minio.PutObjectOptions{}); err != nil {
-		c.t.Fatal(err)
+// liveOwner makes another run own the checkpoint key, with a lease of 1s, writing it
+// every 100ms until the returned func is called; that func then writes it once more, as
+// the owner dying after its last heartbeat, and returns the write.
+func (c *e2e) liveOwner(key string, doc map[string]any) (stop func() func()) {
+	doc["state"], doc["owner"], doc["lease_seconds"] = "running", "elsewhere/7/abc", 1
+	beat := func() { // also from the goroutine below: no Fatal
+		doc["heartbeat"] = time.Now().UTC().Format(time.RFC3339Nano)
+		b, _ := json.Marshal(doc)
+		if _, err := c.st.Core.PutObject(context.Background(), c.bucket, key, bytes.NewReader(b), int64(len(b)), "", "", minio.PutObjectOptions{}); err != nil {
+			c.t.Error(err)
+		}
+	}
+	beat()
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(100 * time.Millisecond):
+				beat()
+			}
+		}
+	}()
+	return func() func() {
+		close(done)
+		<-stopped
+		return beat
 	}
 }
 

@@ -120,6 +120,8 @@ func (c *cpRun) runJob(ctx context.Context, s *session, op, src, dst, bucket str
 		switch {
 		case ctx.Err() != nil:
 			return ctx.Err()
+		case checkpointErr(err):
+			return err
 		case !errors.As(err, &je):
 			return s.diagnose(ctx, err, bucket)
 		case je.Stopped && je.Failed == 0: // the walk or listing failed

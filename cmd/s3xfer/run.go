@@ -103,6 +103,18 @@ func run(ctx context.Context, args []string, e *env) int {
 	return exitUsage
 }
 
+// failureCode is the exit code of a command that failed with err, unless interrupted.
+func failureCode(err error) int {
+	var ue usageError
+	switch {
+	case errors.As(err, &ue), errors.Is(err, transfer.ErrNoConditionalWrites):
+		return exitUsage
+	case errors.As(err, new(*transfer.CheckpointOwnedError)):
+		return exitNotOwner
+	}
+	return exitFailed
+}
+
 func exitCode(ctx context.Context, e *env, err error) int {
 	if err == nil {
 		return exitOK
@@ -110,16 +122,10 @@ func exitCode(ctx context.Context, e *env, err error) int {
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
-	code, msg := exitFailed, explain(err)
-	var ue usageError
-	switch {
-	case ctx.Err() != nil:
+	code, msg := failureCode(err), explain(err)
+	if ctx.Err() != nil {
 		code = exitInterrupted
 		msg = first(e.interruptHint, "interrupted; what was sent is kept: run the same command again to resume")
-	case errors.As(err, &ue), errors.Is(err, transfer.ErrNoConditionalWrites):
-		code = exitUsage
-	case errors.As(err, new(*transfer.CheckpointOwnedError)):
-		code = exitNotOwner
 	}
 	if e.jsonOut != nil {
 		json.NewEncoder(e.jsonOut).Encode(struct {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"strconv"
 	"strings"
@@ -21,6 +22,12 @@ func (f *shardFlags) add(fs *flag.FlagSet) {
 	fs.StringVar(&f.shard, "shard", "", "with -r and sync: do only shard K of N (K from 0 to N-1), e.g. 2/8; N processes together do every file once")
 	fs.IntVar(&f.count, "shard-count", 0, "with -r and sync: split the job into N shards and do the one JOB_COMPLETION_INDEX names (a Kubernetes Indexed Job)")
 	fs.StringVar(&f.checkpoint, "checkpoint", "", "with -r and sync: keep the job's progress at s3://BUCKET/PREFIX instead of a local journal, so a run on any machine goes on from it and two runs of one job cannot both run it (exit 4)")
+}
+
+// checkpointErr reports a failure of the job's --checkpoint that explain words whole:
+// another run owns it, or the store cannot keep it safely.
+func checkpointErr(err error) bool {
+	return errors.As(err, new(*transfer.CheckpointOwnedError)) || errors.Is(err, transfer.ErrNoConditionalWrites)
 }
 
 // checkpointAt returns the checkpoint location --checkpoint names; none without it.
