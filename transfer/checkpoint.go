@@ -72,6 +72,9 @@ type CheckpointOwnedError struct {
 }
 
 func (e *CheckpointOwnedError) Error() string {
+	if e.Lost && e.Owner == "" {
+		return fmt.Sprintf("the job's checkpoint s3://%s/%s was deleted while this run held it; this run stopped", e.Bucket, e.Key)
+	}
 	if e.Lost {
 		return fmt.Sprintf("the job's checkpoint s3://%s/%s was taken over by another run (%s); this run stopped, the other goes on", e.Bucket, e.Key, e.Owner)
 	}
@@ -200,6 +203,9 @@ func (m *Manager) openCheckpoint(ctx context.Context, cp Checkpoint, op, ident, 
 		return nil, err
 	}
 	if err := c.probe(ctx); err != nil {
+		if errors.Is(err, ErrNoConditionalWrites) {
+			m.store.RemoveObject(ctx, c.bucket, c.key, minio.RemoveObjectOptions{}) // an unsafe checkpoint is no use to any run
+		}
 		return nil, err
 	}
 	return c, nil

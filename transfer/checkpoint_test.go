@@ -289,6 +289,9 @@ func TestCheckpointNeedsConditionalWrites(t *testing.T) {
 			t.Fatalf("a file was sent: %+v", c)
 		}
 	}
+	for o := range m.List(t.Context(), "bkt", "jobs/") {
+		t.Errorf("the unsafe checkpoint %s was left", o.Key)
+	}
 }
 
 // A write of the checkpoint whose answer is lost is tried again, meets 412 (its first
