@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -21,8 +22,13 @@ type DirOptions struct {
 	Upload   UploadOptions   // each file's, in UploadDir
 	Download DownloadOptions // each file's, in DownloadDir
 	Copy     CopyOptions     // each object's, in CopyDir
-	// Fresh ignores what the job's journal says is done: every file is sent again.
+	// Fresh ignores what the job's journal (or checkpoint) says is done: every file is
+	// sent again.
 	Fresh bool
+	// Checkpoint, if its Bucket is set, keeps the job's progress in the store instead of
+	// the local journal: see Checkpoint. Sync keeps one for its transfers to hold the job
+	// against a second live run; it never skips by it (comparing is its resume).
+	Checkpoint Checkpoint
 	// StopAfter stops the job once this many files in a row have failed: the cause is
 	// then most likely not one file. Zero means 10; negative, never.
 	StopAfter int
@@ -113,12 +119,23 @@ func (j *job) opOf(t fileTask) string {
 	return j.op
 }
 
+// progressLog is where a job keeps its progress: a *resume.JobJournal, or a
+// *storeCheckpoint.
+type progressLog interface {
+	Done(key string) bool
+	Failed(key string) bool
+	Progress() (upto string, files int, bytes int64)
+	Append(rs ...resume.JobRecord) error
+	Close() error  // keeps the progress, to resume
+	Delete() error // the job is complete
+}
+
 // job is one directory job being run.
 type job struct {
 	m       *Manager
 	op      string
 	opts    DirOptions
-	journal *resume.JobJournal // nil: none
+	journal progressLog // nil: none
 	cancel  context.CancelFunc
 
 	mu      sync.Mutex
@@ -162,11 +179,26 @@ func (m *Manager) runJob(ctx context.Context, op string, h resume.Header, ident 
 	if sh := opts.Shard; sh.Count > 1 {
 		ident += fmt.Sprintf("\x00shard %d of %d", sh.Index, sh.Count) // each shard its own checkpoint
 	}
-	var jr *resume.JobJournal
-	if h.Kind != "" { // Sync keeps none: comparing the two ends is its resume
+	var jr progressLog
+	var ck *storeCheckpoint
+	switch {
+	case opts.Checkpoint.Bucket != "":
 		var err error
-		if jr, err = m.openJob(h, ident, opts.Fresh); err != nil {
+		job := op + " " + strings.ReplaceAll(ident, "\x00", " ")
+		if err := checkpointOutside(opts.Checkpoint, h); err != nil {
 			return JobResult{}, err
+		}
+		if ck, err = m.openCheckpoint(ctx, opts.Checkpoint, op, ident, job, opts.Shard, h.Kind != "", opts.Fresh); err != nil {
+			return JobResult{}, err
+		}
+		jr = ck
+	case h.Kind != "": // Sync keeps none: comparing the two ends is its resume
+		jj, err := m.openJob(h, ident, opts.Fresh)
+		if err != nil {
+			return JobResult{}, err
+		}
+		if jj != nil {
+			jr = jj
 		}
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -174,6 +206,9 @@ func (m *Manager) runJob(ctx context.Context, op string, h resume.Header, ident 
 	j := &job{m: m, op: op, opts: opts, journal: jr, cancel: cancel, flushed: make(chan struct{})}
 	if jr != nil {
 		j.upto, j.baseFiles, j.baseBytes = jr.Progress()
+	}
+	if ck != nil {
+		ck.start(j.stop)
 	}
 	var g errgroup.Group // m.files bounds it: twice the requests in flight, which are the real bound, to keep them fed
 	listErr := tasks(ctx, func(t fileTask) bool {
@@ -350,13 +385,26 @@ func (j *job) write() {
 		err := j.journal.Append(rs...)
 		j.mu.Lock()
 		if err != nil && j.stopErr == nil {
-			j.stopErr = fmt.Errorf("job journal: %w", err)
+			if _, ok := j.journal.(*storeCheckpoint); !ok {
+				err = fmt.Errorf("job journal: %w", err)
+			}
+			j.stopErr = err
 			j.cancel()
 		}
 	}
 	j.writing = false
 	close(j.flushed)
 	j.flushed = make(chan struct{})
+}
+
+// stop ends the job early for err, unless it is ending for another cause already.
+func (j *job) stop(err error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.stopErr == nil {
+		j.stopErr = err
+		j.cancel()
+	}
 }
 
 // wait returns once the journal writer is idle.

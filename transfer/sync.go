@@ -148,7 +148,18 @@ func (m *Manager) Sync(ctx context.Context, src, dst Location, opts SyncOptions)
 	defer dels.close()
 	srcFiles := 0
 	jopts := opts.DirOptions
-	jres, err := m.runJob(ctx, "sync", resume.Header{}, "", jopts, func(ctx context.Context, yield func(fileTask) bool) error {
+	ident := src.String() + "\x00" + dst.String() // names its checkpoint, if it keeps one
+	if src.local() {
+		if abs, err := filepath.Abs(src.Dir); err == nil {
+			ident = abs + "\x00" + dst.String()
+		}
+	} else if dst.local() {
+		if abs, err := filepath.Abs(dst.Dir); err == nil {
+			ident = src.String() + "\x00" + abs
+		}
+	}
+	ends := resume.Header{Bucket: dst.Bucket, Key: dst.Prefix, Source: resume.Source{Bucket: src.Bucket, Key: src.Prefix}} // no Kind: no journal
+	jres, err := m.runJob(ctx, "sync", ends, ident, jopts, func(ctx context.Context, yield func(fileTask) bool) error {
 		return y.merge(ctx, dels, &srcFiles, yield)
 	})
 	res := SyncResult{JobResult: jres, Withheld: dels.n}

@@ -192,6 +192,8 @@ func TestErrorsGolden(t *testing.T) {
 		{"shard-out-of-range", testEnv(t), []string{"cp", "-r", dir, "s3://bucket/k", "--shard", "3/3"}, exitUsage, ""},
 		{"shard-count-without-index", testEnv(t), []string{"cp", "-r", dir, "s3://bucket/k", "--shard-count", "4"}, exitUsage, ""},
 		{"shard-without-r", testEnv(t), []string{"cp", small, "s3://bucket/k", "--shard", "0/2"}, exitUsage, ""},
+		{"checkpoint-without-r", testEnv(t), []string{"cp", small, "s3://bucket/k", "--checkpoint", "s3://bucket/jobs"}, exitUsage, ""},
+		{"checkpoint-not-s3", testEnv(t), []string{"sync", dir, "s3://bucket/k", "--checkpoint", "/var/lib/jobs"}, exitUsage, ""},
 		{"resume-idle-timeout", testEnv(t), []string{"resume", "--all", "--idle-timeout", "-1m", "--journal-dir", journals}, exitUsage, ""},
 		{"unknown-flag", testEnv(t), []string{"cp", small, "s3://bucket/k", "--partsize", "8M"}, exitUsage, ""},
 		{"unknown-command", testEnv(t), []string{"copy", small, "s3://bucket/k"}, exitUsage, ""},

@@ -132,6 +132,7 @@ type cpRun struct {
 	download    transfer.DownloadOptions
 	copy        transfer.CopyOptions
 	shard       transfer.Shard
+	checkpoint  transfer.Checkpoint
 }
 
 func runCp(ctx context.Context, e *env, args []string) error {
@@ -266,6 +267,9 @@ func (f *cpFlags) check(e *env, st settings) (*cpRun, error) {
 		return nil, usagef("--include, --exclude and --shard select the files of -r; add -r or drop them")
 	}
 	if c.shard, err = f.shard.resolve(e); err != nil {
+		return nil, err
+	}
+	if c.checkpoint, err = f.shard.checkpointAt(f.recursive); err != nil {
 		return nil, err
 	}
 	return c, nil

@@ -35,8 +35,9 @@ func (c *cpRun) dirOptions(s *session, op string) transfer.DirOptions {
 	return transfer.DirOptions{
 		Filter: transfer.Filter{Include: c.f.include, Exclude: c.f.exclude, Shard: c.shard},
 		Upload: c.upload, Download: c.download, Copy: c.copy,
-		Fresh:   c.f.noResume,
-		OnFound: s.ui.found,
+		Fresh:      c.f.noResume,
+		Checkpoint: c.checkpoint,
+		OnFound:    s.ui.found,
 		OnFile: func(fr transfer.FileResult) {
 			switch {
 			case fr.Skipped:
@@ -119,6 +120,8 @@ func (c *cpRun) runJob(ctx context.Context, s *session, op, src, dst, bucket str
 		switch {
 		case ctx.Err() != nil:
 			return ctx.Err()
+		case checkpointErr(err):
+			return err
 		case !errors.As(err, &je):
 			return s.diagnose(ctx, err, bucket)
 		case je.Stopped && je.Failed == 0: // the walk or listing failed

@@ -32,6 +32,16 @@ func explain(err error) string {
 		}
 		return fmt.Sprintf("%s is already running this transfer (its journal %s is locked); wait for it to finish or stop it, then run this again", who, le.Path)
 	}
+	var co *transfer.CheckpointOwnedError
+	switch {
+	case errors.As(err, &co) && co.Lost:
+		return fmt.Sprintf("another run took this job over (its --checkpoint s3://%s/%s names %s now): this run stopped and the other goes on", co.Bucket, co.Key, co.Owner)
+	case errors.As(err, &co):
+		return fmt.Sprintf("another run of this job holds its --checkpoint s3://%s/%s (%s, last written %s, lease %s): let it finish; if it died, run this again once its lease has run out",
+			co.Bucket, co.Key, co.Owner, co.Heartbeat.UTC().Format(time.RFC3339), co.Lease)
+	case errors.Is(err, transfer.ErrNoConditionalWrites):
+		return err.Error() + "; drop --checkpoint (a local job journal keeps the progress) or keep the checkpoint on a store that has them (MinIO, AWS S3, versitygw)"
+	}
 	var tlsErr *tlsError
 	if transfer.TLSError(err) || errors.As(err, &tlsErr) {
 		return explainTLS(err)
@@ -108,6 +118,8 @@ func flagHint(oe *transfer.OptionError) string {
 		return "use --checksum " + oe.Want
 	case "TempDir":
 		return "point --temp-dir " + oe.Want
+	case "Checkpoint":
+		return "give --checkpoint " + oe.Want
 	}
 	return "set " + oe.Option + " " + oe.Want
 }

@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/s3xfer/s3xfer/transfer"
 )
 
 // Exit codes, listed in the help.
@@ -18,6 +20,7 @@ const (
 	exitFailed      = 1
 	exitUsage       = 2
 	exitInterrupted = 3 // stopped by a signal; re-running the same command resumes
+	exitNotOwner    = 4 // another run of the same job holds its --checkpoint
 )
 
 // env is what a command may touch of the process, so tests run commands in-process.
@@ -100,6 +103,18 @@ func run(ctx context.Context, args []string, e *env) int {
 	return exitUsage
 }
 
+// failureCode is the exit code of a command that failed with err, unless interrupted.
+func failureCode(err error) int {
+	var ue usageError
+	switch {
+	case errors.As(err, &ue), errors.Is(err, transfer.ErrNoConditionalWrites):
+		return exitUsage
+	case errors.As(err, new(*transfer.CheckpointOwnedError)):
+		return exitNotOwner
+	}
+	return exitFailed
+}
+
 func exitCode(ctx context.Context, e *env, err error) int {
 	if err == nil {
 		return exitOK
@@ -107,14 +122,10 @@ func exitCode(ctx context.Context, e *env, err error) int {
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
-	code, msg := exitFailed, explain(err)
-	var ue usageError
-	switch {
-	case ctx.Err() != nil:
+	code, msg := failureCode(err), explain(err)
+	if ctx.Err() != nil {
 		code = exitInterrupted
 		msg = first(e.interruptHint, "interrupted; what was sent is kept: run the same command again to resume")
-	case errors.As(err, &ue):
-		code = exitUsage
 	}
 	if e.jsonOut != nil {
 		json.NewEncoder(e.jsonOut).Encode(struct {
@@ -166,6 +177,7 @@ Exit codes:
   1  failed (the message says why); a directory copy with some files failed
   2  bad usage or configuration: a flag, an argument, a value or a setting is wrong or missing
   3  interrupted (Ctrl-C, SIGTERM): run the same command again to resume
+  4  another run of the same job holds its --checkpoint (or took it over): this one stopped
 `)
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"strconv"
 	"strings"
@@ -9,15 +10,41 @@ import (
 )
 
 // shardFlags split a directory job between processes: --shard K/N, or --shard-count N
-// with K from JOB_COMPLETION_INDEX, as a Kubernetes Indexed Job sets it.
+// with K from JOB_COMPLETION_INDEX, as a Kubernetes Indexed Job sets it; --checkpoint
+// keeps each shard's progress in the store, where its next run finds it on any machine.
 type shardFlags struct {
-	shard string
-	count int
+	shard      string
+	count      int
+	checkpoint string
 }
 
 func (f *shardFlags) add(fs *flag.FlagSet) {
 	fs.StringVar(&f.shard, "shard", "", "with -r and sync: do only shard K of N (K from 0 to N-1), e.g. 2/8; N processes together do every file once")
 	fs.IntVar(&f.count, "shard-count", 0, "with -r and sync: split the job into N shards and do the one JOB_COMPLETION_INDEX names (a Kubernetes Indexed Job)")
+	fs.StringVar(&f.checkpoint, "checkpoint", "", "with -r and sync: keep the job's progress at s3://BUCKET/PREFIX instead of a local journal, so a run on any machine goes on from it and two runs of one job cannot both run it (exit 4)")
+}
+
+// checkpointErr reports a failure of the job's --checkpoint that explain words whole:
+// another run owns it, or the store cannot keep it safely.
+func checkpointErr(err error) bool {
+	return errors.As(err, new(*transfer.CheckpointOwnedError)) || errors.Is(err, transfer.ErrNoConditionalWrites)
+}
+
+// checkpointAt returns the checkpoint location --checkpoint names; none without it.
+func (f shardFlags) checkpointAt(recursive bool) (transfer.Checkpoint, error) {
+	switch {
+	case f.checkpoint == "":
+		return transfer.Checkpoint{}, nil
+	case !recursive:
+		return transfer.Checkpoint{}, usagef("--checkpoint keeps the progress of a directory job (-r or sync); add -r or drop it")
+	case !isS3(f.checkpoint):
+		return transfer.Checkpoint{}, usagef("--checkpoint %q: give a place in the store, s3://BUCKET/PREFIX", f.checkpoint)
+	}
+	u, err := parseS3URL(f.checkpoint)
+	if err != nil {
+		return transfer.Checkpoint{}, err
+	}
+	return transfer.Checkpoint{Bucket: u.bucket, Prefix: u.key}, nil
 }
 
 func (f shardFlags) set() bool { return f.shard != "" || f.count != 0 }

@@ -100,6 +100,7 @@ func runSync(ctx context.Context, e *env, args []string) error {
 	}
 	opts.Filter = transfer.Filter{Include: f.include, Exclude: f.exclude, Shard: c.shard}
 	opts.Upload, opts.Download, opts.Copy = c.upload, c.download, c.copy
+	opts.Checkpoint = c.checkpoint
 	return c.sync(ctx, src, dst, pos[0], pos[1], opts)
 }
 
@@ -252,7 +253,7 @@ func (c *cpRun) sync(ctx context.Context, src, dst transfer.Location, srcArg, ds
 		Failed: res.Failed, Bytes: res.Bytes, BytesSent: res.BytesSent, Seconds: el.Seconds()}
 	if err != nil {
 		err = syncError(ctx, s, src, dst, opts, res, err)
-		out.ExitCode = exitFailed
+		out.ExitCode = failureCode(err)
 		out.Error = explain(err)
 		if ctx.Err() != nil {
 			out.ExitCode, out.Error = exitInterrupted, c.e.interruptHint
@@ -289,7 +290,7 @@ func opOf(src, dst transfer.Location) string {
 
 // syncError words a failed sync: what failed, and what became of the deletes.
 func syncError(ctx context.Context, s *session, src, dst transfer.Location, opts transfer.SyncOptions, res transfer.SyncResult, err error) error {
-	if ctx.Err() != nil {
+	if ctx.Err() != nil || checkpointErr(err) {
 		return err
 	}
 	withheld := ""

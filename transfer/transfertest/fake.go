@@ -81,6 +81,10 @@ type Fake struct {
 	// IgnoreChecksumType makes the Fake a store that ignores x-amz-checksum-type:
 	// every multipart checksum is composite, even where FULL_OBJECT was asked for.
 	IgnoreChecksumType bool
+	// IgnoreConditionalWrites makes the Fake a store that ignores If-Match and
+	// If-None-Match on PutObject, as stores without conditional writes do: every PUT
+	// replaces the object.
+	IgnoreConditionalWrites bool
 	// Fault, if set, is asked before every call what fault to inject.
 	Fault Rule
 	// After, if set, is called after each call that succeeded, before it returns, e.g.
@@ -545,11 +549,17 @@ func (f *Fake) PutObject(ctx context.Context, bucket, key string, data io.Reader
 	f.mu.Lock()
 	b := f.buckets[bucket]
 	if b != nil {
+		err = f.putCondition(c, b[key], h)
+	}
+	if b != nil && err == nil {
 		b[key] = o
 	}
 	f.mu.Unlock()
-	if b == nil {
+	switch {
+	case b == nil:
 		return minio.UploadInfo{}, s3err(c, "NoSuchBucket", "")
+	case err != nil:
+		return minio.UploadInfo{}, err
 	}
 	info := minio.UploadInfo{Bucket: bucket, Key: key, ETag: o.etag, Size: int64(len(body))}
 	setUploadSums(&info, sums)
@@ -557,6 +567,27 @@ func (f *Fake) PutObject(ctx context.Context, bucket, key string, data io.Reader
 		info.ChecksumMode = o.sumType
 	}
 	return info, f.finish(c, flt)
+}
+
+// putCondition checks a PUT's If-None-Match and If-Match against the object it would
+// replace (nil: none), as S3 does: If-Match on a missing key is NoSuchKey. The caller
+// holds f.mu.
+func (f *Fake) putCondition(c Call, old *object, h http.Header) error {
+	if f.IgnoreConditionalWrites {
+		return nil
+	}
+	if m := h.Get("If-None-Match"); m != "" && old != nil && etagMatches(m, old.etag) {
+		return s3err(c, "PreconditionFailed", "")
+	}
+	if m := h.Get("If-Match"); m != "" {
+		if old == nil {
+			return s3err(c, "NoSuchKey", "")
+		}
+		if !etagMatches(m, old.etag) {
+			return s3err(c, "PreconditionFailed", "")
+		}
+	}
+	return nil
 }
 
 func (f *Fake) hasBucket(name string) bool {

@@ -42,6 +42,7 @@ func Run(t *testing.T, newStore func(t *testing.T) (s S3, bucket string)) {
 		{"PutGetStat", (*suite).putGetStat},
 		{"Range", (*suite).ranges},
 		{"IfMatch", (*suite).ifMatch},
+		{"ConditionalPut", (*suite).conditionalPut},
 		{"Multipart", (*suite).multipart},
 		{"MultipartErrors", (*suite).multipartErrors},
 		{"PartRetry", (*suite).partRetry},
@@ -243,6 +244,35 @@ func (t *suite) ifMatch() {
 	t.wantErr("GetObject with a wrong If-Match", err, 412, "PreconditionFailed")
 	_, err = t.s.StatObject(t.Context(), t.bucket, "pinned", opts)
 	t.wantErr("StatObject with a wrong If-Match", err, 412, "PreconditionFailed")
+}
+
+// conditionalPut: PutObject with If-None-Match: * creates only, with If-Match: ETag
+// replaces only that version; a failed condition is 412 PreconditionFailed and changes
+// nothing. A job's checkpoint in the store relies on it.
+func (t *suite) conditionalPut() {
+	create := minio.PutObjectOptions{}
+	create.SetMatchETagExcept("*")
+	first := payload(100, 1)
+	etag := t.put("cond", first, create).ETag
+	_, err := t.s.PutObject(t.Context(), t.bucket, "cond", bytes.NewReader(first), int64(len(first)), "", "", create)
+	t.wantErr("PutObject If-None-Match: * over an object", err, 412, "PreconditionFailed")
+
+	second := payload(100, 2)
+	update := minio.PutObjectOptions{}
+	update.SetMatchETag(etag)
+	etag2 := t.put("cond", second, update).ETag
+	if etag2 == etag {
+		t.Fatalf("PutObject If-Match: new bytes kept the ETag %s", etag)
+	}
+	_, err = t.s.PutObject(t.Context(), t.bucket, "cond", bytes.NewReader(first), int64(len(first)), "", "", update)
+	t.wantErr("PutObject If-Match: a replaced ETag", err, 412, "PreconditionFailed")
+	got, _, _ := t.get("cond", minio.GetObjectOptions{})
+	t.sameBytes("the object after refused writes", got, second)
+
+	missing := minio.PutObjectOptions{}
+	missing.SetMatchETag(etag2)
+	_, err = t.s.PutObject(t.Context(), t.bucket, "cond-missing", bytes.NewReader(first), int64(len(first)), "", "", missing)
+	t.wantErr("PutObject If-Match: no such object", err, 404, "NoSuchKey")
 }
 
 // parts uploads the parts with Content-MD5 and returns them as Complete takes them.
