@@ -81,6 +81,10 @@ type Manager struct {
 	// copySums remembers whether this store copies parts into an upload that asks for
 	// CRC32C and reports each part's CRC32C: probed on the first such copy.
 	copySums atomic.Int32 // crcUnknown, crcYes or crcNo
+	// trailers remembers whether this store takes a part's CRC32C as a trailer of an
+	// aws-chunked body (STREAMING-UNSIGNED-PAYLOAD-TRAILER), which lets a part be read
+	// once, checksummed as it is sent: probed on the first CRC32C upload.
+	trailers atomic.Int32 // crcUnknown, crcYes or crcNo
 	// noMultipart remembers a store that answered NotImplemented to multipart uploads
 	// (gateways without the multipart API): later uploads go as single PUTs at once.
 	noMultipart atomic.Bool

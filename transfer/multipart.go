@@ -1,10 +1,12 @@
 package transfer
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"time"
 
@@ -249,6 +251,9 @@ func (u *upload) sendAndComplete(ctx context.Context) (Result, error) {
 // real part 1 replaces it. A store that does not echo the header gets Content-MD5 on this
 // and every later upload.
 func (u *upload) probe(ctx context.Context) error {
+	if err := u.probeTrailer(ctx); err != nil {
+		return err
+	}
 	auto := u.opts.Checksum == "" || u.opts.Checksum == ChecksumAuto
 	if !auto || u.m.crcEchoed.Load() != crcUnknown {
 		return nil
@@ -281,6 +286,43 @@ func (u *upload) probe(ctx context.Context) error {
 	u.abort(ctx)
 	u.askedFull = false
 	return u.initiate(ctx)
+}
+
+// probeTrailer finds out, on this store's first CRC32C upload of bytes (not a copy),
+// whether it takes a part's CRC32C as a trailer after the body (aws-chunked,
+// STREAMING-UNSIGNED-PAYLOAD-TRAILER), so that parts are read once: a one-byte part 1
+// goes first so, which the real part 1 replaces. A store that echoes the right CRC32C
+// gets every later part so; one that refuses the form, or acknowledges it without the
+// right echo, gets the CRC32C in a header, from a pass over each part before it is sent.
+func (u *upload) probeTrailer(ctx context.Context) error {
+	if _, bytesUp := u.src.(readerSource); !bytesUp || u.mode != ChecksumCRC32C ||
+		u.m.trailers.Load() != crcUnknown || u.m.crcEchoed.Load() == crcNo {
+		return nil
+	}
+	u.m.probe.Lock()
+	defer u.m.probe.Unlock()
+	if u.m.trailers.Load() != crcUnknown {
+		return nil
+	}
+	t := &trailing{size: 1}
+	data := func(bool) (io.Reader, error) { return t.attempt(bytes.NewReader([]byte{0}), 0), nil }
+	info, err := u.m.store.PutObjectPart(ctx, u.bucket, u.key, u.uploadID, 1, data, 1, minio.PutObjectPartOptions{DisableContentSha256: true})
+	var er minio.ErrorResponse
+	if err != nil && (!errors.As(err, &er) || Transient(err)) { // not an answer about the form
+		return failed("PutObjectPart", 1, err)
+	}
+	if err == nil {
+		sums, serr := t.sums()
+		if serr == nil && info.ChecksumCRC32C == sums.CRC32CBase64() {
+			u.m.trailers.Store(crcYes)
+			u.m.crcEchoed.Store(crcYes)
+			return nil
+		}
+	}
+	u.m.trailers.Store(crcNo)
+	u.m.log.Info("store does not verify a trailing CRC32C; checksumming each part before sending it",
+		"endpoint", u.m.cfg.Endpoint, "echo", info.ChecksumCRC32C, "err", err)
+	return nil
 }
 
 // sendParts sends every part not yet acknowledged, as many at once as the Manager's

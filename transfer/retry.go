@@ -172,6 +172,9 @@ func Transient(err error) bool {
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
+	if errors.Is(err, ErrSourceChanged) { // a body's own finding, which the transport wraps as a net.Error
+		return false
+	}
 	var er minio.ErrorResponse
 	if errors.As(err, &er) {
 		if transientCodes[er.Code] || throttleCodes[er.Code] {

@@ -3,9 +3,14 @@ package transfer
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
+	"net/http"
+	"sync"
 
 	"github.com/minio/minio-go/v7"
 
@@ -85,6 +90,9 @@ func (s readerSource) putAll(ctx context.Context, u *upload, mode Checksum) (Res
 
 // putPart uploads one part, retrying transient failures with a rewound section.
 func (s readerSource) putPart(ctx context.Context, u *upload, p chunk.Part) error {
+	if u.mode == ChecksumCRC32C && u.m.trailers.Load() == crcYes {
+		return s.putPartTrailing(ctx, u, p)
+	}
 	buf := bufPool.Get().(*[]byte)
 	defer bufPool.Put(buf)
 	mode := u.mode
@@ -110,6 +118,126 @@ func (s readerSource) putPart(ctx context.Context, u *upload, p chunk.Part) erro
 	}
 	failpoint.Hit(ctx, "part-journaled")
 	return nil
+}
+
+// putPartTrailing uploads one part reading each byte once: its CRC32C is computed as the
+// body goes out and sent after it, as a trailer, which the store verifies before it
+// acknowledges the part. A retry checks that the bytes an earlier attempt read are still
+// those as it sends them again.
+func (s readerSource) putPartTrailing(ctx context.Context, u *upload, p chunk.Part) error {
+	t := &trailing{size: p.Size}
+	data := func(bool) (io.Reader, error) {
+		return t.attempt(u.body(ctx, io.NewSectionReader(s.r, p.Offset, p.Size)), p.Offset), nil
+	}
+	opts := minio.PutObjectPartOptions{DisableContentSha256: true}
+	info, err := u.m.store.PutObjectPart(ctx, u.bucket, u.key, u.uploadID, p.Number, data, p.Size, opts)
+	if err != nil {
+		return failed("PutObjectPart", p.Number, err)
+	}
+	sums, err := t.sums()
+	if err == nil {
+		err = verifyPart(ChecksumCRC32C, sums, info.ETag, info.ChecksumCRC32C)
+	}
+	if err != nil {
+		return failed("PutObjectPart", p.Number, err)
+	}
+	failpoint.Hit(ctx, "part-acked")
+	if err := u.record(ctx, p, donePart{etag: info.ETag, crc: sums.CRC32C}); err != nil {
+		return err
+	}
+	failpoint.Hit(ctx, "part-journaled")
+	return nil
+}
+
+// crcTrailer is the trailer that carries a part's CRC32C.
+const crcTrailer = "X-Amz-Checksum-Crc32c"
+
+// trailing is a part sent with a trailing CRC32C, across the attempts that send it.
+type trailing struct {
+	size int64
+	mu   sync.Mutex // guards the attempts' progress, which a transport may go on reading
+	last *crcReader // the latest attempt
+	// seen and seenCRC: the longest prefix an earlier attempt read, and its CRC32C.
+	seen    int64
+	seenCRC uint32
+}
+
+// attempt returns the body of a new attempt, reading r (the part, which starts at off
+// in the source). Its trailer is the part's CRC32C once r is read to the end.
+func (t *trailing) attempt(r io.Reader, off int64) *crcReader {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if l := t.last; l != nil && l.n > t.seen {
+		t.seen, t.seenCRC = l.n, l.crc
+	}
+	// The placeholder has the value's length: minio-go sizes the body by it.
+	c := &crcReader{r: r, t: t, off: off, checkAt: t.seen, want: t.seenCRC,
+		hdr: http.Header{crcTrailer: {"AAAAAA=="}}}
+	t.last = c
+	return c
+}
+
+// sums returns the CRC32C of the part as the latest attempt sent it.
+func (t *trailing) sums() (chunk.Sums, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.last == nil || t.last.n != t.size {
+		return chunk.Sums{}, fmt.Errorf("the part was acknowledged before all of its %d bytes were sent", t.size)
+	}
+	return chunk.Sums{CRC32C: binary.BigEndian.AppendUint32(nil, t.last.crc)}, nil
+}
+
+// crcReader is one attempt's body: it computes the CRC32C of what it reads and sets the
+// trailer to it at the end.
+type crcReader struct {
+	r   io.Reader
+	t   *trailing
+	off int64
+	hdr http.Header // the attempt's trailer
+	// checkAt and want: what an earlier attempt read, which this one must read again.
+	checkAt int64
+	want    uint32
+	n       int64  // read so far; written under t.mu
+	crc     uint32 // of those n bytes; written under t.mu
+}
+
+// trailer is the attempt's trailer, for the request's options (store.PutObjectPart).
+func (c *crcReader) trailer() http.Header { return c.hdr }
+
+// Seek allows only what minio-go does before it sends a body: a rewind to where it
+// already is. A CRC cannot follow a jump.
+func (c *crcReader) Seek(off int64, whence int) (int64, error) {
+	if off != 0 || whence != io.SeekStart || c.n != 0 {
+		return 0, fmt.Errorf("seek to %d (whence %d) in a part body after %d bytes: %w", off, whence, c.n, errors.ErrUnsupported)
+	}
+	return 0, nil
+}
+
+func (c *crcReader) Read(p []byte) (int, error) {
+	k, err := c.r.Read(p)
+	b := p[:k]
+	n, crc := c.n, c.crc // only this reader writes them
+	if n < c.checkAt && n+int64(k) >= c.checkAt {
+		head := c.checkAt - n
+		crc = crc32.Update(crc, castagnoli, b[:head])
+		if crc != c.want {
+			return 0, fmt.Errorf("%w: the %d bytes at offset %d are not those first read", ErrSourceChanged, c.checkAt, c.off)
+		}
+		crc = crc32.Update(crc, castagnoli, b[head:])
+	} else {
+		crc = crc32.Update(crc, castagnoli, b)
+	}
+	n += int64(k)
+	c.t.mu.Lock()
+	c.n, c.crc = n, crc
+	c.t.mu.Unlock()
+	if n == c.t.size && k > 0 {
+		c.hdr.Set(crcTrailer, base64.StdEncoding.EncodeToString(binary.BigEndian.AppendUint32(nil, crc)))
+	}
+	if err == io.EOF && n < c.t.size {
+		return k, fmt.Errorf("%w: the part at offset %d ends after %d of its %d bytes", ErrSourceChanged, c.off, n, c.t.size)
+	}
+	return k, err
 }
 
 // body is the n bytes at off as a request body. Before it is sent again it is read again

@@ -143,9 +143,9 @@ func TestUploadRetriesExhausted(t *testing.T) {
 	wantNoObject(t, f)
 }
 
-// A store that ignores checksum headers: the first upload probes CRC32C with an empty
-// part 1, finds no echo, sends every part with Content-MD5; later uploads use MD5 from
-// the start.
+// A store that ignores checksum headers: the first upload probes a trailing CRC32C with a
+// one-byte part 1 and CRC32C with an empty part 1, finds no echo, sends every part with
+// Content-MD5; later uploads use MD5 from the start.
 func TestUploadAutoFallsBackToMD5Once(t *testing.T) {
 	f, m, _ := fakeManager(t, Config{Concurrency: 2})
 	f.IgnoreChecksums = true
@@ -155,8 +155,8 @@ func TestUploadAutoFallsBackToMD5Once(t *testing.T) {
 		t.Fatalf("first upload: %v, checksum %q; want md5", err, res.Checksum)
 	}
 	wantObject(t, f, data)
-	if n := countOp(f, "PutObjectPart"); n != 5 {
-		t.Errorf("first upload sent %d parts, want 5 (the empty probe, then 4)", n)
+	if n := countOp(f, "PutObjectPart"); n != 6 {
+		t.Errorf("first upload sent %d parts, want 6 (the two probes, then 4)", n)
 	}
 	before := countOp(f, "PutObjectPart")
 	if _, err := uploadBytes(m, context.Background(), data, UploadOptions{}); err != nil {

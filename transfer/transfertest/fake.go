@@ -78,6 +78,10 @@ type Fake struct {
 	// IgnoreChecksums makes the Fake a store that ignores x-amz-checksum-* headers: it
 	// neither verifies nor echoes them. Content-MD5 is still verified, as every store does.
 	IgnoreChecksums bool
+	// RefuseTrailers makes the Fake a store that refuses a part whose checksum comes as a
+	// trailer after the body (PutObjectPartOptions.Trailer, aws-chunked), as a store
+	// without STREAMING-UNSIGNED-PAYLOAD-TRAILER support does (NotImplemented).
+	RefuseTrailers bool
 	// IgnoreChecksumType makes the Fake a store that ignores x-amz-checksum-type:
 	// every multipart checksum is composite, even where FULL_OBJECT was asked for.
 	IgnoreChecksumType bool
@@ -425,6 +429,22 @@ func (f *Fake) verify(c Call, body []byte, md5Base64, sha256Hex string, h http.H
 	return sums, nil
 }
 
+// withTrailer returns the request's headers and, after them, its trailer: the values a
+// body's reader set by its end, which the store checks as it would headers.
+func withTrailer(h, trailer http.Header) http.Header {
+	if len(trailer) == 0 {
+		return h
+	}
+	all := h.Clone()
+	if all == nil {
+		all = make(http.Header)
+	}
+	for k, v := range trailer {
+		all[http.CanonicalHeaderKey(k)] = slices.Clone(v)
+	}
+	return all
+}
+
 // storedMeta keeps the request headers S3 stores with an object.
 func storedMeta(h http.Header) http.Header {
 	m := make(http.Header)
@@ -706,11 +726,14 @@ func (f *Fake) PutObjectPart(ctx context.Context, bucket, key, uploadID string, 
 	if err != nil {
 		return minio.ObjectPart{}, err
 	}
+	if len(opts.Trailer) > 0 && f.RefuseTrailers {
+		return minio.ObjectPart{}, s3err(c, "NotImplemented", "A header you provided implies functionality that is not implemented")
+	}
 	body, err := readBody(ctx, c, data, size, flt)
 	if err != nil {
 		return minio.ObjectPart{}, err
 	}
-	sums, err := f.verify(c, body, opts.Md5Base64, opts.Sha256Hex, opts.CustomHeader, algo)
+	sums, err := f.verify(c, body, opts.Md5Base64, opts.Sha256Hex, withTrailer(opts.CustomHeader, opts.Trailer), algo)
 	if err != nil {
 		return minio.ObjectPart{}, err
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -30,7 +31,8 @@ import (
 // maxUploads (MinIO) or failing on an upload ID marker (versitygw); GetObjectAttributes
 // failing (minio-go cannot parse versitygw's and moto's Last-Modified) or listing one
 // part for an object of one PUT (MinIO); a part read without the part's checksum
-// (versitygw) or ignoring partNumber on GET (moto); deleting a missing key answered
+// (versitygw) or ignoring partNumber on GET (moto); a part's checksum as a trailer
+// (aws-chunked) refused with an S3 error or not echoed; deleting a missing key answered
 // with NoSuchKey instead of success; a FULL_OBJECT Complete answered
 // without its type (MinIO); UploadPartCopy refused in an upload with a checksum
 // algorithm (MinIO). On a *Fake it accepts only S3's behaviour.
@@ -49,6 +51,7 @@ func Run(t *testing.T, newStore func(t *testing.T) (s S3, bucket string)) {
 		{"ContentMD5", (*suite).contentMD5},
 		{"Checksums", (*suite).checksums},
 		{"MultipartCRC32C", (*suite).multipartCRC32C},
+		{"TrailingCRC32C", (*suite).trailingCRC32C},
 		{"PartLayout", (*suite).partLayout},
 		{"FullObjectCRC32C", (*suite).fullObjectCRC32C},
 		{"CopyObject", (*suite).copyObject},
@@ -566,6 +569,42 @@ func (t *suite) multipartCRC32C() {
 	}
 	got, _, _ := t.get(key, minio.GetObjectOptions{})
 	t.sameBytes("CRC32C multipart object", got, slices.Concat(parts...))
+}
+
+// trailingCRC32C is how the engine sends a part where the store takes it: its CRC32C as
+// a trailer after an aws-chunked body (STREAMING-UNSIGNED-PAYLOAD-TRAILER), which the
+// store verifies and echoes as it does the header; a wrong trailer is refused.
+func (t *suite) trailingCRC32C() {
+	ctx := t.Context()
+	const key = "mp/trailing"
+	parts := [][]byte{payload(5*mib, 62), payload(1000, 63)}
+	id, err := t.s.NewMultipartUpload(ctx, t.bucket, key, minio.PutObjectOptions{
+		UserMetadata: map[string]string{"x-amz-checksum-algorithm": "CRC32C"}})
+	t.must("NewMultipartUpload with x-amz-checksum-algorithm CRC32C", err)
+	defer t.s.AbortMultipartUpload(ctx, t.bucket, key, id)
+	trailer := func(crc string) http.Header { return http.Header{"X-Amz-Checksum-Crc32c": {crc}} }
+	var cps []minio.CompletePart
+	echoed := true
+	for i, p := range parts {
+		s := sums(t, p, chunk.CRC32C)
+		op, err := t.s.PutObjectPart(ctx, t.bucket, key, id, i+1, bytes.NewReader(p), int64(len(p)),
+			minio.PutObjectPartOptions{DisableContentSha256: true, Trailer: trailer(s.CRC32CBase64())})
+		if er := (minio.ErrorResponse{}); err != nil && t.fake == nil && errors.As(err, &er) {
+			t.Skipf("the store refuses a trailing checksum (%s): the engine sends it in a header", er.Code)
+		}
+		t.must(fmt.Sprintf("PutObjectPart %d with a trailing CRC32C", i+1), err)
+		t.checkEcho("PutObjectPart", "a trailing x-amz-checksum-crc32c", op.ChecksumCRC32C, s.CRC32CBase64())
+		echoed = echoed && op.ChecksumCRC32C != ""
+		cps = append(cps, minio.CompletePart{PartNumber: i + 1, ETag: op.ETag, ChecksumCRC32C: s.CRC32CBase64()})
+	}
+	wrong := sums(t, payload(1000, 64), chunk.CRC32C).CRC32CBase64()
+	_, err = t.s.PutObjectPart(ctx, t.bucket, key, id, 3, bytes.NewReader(parts[1]), int64(len(parts[1])),
+		minio.PutObjectPartOptions{DisableContentSha256: true, Trailer: trailer(wrong)})
+	t.checkRejected("PutObjectPart", "trailing x-amz-checksum-crc32c", echoed, err)
+	_, err = t.s.CompleteMultipartUpload(ctx, t.bucket, key, id, cps, minio.PutObjectOptions{})
+	t.must("CompleteMultipartUpload", err)
+	got, _, _ := t.get(key, minio.GetObjectOptions{})
+	t.sameBytes("object of parts with trailing CRC32Cs", got, slices.Concat(parts...))
 }
 
 // putCRC32CParts uploads the parts, each with its CRC32C, and returns what Complete
