@@ -29,6 +29,10 @@ const (
 	// probeEvery windows without a decrease, the limit is halved for one window, which
 	// measures goodput per request where requests do not queue, then set again.
 	probeEvery = 30
+	// holdStart is how long the limit stays at or above where it started unless the
+	// store throttles: the start is the old fixed default, right next to the store, and a
+	// transfer of a few seconds gives too few windows to tell queueing there from noise.
+	holdStart = 20 * time.Second
 )
 
 // tuner is the adaptive concurrency controller: it sets the limit of a Manager's slots
@@ -52,6 +56,8 @@ const (
 // limit is halved for two windows, to measure e where requests do not queue, and comes
 // back to where it was, or to g/e plus alpha if that is less; if goodput did not drop
 // with half the requests, the next window probes lower still.
+// For the first holdStart, until the store throttles, no decision but a throttled one
+// takes the limit below where it started, and no probe runs.
 // The limit stays within [1, max].
 type tuner struct {
 	slots    *slots
@@ -59,6 +65,8 @@ type tuner struct {
 	clock    ratelimit.Clock
 	log      *slog.Logger
 	min, max int
+	base     float64   // the limit it started at
+	holdEnd  time.Time // until then the limit stays at or above base unless throttled
 
 	moved atomic.Int64 // bytes moved by requests in the current window
 
@@ -89,7 +97,9 @@ func newTuner(s, files *slots, start, maxN int, clock ratelimit.Clock, log *slog
 	t := &tuner{slots: s, files: files, clock: clock, log: log, min: 1, max: max(maxN, 1),
 		slowStart: true, window: time.Second}
 	t.limit = float64(min(max(start, t.min), t.max))
+	t.base = t.limit
 	t.start = clock.Now()
+	t.holdEnd = t.start.Add(holdStart)
 	t.lastCut = t.start.Add(-windowMax)
 	t.apply()
 	return t
@@ -116,6 +126,7 @@ func (t *tuner) done(start time.Time, bytes int64, err error) {
 	case Throttled(err):
 		t.throttled++
 		if now.Sub(t.lastCut) >= t.window { // at once, not at the window's end
+			t.holdEnd = time.Time{} // the store has said what it serves
 			t.set(now, t.limit*throttleCut, "throttled", slog.Int("throttled", t.throttled))
 			t.slowStart, t.lastCut = false, now
 		}
@@ -210,7 +221,7 @@ func (t *tuner) tick(now time.Time) {
 	case mean > 0 && float64(mean) > latencyRise*float64(t.floor) && queued > alpha:
 		t.slowStart = false
 		t.set(now, t.limit*latencyCut, "latency", attrs...)
-	case t.probeNow && t.limit >= 2:
+	case t.probeNow && t.limit/2 >= t.bottom(now):
 		t.probing, t.probeNow = t.limit, false
 		t.set(now, t.limit/2, "probing", attrs...) // one window to drain, one to measure
 	case queued < alpha && saturated && t.limit < float64(t.max):
@@ -219,7 +230,7 @@ func (t *tuner) tick(now time.Time) {
 		} else {
 			t.set(now, t.limit+1, "goodput rising", attrs...)
 		}
-	case t.quiet >= probeEvery && t.limit >= 2:
+	case t.quiet >= probeEvery && t.limit/2 >= t.bottom(now):
 		t.probing, t.probeNow = t.limit, false
 		t.set(now, t.limit/2, "probing", attrs...) // one window to drain, one to measure
 	}
@@ -240,9 +251,17 @@ func (t *tuner) best() float64 {
 	return b
 }
 
+// bottom is the lowest limit allowed now but on throttling. t.mu is held.
+func (t *tuner) bottom(now time.Time) float64 {
+	if now.Before(t.holdEnd) {
+		return max(t.base, 1)
+	}
+	return max(float64(t.min), 1)
+}
+
 // set changes the limit to to (bounded), logging why. t.mu is held.
 func (t *tuner) set(now time.Time, to float64, why string, attrs ...slog.Attr) {
-	to = min(max(to, float64(t.min)), float64(t.max))
+	to = min(max(to, t.bottom(now)), float64(t.max))
 	from := int(math.Round(t.limit))
 	if to < t.limit {
 		t.quiet = 0

@@ -59,6 +59,7 @@ type sim struct {
 	active []*simRequest
 	acked  float64 // bytes of requests that succeeded
 	peak   int     // the most in flight at once
+	low    int     // the lowest limit at any step
 	trace  []int   // the limit after each second
 	step   time.Duration
 }
@@ -73,7 +74,7 @@ func newSim(t *testing.T, l link, start, maxN int) *sim {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &sim{t: t, clock: c, slots: s, tune: newTuner(s, nil, start, maxN, c, log), link: l,
-		demand: math.MaxInt, step: 10 * time.Millisecond}
+		demand: math.MaxInt, step: 10 * time.Millisecond, low: math.MaxInt}
 }
 
 var slowDown = minio.ErrorResponse{Code: "SlowDown", StatusCode: 503, Message: "Please reduce your request rate."}
@@ -93,6 +94,7 @@ func (s *sim) run(d time.Duration) {
 		_, inFlight := s.slots.state()
 		s.peak = max(s.peak, inFlight)
 		limit, _ := s.slots.state()
+		s.low = min(s.low, limit)
 		if inFlight > limit && inFlight > len(s.active) {
 			s.t.Fatalf("%d in flight over a limit of %d", inFlight, limit)
 		}
@@ -225,6 +227,37 @@ func TestAdaptiveSettlesOnOtherPaths(t *testing.T) {
 				t.Errorf("goodput %.1f requests' worth, want at least 90%% of %d", g, l.optimum)
 			}
 		})
+	}
+}
+
+// nearLink is a store next to the client (loopback): it serves four 16 MiB requests at
+// once at 85 MiB/s each, and more only queue, so goodput is flat from four on.
+var nearLink = link{optimum: 4, perConn: 85 << 20, size: 16 << 20}
+
+func TestAdaptiveShortTransferNeverBelowTheOldDefault(t *testing.T) {
+	// A transfer of a few seconds next to the store: requests queue beyond four, which
+	// the controller sees, but it keeps at least the old fixed default until holdStart.
+	s := newSim(t, nearLink, DefaultConcurrency, DefaultMaxConcurrency)
+	g := s.goodput(holdStart - time.Second)
+	t.Logf("over %v the limit went %v, lowest %d; goodput %.1f requests' worth", holdStart-time.Second, s.trace, s.low, g)
+	if s.low < DefaultConcurrency {
+		t.Errorf("unthrottled, the limit fell to %d within %v: below the old fixed default %d", s.low, holdStart, DefaultConcurrency)
+	}
+	if g < 0.95*float64(nearLink.optimum) {
+		t.Errorf("goodput %.1f requests' worth, want the path's %d", g, nearLink.optimum)
+	}
+	// After the hold the controller is free to settle lower on a path this narrow.
+	s.run(300 * time.Second)
+	s.settled(150, nearLink.optimum)
+}
+
+func TestAdaptiveThrottledEarlyGoesBelowTheStart(t *testing.T) {
+	// The hold is no floor against the store's own SlowDown: it cuts at once.
+	s := newSim(t, link{optimum: 32, perConn: 8 << 20, size: 8 << 20, throttleAt: 3, slowDownIn: 50 * time.Millisecond},
+		DefaultConcurrency, DefaultMaxConcurrency)
+	s.run(holdStart / 2)
+	if lo, hi := s.limits(5); hi > 5 {
+		t.Errorf("a store serving 3 at once and throttling the rest: over the last 5 s the limit was %d..%d, want at most 5", lo, hi)
 	}
 }
 
