@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/s3xfer/s3xfer/chunk"
 	"github.com/s3xfer/s3xfer/ratelimit"
 )
 
@@ -33,6 +34,10 @@ const (
 	// store throttles: the start is the old fixed default, right next to the store, and a
 	// transfer of a few seconds gives too few windows to tell queueing there from noise.
 	holdStart = 20 * time.Second
+	// partTime is about how long a default part takes at the goodput of one request that
+	// does not queue: long against a request's fixed costs (round trips, the store's
+	// commit), short enough that a failed part costs little to send again.
+	partTime = time.Second
 )
 
 // tuner is the adaptive concurrency controller: it sets the limit of a Manager's slots
@@ -287,4 +292,28 @@ func (t *tuner) set(now time.Time, to float64, why string, attrs ...slog.Attr) {
 func (t *tuner) current() int {
 	n, _ := t.slots.state()
 	return n
+}
+
+// perRequest is the best goodput per request remembered, in bytes per second: what one
+// request moves when it does not queue. Zero before a window was judged.
+func (t *tuner) perRequest() float64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.best()
+}
+
+// defaultPartSize is the part size of an object of size bytes when none is given: parts
+// of about partTime at the goodput per request measured so far, so a distant store with a
+// high bandwidth-delay product gets larger parts and a near one keeps small ones, within
+// chunk.FitPartSize's bounds (enough parts for the requests in flight, at most
+// chunk.MaxDefaultPartSize). Nothing is measured before the first requests of a Manager,
+// nor with a fixed concurrency: chunk.DefaultPartSize then. The choice is made once per
+// object, so its parts are equal but the last as the journal, a resume and the checks of
+// a download expect.
+func (m *Manager) defaultPartSize(size int64) int64 {
+	var perPart int64
+	if m.tune != nil {
+		perPart = int64(m.tune.perRequest() * partTime.Seconds())
+	}
+	return chunk.FitPartSize(size, perPart, m.Concurrency())
 }

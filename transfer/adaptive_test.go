@@ -4,11 +4,13 @@ package transfer
 // here sleeps or reads the wall clock.
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"math"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -16,6 +18,8 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
+
+	"github.com/s3xfer/s3xfer/chunk"
 )
 
 // stepClock is a clock that only the test moves.
@@ -445,5 +449,79 @@ func TestSlotsShrinkDrains(t *testing.T) {
 	<-got
 	if l, f := s.state(); l != 1 || f != 1 {
 		t.Errorf("limit %d, in flight %d; want 1 and 1", l, f)
+	}
+}
+
+func TestDefaultPartSizeFitsThePath(t *testing.T) {
+	const gib = 1 << 30
+	fast := link{optimum: 32, perConn: 85 << 20, size: 64 << 20}    // AWS's ceiling per request, far away
+	faster := link{optimum: 16, perConn: 300 << 20, size: 64 << 20} // a fat pipe per request
+	for _, c := range []struct {
+		name string
+		l    link
+		size int64
+		want int64
+	}{
+		{"slow per request", farLink, 100 * gib, chunk.DefaultPartSize},
+		{"85 MiB/s per request", fast, 100 * gib, 64 * mib},
+		{"85 MiB/s per request, too small an object to feed every request", fast, 1 * gib, chunk.DefaultPartSize},
+		{"300 MiB/s per request", faster, 100 * gib, chunk.MaxDefaultPartSize},
+		{"300 MiB/s per request, 4 GiB", faster, 4 * gib, 64 * mib},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := newSim(t, c.l, DefaultConcurrency, DefaultMaxConcurrency)
+			m := &Manager{tune: s.tune, slots: s.slots}
+			if got := m.defaultPartSize(c.size); got != chunk.DefaultPartSize {
+				t.Errorf("before any request, the part size is %d MiB, want the default %d MiB", got/mib, chunk.DefaultPartSize/mib)
+			}
+			s.run(60 * time.Second)
+			got := m.defaultPartSize(c.size)
+			t.Logf("%.0f MiB/s per request, %d in flight: %d MiB parts for %d MiB", s.tune.perRequest()/mib, m.Concurrency(), got/mib, c.size/mib)
+			if got != c.want {
+				t.Errorf("after 60 s the part size for %d MiB is %d MiB, want %d MiB", c.size/mib, got/mib, c.want/mib)
+			}
+		})
+	}
+	m := New(nil, Config{Concurrency: 8})
+	if got := m.defaultPartSize(100 * gib); got != chunk.DefaultPartSize {
+		t.Errorf("with a fixed concurrency (nothing measured) the part size is %d MiB, want %d MiB", got/mib, chunk.DefaultPartSize/mib)
+	}
+}
+
+func TestUploadAndDownloadTakeTheFittedPartSize(t *testing.T) {
+	// One request at a time, measured at 64 MiB/s: a 64 MiB object goes in two parts of
+	// 32 MiB (enough to keep two requests' worth), not in four of the fixed 16 MiB.
+	f, m, _ := fakeManager(t, Config{MaxConcurrency: 1})
+	m.tune.mu.Lock()
+	m.tune.record(64 << 20)
+	m.tune.mu.Unlock()
+	data := randomBytes(64 * mib)
+	ctx := context.Background()
+	res, err := m.UploadReaderAt(ctx, "bkt", "obj", bytes.NewReader(data), int64(len(data)), UploadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Parts != 2 {
+		t.Errorf("the upload went in %d parts, want 2 of 32 MiB", res.Parts)
+	}
+	wantObject(t, f, data)
+	gets := countOp(f, "GetObject")
+	path := filepath.Join(t.TempDir(), "obj")
+	if _, err := m.Download(ctx, "bkt", "obj", path, DownloadOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := countOp(f, "GetObject") - gets; n != 2 {
+		t.Errorf("the download took %d ranged GETs, want 2 of 32 MiB", n)
+	}
+	if !bytes.Equal(readFile(t, path), data) {
+		t.Error("the downloaded file differs")
+	}
+	// An explicit part size still means exactly that.
+	res, err = m.UploadReaderAt(ctx, "bkt", "obj2", bytes.NewReader(data), int64(len(data)), UploadOptions{PartSize: 16 * mib})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Parts != 4 {
+		t.Errorf("with PartSize 16 MiB the upload went in %d parts, want 4", res.Parts)
 	}
 }
