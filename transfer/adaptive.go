@@ -30,10 +30,11 @@ const (
 	// probeEvery windows without a decrease, the limit is halved for one window, which
 	// measures goodput per request where requests do not queue, then set again.
 	probeEvery = 30
-	// holdStart is how long the limit stays at or above where it started unless the
-	// store throttles: the start is the old fixed default, right next to the store, and a
-	// transfer of a few seconds gives too few windows to tell queueing there from noise.
-	holdStart = 20 * time.Second
+	// For holdStart and at least holdWindows windows in which requests ended, the limit stays at or above where it
+	// started unless the store throttles: the start is the old fixed default, right next
+	// to the store, and a transfer of a few seconds (or a client too busy to end a window
+	// often) gives too few windows to tell queueing there from noise.
+	holdStart, holdWindows = 20 * time.Second, 10
 	// partTime is about how long a default part takes at the goodput of one request that
 	// does not queue: long against a request's fixed costs (round trips, the store's
 	// commit), short enough that a failed part costs little to send again.
@@ -61,8 +62,8 @@ const (
 // limit is halved for two windows, to measure e where requests do not queue, and comes
 // back to where it was, or to g/e plus alpha if that is less; if goodput did not drop
 // with half the requests, the next window probes lower still.
-// For the first holdStart, until the store throttles, no decision but a throttled one
-// takes the limit below where it started, and no probe runs.
+// For the first holdStart and holdWindows windows, until the store throttles, no decision
+// but a throttled one takes the limit below where it started, and no probe runs.
 // The limit stays within [1, max].
 type tuner struct {
 	slots    *slots
@@ -71,7 +72,8 @@ type tuner struct {
 	log      *slog.Logger
 	min, max int
 	base     float64   // the limit it started at
-	holdEnd  time.Time // until then the limit stays at or above base unless throttled
+	holdEnd  time.Time // until then (and holdWindows) the limit stays at or above base; zero once throttled
+	windows  int       // windows in which some request ended
 
 	moved atomic.Int64 // bytes moved by requests in the current window
 
@@ -163,6 +165,7 @@ func (t *tuner) tick(now time.Time) {
 	settling := t.settling
 	t.settling = false
 	if latN > 0 {
+		t.windows++
 		mean := latSum / time.Duration(latN)
 		if t.latency == 0 {
 			t.latency = mean
@@ -258,7 +261,7 @@ func (t *tuner) best() float64 {
 
 // bottom is the lowest limit allowed now but on throttling. t.mu is held.
 func (t *tuner) bottom(now time.Time) float64 {
-	if now.Before(t.holdEnd) {
+	if !t.holdEnd.IsZero() && (now.Before(t.holdEnd) || t.windows < holdWindows) {
 		return max(t.base, 1)
 	}
 	return max(float64(t.min), 1)

@@ -255,6 +255,22 @@ func TestAdaptiveShortTransferNeverBelowTheOldDefault(t *testing.T) {
 	s.settled(150, nearLink.optimum)
 }
 
+func TestAdaptiveHoldsForTenWindows(t *testing.T) {
+	// Requests of 8 s at 8 in flight: windows last windowMax, so holdStart ends after four
+	// of them; the hold lasts the ten windows.
+	l := link{optimum: 4, perConn: 4 << 20, size: 16 << 20}
+	s := newSim(t, l, DefaultConcurrency, DefaultMaxConcurrency)
+	s.run(holdWindows*windowMax - time.Second)
+	t.Logf("limit %v, lowest %d", s.trace, s.low)
+	if s.low < DefaultConcurrency {
+		t.Errorf("the limit fell to %d before %d windows had ended", s.low, holdWindows)
+	}
+	s.run(300 * time.Second)
+	if n := s.tune.current(); n >= DefaultConcurrency {
+		t.Errorf("after the hold, on a path serving %d, the limit is still %d", l.optimum, n)
+	}
+}
+
 func TestAdaptiveThrottledEarlyGoesBelowTheStart(t *testing.T) {
 	// The hold is no floor against the store's own SlowDown: it cuts at once.
 	s := newSim(t, link{optimum: 32, perConn: 8 << 20, size: 8 << 20, throttleAt: 3, slowDownIn: 50 * time.Millisecond},
