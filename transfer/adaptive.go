@@ -30,10 +30,10 @@ const (
 	// probeEvery windows without a decrease, the limit is halved for one window, which
 	// measures goodput per request where requests do not queue, then set again.
 	probeEvery = 30
-	// For holdStart and at least holdWindows windows in which requests ended, the limit stays at or above where it
-	// started unless the store throttles: the start is the old fixed default, right next
-	// to the store, and a transfer of a few seconds (or a client too busy to end a window
-	// often) gives too few windows to tell queueing there from noise.
+	// For holdStart and at least holdWindows windows in which requests ended, the limit
+	// stays at or above where it started unless the store throttles: the start is the old
+	// fixed default, right next to the store, and a transfer of a few seconds (or a client
+	// too busy to end a window often) gives too few windows to tell queueing from noise.
 	holdStart, holdWindows = 20 * time.Second, 10
 	// partTime is about how long a default part takes at the goodput of one request that
 	// does not queue: long against a request's fixed costs (round trips, the store's
@@ -306,8 +306,8 @@ func (t *tuner) perRequest() float64 {
 }
 
 // defaultPartSize is the part size of an object of size bytes when none is given: parts
-// of about partTime at the goodput per request measured so far, so a distant store with a
-// high bandwidth-delay product gets larger parts and a near one keeps small ones, within
+// of about partTime at the goodput per request measured so far, so a path where one
+// request moves much gets larger parts and one where it moves little keeps small ones, within
 // chunk.FitPartSize's bounds (enough parts for the requests in flight, at most
 // chunk.MaxDefaultPartSize). Nothing is measured before the first requests of a Manager,
 // nor with a fixed concurrency: chunk.DefaultPartSize then. The choice is made once per
