@@ -54,6 +54,38 @@ func TestPartSize(t *testing.T) {
 	}
 }
 
+func TestFitPartSize(t *testing.T) {
+	const MiB, GiB = units.MiB, units.GiB
+	for _, c := range []struct {
+		name          string
+		size, perPart int64
+		inFlight      int
+		want          int64
+	}{
+		{"nothing measured", 100 * GiB, 0, 8, DefaultPartSize},
+		{"nothing measured, grown to fit", 1024 * GiB, 0, 8, 105 * MiB},
+		{"slow path", 100 * GiB, 12 * MiB, 8, DefaultPartSize},
+		{"a part's worth between sizes", 100 * GiB, 100 * MiB, 8, 64 * MiB},
+		{"fast path", 100 * GiB, 170 * MiB, 32, 128 * MiB},
+		{"faster than the cap", 100 * GiB, 4 * GiB, 8, MaxDefaultPartSize},
+		{"small object keeps the concurrency busy", 1 * GiB, 170 * MiB, 32, DefaultPartSize},
+		{"mid object", 4 * GiB, 170 * MiB, 16, 128 * MiB},
+		{"mid object, more in flight", 4 * GiB, 170 * MiB, 40, 32 * MiB},
+		{"no inFlight", 1 * GiB, 1 * GiB, 0, MaxDefaultPartSize},
+		{"5 TiB", MaxObjectSize, 64 * MiB, 8, 525 * MiB},
+		{"small file", 10 * MiB, 1 * GiB, 8, DefaultPartSize},
+	} {
+		got := FitPartSize(c.size, c.perPart, c.inFlight)
+		if got != c.want {
+			t.Errorf("%s: FitPartSize(%s, %s, %d) = %s, want %s", c.name, units.FormatSize(c.size), units.FormatSize(c.perPart),
+				c.inFlight, units.FormatSize(got), units.FormatSize(c.want))
+		}
+		if _, err := PartSize(c.size, got); err != nil {
+			t.Errorf("%s: %s is not a valid part size: %v", c.name, units.FormatSize(got), err)
+		}
+	}
+}
+
 func TestPlanCoversObjectWithinLimits(t *testing.T) {
 	for _, size := range []int64{0, 1, MinPartSize, MinPartSize + 1, 300 * units.MiB, units.GiB, DefaultPartSize*MaxParts + 1, MaxObjectSize} {
 		parts, err := Plan(size, 0)

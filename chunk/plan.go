@@ -68,6 +68,25 @@ func PartSize(size, want int64) (int64, error) {
 	return max(DefaultPartSize, roundUpMiB(minFit)), nil
 }
 
+// MaxDefaultPartSize bounds the part size FitPartSize chooses: a larger part costs more to
+// send again after a failure, and a resume finds fewer parts done.
+const MaxDefaultPartSize = 256 * units.MiB
+
+// FitPartSize chooses the default part size of an object of size bytes for a path where a
+// part of about perPart bytes takes as long as a part should, with inFlight requests in
+// flight: DefaultPartSize doubled while the double is at most perPart, at most
+// MaxDefaultPartSize and still leaves the object at least 2*inFlight parts, so every
+// request has a part to send and one to follow; grown to fit MaxParts as PartSize grows
+// it. A perPart of zero (nothing measured yet) means PartSize's default.
+func FitPartSize(size, perPart int64, inFlight int) int64 {
+	ps := int64(DefaultPartSize)
+	enough := size / int64(2*max(inFlight, 1))
+	for 2*ps <= min(perPart, MaxDefaultPartSize, enough) {
+		ps *= 2
+	}
+	return max(ps, roundUpMiB((size+MaxParts-1)/MaxParts))
+}
+
 func roundUpMiB(n int64) int64 { return (n + units.MiB - 1) / units.MiB * units.MiB }
 
 // Plan cuts size bytes into parts of partSize (see PartSize for how it is chosen and

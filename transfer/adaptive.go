@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/s3xfer/s3xfer/chunk"
 	"github.com/s3xfer/s3xfer/ratelimit"
 )
 
@@ -29,6 +30,15 @@ const (
 	// probeEvery windows without a decrease, the limit is halved for one window, which
 	// measures goodput per request where requests do not queue, then set again.
 	probeEvery = 30
+	// For holdStart and at least holdWindows windows in which requests ended, the limit
+	// stays at or above where it started unless the store throttles: the start is the old
+	// fixed default, right next to the store, and a transfer of a few seconds (or a client
+	// too busy to end a window often) gives too few windows to tell queueing from noise.
+	holdStart, holdWindows = 20 * time.Second, 10
+	// partTime is about how long a default part takes at the goodput of one request that
+	// does not queue: long against a request's fixed costs (round trips, the store's
+	// commit), short enough that a failed part costs little to send again.
+	partTime = time.Second
 )
 
 // tuner is the adaptive concurrency controller: it sets the limit of a Manager's slots
@@ -52,6 +62,8 @@ const (
 // limit is halved for two windows, to measure e where requests do not queue, and comes
 // back to where it was, or to g/e plus alpha if that is less; if goodput did not drop
 // with half the requests, the next window probes lower still.
+// For the first holdStart and holdWindows windows, until the store throttles, no decision
+// but a throttled one takes the limit below where it started, and no probe runs.
 // The limit stays within [1, max].
 type tuner struct {
 	slots    *slots
@@ -59,6 +71,9 @@ type tuner struct {
 	clock    ratelimit.Clock
 	log      *slog.Logger
 	min, max int
+	base     float64   // the limit it started at
+	holdEnd  time.Time // until then (and holdWindows) the limit stays at or above base; zero once throttled
+	windows  int       // windows in which some request ended
 
 	moved atomic.Int64 // bytes moved by requests in the current window
 
@@ -89,7 +104,9 @@ func newTuner(s, files *slots, start, maxN int, clock ratelimit.Clock, log *slog
 	t := &tuner{slots: s, files: files, clock: clock, log: log, min: 1, max: max(maxN, 1),
 		slowStart: true, window: time.Second}
 	t.limit = float64(min(max(start, t.min), t.max))
+	t.base = t.limit
 	t.start = clock.Now()
+	t.holdEnd = t.start.Add(holdStart)
 	t.lastCut = t.start.Add(-windowMax)
 	t.apply()
 	return t
@@ -116,6 +133,7 @@ func (t *tuner) done(start time.Time, bytes int64, err error) {
 	case Throttled(err):
 		t.throttled++
 		if now.Sub(t.lastCut) >= t.window { // at once, not at the window's end
+			t.holdEnd = time.Time{} // the store has said what it serves
 			t.set(now, t.limit*throttleCut, "throttled", slog.Int("throttled", t.throttled))
 			t.slowStart, t.lastCut = false, now
 		}
@@ -147,6 +165,7 @@ func (t *tuner) tick(now time.Time) {
 	settling := t.settling
 	t.settling = false
 	if latN > 0 {
+		t.windows++
 		mean := latSum / time.Duration(latN)
 		if t.latency == 0 {
 			t.latency = mean
@@ -210,7 +229,7 @@ func (t *tuner) tick(now time.Time) {
 	case mean > 0 && float64(mean) > latencyRise*float64(t.floor) && queued > alpha:
 		t.slowStart = false
 		t.set(now, t.limit*latencyCut, "latency", attrs...)
-	case t.probeNow && t.limit >= 2:
+	case t.probeNow && t.limit/2 >= t.bottom(now):
 		t.probing, t.probeNow = t.limit, false
 		t.set(now, t.limit/2, "probing", attrs...) // one window to drain, one to measure
 	case queued < alpha && saturated && t.limit < float64(t.max):
@@ -219,7 +238,7 @@ func (t *tuner) tick(now time.Time) {
 		} else {
 			t.set(now, t.limit+1, "goodput rising", attrs...)
 		}
-	case t.quiet >= probeEvery && t.limit >= 2:
+	case t.quiet >= probeEvery && t.limit/2 >= t.bottom(now):
 		t.probing, t.probeNow = t.limit, false
 		t.set(now, t.limit/2, "probing", attrs...) // one window to drain, one to measure
 	}
@@ -240,9 +259,17 @@ func (t *tuner) best() float64 {
 	return b
 }
 
+// bottom is the lowest limit allowed now but on throttling. t.mu is held.
+func (t *tuner) bottom(now time.Time) float64 {
+	if !t.holdEnd.IsZero() && (now.Before(t.holdEnd) || t.windows < holdWindows) {
+		return max(t.base, 1)
+	}
+	return max(float64(t.min), 1)
+}
+
 // set changes the limit to to (bounded), logging why. t.mu is held.
 func (t *tuner) set(now time.Time, to float64, why string, attrs ...slog.Attr) {
-	to = min(max(to, float64(t.min)), float64(t.max))
+	to = min(max(to, t.bottom(now)), float64(t.max))
 	from := int(math.Round(t.limit))
 	if to < t.limit {
 		t.quiet = 0
@@ -268,4 +295,28 @@ func (t *tuner) set(now time.Time, to float64, why string, attrs ...slog.Attr) {
 func (t *tuner) current() int {
 	n, _ := t.slots.state()
 	return n
+}
+
+// perRequest is the best goodput per request remembered, in bytes per second: what one
+// request moves when it does not queue. Zero before a window was judged.
+func (t *tuner) perRequest() float64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.best()
+}
+
+// defaultPartSize is the part size of an object of size bytes when none is given: parts
+// of about partTime at the goodput per request measured so far, so a path where one
+// request moves much gets larger parts and one where it moves little keeps small ones, within
+// chunk.FitPartSize's bounds (enough parts for the requests in flight, at most
+// chunk.MaxDefaultPartSize). Nothing is measured before the first requests of a Manager,
+// nor with a fixed concurrency: chunk.DefaultPartSize then. The choice is made once per
+// object, so its parts are equal but the last as the journal, a resume and the checks of
+// a download expect.
+func (m *Manager) defaultPartSize(size int64) int64 {
+	var perPart int64
+	if m.tune != nil {
+		perPart = int64(m.tune.perRequest() * partTime.Seconds())
+	}
+	return chunk.FitPartSize(size, perPart, m.Concurrency())
 }

@@ -4,11 +4,13 @@ package transfer
 // here sleeps or reads the wall clock.
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"math"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -16,6 +18,8 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
+
+	"github.com/s3xfer/s3xfer/chunk"
 )
 
 // stepClock is a clock that only the test moves.
@@ -59,6 +63,7 @@ type sim struct {
 	active []*simRequest
 	acked  float64 // bytes of requests that succeeded
 	peak   int     // the most in flight at once
+	low    int     // the lowest limit at any step
 	trace  []int   // the limit after each second
 	step   time.Duration
 }
@@ -73,7 +78,7 @@ func newSim(t *testing.T, l link, start, maxN int) *sim {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &sim{t: t, clock: c, slots: s, tune: newTuner(s, nil, start, maxN, c, log), link: l,
-		demand: math.MaxInt, step: 10 * time.Millisecond}
+		demand: math.MaxInt, step: 10 * time.Millisecond, low: math.MaxInt}
 }
 
 var slowDown = minio.ErrorResponse{Code: "SlowDown", StatusCode: 503, Message: "Please reduce your request rate."}
@@ -93,6 +98,7 @@ func (s *sim) run(d time.Duration) {
 		_, inFlight := s.slots.state()
 		s.peak = max(s.peak, inFlight)
 		limit, _ := s.slots.state()
+		s.low = min(s.low, limit)
 		if inFlight > limit && inFlight > len(s.active) {
 			s.t.Fatalf("%d in flight over a limit of %d", inFlight, limit)
 		}
@@ -225,6 +231,53 @@ func TestAdaptiveSettlesOnOtherPaths(t *testing.T) {
 				t.Errorf("goodput %.1f requests' worth, want at least 90%% of %d", g, l.optimum)
 			}
 		})
+	}
+}
+
+// nearLink is a store next to the client (loopback): it serves four 16 MiB requests at
+// once at 85 MiB/s each, and more only queue, so goodput is flat from four on.
+var nearLink = link{optimum: 4, perConn: 85 << 20, size: 16 << 20}
+
+func TestAdaptiveShortTransferNeverBelowTheOldDefault(t *testing.T) {
+	// A transfer of a few seconds next to the store: requests queue beyond four, which
+	// the controller sees, but it keeps at least the old fixed default until holdStart.
+	s := newSim(t, nearLink, DefaultConcurrency, DefaultMaxConcurrency)
+	g := s.goodput(holdStart - time.Second)
+	t.Logf("over %v the limit went %v, lowest %d; goodput %.1f requests' worth", holdStart-time.Second, s.trace, s.low, g)
+	if s.low < DefaultConcurrency {
+		t.Errorf("unthrottled, the limit fell to %d within %v: below the old fixed default %d", s.low, holdStart, DefaultConcurrency)
+	}
+	if g < 0.95*float64(nearLink.optimum) {
+		t.Errorf("goodput %.1f requests' worth, want the path's %d", g, nearLink.optimum)
+	}
+	// After the hold the controller is free to settle lower on a path this narrow.
+	s.run(300 * time.Second)
+	s.settled(150, nearLink.optimum)
+}
+
+func TestAdaptiveHoldsForTenWindows(t *testing.T) {
+	// Requests of 8 s at 8 in flight: windows last windowMax, so holdStart ends after four
+	// of them; the hold lasts the ten windows.
+	l := link{optimum: 4, perConn: 4 << 20, size: 16 << 20}
+	s := newSim(t, l, DefaultConcurrency, DefaultMaxConcurrency)
+	s.run(holdWindows*windowMax - time.Second)
+	t.Logf("limit %v, lowest %d", s.trace, s.low)
+	if s.low < DefaultConcurrency {
+		t.Errorf("the limit fell to %d before %d windows had ended", s.low, holdWindows)
+	}
+	s.run(300 * time.Second)
+	if n := s.tune.current(); n >= DefaultConcurrency {
+		t.Errorf("after the hold, on a path serving %d, the limit is still %d", l.optimum, n)
+	}
+}
+
+func TestAdaptiveThrottledEarlyGoesBelowTheStart(t *testing.T) {
+	// The hold is no floor against the store's own SlowDown: it cuts at once.
+	s := newSim(t, link{optimum: 32, perConn: 8 << 20, size: 8 << 20, throttleAt: 3, slowDownIn: 50 * time.Millisecond},
+		DefaultConcurrency, DefaultMaxConcurrency)
+	s.run(holdStart / 2)
+	if lo, hi := s.limits(5); hi > 5 {
+		t.Errorf("a store serving 3 at once and throttling the rest: over the last 5 s the limit was %d..%d, want at most 5", lo, hi)
 	}
 }
 
@@ -412,5 +465,79 @@ func TestSlotsShrinkDrains(t *testing.T) {
 	<-got
 	if l, f := s.state(); l != 1 || f != 1 {
 		t.Errorf("limit %d, in flight %d; want 1 and 1", l, f)
+	}
+}
+
+func TestDefaultPartSizeFitsThePath(t *testing.T) {
+	const gib = 1 << 30
+	fast := link{optimum: 32, perConn: 85 << 20, size: 64 << 20}    // AWS's ceiling per request, far away
+	faster := link{optimum: 16, perConn: 300 << 20, size: 64 << 20} // a fat pipe per request
+	for _, c := range []struct {
+		name string
+		l    link
+		size int64
+		want int64
+	}{
+		{"slow per request", farLink, 100 * gib, chunk.DefaultPartSize},
+		{"85 MiB/s per request", fast, 100 * gib, 64 * mib},
+		{"85 MiB/s per request, too small an object to feed every request", fast, 1 * gib, chunk.DefaultPartSize},
+		{"300 MiB/s per request", faster, 100 * gib, chunk.MaxDefaultPartSize},
+		{"300 MiB/s per request, 4 GiB", faster, 4 * gib, 64 * mib},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := newSim(t, c.l, DefaultConcurrency, DefaultMaxConcurrency)
+			m := &Manager{tune: s.tune, slots: s.slots}
+			if got := m.defaultPartSize(c.size); got != chunk.DefaultPartSize {
+				t.Errorf("before any request, the part size is %d MiB, want the default %d MiB", got/mib, chunk.DefaultPartSize/mib)
+			}
+			s.run(60 * time.Second)
+			got := m.defaultPartSize(c.size)
+			t.Logf("%.0f MiB/s per request, %d in flight: %d MiB parts for %d MiB", s.tune.perRequest()/mib, m.Concurrency(), got/mib, c.size/mib)
+			if got != c.want {
+				t.Errorf("after 60 s the part size for %d MiB is %d MiB, want %d MiB", c.size/mib, got/mib, c.want/mib)
+			}
+		})
+	}
+	m := New(nil, Config{Concurrency: 8})
+	if got := m.defaultPartSize(100 * gib); got != chunk.DefaultPartSize {
+		t.Errorf("with a fixed concurrency (nothing measured) the part size is %d MiB, want %d MiB", got/mib, chunk.DefaultPartSize/mib)
+	}
+}
+
+func TestUploadAndDownloadTakeTheFittedPartSize(t *testing.T) {
+	// One request at a time, measured at 64 MiB/s: a 64 MiB object goes in two parts of
+	// 32 MiB (enough to keep two requests' worth), not in four of the fixed 16 MiB.
+	f, m, _ := fakeManager(t, Config{MaxConcurrency: 1})
+	m.tune.mu.Lock()
+	m.tune.record(64 << 20)
+	m.tune.mu.Unlock()
+	data := randomBytes(64 * mib)
+	ctx := context.Background()
+	res, err := m.UploadReaderAt(ctx, "bkt", "obj", bytes.NewReader(data), int64(len(data)), UploadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Parts != 2 {
+		t.Errorf("the upload went in %d parts, want 2 of 32 MiB", res.Parts)
+	}
+	wantObject(t, f, data)
+	gets := countOp(f, "GetObject")
+	path := filepath.Join(t.TempDir(), "obj")
+	if _, err := m.Download(ctx, "bkt", "obj", path, DownloadOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if n := countOp(f, "GetObject") - gets; n != 2 {
+		t.Errorf("the download took %d ranged GETs, want 2 of 32 MiB", n)
+	}
+	if !bytes.Equal(readFile(t, path), data) {
+		t.Error("the downloaded file differs")
+	}
+	// An explicit part size still means exactly that.
+	res, err = m.UploadReaderAt(ctx, "bkt", "obj2", bytes.NewReader(data), int64(len(data)), UploadOptions{PartSize: 16 * mib})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Parts != 4 {
+		t.Errorf("with PartSize 16 MiB the upload went in %d parts, want 4", res.Parts)
 	}
 }

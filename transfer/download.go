@@ -29,7 +29,8 @@ const PartialSuffix = ".s3xfer-partial"
 // DownloadOptions configure one download. The zero value works: every field documents
 // its default.
 type DownloadOptions struct {
-	// PartSize is the size of each ranged GET. Zero means chunk.DefaultPartSize (16 MiB).
+	// PartSize is the size of each ranged GET. Zero means one chosen for the object and
+	// the path, as UploadOptions.PartSize: 16 MiB until the Manager has measured.
 	// A resumed download keeps the part size it started with. DownloadStream holds up to
 	// Config.Concurrency parts of this size in memory.
 	PartSize int64
@@ -237,7 +238,7 @@ func (d *download) plan(partSize int64) error {
 		return fmt.Errorf("part size %d is negative", partSize)
 	}
 	if partSize == 0 {
-		partSize = chunk.DefaultPartSize
+		partSize = d.m.defaultPartSize(d.info.Size)
 	}
 	d.opts.PartSize = partSize
 	if d.in.kind == wholeDigest || d.in.kind == wholeReadback {

@@ -24,8 +24,10 @@ import (
 // UploadOptions configure one upload. The zero value works: every field documents its
 // default.
 type UploadOptions struct {
-	// PartSize is the size of each part but the last. Zero means chunk.DefaultPartSize,
-	// grown to fit S3's 10,000 parts; a value outside 5 MiB..5 GiB is an error.
+	// PartSize is the size of each part but the last. Zero means one chosen for the object
+	// and the path (see Manager.defaultPartSize): chunk.DefaultPartSize until the Manager
+	// has measured its requests, grown to fit S3's 10,000 parts; a value outside
+	// 5 MiB..5 GiB is an error.
 	PartSize int64
 	// ExpectedSize is how long a stream (UploadStream) is expected to be; it picks the
 	// first part size, as PartSize would for a file of that size. A longer stream still
@@ -224,6 +226,9 @@ func (u *upload) run(ctx context.Context) (Result, error) {
 			return Result{}, err
 		}
 		threshold = ps
+	}
+	if u.opts.PartSize == 0 && u.size >= threshold {
+		u.opts.PartSize = u.m.defaultPartSize(u.size)
 	}
 	mode, err := u.resolveMode()
 	if err != nil {

@@ -96,7 +96,7 @@ func (f *cpFlags) add(fs *flag.FlagSet) {
 	fs.Var(&f.include, "include", "with -r: copy only paths matching this glob (repeatable)")
 	fs.Var(&f.exclude, "exclude", "with -r: skip paths matching this glob (repeatable; wins over --include)")
 	f.shard.add(fs)
-	fs.StringVar(&f.partSize, "part-size", "", "part size, 5MiB to 5GiB, e.g. 64MiB or 64M (default: the profile's multipart_chunksize, else 16MiB; grown to fit 10,000 parts)")
+	fs.StringVar(&f.partSize, "part-size", "", "part size, 5MiB to 5GiB, e.g. 64MiB or 64M (default: the profile's multipart_chunksize, else fitted to the path as the run goes, from 16MiB; grown to fit 10,000 parts)")
 	fs.StringVar(&f.threshold, "threshold", "", "files of at least this size go in parts, up to 5GiB (default: the profile's multipart_threshold, else the part size)")
 	fs.StringVar(&f.expectedSize, "expected-size", "", "with cp - s3://...: how big the stream will be, to size its parts (a longer stream still succeeds: parts grow)")
 	fs.StringVar(&f.streamMemory, "stream-memory", "", "with cp - s3://...: the most memory buffered parts take, e.g. 512MiB (default 256MiB; fewer parts are in flight when they are large)")
