@@ -344,3 +344,150 @@ func md5Hex(b []byte) string {
 	sum := md5.Sum(b)
 	return hex.EncodeToString(sum[:])
 }
+
+// copiedParts lists the parts copied since call number from, sorted.
+func copiedParts(f *transfertest.Fake, from int) []int {
+	var sent []int
+	for _, c := range f.Calls()[from:] {
+		if c.Op == "CopyObjectPart" {
+			sent = append(sent, c.Part)
+		}
+	}
+	slices.Sort(sent)
+	return sent
+}
+
+// interruptCopy copies bkt/src to bkt/dst on m until part 3 is refused, leaving parts 1
+// and 2 (and the marker) in the destination's upload: m keeps a journal.
+func interruptCopy(t *testing.T, f *transfertest.Fake, m *Manager, opts CopyOptions) {
+	t.Helper()
+	f.Fault = transfertest.OnPart(3, 1, transfertest.Fail(transfertest.S3Error("AccessDenied")))
+	if _, err := m.Copy(context.Background(), "bkt", "src", "bkt", "dst", opts); err == nil {
+		t.Fatal("first run: want the injected failure")
+	}
+	f.Fault = nil
+	if len(f.Uploads()) == 0 {
+		t.Fatal("the interrupted copy should stay on the store")
+	}
+}
+
+// A multipart copy whose journal is gone finds its upload on the store and copies only
+// the parts it lacks, whatever verifies it: the source's MD5 ETag (size only for the
+// parts), its full-object CRC32C (the parts' CRC32Cs), or its parts' "md5-N" ETag.
+func TestCopyResumesFromStore(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		put      func(m *Manager, data []byte) error
+		opts     CopyOptions
+		checksum Checksum
+	}{
+		{"md5 source", func(m *Manager, data []byte) error {
+			_, err := m.store.s3.(*transfertest.Fake).PutObject(context.Background(), "bkt", "src", bytes.NewReader(data), int64(len(data)), "", "", minio.PutObjectOptions{})
+			return err
+		}, CopyOptions{UploadOptions: UploadOptions{PartSize: 5 * mib, Threshold: 6 * mib}}, ChecksumNone},
+		{"crc32c source", func(m *Manager, data []byte) error {
+			_, err := m.UploadReaderAt(context.Background(), "bkt", "src", bytes.NewReader(data), int64(len(data)), UploadOptions{Threshold: 64 * mib, Checksum: ChecksumCRC32C})
+			return err
+		}, CopyOptions{UploadOptions: UploadOptions{PartSize: 5 * mib, Threshold: 6 * mib}}, ChecksumCRC32C},
+		{"parts followed", func(m *Manager, data []byte) error {
+			_, err := m.UploadReaderAt(context.Background(), "bkt", "src", bytes.NewReader(data), int64(len(data)), UploadOptions{PartSize: 5 * mib, Checksum: ChecksumMD5})
+			return err
+		}, CopyOptions{UploadOptions: UploadOptions{Threshold: 6 * mib}}, ChecksumMD5},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := Config{Concurrency: 1, Endpoint: "fake", Journal: &resume.Store{Dir: t.TempDir()}}
+			f, first, _ := fakeManager(t, cfg)
+			data := randomBytes(23 * mib)
+			if err := c.put(first, data); err != nil {
+				t.Fatal(err)
+			}
+			interruptCopy(t, f, first, c.opts)
+
+			cfg.Journal = &resume.Store{Dir: t.TempDir()} // another machine's
+			cfg.Concurrency = 4
+			m, ev := testManager(f, cfg)
+			before := len(f.Calls())
+			res, err := m.Copy(context.Background(), "bkt", "src", "bkt", "dst", c.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, _, _ := f.Object("bkt", "dst"); !bytes.Equal(got, data) {
+				t.Fatal("copy differs from its source")
+			}
+			if sent := copiedParts(f, before); !slices.Equal(sent, []int{3, 4, 5}) || !res.Resumed || res.BytesSent != int64(len(data))-10*mib || res.Checksum != c.checksum {
+				t.Errorf("resume copied parts %v (want [3 4 5]), result %+v (want checksum %q)", sent, res, c.checksum)
+			}
+			if calls := ops(f.Calls()[before:]); slices.Contains(calls, "NewMultipartUpload") || slices.Contains(calls, "PutObjectPart") {
+				t.Errorf("calls %v: a new upload was started", calls)
+			}
+			if !slices.ContainsFunc(ev.notices(), func(s string) bool {
+				return strings.Contains(s, "resuming: 2 of 5 parts already copied (found on the store)")
+			}) {
+				t.Errorf("notices %q: want the resume announced", ev.notices())
+			}
+			if _, info, _ := f.Object("bkt", "dst"); info.UserMetadata["S3xfer-Origin"] != "" {
+				t.Errorf("a copy got origin metadata: %v", info.UserMetadata)
+			}
+			if len(f.Uploads()) != 0 {
+				t.Errorf("uploads left: %+v", f.Uploads())
+			}
+		})
+	}
+}
+
+// A copy whose source changed since (another ETag, same size) neither uses nor aborts
+// the interrupted upload of the old version; with NoResume it aborts its own only.
+func TestCopyFromStoreSourceChanged(t *testing.T) {
+	cfg := Config{Concurrency: 1, Endpoint: "fake", Journal: &resume.Store{Dir: t.TempDir()}}
+	f, m, _ := fakeManager(t, cfg)
+	opts := CopyOptions{UploadOptions: UploadOptions{PartSize: 5 * mib, Threshold: 6 * mib}}
+	putObject(t, f, "src", randomBytes(23*mib))
+	interruptCopy(t, f, m, opts)
+	old := uploadIDs(f)
+
+	data := randomBytes(23 * mib)
+	data[0] ^= 1
+	putObject(t, f, "src", data)
+	cfg.Journal = &resume.Store{Dir: t.TempDir()}
+	m2, _ := testManager(f, cfg)
+	interruptCopy(t, f, m2, opts) // the new version's, beside the old's
+	if len(f.Uploads()) != 2 {
+		t.Fatalf("uploads %+v: want the old version's and the new one's", f.Uploads())
+	}
+
+	before := len(f.Calls())
+	cfg.Journal = &resume.Store{Dir: t.TempDir()}
+	m3, _ := testManager(f, cfg)
+	res, err := m3.Copy(context.Background(), "bkt", "src", "bkt", "dst", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := f.Object("bkt", "dst"); !bytes.Equal(got, data) {
+		t.Fatal("copy differs from its source")
+	}
+	if sent := copiedParts(f, before); !res.Resumed || !slices.Equal(sent, []int{3, 4, 5}) {
+		t.Errorf("copied %v, result %+v: want the new version's upload resumed", sent, res)
+	}
+	if got := uploadIDs(f); !slices.Equal(got, old) {
+		t.Errorf("uploads left %v, want the old version's %v untouched", got, old)
+	}
+
+	// NoResume: the old version's upload is still not ours to abort.
+	data[1] ^= 1
+	putObject(t, f, "src", data)
+	cfg.Journal = &resume.Store{Dir: t.TempDir()}
+	m4, _ := testManager(f, cfg)
+	interruptCopy(t, f, m4, opts)
+	before = len(f.Calls())
+	noResume := opts
+	noResume.NoResume = true
+	if res, err := m4.Copy(context.Background(), "bkt", "src", "bkt", "dst", noResume); err != nil || res.Resumed {
+		t.Fatalf("%+v, %v", res, err)
+	}
+	if sent := copiedParts(f, before); len(sent) != 5 {
+		t.Errorf("copied %v, want all 5 parts", sent)
+	}
+	if got := uploadIDs(f); !slices.Equal(got, old) {
+		t.Errorf("uploads left %v, want only the old version's %v", got, old)
+	}
+}
