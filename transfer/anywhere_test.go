@@ -281,21 +281,7 @@ func TestRealUploadResumesFromStore(t *testing.T) {
 
 		// Another source's interrupted upload of the same key.
 		mo := New(s.Core, Config{Concurrency: 1, Endpoint: s.Endpoint, Journal: &resume.Store{Dir: t.TempDir()}})
-		killAfter := func(parts int) (context.Context, context.CancelFunc) {
-			cctx, cancel := context.WithCancel(ctx)
-			var mu sync.Mutex
-			n := 0
-			return failpoint.WithHook(cctx, func(name string) {
-				mu.Lock()
-				defer mu.Unlock()
-				if name == "part-journaled" {
-					if n++; n == parts {
-						cancel()
-					}
-				}
-			}), cancel
-		}
-		octx, ocancel := killAfter(1)
+		octx, ocancel := cancelAfter(ctx, 1)
 		defer ocancel()
 		if _, err := mo.Upload(octx, bucket, "k", anywhereFile(t, otherData), opts); err == nil {
 			t.Fatal("the other source's upload should have been cancelled")
@@ -304,7 +290,7 @@ func TestRealUploadResumesFromStore(t *testing.T) {
 		// Ours, killed after one part.
 		path := anywhereFile(t, data)
 		m1 := New(s.Core, Config{Concurrency: 1, Endpoint: s.Endpoint, Journal: &resume.Store{Dir: t.TempDir()}})
-		kctx, kcancel := killAfter(1)
+		kctx, kcancel := cancelAfter(ctx, 1)
 		defer kcancel()
 		if _, err := m1.Upload(kctx, bucket, "k", path, opts); err == nil {
 			t.Fatal("the first run should have been cancelled")
@@ -490,4 +476,78 @@ func TestCopyFromStoreSourceChanged(t *testing.T) {
 	if got := uploadIDs(f); !slices.Equal(got, old) {
 		t.Errorf("uploads left %v, want only the old version's %v", got, old)
 	}
+}
+
+func (c *countingS3) CopyObjectPart(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey, uploadID string, n int, off, size int64, meta map[string]string) (minio.CompletePart, error) {
+	c.mu.Lock()
+	c.parts = append(c.parts, n)
+	c.mu.Unlock()
+	return c.S3.CopyObjectPart(ctx, srcBucket, srcKey, dstBucket, dstKey, uploadID, n, off, size, meta)
+}
+
+// cancelAfter returns ctx with a failpoint hook that cancels it once parts parts are
+// journaled.
+func cancelAfter(ctx context.Context, parts int) (context.Context, context.CancelFunc) {
+	cctx, cancel := context.WithCancel(ctx)
+	var mu sync.Mutex
+	n := 0
+	return failpoint.WithHook(cctx, func(name string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if name == "part-journaled" {
+			if n++; n == parts {
+				cancel()
+			}
+		}
+	}), cancel
+}
+
+// On the real stores: a multipart copy cancelled after one part resumes from a run with
+// an empty journal directory, copying only the other parts; the interrupted copy of
+// the source's previous version is left alone.
+func TestRealCopyResumesFromStore(t *testing.T) {
+	onStores(t, Config{}, func(t *testing.T, s testbed.Store, _ *Manager, bucket string) {
+		ctx := context.Background()
+		data := randomBytes(13 * mib)
+		opts := CopyOptions{UploadOptions: UploadOptions{PartSize: 5 * mib, Threshold: 6 * mib}}
+		put := func(b []byte) {
+			if _, err := s.Core.Client.PutObject(ctx, bucket, "src", bytes.NewReader(b), int64(len(b)), minio.PutObjectOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		interrupted := func() {
+			t.Helper()
+			m := New(s.Core, Config{Concurrency: 1, Endpoint: s.Endpoint, Journal: &resume.Store{Dir: t.TempDir()}})
+			cctx, cancel := cancelAfter(ctx, 1)
+			defer cancel()
+			if _, err := m.Copy(cctx, bucket, "src", bucket, "dst", opts); err == nil {
+				t.Fatal("the copy should have been cancelled")
+			}
+		}
+		old := bytes.Clone(data)
+		old[0] ^= 1
+		put(old)
+		interrupted() // the previous version's
+		put(data)
+		interrupted()
+
+		cs := &countingS3{S3: s.Core}
+		m := New(cs, Config{Concurrency: 4, Endpoint: s.Endpoint, Journal: &resume.Store{Dir: t.TempDir()}})
+		res, err := m.Copy(ctx, bucket, "src", bucket, "dst", opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(cs.parts)
+		if !res.Resumed || !slices.Equal(cs.parts, []int{2, 3}) {
+			t.Errorf("resume copied parts %v (want [2 3]), result %+v", cs.parts, res)
+		}
+		got, _, err := m.DownloadBytes(ctx, bucket, "dst", DownloadOptions{})
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("read back: %v, equal %v", err, bytes.Equal(got, data))
+		}
+		left, err := m.ListIncomplete(ctx, bucket, "dst")
+		if err != nil || len(left) != 1 || left[0].UploadID == res.UploadID {
+			t.Errorf("incomplete uploads left %+v, %v; want only the previous version's", left, err)
+		}
+	})
 }
