@@ -551,3 +551,120 @@ func TestRealCopyResumesFromStore(t *testing.T) {
 		}
 	})
 }
+
+// interruptDownload downloads bkt/k to dst in 100 KiB ranges on a Manager journaling in a
+// directory of its own until the fifth GET fails, leaving four ranges in the partial file.
+func interruptDownload(t *testing.T, f *transfertest.Fake, dst string) {
+	t.Helper()
+	m, _ := testManager(f, Config{Concurrency: 1, Endpoint: "fake", Journal: &resume.Store{Dir: t.TempDir()}})
+	f.Fault = failAfter(4)
+	if _, err := m.Download(context.Background(), "bkt", "k", dst, DownloadOptions{PartSize: 100 << 10}); err == nil {
+		t.Fatal("the first run should fail")
+	}
+	f.Fault = nil
+	noFile(t, dst)
+}
+
+// A download whose journal directory does not know it (another machine on a shared
+// filesystem, a wiped journal directory) continues from the partial file, by the record
+// beside it: only the missing ranges are fetched, and the ranges recorded are checked
+// against the partial file first, by their own checksums where the object has a
+// combinable one, else by the read-back of the whole.
+func TestDownloadResumesBesidePartial(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		put     func(m *Manager, data []byte) error
+		damage  bool // a byte of a recorded range changed in the partial file
+		gets    int
+		notice  string
+		verdict Checksum
+	}{
+		{"crc32c", putCRC32C, false, 6, "resuming: 4 of 10 ranges already downloaded (found beside the partial file)", ChecksumCRC32C},
+		{"crc32c damaged", putCRC32C, true, 7, "resuming: 3 of 10 ranges already downloaded (found beside the partial file); 1 recorded ranges differ", ChecksumCRC32C},
+		{"md5 read back", func(m *Manager, data []byte) error {
+			_, err := m.store.s3.(*transfertest.Fake).PutObject(context.Background(), "bkt", "k", bytes.NewReader(data), int64(len(data)), "", "", minio.PutObjectOptions{})
+			return err
+		}, false, 6, "resuming: 4 of 10 ranges already downloaded (found beside the partial file)", ChecksumMD5},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f, m, _ := fakeManager(t, Config{Endpoint: "fake"})
+			data := randomBytes(1000 << 10)
+			if err := c.put(m, data); err != nil {
+				t.Fatal(err)
+			}
+			dst := filepath.Join(t.TempDir(), "out")
+			interruptDownload(t, f, dst)
+			record := readFile(t, dst+PartialSuffix+sidecarSuffix)
+			if bytes.Contains(record, []byte(filepath.Dir(dst))) || !bytes.Contains(record, []byte(`"etag":"`)) {
+				t.Errorf("record beside the partial file: want the object's identity and no local path:\n%s", record)
+			}
+			if c.damage {
+				pf, err := os.OpenFile(dst+PartialSuffix, os.O_RDWR, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				pf.WriteAt([]byte{data[150<<10] ^ 1}, 150<<10) // in range 2
+				pf.Close()
+			}
+
+			journal := &resume.Store{Dir: t.TempDir()} // empty
+			m2, ev := testManager(f, Config{Concurrency: 2, Endpoint: "elsewhere", Journal: journal})
+			before := countOp(f, "GetObject")
+			res, err := m2.Download(context.Background(), "bkt", "k", dst, DownloadOptions{PartSize: 1 << 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(readFile(t, dst), data) {
+				t.Fatal("resumed download differs")
+			}
+			if n := countOp(f, "GetObject") - before; n != c.gets || !res.Resumed || res.Checksum != c.verdict {
+				t.Errorf("resume made %d GETs (want %d), result %+v (want verified by %s)", n, c.gets, res, c.verdict)
+			}
+			if !slices.ContainsFunc(ev.notices(), func(s string) bool { return strings.Contains(s, c.notice) }) {
+				t.Errorf("notices %q, want %q", ev.notices(), c.notice)
+			}
+			for _, s := range []string{"", sidecarSuffix, sidecarSuffix + ".lock"} {
+				noFile(t, dst+PartialSuffix+s)
+			}
+			if infos, _ := journal.List(); len(infos) != 0 {
+				t.Errorf("journal left behind: %+v", infos)
+			}
+		})
+	}
+}
+
+func putCRC32C(m *Manager, data []byte) error {
+	_, err := m.UploadReaderAt(context.Background(), "bkt", "k", bytes.NewReader(data), int64(len(data)), UploadOptions{Threshold: 64 * mib, Checksum: ChecksumCRC32C})
+	return err
+}
+
+// A partial file whose object changed since (another ETag) starts over, with a notice.
+func TestDownloadBesidePartialObjectChanged(t *testing.T) {
+	f, m, _ := fakeManager(t, Config{Endpoint: "fake"})
+	data := randomBytes(1000 << 10)
+	if err := putCRC32C(m, data); err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(t.TempDir(), "out")
+	interruptDownload(t, f, dst)
+	data[0] ^= 1
+	if err := putCRC32C(m, data); err != nil {
+		t.Fatal(err)
+	}
+	m2, ev := testManager(f, Config{Concurrency: 2, Endpoint: "fake", Journal: &resume.Store{Dir: t.TempDir()}})
+	before := countOp(f, "GetObject")
+	res, err := m2.Download(context.Background(), "bkt", "k", dst, DownloadOptions{PartSize: 100 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(readFile(t, dst), data) {
+		t.Fatal("download differs")
+	}
+	if n := countOp(f, "GetObject") - before; n != 10 || res.Resumed {
+		t.Errorf("made %d GETs (want all 10), result %+v", n, res)
+	}
+	if !slices.ContainsFunc(ev.notices(), func(s string) bool { return strings.Contains(s, "changed; starting over") }) {
+		t.Errorf("notices %q", ev.notices())
+	}
+	noFile(t, dst+PartialSuffix+sidecarSuffix)
+}
