@@ -6,6 +6,7 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -252,11 +253,12 @@ func TestUploadFromStoreCompletedElsewhere(t *testing.T) {
 	}
 }
 
-// countingS3 counts the data parts sent through it.
+// countingS3 counts the data parts sent or copied, and the GETs, through it.
 type countingS3 struct {
 	S3
 	mu    sync.Mutex
 	parts []int
+	gets  int
 }
 
 func (c *countingS3) PutObjectPart(ctx context.Context, bucket, key, uploadID string, n int, data io.Reader, size int64, opts minio.PutObjectPartOptions) (minio.ObjectPart, error) {
@@ -667,4 +669,66 @@ func TestDownloadBesidePartialObjectChanged(t *testing.T) {
 		t.Errorf("notices %q", ev.notices())
 	}
 	noFile(t, dst+PartialSuffix+sidecarSuffix)
+}
+
+func (c *countingS3) GetObject(ctx context.Context, bucket, key string, opts minio.GetObjectOptions) (io.ReadCloser, minio.ObjectInfo, http.Header, error) {
+	c.mu.Lock()
+	c.gets++
+	c.mu.Unlock()
+	return c.S3.GetObject(ctx, bucket, key, opts)
+}
+
+// On the real stores: a download cancelled after three ranges continues on a run with an
+// empty journal directory from the partial file, fetching only the rest; after the
+// object changed, it starts over.
+func TestRealDownloadResumesBesidePartial(t *testing.T) {
+	onStores(t, Config{}, func(t *testing.T, s testbed.Store, m *Manager, bucket string) {
+		ctx := context.Background()
+		data := randomBytes(10 * mib)
+		put := func() {
+			if _, err := m.UploadReaderAt(ctx, bucket, "k", bytes.NewReader(data), int64(len(data)), UploadOptions{PartSize: 5 * mib}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		put()
+		dst := filepath.Join(t.TempDir(), "out")
+		opts := DownloadOptions{PartSize: 1 * mib}
+		interrupted := func() {
+			t.Helper()
+			m1 := New(s.Core, Config{Concurrency: 1, Endpoint: s.Endpoint, Journal: &resume.Store{Dir: t.TempDir()}})
+			cctx, cancel := cancelAfter(ctx, 3)
+			defer cancel()
+			if _, err := m1.Download(cctx, bucket, "k", dst, opts); err == nil {
+				t.Fatal("the download should have been cancelled")
+			}
+			noFile(t, dst)
+		}
+		rerun := func() (Result, int) {
+			t.Helper()
+			cs := &countingS3{S3: s.Core}
+			m2 := New(cs, Config{Concurrency: 4, Endpoint: s.Endpoint, Journal: &resume.Store{Dir: t.TempDir()}})
+			res, err := m2.Download(ctx, bucket, "k", dst, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(readFile(t, dst), data) {
+				t.Fatal("download differs")
+			}
+			noFile(t, dst+PartialSuffix)
+			noFile(t, dst+PartialSuffix+sidecarSuffix)
+			return res, cs.gets
+		}
+		interrupted()
+		res, gets := rerun()
+		if !res.Resumed || gets != 7 || res.BytesSent != 7*mib {
+			t.Errorf("resume made %d GETs (want 7), result %+v", gets, res)
+		}
+		os.Remove(dst)
+		interrupted()
+		data[0] ^= 1
+		put()
+		if res, gets := rerun(); res.Resumed || gets != 10 {
+			t.Errorf("after a change: %d GETs (want 10), result %+v", gets, res)
+		}
+	})
 }
