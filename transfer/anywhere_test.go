@@ -555,11 +555,12 @@ func TestRealCopyResumesFromStore(t *testing.T) {
 }
 
 // interruptDownload downloads bkt/k to dst in 100 KiB ranges on a Manager journaling in a
-// directory of its own until the fifth GET fails, leaving four ranges in the partial file.
-func interruptDownload(t *testing.T, f *transfertest.Fake, dst string) {
+// directory of its own until GET number gets+1 fails, leaving gets ranges in the partial
+// file.
+func interruptDownload(t *testing.T, f *transfertest.Fake, dst string, gets int) {
 	t.Helper()
 	m, _ := testManager(f, Config{Concurrency: 1, Endpoint: "fake", Journal: &resume.Store{Dir: t.TempDir()}})
-	f.Fault = failAfter(4)
+	f.Fault = failAfter(gets)
 	if _, err := m.Download(context.Background(), "bkt", "k", dst, DownloadOptions{PartSize: 100 << 10}); err == nil {
 		t.Fatal("the first run should fail")
 	}
@@ -570,32 +571,40 @@ func interruptDownload(t *testing.T, f *transfertest.Fake, dst string) {
 // A download whose journal directory does not know it (another machine on a shared
 // filesystem, a wiped journal directory) continues from the partial file, by the record
 // beside it: only the missing ranges are fetched, and the ranges recorded are checked
-// against the partial file first, by their own checksums where the object has a
-// combinable one, else by the read-back of the whole.
+// against the partial file first, by their own checksums where the object has them
+// (a combinable CRC, or the MD5s of an "md5-N" object's parts), else by the read-back
+// of the whole.
 func TestDownloadResumesBesidePartial(t *testing.T) {
+	md5Parts := func(m *Manager, data []byte) error {
+		_, err := m.UploadReaderAt(context.Background(), "bkt", "k", bytes.NewReader(data), int64(len(data)), UploadOptions{PartSize: 5 * mib, Checksum: ChecksumMD5})
+		return err
+	}
 	for _, c := range []struct {
 		name    string
 		put     func(m *Manager, data []byte) error
+		size    int
 		damage  bool // a byte of a recorded range changed in the partial file
 		gets    int
 		notice  string
 		verdict Checksum
 	}{
-		{"crc32c", putCRC32C, false, 6, "resuming: 4 of 10 ranges already downloaded (found beside the partial file)", ChecksumCRC32C},
-		{"crc32c damaged", putCRC32C, true, 7, "resuming: 3 of 10 ranges already downloaded (found beside the partial file); 1 recorded ranges differ", ChecksumCRC32C},
+		{"crc32c", putCRC32C, 1000 << 10, false, 6, "resuming: 4 of 10 ranges already downloaded (found beside the partial file)", ChecksumCRC32C},
+		{"crc32c damaged", putCRC32C, 1000 << 10, true, 7, "resuming: 3 of 10 ranges already downloaded (found beside the partial file); 1 recorded ranges differ", ChecksumCRC32C},
 		{"md5 read back", func(m *Manager, data []byte) error {
 			_, err := m.store.s3.(*transfertest.Fake).PutObject(context.Background(), "bkt", "k", bytes.NewReader(data), int64(len(data)), "", "", minio.PutObjectOptions{})
 			return err
-		}, false, 6, "resuming: 4 of 10 ranges already downloaded (found beside the partial file)", ChecksumMD5},
+		}, 1000 << 10, false, 6, "resuming: 4 of 10 ranges already downloaded (found beside the partial file)", ChecksumMD5},
+		// The ranges follow the 5 MiB parts: 5 of them, 4 recorded.
+		{"md5 parts damaged", md5Parts, 23 * mib, true, 2, "resuming: 3 of 5 ranges already downloaded (found beside the partial file); 1 recorded ranges differ", ChecksumMD5},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			f, m, _ := fakeManager(t, Config{Endpoint: "fake"})
-			data := randomBytes(1000 << 10)
+			data := randomBytes(c.size)
 			if err := c.put(m, data); err != nil {
 				t.Fatal(err)
 			}
 			dst := filepath.Join(t.TempDir(), "out")
-			interruptDownload(t, f, dst)
+			interruptDownload(t, f, dst, 4)
 			record := readFile(t, dst+PartialSuffix+sidecarSuffix)
 			if bytes.Contains(record, []byte(filepath.Dir(dst))) || !bytes.Contains(record, []byte(`"etag":"`)) {
 				t.Errorf("record beside the partial file: want the object's identity and no local path:\n%s", record)
@@ -605,7 +614,8 @@ func TestDownloadResumesBesidePartial(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				pf.WriteAt([]byte{data[150<<10] ^ 1}, 150<<10) // in range 2
+				off := c.size / 10 * 15 / 10 // in a recorded range
+				pf.WriteAt([]byte{data[off] ^ 1}, int64(off))
 				pf.Close()
 			}
 
@@ -648,7 +658,7 @@ func TestDownloadBesidePartialObjectChanged(t *testing.T) {
 		t.Fatal(err)
 	}
 	dst := filepath.Join(t.TempDir(), "out")
-	interruptDownload(t, f, dst)
+	interruptDownload(t, f, dst, 4)
 	data[0] ^= 1
 	if err := putCRC32C(m, data); err != nil {
 		t.Fatal(err)
@@ -731,4 +741,33 @@ func TestRealDownloadResumesBesidePartial(t *testing.T) {
 			t.Errorf("after a change: %d GETs (want 10), result %+v", gets, res)
 		}
 	})
+}
+
+// NoResume starts over whatever the record beside the partial file says, and the record
+// is written afresh: a later resume trusts only what the new run fetched.
+func TestDownloadBesidePartialNoResume(t *testing.T) {
+	f, m, _ := fakeManager(t, Config{Endpoint: "fake"})
+	data := randomBytes(1000 << 10)
+	if err := putCRC32C(m, data); err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(t.TempDir(), "out")
+	interruptDownload(t, f, dst, 4)
+	m2, ev := testManager(f, Config{Concurrency: 1, Endpoint: "fake", Journal: &resume.Store{Dir: t.TempDir()}})
+	f.Fault = failAfter(2)
+	if _, err := m2.Download(context.Background(), "bkt", "k", dst, DownloadOptions{PartSize: 100 << 10, NoResume: true}); err == nil {
+		t.Fatal("the second run should fail")
+	}
+	f.Fault = nil
+	if !slices.ContainsFunc(ev.notices(), func(s string) bool { return strings.Contains(s, "no-resume") }) {
+		t.Errorf("notices %q", ev.notices())
+	}
+	j, err := resume.OpenAt(dst + PartialSuffix + sidecarSuffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if ps := j.Parts(); len(ps) != 2 || ps[0].Number != 1 || ps[1].Number != 2 {
+		t.Errorf("record holds %+v, want only the 2 ranges the no-resume run fetched", ps)
+	}
 }

@@ -6,11 +6,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
 	"strings"
+	"time"
 
+	md5simd "github.com/minio/md5-simd"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/s3xfer/s3xfer/chunk"
@@ -139,25 +142,13 @@ func (d *download) adoptSidecar(ctx context.Context, src resume.Source, partial 
 	return nil, nil, nil
 }
 
-// sidecar opens the record beside partial if it records the download h describes, else
-// replaces it, and adds the ranges done it lacks.
+// sidecar writes the record beside partial afresh, replacing any (whatever it holds, the
+// ranges done are what this run knows), with the ranges done.
 func (d *download) sidecar(ctx context.Context, partial string, h resume.Header, done []bool) (*resume.Journal, error) {
-	path := partial + sidecarSuffix
-	s, err := resume.OpenAt(path)
-	if err == nil {
-		o := s.Header()
-		if o.Kind != h.Kind || o.Bucket != h.Bucket || o.Key != h.Key || o.Source != h.Source || o.PartSize != h.PartSize || o.BootID != h.BootID {
-			s.Close()
-			s = nil
-		}
-	} else if errors.As(err, new(*resume.LockedError)) {
+	h.LocalPath = "" // the record stays valid wherever the filesystem is mounted
+	s, err := resume.CreateAt(partial+sidecarSuffix, h)
+	if err != nil {
 		return nil, err
-	}
-	if s == nil {
-		h.LocalPath = "" // the record stays valid wherever the filesystem is mounted
-		if s, err = resume.CreateAt(path, h); err != nil {
-			return nil, err
-		}
 	}
 	if err := d.journalDone(ctx, s, done); err != nil {
 		s.Close()
@@ -180,11 +171,25 @@ func (d *download) recheck(ctx context.Context, partial string, done []bool) (in
 		return 0, err
 	}
 	defer f.Close()
+	start, bytes0 := time.Now(), d.acked.Load()
+	defer func() {
+		d.m.log.Debug("checked the recorded ranges against the partial file", "path", partial,
+			"bytes", bytes0, "took", time.Since(start).Round(time.Millisecond))
+	}()
+	newHash := d.in.algo.hasher
+	if d.in.algo == algoMD5 { // in SIMD lanes, as the download hashes them
+		srv := md5simd.NewServer()
+		defer srv.Close()
+		newHash = func() hash.Hash { return srv.NewHash() }
+	}
 	differ := 0
 	err = d.m.eachPart(ctx, d.ranges, func(r chunk.Part) bool { return !done[r.Number-1] }, func(ctx context.Context, r chunk.Part) error {
 		buf := bufPool.Get().(*[]byte)
 		defer bufPool.Put(buf)
-		h := d.in.algo.hasher()
+		h := newHash()
+		if c, ok := h.(io.Closer); ok {
+			defer c.Close()
+		}
 		if n, err := io.CopyBuffer(h, io.NewSectionReader(f, r.Offset, r.Size), *buf); err != nil || n != r.Size {
 			return cmp.Or(err, error(reason(partial+" is shorter than its record says")))
 		}
