@@ -431,6 +431,10 @@ func TestCopyFromStoreSourceChanged(t *testing.T) {
 	opts := CopyOptions{UploadOptions: UploadOptions{PartSize: 5 * mib, Threshold: 6 * mib}}
 	putObject(t, f, "src", randomBytes(23*mib))
 	interruptCopy(t, f, m, opts)
+	// And an upload of the key not made by s3xfer.
+	if _, err := f.NewMultipartUpload(context.Background(), "bkt", "dst", minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	old := uploadIDs(f)
 
 	data := randomBytes(23 * mib)
@@ -439,8 +443,8 @@ func TestCopyFromStoreSourceChanged(t *testing.T) {
 	cfg.Journal = &resume.Store{Dir: t.TempDir()}
 	m2, _ := testManager(f, cfg)
 	interruptCopy(t, f, m2, opts) // the new version's, beside the old's
-	if len(f.Uploads()) != 2 {
-		t.Fatalf("uploads %+v: want the old version's and the new one's", f.Uploads())
+	if len(f.Uploads()) != 3 {
+		t.Fatalf("uploads %+v: want the old version's, the foreign one and the new one's", f.Uploads())
 	}
 
 	before := len(f.Calls())
@@ -457,10 +461,10 @@ func TestCopyFromStoreSourceChanged(t *testing.T) {
 		t.Errorf("copied %v, result %+v: want the new version's upload resumed", sent, res)
 	}
 	if got := uploadIDs(f); !slices.Equal(got, old) {
-		t.Errorf("uploads left %v, want the old version's %v untouched", got, old)
+		t.Errorf("uploads left %v, want the old version's and the foreign one %v untouched", got, old)
 	}
 
-	// NoResume: the old version's upload is still not ours to abort.
+	// NoResume: the old version's upload and the foreign one are still not ours to abort.
 	data[1] ^= 1
 	putObject(t, f, "src", data)
 	cfg.Journal = &resume.Store{Dir: t.TempDir()}
@@ -476,7 +480,7 @@ func TestCopyFromStoreSourceChanged(t *testing.T) {
 		t.Errorf("copied %v, want all 5 parts", sent)
 	}
 	if got := uploadIDs(f); !slices.Equal(got, old) {
-		t.Errorf("uploads left %v, want only the old version's %v", got, old)
+		t.Errorf("uploads left %v, want only the old version's and the foreign one %v", got, old)
 	}
 }
 
@@ -769,5 +773,16 @@ func TestDownloadBesidePartialNoResume(t *testing.T) {
 	defer j.Close()
 	if ps := j.Parts(); len(ps) != 2 || ps[0].Number != 1 || ps[1].Number != 2 {
 		t.Errorf("record holds %+v, want only the 2 ranges the no-resume run fetched", ps)
+	}
+}
+
+func TestIsPartialName(t *testing.T) {
+	for name, want := range map[string]bool{
+		"a/out.s3xfer-partial": true, "out.s3xfer-partial.journal": true, "out.s3xfer-partial.journal.lock": true,
+		"out.s3xfer-partial.journal.tmp": true, "out": false, "out.journal": false, "out.s3xfer-partial.bak": false,
+	} {
+		if got := IsPartialName(name); got != want {
+			t.Errorf("IsPartialName(%q) = %v, want %v", name, got, want)
+		}
 	}
 }

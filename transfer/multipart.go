@@ -51,7 +51,7 @@ func (u *upload) multipart(ctx context.Context) (Result, error) {
 	res, err := u.sendAndComplete(ctx)
 	if err != nil && u.adopted && isCode(err, "NoSuchUpload") {
 		if r := u.completedElsewhere(ctx); r != nil {
-			u.notice("the upload was completed meanwhile by another run; the object holds the local bytes")
+			u.notice("the upload was completed meanwhile by another run; the object holds the source's bytes")
 			res, err = *r, nil
 		}
 	}

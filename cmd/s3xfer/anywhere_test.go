@@ -61,8 +61,12 @@ func TestKilledDownloadResumesWithoutJournal(t *testing.T) {
 		return []string{"cp", "s3://" + b.bucket + "/k", dst, "--journal-dir", journalDir, "--part-size", "8MiB", "--concurrency", "1"}
 	}
 	killAt(t, b, "part-journaled:2", args(t.TempDir())...)
-	if _, err := os.Stat(dst + transfer.PartialSuffix + ".journal"); err != nil {
+	record, err := os.ReadFile(dst + transfer.PartialSuffix + ".journal")
+	if err != nil {
 		t.Fatalf("no record beside the partial file: %v", err)
+	}
+	if bytes.Contains(record, []byte(b.store.SecretKey)) || bytes.Contains(record, []byte(b.store.AccessKey)) || !bytes.Contains(record, []byte(`"etag"`)) {
+		t.Errorf("the record beside the partial file must name the object's version and hold no credentials:\n%s", record)
 	}
 	journal := t.TempDir()
 	out := runOK(t, b, args(journal)...)
