@@ -786,3 +786,56 @@ func TestIsPartialName(t *testing.T) {
 		}
 	}
 }
+
+// The first run of a copy, still alive, completes the upload while a second, adopting
+// it from the store, copies the rest: the second checks the object against the source's
+// "md5-N" ETag and succeeds.
+func TestCopyFromStoreCompletedElsewhere(t *testing.T) {
+	cfg := Config{Concurrency: 1, Endpoint: "fake", Journal: &resume.Store{Dir: t.TempDir()}}
+	f, m, _ := fakeManager(t, cfg)
+	data := randomBytes(23 * mib)
+	if _, err := m.UploadReaderAt(context.Background(), "bkt", "src", bytes.NewReader(data), int64(len(data)), UploadOptions{PartSize: 5 * mib, Checksum: ChecksumMD5}); err != nil {
+		t.Fatal(err)
+	}
+	opts := CopyOptions{UploadOptions: UploadOptions{Threshold: 6 * mib}} // the copy follows the source's parts
+	interruptCopy(t, f, m, opts)
+	id := f.Uploads()[0].UploadID
+
+	var once sync.Once
+	f.After = func(c transfertest.Call) {
+		if c.Op != "CopyObjectPart" || c.Part != 3 {
+			return
+		}
+		once.Do(func() { // the first run copies parts 4 and 5 and completes
+			ctx := context.Background()
+			var cps []minio.CompletePart
+			for n := 1; n <= 5; n++ {
+				off, end := (n-1)*5*mib, min(n*5*mib, len(data))
+				if n >= 4 {
+					if _, err := f.CopyObjectPart(ctx, "bkt", "src", "bkt", "dst", id, n, int64(off), int64(end-off), nil); err != nil {
+						t.Error(err)
+					}
+				}
+				cps = append(cps, minio.CompletePart{PartNumber: n, ETag: md5Hex(data[off:end])})
+			}
+			if _, err := f.CompleteMultipartUpload(ctx, "bkt", "dst", id, cps, minio.PutObjectOptions{}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	cfg.Journal = &resume.Store{Dir: t.TempDir()}
+	m2, ev := testManager(f, cfg)
+	res, err := m2.Copy(context.Background(), "bkt", "src", "bkt", "dst", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := f.Object("bkt", "dst"); !bytes.Equal(got, data) {
+		t.Fatal("copy differs from its source")
+	}
+	if !res.Resumed || res.Size != int64(len(data)) {
+		t.Errorf("result %+v", res)
+	}
+	if !slices.ContainsFunc(ev.notices(), func(s string) bool { return strings.Contains(s, "completed meanwhile") }) {
+		t.Errorf("notices %q", ev.notices())
+	}
+}
