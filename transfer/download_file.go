@@ -291,6 +291,8 @@ func (d *download) adopt(ctx context.Context, j *resume.Journal, src resume.Sour
 	if beside {
 		var err error
 		if differ, err = d.recheck(ctx, partial, done); err != nil {
+			d.acked.Store(0) // starting over
+			d.nDone.Store(0)
 			return nil, err
 		}
 	}

@@ -49,9 +49,7 @@ func IsPartialName(name string) bool {
 func RemovePartial(dest string) error {
 	var errs []error
 	for _, s := range []string{"", sidecarSuffix, sidecarSuffix + ".lock", sidecarSuffix + ".tmp"} {
-		if err := os.Remove(dest + PartialSuffix + s); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, err)
-		}
+		errs = append(errs, ignoreMissing(os.Remove(dest+PartialSuffix+s)))
 	}
 	return errors.Join(errs...)
 }
@@ -114,7 +112,7 @@ func (d *download) journalDone(ctx context.Context, j *resume.Journal, done []bo
 }
 
 // adoptSidecar resumes from the record beside partial, if there is one and it still
-// applies; else, with a notice, it leaves it to be replaced. It returns the record open
+// applies; else, with a notice, it deletes it. It returns the record open
 // (and locked) with the ranges done, or nothing.
 func (d *download) adoptSidecar(ctx context.Context, src resume.Source, partial string) (*resume.Journal, []bool, error) {
 	s, err := resume.OpenAt(partial + sidecarSuffix)
@@ -123,7 +121,7 @@ func (d *download) adoptSidecar(ctx context.Context, src resume.Source, partial 
 		return nil, nil, nil
 	case errors.Is(err, resume.ErrCorrupt), errors.Is(err, resume.ErrVersion):
 		d.notice("ignoring the unusable record beside the partial file (%v); starting over", err)
-		return nil, nil, nil
+		return nil, nil, errors.Join(ignoreMissing(os.Remove(partial+sidecarSuffix)), ignoreMissing(os.Remove(partial+sidecarSuffix+".lock")))
 	case err != nil:
 		return nil, nil, err
 	}
@@ -131,15 +129,23 @@ func (d *download) adoptSidecar(ctx context.Context, src resume.Source, partial 
 	if why == nil {
 		return s, done, nil
 	}
-	s.Close()
 	if ctx.Err() != nil {
+		s.Close()
 		return nil, nil, ctx.Err()
 	}
 	if errors.Is(why, ErrSourceChanged) && d.opts.NoRestart {
+		s.Close()
 		return nil, nil, &OptionError{Option: "NoRestart", Want: "false to start over", Err: fmt.Errorf("%w since the interrupted download", why)}
 	}
 	d.notice("%v; starting over", why)
-	return nil, nil, nil
+	return nil, nil, s.Delete() // it records nothing this run can use
+}
+
+func ignoreMissing(err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
 }
 
 // sidecar writes the record beside partial afresh, replacing any (whatever it holds, the
