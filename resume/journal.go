@@ -53,12 +53,41 @@ func (s Store) Create(id string, h Header) (*Journal, error) {
 	return &Journal{path: path, h: h, f: f, lock: lk, parts: map[int]Part{}}, nil
 }
 
+// CreateAt is Create for a journal kept at path, outside any Store (a download's record
+// beside its partial file), locked by path+".lock".
+func CreateAt(path string, h Header) (*Journal, error) {
+	f, lk, h, err := createAt(path, path+".lock", h)
+	if err != nil {
+		return nil, err
+	}
+	return &Journal{path: path, h: h, f: f, lock: lk, parts: map[int]Part{}}, nil
+}
+
+// OpenAt is Open for a journal kept at path (see CreateAt).
+func OpenAt(path string) (*Journal, error) {
+	var h Header
+	var parts map[int]Part
+	f, lk, err := openAt(path, path+".lock", func(path string, data []byte) (good int, err error) {
+		h, parts, good, err = parse(path, data)
+		return good, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Journal{path: path, h: h, f: f, lock: lk, parts: parts}, nil
+}
+
 // create writes the header of a new journal of either kind, holding its lock.
 func (s Store) create(id string, h Header) (path string, f, lk *os.File, _ Header, err error) {
 	path, lockPath, err := s.paths(id)
 	if err != nil {
 		return "", nil, nil, h, err
 	}
+	f, lk, h, err = createAt(path, lockPath, h)
+	return path, f, lk, h, err
+}
+
+func createAt(path, lockPath string, h Header) (f, lk *os.File, _ Header, err error) {
 	h.Version = FormatVersion
 	if h.Created.IsZero() {
 		h.Created = time.Now().UTC().Round(0)
@@ -68,16 +97,16 @@ func (s Store) create(id string, h Header) (path string, f, lk *os.File, _ Heade
 		err = os.MkdirAll(filepath.Dir(path), 0o700)
 	}
 	if err != nil {
-		return "", nil, nil, h, fmt.Errorf("resume: create %s: %w", path, err)
+		return nil, nil, h, fmt.Errorf("resume: create %s: %w", path, err)
 	}
 	if lk, err = lockFile(lockPath, path); err != nil {
-		return "", nil, nil, h, err
+		return nil, nil, h, err
 	}
 	if f, err = writeHeader(path, line); err != nil {
 		lk.Close()
-		return "", nil, nil, h, fmt.Errorf("resume: create %s: %w", path, err)
+		return nil, nil, h, fmt.Errorf("resume: create %s: %w", path, err)
 	}
-	return path, f, lk, h, nil
+	return f, lk, h, nil
 }
 
 // writeHeader replaces path by a file holding line, durably (restic's Save pattern), and
@@ -130,15 +159,20 @@ func (s Store) open(id string, parse func(path string, data []byte) (good int, e
 	if err != nil {
 		return "", nil, nil, err
 	}
+	f, lk, err = openAt(path, lockPath, parse)
+	return path, f, lk, err
+}
+
+func openAt(path, lockPath string, parse func(path string, data []byte) (good int, err error)) (f, lk *os.File, err error) {
 	if _, err := os.Stat(path); err != nil {
-		return "", nil, nil, fmt.Errorf("resume: open: %w", err)
+		return nil, nil, fmt.Errorf("resume: open: %w", err)
 	}
 	if lk, err = lockFile(lockPath, path); err != nil {
-		return "", nil, nil, err
+		return nil, nil, err
 	}
 	if f, err = os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0); err != nil {
 		lk.Close()
-		return "", nil, nil, fmt.Errorf("resume: open: %w", err)
+		return nil, nil, fmt.Errorf("resume: open: %w", err)
 	}
 	data, err := io.ReadAll(f)
 	good := 0
@@ -154,11 +188,11 @@ func (s Store) open(id string, parse func(path string, data []byte) (good int, e
 		f.Close()
 		lk.Close()
 		if errors.Is(err, ErrCorrupt) || errors.Is(err, ErrVersion) {
-			return "", nil, nil, err
+			return nil, nil, err
 		}
-		return "", nil, nil, fmt.Errorf("resume: open %s: %w", path, err)
+		return nil, nil, fmt.Errorf("resume: open %s: %w", path, err)
 	}
-	return path, f, lk, nil
+	return f, lk, nil
 }
 
 // Reset replaces the journal's header and forgets its parts, durably and without ever

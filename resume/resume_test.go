@@ -604,3 +604,37 @@ func TestResetKeepsLockAndReplacesHeader(t *testing.T) {
 		t.Fatalf("after Reset: header %+v, parts %+v; want up-2 and only part 2", h, parts)
 	}
 }
+
+// A journal kept at a path of its own (a download's record beside its partial file)
+// is created, locked, reopened with its parts and deleted with its lock file.
+func TestJournalAtPath(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "out.s3xfer-partial.journal")
+	j, err := CreateAt(path, Header{Kind: Download, Bucket: "b", Key: "k", Size: 10, PartSize: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Append(context.Background(), Part{Number: 2, Size: 5, Offset: 5, Checksum: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := OpenAt(path); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second open: %v, want ErrLocked", err)
+	}
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j, err = OpenAt(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps := j.Parts(); len(ps) != 1 || ps[0].Number != 2 || j.Header().Key != "k" {
+		t.Fatalf("reopened: header %+v, parts %+v", j.Header(), ps)
+	}
+	if err := j.Delete(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{path, path + ".lock"} {
+		if _, err := os.Stat(p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s left: %v", p, err)
+		}
+	}
+}

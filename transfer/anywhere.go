@@ -30,6 +30,11 @@ import (
 // recognize its own upload by computing the marker it would have written. The marker is
 // never part of the object: CompleteMultipartUpload lists only the planned parts, and
 // the store discards the others.
+//
+// A multipart copy carries the same marker, naming its source object (bucket, key, the
+// ETag every part is pinned to, size) instead of a file, but no origin metadata: a copy
+// keeps its source's metadata. Its listed parts cannot be checked against local bytes;
+// see adoptCopied for the evidence they need.
 
 // originMetaKey is the user metadata that identifies an upload's source.
 const originMetaKey = "x-amz-meta-s3xfer-origin"
@@ -41,15 +46,26 @@ const markerPart = chunk.MaxParts
 // fingerprint never needs the whole file.
 const fingerprintSample = 64 << 10
 
-// origin identifies the source of a file upload without naming it: no path, no host.
+// origin identifies the source of a file upload without naming it (no path, no host),
+// or the source object of a copy.
 type origin struct {
 	size, mtimeNs int64
 	fingerprint   string // the CRC32Cs of the file's first and last fingerprintSample bytes
 	options       string // a hash of what the upload gives the object besides its bytes
+	copyOf        string // a copy's source: bucket, key and ETag; "" for a file
 }
 
-// identify computes the upload's origin from its file.
+// identify computes the upload's origin from its file or, for a copy, its source
+// object; other sources have none.
 func (u *upload) identify() error {
+	if c, ok := u.src.(*copySource); ok {
+		u.origin = &origin{size: u.size, options: u.optionsHash(),
+			copyOf: fmt.Sprintf("bucket=%q key=%q etag=%q", c.bucket, c.key, c.etag)}
+		return nil
+	}
+	if u.file == nil {
+		return nil
+	}
 	buf := bufPool.Get().(*[]byte)
 	defer bufPool.Put(buf)
 	n := min(u.size, fingerprintSample)
@@ -86,12 +102,19 @@ func (u *upload) optionsHash() string {
 
 // meta is the value of the origin metadata of an upload in parts of partSize, verified by mode.
 func (o *origin) meta(partSize int64, mode Checksum) string {
+	if o.copyOf != "" {
+		return fmt.Sprintf("v1 %s size=%d part-size=%d checksum=%s", o.copyOf, o.size, partSize, mode)
+	}
 	return fmt.Sprintf("v1 size=%d mtime=%d part-size=%d checksum=%s fingerprint=%s", o.size, o.mtimeNs, partSize, mode, o.fingerprint)
 }
 
 // marker is the body of the marker part.
 func (o *origin) marker(partSize int64, mode Checksum) []byte {
-	return []byte("s3xfer upload " + o.meta(partSize, mode) + " options=" + o.options + "\n")
+	kind := "upload "
+	if o.copyOf != "" {
+		kind = "copy "
+	}
+	return []byte("s3xfer " + kind + o.meta(partSize, mode) + " options=" + o.options + "\n")
 }
 
 // matches reports whether the part listed as the marker is the one this origin would
@@ -204,7 +227,11 @@ func (u *upload) match(id string, parts map[int]minio.ObjectPart) *storeCandidat
 		return nil
 	}
 	sizes := []int64{u.partSize()}
-	for n, p := range parts {
+	others := parts
+	if c, ok := u.src.(*copySource); ok && c.followsParts {
+		others = nil // only the source's part size makes the parts' ETags give the source's
+	}
+	for n, p := range others {
 		if n != markerPart && p.Size >= chunk.MinPartSize && p.Size <= chunk.MaxPartSize && !slices.Contains(sizes, p.Size) {
 			sizes = append(sizes, p.Size)
 		}
@@ -238,24 +265,15 @@ func (u *upload) adopt(ctx context.Context, c *storeCandidate) error {
 	}
 	var differ int
 	err = u.m.eachPart(ctx, u.parts, func(p chunk.Part) bool { return !listed(p) }, func(ctx context.Context, p chunk.Part) error {
-		buf := bufPool.Get().(*[]byte)
-		defer bufPool.Put(buf)
-		sums, err := u.localSums(p, *buf)
+		d, ok, err := u.adoptable(c.parts[p.Number], p)
 		if err != nil {
 			return err
 		}
-		if !sameBytes(c.parts[p.Number], sums) {
+		if !ok {
 			u.mu.Lock()
 			differ++
 			u.mu.Unlock()
 			return nil
-		}
-		d := donePart{etag: trimQuotes(c.parts[p.Number].ETag)}
-		switch u.mode {
-		case ChecksumCRC32C:
-			d.crc = sums.CRC32C
-		case ChecksumMD5:
-			d.md5 = sums.MD5
 		}
 		u.mu.Lock()
 		u.done[p.Number-1] = d
@@ -281,12 +299,64 @@ func (u *upload) adopt(ctx context.Context, c *storeCandidate) error {
 	}
 	u.resumed, u.adopted, u.resumedBytes = true, true, u.acked.Load()
 	u.m.log.Debug("resuming an upload found on the store", "bucket", u.bucket, "key", u.key, "uploadID", c.id)
-	msg := fmt.Sprintf("resuming: %d of %d parts already uploaded (found on the store)", u.nDone.Load(), len(u.parts))
+	done, again := "uploaded", "differ from the local bytes and are sent again"
+	if u.origin.copyOf != "" {
+		done, again = "copied", "cannot be used and are copied again"
+	}
+	msg := fmt.Sprintf("resuming: %d of %d parts already %s (found on the store)", u.nDone.Load(), len(u.parts), done)
 	if differ > 0 {
-		msg += fmt.Sprintf("; %d listed parts differ from the local bytes and are sent again", differ)
+		msg += fmt.Sprintf("; %d listed parts %s", differ, again)
 	}
 	u.notice("%s", msg)
 	return nil
+}
+
+// adoptable returns listed part sp as part p of this upload if it holds p's bytes: for a
+// file, by its checksums against the local bytes'; for a copy, see adoptCopied.
+func (u *upload) adoptable(sp minio.ObjectPart, p chunk.Part) (donePart, bool, error) {
+	if c, ok := u.src.(*copySource); ok {
+		d, ok := adoptCopied(sp, c, u.mode)
+		return d, ok, nil
+	}
+	buf := bufPool.Get().(*[]byte)
+	defer bufPool.Put(buf)
+	sums, err := u.localSums(p, *buf)
+	if err != nil || !sameBytes(sp, sums) {
+		return donePart{}, false, err
+	}
+	d := donePart{etag: trimQuotes(sp.ETag)}
+	switch u.mode {
+	case ChecksumCRC32C:
+		d.crc = sums.CRC32C
+	case ChecksumMD5:
+		d.md5 = sums.MD5
+	}
+	return d, true, nil
+}
+
+// adoptCopied takes a part listed in a copy's upload found on the store. No byte of it
+// can be read here, and S3 has no per-part checksum of the source to compare it with, so
+// the evidence is what makes a freshly copied part count: the marker says the upload
+// copies this version of the source (every part was pinned to its ETag) in these parts,
+// the part has its planned size (checked by the caller) and the store's own checksums of
+// it, which the whole-object check before Complete then compares with the source's, as
+// for any copy: the parts' MD5 ETags must give the source's "md5-N" ETag when the copy
+// follows its parts, and their CRC32Cs its full-object CRC32C in CRC32C mode. A part
+// without what that check needs (an MD5 ETag, a CRC32C) is copied again; a check that
+// fails is ErrIntegrity and aborts the upload, so a next run starts afresh.
+func adoptCopied(sp minio.ObjectPart, c *copySource, mode Checksum) (donePart, bool) {
+	d := donePart{etag: trimQuotes(sp.ETag)}
+	if d.etag == "" || (c.followsParts && !isMD5ETag(d.etag)) {
+		return donePart{}, false
+	}
+	if mode == ChecksumCRC32C {
+		crc, err := base64.StdEncoding.DecodeString(sp.ChecksumCRC32C)
+		if err != nil || len(crc) != 4 {
+			return donePart{}, false
+		}
+		d.crc = crc
+	}
+	return d, true
 }
 
 // sameBytes reports whether a listed part holds the bytes whose sums are given: by every
@@ -315,6 +385,17 @@ func (u *upload) completedElsewhere(ctx context.Context) *Result {
 	st, err := u.m.store.StatObject(ctx, u.bucket, u.key, minio.StatObjectOptions{Checksum: true})
 	if err != nil || st.Size != u.size {
 		return nil
+	}
+	if c, ok := u.src.(*copySource); ok {
+		// A copy's object is the source's by the source's "md5-N" ETag (parts followed) or
+		// full-object CRC32C; a size alone is not enough.
+		same := (c.followsParts && trimQuotes(st.ETag) == c.etag) ||
+			(isFullCRC32C(c.info) && st.ChecksumCRC32C == c.info.ChecksumCRC32C)
+		if !same {
+			return nil
+		}
+		return &Result{Bucket: u.bucket, Key: u.key, ETag: trimQuotes(st.ETag), VersionID: st.VersionID, UploadID: u.uploadID,
+			Size: u.size, Parts: len(u.parts), BytesSent: u.acked.Load() - u.resumedBytes, Checksum: u.mode, Resumed: true}
 	}
 	md5s, crcs := make([][]byte, len(u.parts)), make([][]byte, len(u.parts))
 	err = u.m.eachPart(ctx, u.parts, func(chunk.Part) bool { return false }, func(ctx context.Context, p chunk.Part) error {

@@ -76,7 +76,10 @@ type DownloadOptions struct {
 // With Config.Journal every finished range is journaled (after an fsync of the file,
 // unless NoSync), and
 // running the same download again after a crash or cancellation resumes it, unless the
-// object changed meanwhile. An object that changes during the download (412 Precondition
+// object changed meanwhile. A copy of the journal beside the partial file
+// (PartialSuffix+".journal", removed with it) lets a run whose journal directory does not
+// know the download, on another machine sharing the filesystem or after the directory
+// was emptied, continue it once the recorded ranges check out against the partial file. An object that changes during the download (412 Precondition
 // Failed) makes it start over once, cleanly, with a Notice; with NoRestart, or a second
 // time, it fails with ErrSourceChanged.
 func (m *Manager) Download(ctx context.Context, bucket, key, path string, opts DownloadOptions) (Result, error) {

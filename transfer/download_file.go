@@ -41,31 +41,27 @@ func (d *download) toFileOnce(ctx context.Context) (Result, error) {
 		return Result{}, err
 	}
 	partial := d.path + PartialSuffix
-	j, done, err := d.openJournal(partial)
+	js, done, err := d.openJournal(ctx, partial)
 	if err != nil {
 		return Result{}, err
 	}
-	res, err := d.intoFile(ctx, partial, j, done)
+	res, err := d.intoFile(ctx, partial, js, done)
 	if err == nil {
-		if j != nil {
-			err = j.Delete()
-		}
-		return res, err
+		return res, js.delete()
 	}
 	// Keep what a resume can use; remove what it cannot.
-	if j != nil && !errors.Is(err, ErrSourceChanged) && !errors.Is(err, ErrIntegrity) {
-		j.Close()
+	if js.local != nil && !errors.Is(err, ErrSourceChanged) && !errors.Is(err, ErrIntegrity) {
+		js.close()
 		return Result{}, err
 	}
 	os.Remove(partial)
-	if j != nil {
-		j.Delete()
-	}
+	js.delete()
 	return Result{}, err
 }
 
 // intoFile fills the partial file, verifies and fsyncs it, and renames it into place.
-func (d *download) intoFile(ctx context.Context, partial string, j *resume.Journal, done []bool) (Result, error) {
+func (d *download) intoFile(ctx context.Context, partial string, js journals, done []bool) (Result, error) {
+	j := js.local
 	flags := os.O_RDWR | os.O_CREATE
 	if done == nil {
 		flags |= os.O_TRUNC
@@ -96,7 +92,7 @@ func (d *download) intoFile(ctx context.Context, partial string, j *resume.Journ
 		if j == nil {
 			return nil
 		}
-		return j.Append(ctx, resume.Part{Number: r.Number, Size: r.Size, Offset: r.Offset, Checksum: d.rangeSum(r)})
+		return js.append(ctx, d.journalRange(r))
 	}
 	res, err := d.into(ctx, f, done, finished)
 	if err != nil {
@@ -147,48 +143,78 @@ func (g *groupSync) after(ticket uint64) error {
 	return nil
 }
 
-// openJournal finds the journal of an interrupted download to the same file and returns
-// the ranges it has finished, if it still applies; else it starts a new journal. It
-// returns a nil journal without Config.Journal, and nil done for a fresh start.
-func (d *download) openJournal(partial string) (*resume.Journal, []bool, error) {
+// openJournal finds the journal of an interrupted download to the same file, here or,
+// failing that, in the record beside the partial file (another machine, an emptied
+// journal directory), and returns the ranges it has finished if it still applies; else
+// it starts new ones. It returns no journals without Config.Journal, and nil done for a
+// fresh start.
+func (d *download) openJournal(ctx context.Context, partial string) (journals, []bool, error) {
 	store := d.m.cfg.Journal
 	if store == nil {
-		return nil, nil, nil
+		return journals{}, nil, nil
 	}
 	abs, err := filepath.Abs(d.path)
 	if err != nil {
-		return nil, nil, err
+		return journals{}, nil, err
 	}
 	id := resume.ID(resume.Download, abs)
 	src := resume.Source{Bucket: d.bucket, Key: d.key, ETag: d.info.ETag, Size: d.info.Size}
+	var js journals
+	var done []bool
+	found := false // a journal here that was of this download: the record beside it is no better
 	j, err := store.Open(id)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case errors.Is(err, resume.ErrCorrupt), errors.Is(err, resume.ErrVersion):
 		d.notice("ignoring unusable journal (%v); starting over", err)
 	case err != nil:
-		return nil, nil, err
+		return journals{}, nil, err
 	default:
-		done, why := d.adopt(j, src, partial)
+		var why error
+		done, why = d.adopt(ctx, j, src, partial, false)
 		if why == nil {
-			return j, done, nil
+			js.local = j
+			break
 		}
 		if errors.Is(why, ErrSourceChanged) && d.opts.NoRestart {
 			j.Close()
-			return nil, nil, &OptionError{Option: "NoRestart", Want: "false to start over", Err: fmt.Errorf("%w since the interrupted download", why)}
+			return journals{}, nil, &OptionError{Option: "NoRestart", Want: "false to start over", Err: fmt.Errorf("%w since the interrupted download", why)}
 		}
 		d.notice("%v; starting over", why)
 		if err := j.Delete(); err != nil {
-			return nil, nil, err
+			return journals{}, nil, err
+		}
+		found = true
+	}
+	if js.local == nil {
+		if !found {
+			if js.side, done, err = d.adoptSidecar(ctx, src, partial); err != nil {
+				return journals{}, nil, err
+			}
+		}
+		if js.side == nil && len(d.ranges) <= 1 {
+			return journals{}, nil, nil // one range has nothing to resume: spare the small files of a directory the fsyncs
+		}
+		h := resume.Header{Kind: resume.Download, Endpoint: d.m.cfg.Endpoint, Bucket: d.bucket, Key: d.key, LocalPath: abs,
+			Source: src, PartSize: d.opts.PartSize, Size: d.info.Size, Created: time.Now(), BootID: d.journalBoot()}
+		if js.side != nil {
+			h.BootID = js.side.Header().BootID
+		}
+		if js.local, err = store.Create(id, h); err == nil {
+			err = d.journalDone(ctx, js.local, done) // from now on this machine's journal knows them
+		}
+		if err != nil {
+			js.close()
+			return journals{}, nil, err
 		}
 	}
-	if len(d.ranges) <= 1 {
-		return nil, nil, nil // one range has nothing to resume: spare the small files of a directory the fsyncs
+	if js.side == nil {
+		if js.side, err = d.sidecar(ctx, partial, js.local.Header(), done); err != nil {
+			js.close()
+			return journals{}, nil, err
+		}
 	}
-	j, err = store.Create(id, resume.Header{Kind: resume.Download, Endpoint: d.m.cfg.Endpoint, Bucket: d.bucket,
-		Key: d.key, LocalPath: abs, Source: src, PartSize: d.opts.PartSize, Size: d.info.Size, Created: time.Now(),
-		BootID: d.journalBoot()})
-	return j, nil, err
+	return js, done, nil
 }
 
 // journalBoot is the boot ID a new journal records: with NoSync its ranges are trusted
@@ -216,12 +242,16 @@ func (r reason) Error() string { return string(r) }
 
 // adopt resumes journal j if it records this version of the object and the partial file
 // is still there: its finished ranges count as done. Else it says why not.
-func (d *download) adopt(j *resume.Journal, src resume.Source, partial string) ([]bool, error) {
+//
+// A record found beside the partial file (beside) may come from another machine, and
+// another spelling of the endpoint: it applies by the object's bucket, key, ETag and
+// size, and its ranges count only once the partial file's bytes are checked against it.
+func (d *download) adopt(ctx context.Context, j *resume.Journal, src resume.Source, partial string, beside bool) ([]bool, error) {
 	h := j.Header()
 	switch {
 	case d.opts.NoResume:
 		return nil, reason("discarding the interrupted download (no-resume)")
-	case h.Kind != resume.Download || h.Endpoint != d.m.cfg.Endpoint || h.Bucket != d.bucket || h.Key != d.key:
+	case h.Kind != resume.Download || (!beside && h.Endpoint != d.m.cfg.Endpoint) || h.Bucket != d.bucket || h.Key != d.key:
 		return nil, reason("the journal is of another transfer")
 	case h.Source != src:
 		return nil, fmt.Errorf("%w: s3://%s/%s changed", ErrSourceChanged, d.bucket, d.key)
@@ -230,6 +260,9 @@ func (d *download) adopt(j *resume.Journal, src resume.Source, partial string) (
 	}
 	if fi, err := os.Stat(partial); err != nil || fi.Size() != d.info.Size {
 		return nil, reason(partial + " is gone or was changed")
+	}
+	if beside && d.in.algo == nil {
+		return nil, reason("the store keeps no checksum of the object, so nothing can check the partial file's bytes")
 	}
 	if err := d.plan(h.PartSize); err != nil {
 		return nil, reason(err.Error())
@@ -254,10 +287,26 @@ func (d *download) adopt(j *resume.Journal, src resume.Source, partial string) (
 		d.acked.Add(p.Size)
 		d.nDone.Add(1)
 	}
+	differ := 0
+	if beside {
+		var err error
+		if differ, err = d.recheck(ctx, partial, done); err != nil {
+			d.acked.Store(0) // starting over
+			d.nDone.Store(0)
+			return nil, err
+		}
+	}
 	for i, span := range d.partRanges { // a part all journaled passed its check
 		d.ck.checked[i] = !slices.Contains(done[span[0]:span[1]], false)
 	}
 	d.resumed, d.resumedBytes = true, d.acked.Load()
-	d.notice("resuming: %d of %d ranges already downloaded", d.nDone.Load(), len(d.ranges))
+	msg := fmt.Sprintf("resuming: %d of %d ranges already downloaded", d.nDone.Load(), len(d.ranges))
+	if beside {
+		msg += " (found beside the partial file)"
+	}
+	if differ > 0 {
+		msg += fmt.Sprintf("; %d recorded ranges differ from the partial file and are fetched again", differ)
+	}
+	d.notice("%s", msg)
 	return done, nil
 }

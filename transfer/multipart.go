@@ -19,10 +19,8 @@ import (
 // multipart runs the upload in parts: resumes its journal's upload or creates one, sends
 // every part not yet acknowledged, completes it, and aborts what no resume can use.
 func (u *upload) multipart(ctx context.Context) (Result, error) {
-	if u.file != nil {
-		if err := u.identify(); err != nil {
-			return Result{}, err
-		}
+	if err := u.identify(); err != nil {
+		return Result{}, err
 	}
 	if u.journaling() {
 		res, err := u.resumeJournal(ctx)
@@ -55,7 +53,7 @@ func (u *upload) multipart(ctx context.Context) (Result, error) {
 	res, err := u.sendAndComplete(ctx)
 	if err != nil && u.adopted && isCode(err, "NoSuchUpload") {
 		if r := u.completedElsewhere(ctx); r != nil {
-			u.notice("the upload was completed meanwhile by another run; the object holds the local bytes")
+			u.notice("the upload was completed meanwhile by another run; the object holds the source's bytes")
 			res, err = *r, nil
 		}
 	}
@@ -127,7 +125,7 @@ func (u *upload) create(ctx context.Context) error {
 // initiate creates the multipart upload on the store.
 func (u *upload) initiate(ctx context.Context) error {
 	createOpts := u.putOptions()
-	if u.origin != nil {
+	if u.origin != nil && u.origin.copyOf == "" { // a copy keeps its source's metadata
 		createOpts.UserMetadata[originMetaKey] = u.origin.meta(u.partSize(), u.mode)
 	}
 	if u.mode == ChecksumCRC32C {

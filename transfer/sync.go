@@ -252,7 +252,7 @@ func (y *syncer) entries(ctx context.Context, l Location, dest bool) iter.Seq2[e
 		}
 		stopped := false
 		err := walkTree(ctx, l.Dir, y.opts.Filter, func(f localFile) bool {
-			if dest && strings.HasSuffix(f.rel, PartialSuffix) {
+			if dest && IsPartialName(f.rel) {
 				return true
 			}
 			stopped = !yield(entry{rel: f.rel, size: f.size, mtime: f.mtime, path: f.path, err: f.err, skip: f.skip}, nil)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -336,14 +337,18 @@ func TestSyncDeleteDryRunMaxDelete(t *testing.T) {
 	}
 	sameMap(t, "synced", objectsUnder(t, m, "d/"), map[string]string{"keep": "1", "new": "2", "a/b": "3", "old.tmp": "kept: excluded"})
 
-	// S3 to local deletes local files, partial downloads aside.
+	// S3 to local deletes local files, partial downloads and their records aside.
 	local := t.TempDir()
-	writeFiles(t, local, map[string]string{"extra": "e", "a/deep/extra": "e", "x" + PartialSuffix: "p"})
+	partial := map[string]string{"x" + PartialSuffix: "p", "x" + PartialSuffix + sidecarSuffix: "r", "x" + PartialSuffix + sidecarSuffix + ".lock": "l"}
+	writeFiles(t, local, map[string]string{"extra": "e", "a/deep/extra": "e"})
+	writeFiles(t, local, partial)
 	res, err = m.Sync(ctx, S3Prefix("bkt", "d"), LocalDir(local), SyncOptions{Delete: true})
 	if err != nil || res.Deleted != 2 || res.Done != 4 {
 		t.Fatalf("S3 to local with Delete: %+v, %v", res, err)
 	}
-	sameMap(t, "downloaded", filesUnder(t, local), map[string]string{"keep": "1", "new": "2", "a/b": "3", "old.tmp": "kept: excluded", "x" + PartialSuffix: "p"})
+	wantLocal := map[string]string{"keep": "1", "new": "2", "a/b": "3", "old.tmp": "kept: excluded"}
+	maps.Copy(wantLocal, partial)
+	sameMap(t, "downloaded", filesUnder(t, local), wantLocal)
 }
 
 func TestSyncDeletesSpill(t *testing.T) {

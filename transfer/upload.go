@@ -190,7 +190,7 @@ type upload struct {
 	// askedFull: this run created the upload asking for a full-object CRC32C.
 	askedFull bool
 
-	origin  *origin // a file's identity on the store (anywhere.go); nil for other sources
+	origin  *origin // the identity on the store of a file or a copy's source (anywhere.go); else nil
 	adopted bool    // resumed from an upload found on the store, not from the journal
 }
 

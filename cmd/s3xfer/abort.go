@@ -135,10 +135,10 @@ func deleteJournal(e *env, c *commonFlags, store *resume.Store, in resume.Info) 
 	msg := "deleted journal " + shortID(in.ID)
 	switch {
 	case h.Kind == resume.Download && h.LocalPath != "":
-		if err := ignoreMissing(os.Remove(h.LocalPath + transfer.PartialSuffix)); err != nil {
+		if err := transfer.RemovePartial(h.LocalPath); err != nil {
 			return err
 		}
-		msg += " and the partial file " + h.LocalPath + transfer.PartialSuffix
+		msg += " and the partial file " + h.LocalPath + transfer.PartialSuffix + " with its record"
 	case h.Kind.Job():
 		msg += " of a directory job; interrupted large files of it keep their own journals ('s3xfer resume' lists them)"
 	case in.Err == nil && (h.Kind == resume.Upload || h.Kind == resume.Copy):
