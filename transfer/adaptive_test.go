@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -43,10 +44,15 @@ type link struct {
 	size       float64
 	throttleAt int
 	slowDownIn time.Duration
+	// rtt, when set, is each request's wait before its first byte moves, drawn between
+	// rtt and (1+jitter) times it: a far store's round trip and the noise on it.
+	rtt    time.Duration
+	jitter float64
 }
 
 type simRequest struct {
 	start    time.Time
+	ready    time.Time // its first byte moves then
 	left     float64
 	moved    float64
 	slowDown time.Time // zero unless it is answered SlowDown then
@@ -66,6 +72,7 @@ type sim struct {
 	low    int     // the lowest limit at any step
 	trace  []int   // the limit after each second
 	step   time.Duration
+	rng    *rand.Rand
 }
 
 func newSim(t *testing.T, l link, start, maxN int) *sim {
@@ -78,7 +85,7 @@ func newSim(t *testing.T, l link, start, maxN int) *sim {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &sim{t: t, clock: c, slots: s, tune: newTuner(s, nil, start, maxN, c, log), link: l,
-		demand: math.MaxInt, step: 10 * time.Millisecond, low: math.MaxInt}
+		demand: math.MaxInt, step: 10 * time.Millisecond, low: math.MaxInt, rng: rand.New(rand.NewPCG(1, 2))}
 }
 
 var slowDown = minio.ErrorResponse{Code: "SlowDown", StatusCode: 503, Message: "Please reduce your request rate."}
@@ -89,7 +96,10 @@ func (s *sim) run(d time.Duration) {
 	for s.clock.t.Before(end) {
 		s.tune.poll()
 		for len(s.active) < s.demand && s.slots.tryAcquire() {
-			r := &simRequest{start: s.clock.t, left: s.link.size}
+			r := &simRequest{start: s.clock.t, ready: s.clock.t, left: s.link.size}
+			if s.link.rtt > 0 {
+				r.ready = r.ready.Add(time.Duration(float64(s.link.rtt) * (1 + s.link.jitter*s.rng.Float64())))
+			}
 			if s.link.throttleAt > 0 && s.serving()+1 > s.link.throttleAt {
 				r.slowDown = s.clock.t.Add(s.link.slowDownIn)
 			}
@@ -116,6 +126,10 @@ func (s *sim) run(d time.Duration) {
 				kept = append(kept, r)
 				continue
 			}
+			if s.clock.t.Before(r.ready) {
+				kept = append(kept, r)
+				continue
+			}
 			b := min(rate*s.step.Seconds(), r.left)
 			r.left -= b
 			r.moved += b
@@ -139,7 +153,7 @@ func (s *sim) run(d time.Duration) {
 func (s *sim) serving() int {
 	n := 0
 	for _, r := range s.active {
-		if r.slowDown.IsZero() {
+		if r.slowDown.IsZero() && !s.clock.t.Before(r.ready) {
 			n++
 		}
 	}
@@ -539,5 +553,22 @@ func TestUploadAndDownloadTakeTheFittedPartSize(t *testing.T) {
 	}
 	if res.Parts != 4 {
 		t.Errorf("with PartSize 16 MiB the upload went in %d parts, want 4", res.Parts)
+	}
+}
+
+// smallFilesLink is a directory job of small files on a far store: each request is a
+// round trip of 50 to 150 ms and a few KiB, so goodput grows with every request in
+// flight up to 32; a half-second window sees a few dozen requests end, and its goodput
+// is noisy. The noise must not read as queueing.
+var smallFilesLink = link{optimum: 32, perConn: 85 << 20, size: 64 << 10, rtt: 50 * time.Millisecond, jitter: 2}
+
+func TestAdaptiveSmallRequestsDoNotCollapse(t *testing.T) {
+	s := newSim(t, smallFilesLink, DefaultConcurrency, DefaultMaxConcurrency)
+	s.run(120 * time.Second)
+	share, median := s.within(60, DefaultConcurrency, DefaultMaxConcurrency)
+	t.Logf("last 60 s: limit at or above %d %.0f%% of the time, median %d; trace %v", DefaultConcurrency, 100*share, median, s.trace)
+	if share < 0.9 {
+		t.Errorf("on a latency-bound path the limit fell below the start %d for %.0f%% of the last 60 s (median %d)",
+			DefaultConcurrency, 100*(1-share), median)
 	}
 }
