@@ -54,7 +54,8 @@ const (
 // so requests of any size count. With fewer than alpha queued (a tenth of the limit),
 // the limit grows: by half in the first ramp (until the first sign of a ceiling), by one
 // afterwards, and only if the limit was what held requests back. With more than beta (a
-// third) queued, it drops to g/e plus alpha. A throttled request (SlowDown, 503, 429)
+// third) queued, it drops to g/e plus alpha, but
+// not below its start (a store whose goodput swings with its own load reads as queueing). A throttled request (SlowDown, 503, 429)
 // cuts the limit by 30% at once, at most once per window; requests taking three times
 // the lowest latency seen while some queue cut it by 20%. A window right after a change
 // is not judged, since the change is still taking effect. Every probeEvery quiet windows
@@ -218,9 +219,12 @@ func (t *tuner) tick(now time.Time) {
 	}
 	t.quiet++
 	switch {
-	case queued > beta:
+	case queued > beta && t.limit > t.base:
 		t.slowStart = false
-		to := max(serving+alpha, t.limit/2)
+		// Never below the start on this signal alone: goodput that falls with the store's
+		// own load reads as queueing, and only a throttled store or rising latency says
+		// that fewer requests would serve better.
+		to := max(serving+alpha, t.limit/2, t.base)
 		// If no window measured fewer in flight than the path serves, the goodput per
 		// request may be underestimated (the path was full from the start): measure it
 		// lower at once.

@@ -48,6 +48,9 @@ type link struct {
 	// rtt and (1+jitter) times it: a far store's round trip and the noise on it.
 	rtt    time.Duration
 	jitter float64
+	// noise, when set, scales the link's rate by a factor drawn between 1-noise and 1
+	// every half second: a store on a busy machine.
+	noise float64
 }
 
 type simRequest struct {
@@ -73,6 +76,7 @@ type sim struct {
 	trace  []int   // the limit after each second
 	step   time.Duration
 	rng    *rand.Rand
+	scale  float64 // the noise factor now
 }
 
 func newSim(t *testing.T, l link, start, maxN int) *sim {
@@ -95,6 +99,9 @@ func (s *sim) run(d time.Duration) {
 	end := s.clock.t.Add(d)
 	for s.clock.t.Before(end) {
 		s.tune.poll()
+		if s.scale == 0 || s.clock.t.UnixNano()%int64(500*time.Millisecond) == 0 {
+			s.scale = 1 - s.link.noise*s.rng.Float64()
+		}
 		for len(s.active) < s.demand && s.slots.tryAcquire() {
 			r := &simRequest{start: s.clock.t, ready: s.clock.t, left: s.link.size}
 			if s.link.rtt > 0 {
@@ -114,7 +121,7 @@ func (s *sim) run(d time.Duration) {
 		}
 		s.clock.t = s.clock.t.Add(s.step)
 		n := s.serving()
-		rate := s.link.perConn * min(1, float64(s.link.optimum)/float64(max(n, 1)))
+		rate := s.scale * s.link.perConn * min(1, float64(s.link.optimum)/float64(max(n, 1)))
 		kept := s.active[:0]
 		for _, r := range s.active {
 			if !r.slowDown.IsZero() {
@@ -570,5 +577,34 @@ func TestAdaptiveSmallRequestsDoNotCollapse(t *testing.T) {
 	if share < 0.9 {
 		t.Errorf("on a latency-bound path the limit fell below the start %d for %.0f%% of the last 60 s (median %d)",
 			DefaultConcurrency, 100*(1-share), median)
+	}
+}
+
+// On a store whose capacity swings with its machine's load (a factor of 0.2-0.3 to 1,
+// every half second), goodput falls and rises whatever the client does; read as
+// queueing, that took the limit down to 1-4 and the goodput to half of a fixed 8's
+// (before the start became the floor of such cuts). Adaptive must not do worse than the
+// old fixed default by more than the noise, on small requests as on large.
+func TestAdaptiveNoisyStoreNoWorseThanFixed(t *testing.T) {
+	for _, l := range []link{
+		{optimum: 16, perConn: 1 << 20, size: 64 << 10, rtt: 20 * time.Millisecond, jitter: 1, noise: 0.7},
+		{optimum: 16, perConn: 4 << 20, size: 64 << 10, rtt: 50 * time.Millisecond, jitter: 2, noise: 0.8},
+		{optimum: 4, perConn: 85 << 20, size: 16 << 20, noise: 0.7},
+		{optimum: 32, perConn: 8 << 20, size: 8 << 20, noise: 0.7},
+	} {
+		t.Run(fmt.Sprintf("%d-%dKiB", l.optimum, int(l.size)>>10), func(t *testing.T) {
+			a := newSim(t, l, DefaultConcurrency, DefaultMaxConcurrency)
+			a.run(60 * time.Second)
+			ga := a.goodput(240 * time.Second)
+			fixed := newSim(t, l, DefaultConcurrency, DefaultConcurrency)
+			fixed.tune.min = DefaultConcurrency // never below, never above: a fixed 8
+			fixed.run(60 * time.Second)
+			gf := fixed.goodput(240 * time.Second)
+			_, median := a.within(240, 0, math.MaxInt)
+			t.Logf("adaptive %.2f requests' worth (median limit %d), fixed 8 %.2f: %.2f", ga, median, gf, ga/gf)
+			if ga < 0.85*gf {
+				t.Errorf("adaptive moved %.2f of a fixed 8's goodput; want at least 0.85", ga/gf)
+			}
+		})
 	}
 }
