@@ -476,7 +476,7 @@ func (h *harness) entries(scenario string) []step {
 		e = append(e, step{tool: s3xferCLI, variant: streamFromFile}, step{tool: s3xferCLI, variant: streamStdin},
 			step{tool: s3xferCLI, variant: streamExpected}, step{tool: awsCLI, variant: streamStdin},
 			step{tool: rclone, variant: streamStdin})
-	case scManySynthetic, scCpR30k, scCpR100k:
+	case scManySynthetic, scCpR30k, scCpR100k, scSync100k:
 		e = h.manyEntries(scenario)
 	case "memory":
 		for _, ps := range h.set.MemoryPartSizes {
@@ -623,7 +623,7 @@ func (h *harness) runStep(ctx context.Context, st step) Sample {
 		return h.rateStep(ctx, s, j, name)
 	case "resume":
 		return h.resumeStep(ctx, s, j, name)
-	case scManySynthetic, scCpR30k, scCpR100k:
+	case scManySynthetic, scCpR30k, scCpR100k, scSync100k:
 		return h.manyStep(ctx, s, st, name)
 	}
 	cmd, err := h.command(st.tool, j)

@@ -319,7 +319,7 @@ func sizeOf(res *Results, sc string) string {
 		return fmt.Sprintf("%s, %s × %d", human(s.ResumeSize), human(s.ResumePartSize), s.ResumeConc)
 	case "stream":
 		return human(s.StreamSize)
-	case scManySynthetic, scCpR30k, scCpR100k:
+	case scManySynthetic, scCpR30k, scCpR100k, scSync100k:
 		return manySizeOf(sc, s.Quick)
 	}
 	return ""
@@ -363,7 +363,7 @@ func renderMarkdown(res *Results, pngRef string) string {
 		}
 		w("\n### %s, %s\n\n", titles[sc], sizeOf(res, sc))
 		switch sc {
-		case scManySynthetic, scCpR30k, scCpR100k:
+		case scManySynthetic, scCpR30k, scCpR100k, scSync100k:
 			renderMany(&b, t, sc, rows)
 		case "ratelimit":
 			w("| tool | target MiB/s | average MiB/s | average error | slowest 1 s | fastest 1 s | worst 1 s error | wall s | CPU s | ok |\n")
