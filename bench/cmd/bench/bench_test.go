@@ -174,3 +174,68 @@ func TestStreamCommands(t *testing.T) {
 		t.Errorf("keySafe: %q", got)
 	}
 }
+
+func TestSyncCommands(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"s3xfer", "rclone"} {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := &harness{bin: dir, work: dir, aws: "/usr/bin/aws"}
+	want := map[string]string{
+		s3xferCLI + " default":        "sync /tree/ s3://b/p/ --endpoint E --quiet",
+		awsCLI + " default":           "s3 sync --only-show-errors /tree s3://b/p/",
+		rclone + " default":           "sync /tree bench:b/p/ -q",
+		rclone + " " + rcloneInformed: "sync /tree bench:b/p/ -q --fast-list --checksum",
+	}
+	entries := h.entries(scSync100k)
+	if len(entries) != len(want) {
+		t.Fatalf("%d sync entries, want %d", len(entries), len(want))
+	}
+	for _, e := range entries {
+		j := job{op: "sync", endpoint: "E", dir: "/tree", bucket: "b", prefix: "p/"}
+		if e.variant == rcloneInformed {
+			j.flags = strings.Fields(rcloneInformed)
+		}
+		cmd, err := h.command(e.tool, j)
+		if err != nil {
+			t.Fatalf("%s %s: %v", e.tool, e.variant, err)
+		}
+		got := strings.Join(cmd.Args[1:], " ")
+		if w := want[e.tool+" "+e.variant]; w == "" || !strings.Contains(got, w) {
+			t.Errorf("%s %s: %q, want it to contain %q", e.tool, e.variant, got, w)
+		}
+	}
+	if _, err := h.command(s3xferLib, job{op: "sync"}); err == nil {
+		t.Error("the library driver has no sync, but a command was built")
+	}
+	if got := syncRel(42137, syncFiles(false)); got != "042/0042137" {
+		t.Errorf("syncRel: %q", got)
+	}
+}
+
+func TestSyncTargets(t *testing.T) {
+	sample := func(tool, variant string, first, noop float64, rssKiB int64) Sample {
+		return Sample{Run: 1, Scenario: scSync100k, Tool: tool, Variant: variant, Wall: first, MaxRSSKiB: rssKiB, OK: true,
+			Extra: map[string]float64{"noop_wall_s": noop, "noop_rss_kib": float64(rssKiB) * 2}}
+	}
+	res := &Results{Settings: Settings{Runs: 1}, Samples: []Sample{
+		sample(s3xferCLI, "default", 10, 3, 20<<10),
+		sample(awsCLI, "default", 40, 5, 90<<10),      // fastest no-op: s3xfer only 1.67 × its speed
+		sample(rclone, "default", 25, 60, 50<<10),     // fastest first sync: s3xfer 2.5 × its speed
+		sample(rclone, rcloneInformed, 30, 9, 40<<10), // not the fastest at either
+	}}
+	var b strings.Builder
+	renderSyncTargets(&b, tableOf(res))
+	got := b.String()
+	for _, w := range []string{
+		"first sync: ≥ 2 × the fastest peer's speed, s3xfer at its defaults | – | 2.50 | – / yes (fastest: rclone default)",
+		"no-op re-sync: ≥ 2 × the fastest peer's speed, s3xfer at its defaults | – | 1.67 | – / **no** (fastest: aws-cli default)",
+		"first and no-op (MiB) | – | 40.0 | – / yes", // the no-op's 40 MiB, above the first sync's 20
+	} {
+		if !strings.Contains(got, w) {
+			t.Errorf("targets lack %q:\n%s", w, got)
+		}
+	}
+}

@@ -496,7 +496,7 @@ func (h *harness) entries(scenario string) []step {
 		e = append(e, step{tool: s3xferCLI, variant: streamFromFile}, step{tool: s3xferCLI, variant: streamStdin},
 			step{tool: s3xferCLI, variant: streamExpected}, step{tool: awsCLI, variant: streamStdin},
 			step{tool: rclone, variant: streamStdin})
-	case scManySynthetic, scCpR30k, scCpR100k:
+	case scManySynthetic, scCpR30k, scCpR100k, scSync100k:
 		e = h.manyEntries(scenario)
 	case scFarUpload, scFarDownload, scFarFiles:
 		e = h.farEntries(scenario)
@@ -647,7 +647,7 @@ func (h *harness) runStep(ctx context.Context, st step) Sample {
 		return h.rateStep(ctx, s, j, name)
 	case "resume":
 		return h.resumeStep(ctx, s, j, name)
-	case scManySynthetic, scCpR30k, scCpR100k:
+	case scManySynthetic, scCpR30k, scCpR100k, scSync100k:
 		return h.manyStep(ctx, s, st, name)
 	case scFarUpload, scFarDownload, scFarFiles:
 		return h.farStep(ctx, s, st, name)

@@ -102,6 +102,8 @@ func (h *harness) manyEntries(scenario string) []step {
 		return e
 	case scCpR100k:
 		return []step{{tool: s3xferCLI, variant: "default"}}
+	case scSync100k:
+		return h.syncEntries()
 	}
 	return nil
 }
@@ -143,7 +145,10 @@ func (h *harness) setupMany(ctx context.Context) error {
 // manyStep runs one step of the many-objects scenarios.
 func (h *harness) manyStep(ctx context.Context, s Sample, st step, name string) Sample {
 	synthetic, small, all := manySizes(h.set.Quick)
-	if st.scenario == scManySynthetic {
+	switch st.scenario {
+	case scSync100k:
+		return h.syncStep(ctx, s, st, name)
+	case scManySynthetic:
 		return h.syntheticStep(s, synthetic, st.variant == headHeld)
 	}
 	n, srcPrefix := small, manySrc+"a/"
@@ -265,12 +270,18 @@ func manySizeOf(sc string, quick bool) string {
 		return fmt.Sprintf("%d objects of 200..399 B", small)
 	case scCpR100k:
 		return fmt.Sprintf("%d objects of 200..399 B", all)
+	case scSync100k:
+		return syncSizeOf(quick)
 	}
 	return ""
 }
 
 // renderMany writes the table of a many-objects scenario.
 func renderMany(b *strings.Builder, t *table, sc string, rows []*row) {
+	if sc == scSync100k {
+		renderSync(b, t, rows)
+		return
+	}
 	w := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
 	w("| tool | variant | settings | wall s | objects/s | CPU s | peak RSS MiB | s3xfer-cli ÷ tool | ok |\n")
 	w("|---|---|---|---|---|---|---|---|---|\n")
@@ -323,4 +334,5 @@ func renderManyTargets(b *strings.Builder, t *table) {
 			w("| Peak RSS ≤ %d MiB, cp -r of small objects (MiB) | – | %s | – / %s |\n", manyTarget, f(v, 1), met(v <= manyTarget, v))
 		}
 	}
+	renderSyncTargets(b, t)
 }

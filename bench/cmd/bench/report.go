@@ -322,7 +322,7 @@ func sizeOf(res *Results, sc string) string {
 		return fmt.Sprintf("%s, %s × %d", human(s.ResumeSize), human(s.ResumePartSize), s.ResumeConc)
 	case "stream":
 		return human(s.StreamSize)
-	case scManySynthetic, scCpR30k, scCpR100k:
+	case scManySynthetic, scCpR30k, scCpR100k, scSync100k:
 		return manySizeOf(sc, s.Quick)
 	case scFarUpload, scFarDownload, scFarFiles:
 		return farSizeOf(sc, s)
@@ -370,7 +370,7 @@ func renderMarkdown(res *Results, pngRef string) string {
 		}
 		w("\n### %s, %s\n\n", titles[sc], sizeOf(res, sc))
 		switch sc {
-		case scManySynthetic, scCpR30k, scCpR100k:
+		case scManySynthetic, scCpR30k, scCpR100k, scSync100k:
 			renderMany(&b, t, sc, rows)
 		case scDistShards:
 			renderDistShards(&b, t, rows)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -43,7 +44,7 @@ var errNA = errors.New("not available")
 
 // job is one transfer for a tool to run.
 type job struct {
-	op           string // upload, download, copy, dir
+	op           string // upload, download, copy, dir, copydir, sync (dir to prefix)
 	endpoint     string
 	bucket, key  string
 	file         string // upload source, download destination
@@ -63,6 +64,7 @@ type job struct {
 	secret       string
 	cpuProfile   string
 	memProfile   string
+	flags        []string // the CLIs: more flags, after the harness's own
 }
 
 // command builds the process that runs j with tool.
@@ -203,6 +205,8 @@ func (h *harness) cliCommand(name string, j job) (*exec.Cmd, error) {
 	case "copydir":
 		src, dst := copyDirURLs(j)
 		args = append(args, "-r", src, dst)
+	case "sync":
+		args = []string{"sync", j.dir + "/", "s3://" + j.bucket + "/" + j.prefix}
 	default:
 		return nil, errNA
 	}
@@ -233,16 +237,17 @@ func (h *harness) cliCommand(name string, j job) (*exec.Cmd, error) {
 	if j.limit > 0 {
 		args = append(args, "--limit-rate", sizeArg(j.limit)+"/s")
 	}
-	return exec.Command(p, args...), nil
+	return exec.Command(p, append(args, j.flags...)...), nil
 }
 
-// awsCommand runs aws cli's s3 cp (s3transfer). Matching settings go in a generated
+// awsCommand runs aws cli's s3 cp, or s3 sync (s3transfer). Matching settings go in a generated
 // config file; at its defaults the file names only the region.
 func (h *harness) awsCommand(j job) (*exec.Cmd, error) {
 	if h.aws == "" {
 		return nil, errNA
 	}
 	var args []string
+	sub := "cp"
 	switch j.op {
 	case "upload":
 		src := j.file
@@ -259,6 +264,8 @@ func (h *harness) awsCommand(j job) (*exec.Cmd, error) {
 	case "copydir":
 		src, dst := copyDirURLs(j)
 		args = []string{"--recursive", src, dst}
+	case "sync":
+		sub, args = "sync", []string{j.dir, "s3://" + j.bucket + "/" + j.prefix}
 	default:
 		return nil, errNA
 	}
@@ -282,7 +289,7 @@ func (h *harness) awsCommand(j job) (*exec.Cmd, error) {
 	if j.caBundle != "" {
 		args = append(args, "--ca-bundle", j.caBundle)
 	}
-	cmd := exec.Command(h.aws, append([]string{"--endpoint-url", j.endpoint, "s3", "cp", "--only-show-errors"}, args...)...)
+	cmd := exec.Command(h.aws, slices.Concat([]string{"--endpoint-url", j.endpoint, "s3", sub, "--only-show-errors"}, args, j.flags)...)
 	cmd.Env = append(cmd.Env, "AWS_CONFIG_FILE="+path, "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(h.work, "no-credentials"))
 	return cmd, nil
 }
@@ -333,6 +340,12 @@ func (h *harness) rcloneCommand(j job) (*exec.Cmd, error) {
 		if j.concurrency > 0 {
 			args = append(args, "--transfers", strconv.Itoa(j.concurrency))
 		}
+	case "sync":
+		args = []string{"sync", j.dir, "bench:" + j.bucket + "/" + j.prefix}
+		if j.concurrency > 0 {
+			// A sync's checkers (size and mtime, a HEAD each) are as much of its work as its transfers.
+			args = append(args, "--transfers", strconv.Itoa(j.concurrency), "--checkers", strconv.Itoa(j.concurrency))
+		}
 	default:
 		return nil, errNA
 	}
@@ -344,7 +357,7 @@ func (h *harness) rcloneCommand(j job) (*exec.Cmd, error) {
 	}
 	args = append(args, "-q")
 	access, secret := h.creds(j)
-	cmd := exec.Command(p, args...)
+	cmd := exec.Command(p, append(args, j.flags...)...)
 	cmd.Env = append(cmd.Env,
 		"RCLONE_CONFIG="+filepath.Join(h.work, "rclone.conf"),
 		"RCLONE_CONFIG_BENCH_TYPE=s3",
