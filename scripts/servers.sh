@@ -181,7 +181,9 @@ start_minio_dist() {
 	for i in 1 2 3 4; do
 		ports+=("$(_servers_free_port)")
 		mkdir -p "$_servers_dir/miniodist-$i/d1" "$_servers_dir/miniodist-$i/d2"
-		args+=("http://127.0.0.1:${ports[-1]}$_servers_dir/miniodist-$i/d{1...2}")
+		# Every drive named on its own, no {1...2}: MinIO makes each argument with an ellipsis a pool of its
+		# own, and four one-node pools lose whatever hashes to the pool of a node that stops.
+		args+=("http://127.0.0.1:${ports[-1]}$_servers_dir/miniodist-$i/d1" "http://127.0.0.1:${ports[-1]}$_servers_dir/miniodist-$i/d2")
 		urls+=("http://127.0.0.1:${ports[-1]}")
 	done
 	# In a container (/.dockerenv) MinIO waits for a host that resolves to loopback to "resolve to a valid
