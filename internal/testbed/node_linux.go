@@ -30,6 +30,9 @@ func KillNode(t testing.TB, s Store, pids []int, i int) {
 		t.Fatalf("node %d (pid %d): %v", i+1, pids[i], err)
 	}
 	args := strings.Split(strings.TrimSuffix(string(raw), "\x00"), "\x00")
+	if args[0], err = os.Readlink(fmt.Sprintf("/proc/%d/exe", pids[i])); err != nil {
+		t.Fatalf("node %d (pid %d): %v", i+1, pids[i], err)
+	}
 	addr := ""
 	for j, a := range args {
 		if a == "--address" && j+1 < len(args) {
