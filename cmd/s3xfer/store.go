@@ -26,8 +26,8 @@ type storeFlags struct {
 	endpoints                   endpointsFlag
 	region, addressing, profile string
 	caBundle                    string
-	sigV2, noSign, noVerifySSL            bool
-	maxAttempts                           int
+	sigV2, noSign, noVerifySSL  bool
+	maxAttempts                 int
 }
 
 func (s *storeFlags) add(fs *flag.FlagSet) {
