@@ -5,6 +5,7 @@ package transfer
 import (
 	"bytes"
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -133,5 +134,36 @@ func TestNodesSurviveAKilledMinIONode(t *testing.T) {
 	t.Logf("nodes: %+v", status)
 	if status[victim].Failures == 0 {
 		t.Errorf("the killed node %s failed no request", status[victim].Endpoint)
+	}
+}
+
+// Over real connections, an endpoint where nothing listens is put aside at its first
+// refused connection and an upload beside it completes: minio-go's errors are read as
+// the node's failure.
+func TestNodesPutAsideARefusedEndpoint(t *testing.T) {
+	st := fpMinio(t)
+	bucket := st.NewBucket(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + ln.Addr().String()
+	ln.Close()
+	nodes, err := NewNodes(ClientConfig{Endpoints: []string{closed, st.Endpoint}, AccessKey: st.AccessKey, SecretKey: st.SecretKey, Addressing: AddressingPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := New(nodes, Config{Concurrency: 4, Retry: RetryPolicy{BaseDelay: 10 * time.Millisecond}})
+	data := fpBytes(16<<20, 18)
+	path := filepath.Join(t.TempDir(), "src")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Upload(context.Background(), bucket, "k", path, UploadOptions{PartSize: 5 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	st0 := nodes.Status()
+	if st0[0].Failures == 0 || st0[0].Failures != st0[0].Requests || st0[1].Requests == 0 || st0[1].Failures != 0 {
+		t.Fatalf("nodes: %+v, want the closed port's every request failed and the store's none", st0)
 	}
 }
