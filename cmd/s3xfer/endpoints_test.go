@@ -15,7 +15,7 @@ import (
 // TestE2EEndpointsOfDistributedMinIO runs a directory upload with --endpoint naming the
 // four nodes of a distributed MinIO (repeated and as a list), each behind a counting
 // proxy: every node gets requests, and a node killed midway leaves the job to finish
-// through the others, every file stored once and byte-identical, nothing incomplete left.
+// through the others: every file stored byte-identical, nothing incomplete left.
 func TestE2EEndpointsOfDistributedMinIO(t *testing.T) {
 	st, eps, pids := testbed.Distributed(t)
 	c := newE2E(t, st)
