@@ -208,7 +208,7 @@ start_minio_dist() {
 	export S3XFER_TEST_MINIODIST_ENDPOINTS
 	S3XFER_TEST_MINIODIST_ENDPOINTS=$(IFS=,; echo "${urls[*]}")
 	export S3XFER_TEST_MINIODIST_ENDPOINT=${urls[0]}
-	export S3XFER_TEST_MINIODIST_DIR=$_servers_dir # where testbed.KillNode leaves the IDs of nodes it started again
+	export S3XFER_TEST_MINIODIST_DIR=$_servers_dir # where testbed.KillNode leaves the IDs of nodes it started again (miniodist-N.pid)
 	export S3XFER_TEST_MINIODIST_PIDS
 	S3XFER_TEST_MINIODIST_PIDS=$(IFS=,; echo "${pids[*]}")
 	export S3XFER_TEST_MINIODIST_ACCESS_KEY=$key
@@ -273,8 +273,8 @@ start_moto() {
 stop_servers() {
 	local rc=${1:-$?} entry name pid i f
 	# Nodes of the distributed MinIO that a test killed and started again (testbed.KillNode).
-	for f in "${_servers_dir:-/nonexistent}"/miniodist-restarted-*.pid; do
-		[[ -f $f ]] && _servers_pids+=("miniodist-restarted $(<"$f")")
+	for f in "${_servers_dir:-/nonexistent}"/miniodist-*.pid; do
+		[[ -f $f ]] && _servers_pids+=("$(basename "$f" .pid)-restarted $(<"$f")")
 	done
 	for entry in "${_servers_pids[@]}"; do
 		kill -TERM "${entry#* }" 2>/dev/null || true

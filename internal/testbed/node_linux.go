@@ -7,24 +7,59 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// KillNode kills node i (from 0) of the distributed MinIO of Distributed, as a machine
-// that dies would, and returns when it is gone. When the test ends the node is started
-// again, with the same command line, and the test waits until it answers: the cluster is
-// whole for the next test. The new process's ID is written to
-// $S3XFER_TEST_MINIODIST_DIR/miniodist-restarted-*.pid, whose processes stop_servers
-// (scripts/servers.sh) stops with the others.
-func KillNode(t testing.TB, s Store, pids []int, i int) {
+// LockNodes makes the test the only one, across test processes too (a lock file), that
+// kills nodes of the distributed MinIO, from now until it ends and the node it killed is
+// back: two nodes down would cost the cluster its write quorum, and a job running while
+// another test's node is killed and started again would see the same. Call it before the
+// job that KillNode interrupts.
+func LockNodes(t testing.TB) {
 	t.Helper()
+	lock, err := os.OpenFile(filepath.Join(distDir(t), "killnode.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		lock.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lock.Close() }) // after KillNode's restart: cleanups run last first
+}
+
+func distDir(t testing.TB) string {
 	dir := os.Getenv("S3XFER_TEST_MINIODIST_DIR")
 	if dir == "" {
 		t.Skip("S3XFER_TEST_MINIODIST_DIR is not set: start the distributed MinIO with scripts/servers.sh start_minio_dist")
 	}
+	return dir
+}
+
+// KillNode kills node i (from 0) of the distributed MinIO of Distributed, as a machine
+// that dies would, and returns when it is gone; the test must hold LockNodes. When the
+// test ends the node is started again, with the same command line, and the test waits
+// until every node reports the cluster whole: the next test finds it so. The new
+// process's ID is written to $S3XFER_TEST_MINIODIST_DIR/miniodist-N.pid, where later
+// calls find it and whose processes stop_servers (scripts/servers.sh) stops with the
+// others.
+func KillNode(t testing.TB, s Store, pids []int, i int) {
+	t.Helper()
+	dir := distDir(t)
+	pidFile := filepath.Join(dir, fmt.Sprintf("miniodist-%d.pid", i+1))
+	pid := pids[i]
+	if b, err := os.ReadFile(pidFile); err == nil { // started again by an earlier test
+		if pid, err = strconv.Atoi(strings.TrimSpace(string(b))); err != nil {
+			t.Fatalf("%s: %v", pidFile, err)
+		}
+	}
+	pids = slices.Clone(pids)
+	pids[i] = pid
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pids[i]))
 	if err != nil {
 		t.Fatalf("node %d (pid %d): %v", i+1, pids[i], err)
@@ -51,10 +86,10 @@ func KillNode(t testing.TB, s Store, pids []int, i int) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Cleanup(func() { restartNode(t, s, dir, args, addr, i) })
+	t.Cleanup(func() { restartNode(t, s, dir, pidFile, args, addr, i) })
 }
 
-func restartNode(t testing.TB, s Store, dir string, args []string, addr string, i int) {
+func restartNode(t testing.TB, s Store, dir, pidFile string, args []string, addr string, i int) {
 	log, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("miniodist-%d.log", i+1)), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		t.Error(err)
@@ -70,21 +105,30 @@ func restartNode(t testing.TB, s Store, dir string, args []string, addr string, 
 		t.Errorf("restarting node %d: %v", i+1, err)
 		return
 	}
-	pidFile := filepath.Join(dir, fmt.Sprintf("miniodist-restarted-%d.pid", cmd.Process.Pid))
-	if err := os.WriteFile(pidFile, []byte(fmt.Sprint(cmd.Process.Pid)), 0o600); err != nil {
+	if err := os.WriteFile(pidFile, []byte(fmt.Sprintln(cmd.Process.Pid)), 0o600); err != nil {
 		t.Error(err)
 	}
 	go cmd.Wait() //nolint:errcheck // reaped if it ends while the test binary runs
+	// Back when every node says the cluster keeps its write quorum even without it (MinIO's
+	// maintenance check): each sees the node that came back, so the next test may kill one.
+	eps := strings.Split(os.Getenv("S3XFER_TEST_MINIODIST_ENDPOINTS"), ",")
 	deadline := time.Now().Add(2 * time.Minute)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + addr + "/minio/health/live")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+	for _, ep := range eps {
+		for !healthy(ep + "/minio/health/cluster?maintenance=true") {
+			if time.Now().After(deadline) {
+				t.Errorf("node %d was started again, but %s did not report the cluster whole within 2 minutes", i+1, ep)
 				return
 			}
+			time.Sleep(200 * time.Millisecond)
 		}
-		time.Sleep(200 * time.Millisecond)
 	}
-	t.Errorf("node %d, started again, did not answer on %s within 2 minutes", i+1, addr)
+}
+
+func healthy(url string) bool {
+	resp, err := http.Get(url)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
