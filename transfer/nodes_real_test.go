@@ -97,7 +97,9 @@ func TestNodesSurviveAKilledMinIONode(t *testing.T) {
 		}
 		return faultproxy.Action{}
 	})
-	m := New(nodes, Config{Concurrency: 4, IdleTimeout: 20 * time.Second, Retry: RetryPolicy{BaseDelay: 50 * time.Millisecond}})
+	// A write in flight on the node when it dies leaves its key's lock held on the others
+	// until MinIO expires it, a minute or two: the attempts must outlast that.
+	m := New(nodes, Config{Concurrency: 4, IdleTimeout: 20 * time.Second, Retry: RetryPolicy{Attempts: 12, BaseDelay: 50 * time.Millisecond}})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // a hung store fails the test
 	defer cancel()
 	data := fpBytes(61<<20, 17)

@@ -45,10 +45,13 @@ func TestE2EEndpointsOfDistributedMinIO(t *testing.T) {
 		code int
 		out  string
 	}
+	// A write in flight on the node when it dies leaves its key's lock held on the others
+	// until MinIO expires it, a minute or two: the key's next writes stall meanwhile, so
+	// the attempts must outlast that.
 	done := make(chan result, 1)
 	go func() {
 		code, out, errOut := c.run("", "cp", "-r", src, c.url("data"), "--endpoint", urls[0], "--endpoint", strings.Join(urls[1:], ","),
-			"--part-size", "5MiB", "--concurrency", "4", "--idle-timeout", "20s", "--verbose", "--quiet") // no progress lines racing the log in the test's buffer
+			"--part-size", "5MiB", "--concurrency", "4", "--idle-timeout", "20s", "--max-attempts", "12", "--verbose", "--quiet") // no progress lines racing the log in the test's buffer
 		done <- result{code, out + errOut}
 	}()
 	select {
