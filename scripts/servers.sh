@@ -166,9 +166,11 @@ start_minio() {
 }
 
 # start_minio_dist: a distributed, erasure-coded MinIO of four server processes on 127.0.0.1, two drives
-# each (eight drives: any node may stop and the data stays readable and writable). It exports
-# S3XFER_TEST_MINIODIST_ENDPOINTS (the four URLs, comma-separated), S3XFER_TEST_MINIODIST_ENDPOINT (the first),
-# S3XFER_TEST_MINIODIST_PIDS (the processes, in the same order, for tests that stop a node) and its keys.
+# each, one erasure set of eight drives (MinIO's default parity EC:4, write quorum 5): a node may be killed and
+# the data stays readable and writable on the other three. A node that freezes (SIGSTOP) is another matter: the
+# other nodes' requests wait on it for minutes. It exports S3XFER_TEST_MINIODIST_ENDPOINTS (the four URLs,
+# comma-separated), S3XFER_TEST_MINIODIST_ENDPOINT (the first), S3XFER_TEST_MINIODIST_PIDS (the processes, in
+# the same order, for tests that stop a node; see testbed.KillNode), S3XFER_TEST_MINIODIST_DIR and its keys.
 # It is not added to S3XFER_TEST_STORES: the tests that want it ask for it.
 start_minio_dist() {
 	_servers_need minio "run scripts/install.sh" || return 1
@@ -207,6 +209,7 @@ start_minio_dist() {
 	export S3XFER_TEST_MINIODIST_ENDPOINTS
 	S3XFER_TEST_MINIODIST_ENDPOINTS=$(IFS=,; echo "${urls[*]}")
 	export S3XFER_TEST_MINIODIST_ENDPOINT=${urls[0]}
+	export S3XFER_TEST_MINIODIST_DIR=$_servers_dir # where testbed.KillNode leaves the IDs of nodes it started again (miniodist-N.pid)
 	export S3XFER_TEST_MINIODIST_PIDS
 	S3XFER_TEST_MINIODIST_PIDS=$(IFS=,; echo "${pids[*]}")
 	export S3XFER_TEST_MINIODIST_ACCESS_KEY=$key
@@ -269,7 +272,11 @@ start_moto() {
 # twice. When STATUS (default: $?, the exit status when run from an EXIT trap) is non-zero, it first shows each
 # server's log tail. Returns STATUS.
 stop_servers() {
-	local rc=${1:-$?} entry name pid i
+	local rc=${1:-$?} entry name pid i f
+	# Nodes of the distributed MinIO that a test killed and started again (testbed.KillNode).
+	for f in "${_servers_dir:-/nonexistent}"/miniodist-*.pid; do
+		[[ -f $f ]] && _servers_pids+=("$(basename "$f" .pid)-restarted $(<"$f")")
+	done
 	for entry in "${_servers_pids[@]}"; do
 		kill -TERM "${entry#* }" 2>/dev/null || true
 	done

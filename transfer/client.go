@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -26,11 +27,18 @@ const (
 	AddressingVirtual Addressing = "virtual" // http://bucket.host/key
 )
 
-// ClientConfig says how to reach a store. The zero value is not usable: Endpoint is required.
+// ClientConfig says how to reach a store. The zero value is not usable: Endpoint (or
+// Endpoints) is required.
 type ClientConfig struct {
 	// Endpoint is the store's URL, e.g. "http://127.0.0.1:9000" or "https://s3.amazonaws.com".
 	// A bare host:port means https.
 	Endpoint string
+	// Endpoints are more URLs of the same store, the nodes of a distributed MinIO or the
+	// gateways of a Ceph cluster, beside Endpoint (which may be left empty): NewNodes
+	// spreads requests over them all. NewClient takes only one endpoint.
+	Endpoints []string
+	// Logger receives NewNodes's notes of nodes put aside and back. Nil means discard.
+	Logger *slog.Logger
 	// AccessKey, SecretKey and SessionToken are the credentials; empty keys mean anonymous access.
 	AccessKey, SecretKey, SessionToken string
 	// Region defaults to "us-east-1", which also spares a GetBucketLocation round trip per bucket.
@@ -64,8 +72,14 @@ type ClientConfig struct {
 // connection kept per concurrent request, large socket buffers, and minio-go's own
 // retries turned off so that the Manager's policy is the only one.
 func NewClient(cfg ClientConfig) (*minio.Core, error) {
-	if cfg.Endpoint == "" {
+	eps := cfg.endpoints()
+	switch len(eps) {
+	case 0:
 		return nil, errors.New("no endpoint; give the store's URL, e.g. http://127.0.0.1:9000")
+	case 1:
+		cfg.Endpoint = eps[0]
+	default:
+		return nil, fmt.Errorf("%d endpoints: NewClient takes one; NewNodes spreads requests over several", len(eps))
 	}
 	raw := cfg.Endpoint
 	if !strings.Contains(raw, "://") {
@@ -120,6 +134,35 @@ func NewClient(cfg ClientConfig) (*minio.Core, error) {
 		BucketLookup: lookup,
 		MaxRetries:   1, // the Manager retries; stacking minio-go's 10 on top would multiply them
 	})
+}
+
+// NewNodes returns a client for each of the store's endpoints (Endpoint and Endpoints),
+// as NewClient makes them, that spreads requests over them and fails over from an
+// endpoint that stops answering: see Nodes. Give it to New as the store.
+func NewNodes(cfg ClientConfig) (*Nodes, error) {
+	eps := cfg.endpoints()
+	if len(eps) == 0 {
+		return nil, errors.New("no endpoint; give the store's URLs, e.g. http://127.0.0.1:9001 and http://127.0.0.1:9002")
+	}
+	nodes := make([]Node, len(eps))
+	for i, ep := range eps {
+		c := cfg
+		c.Endpoint, c.Endpoints = ep, nil
+		core, err := NewClient(c)
+		if err != nil {
+			return nil, err
+		}
+		nodes[i] = Node{Endpoint: ep, S3: core}
+	}
+	return Spread(nodes, cfg.Logger)
+}
+
+// endpoints are Endpoint, if set, and Endpoints.
+func (cfg ClientConfig) endpoints() []string {
+	if cfg.Endpoint == "" {
+		return cfg.Endpoints
+	}
+	return append([]string{cfg.Endpoint}, cfg.Endpoints...)
 }
 
 // newTransport keeps an idle connection for every concurrent request (Go's default of 2

@@ -48,7 +48,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Retry is the one retry policy for every request.
 	Retry RetryPolicy
-	// Endpoint names the store in journals and messages, e.g. "http://127.0.0.1:9000".
+	// Endpoint names the store in journals and messages, e.g. "http://127.0.0.1:9000";
+	// for the nodes of one store (NewNodes), e.g. their URLs comma-separated, as the CLI does.
 	Endpoint string
 	// Journal keeps a crash-safe record of every multipart transfer from or to a file, so
 	// the same transfer started again resumes where it stopped. Nil means no journal: a

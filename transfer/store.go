@@ -301,8 +301,11 @@ type Lister interface {
 	ListObjects(ctx context.Context, bucket string, opts minio.ListObjectsOptions) <-chan minio.ObjectInfo
 }
 
-func (s *store) lister() (Lister, error) {
-	switch l := s.s3.(type) {
+func (s *store) lister() (Lister, error) { return listerOf(s.s3) }
+
+// listerOf returns what lists objects through s3.
+func listerOf(s3 S3) (Lister, error) {
+	switch l := s3.(type) {
 	case *minio.Core:
 		return l.Client, nil
 	case minio.Core:
@@ -310,7 +313,7 @@ func (s *store) lister() (Lister, error) {
 	case Lister:
 		return l, nil
 	}
-	return nil, fmt.Errorf("the store %T cannot list objects: give New a *minio.Core or an S3 that is also a Lister", s.s3)
+	return nil, fmt.Errorf("the store %T cannot list objects: give New a *minio.Core or an S3 that is also a Lister", s3)
 }
 
 // objects yields the objects under prefix in key order, "directory" markers (keys

@@ -204,6 +204,10 @@ func TestErrorsGolden(t *testing.T) {
 		{"cleanup-without-age", testEnv(t), []string{"cleanup", "s3://bucket"}, exitUsage, ""},
 		{"cleanup-bad-age", testEnv(t), []string{"cleanup", "s3://bucket", "--older-than", "a week"}, exitUsage, ""},
 		{"endpoint-with-credentials", testEnv(t), []string{"cp", small, "s3://bucket/k", "--endpoint", "http://user:" + fakeSecret + "@127.0.0.1:1"}, exitUsage, ""},
+		{"endpoint-list-empty-entry", testEnv(t), []string{"cp", small, "s3://bucket/k", "--endpoint", "http://127.0.0.1:1,,http://127.0.0.2:1"}, exitUsage, ""},
+		{"endpoint-list-twice", testEnv(t), []string{"cp", small, "s3://bucket/k", "--endpoint", "http://127.0.0.1:1", "--endpoint", "http://127.0.0.1:1/"}, exitUsage, ""},
+		{"endpoint-list-not-url", testEnv(t), []string{"cp", small, "s3://bucket/k", "--endpoint", "http://127.0.0.1:1", "--endpoint", "ftp://127.0.0.2:1"}, exitUsage, ""},
+		{"unreachable-nodes", testEnv(t), []string{"cp", small, "s3://bucket/k", "--endpoint", unreachable + ",http://127.0.0.2:1", "--max-attempts", "2"}, exitFailed, ""},
 		{"resume-unknown-id", testEnv(t), []string{"resume", "abc123", "--journal-dir", journals}, exitUsage, ""},
 	}
 	// A journal held by another s3xfer: this test holds it.

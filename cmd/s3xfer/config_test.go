@@ -90,7 +90,7 @@ func TestPrecedence(t *testing.T) {
 		{"environment beats profile", storeFlags{}, with("AWS_ACCESS_KEY_ID", "ENVKEY", "AWS_SECRET_ACCESS_KEY", "envsecret", "AWS_SESSION_TOKEN", "envtoken",
 			"AWS_ENDPOINT_URL", "http://env.example:9000", "AWS_REGION", "us-west-2", "AWS_MAX_ATTEMPTS", "5"),
 			"http://env.example:9000", "us-west-2", "ENVKEY", "envtoken", "path", 5},
-		{"flags beat environment", storeFlags{endpoint: "http://flag.example:9000/", region: "sa-east-1", addressing: "virtual", maxAttempts: 2},
+		{"flags beat environment", storeFlags{endpoints: endpointsFlag{"http://flag.example:9000/"}, region: "sa-east-1", addressing: "virtual", maxAttempts: 2},
 			with("AWS_ENDPOINT_URL", "http://env.example:9000", "AWS_REGION", "us-west-2", "AWS_MAX_ATTEMPTS", "5"),
 			"http://flag.example:9000", "sa-east-1", "DEFAULTKEY", "", "virtual", 2},
 		{"AWS_ENDPOINT_URL_S3 beats AWS_ENDPOINT_URL", storeFlags{}, with("AWS_ENDPOINT_URL", "http://env.example:9000", "AWS_ENDPOINT_URL_S3", "http://s3.example:9000"),
@@ -101,6 +101,10 @@ func TestPrecedence(t *testing.T) {
 			"http://work.example:9000", "ap-east-1", "ENVKEY", "", "", 0},
 		{"--profile beats environment keys", storeFlags{profile: "work"}, with("AWS_ACCESS_KEY_ID", "ENVKEY", "AWS_SECRET_ACCESS_KEY", "envsecret"),
 			"http://work.example:9000", "ap-east-1", "WORKKEY", "worktoken", "", 0},
+		{"--endpoint repeated and listed", storeFlags{endpoints: endpointsFlag{"http://n1:9000/", "http://n2:9000,http://n3:9000/"}}, base,
+			"http://n1:9000,http://n2:9000,http://n3:9000", "eu-west-1", "DEFAULTKEY", "", "path", 3},
+		{"AWS_ENDPOINT_URL listing nodes", storeFlags{}, with("AWS_ENDPOINT_URL", "http://n1:9000, http://n2:9000"),
+			"http://n1:9000,http://n2:9000", "eu-west-1", "DEFAULTKEY", "", "path", 3},
 		{"keys in the config file", storeFlags{profile: "configonly"}, base, "https://s3.amazonaws.com", "", "CONFIGKEY", "", "", 0},
 		{"AWS_REGION picks the AWS endpoint", storeFlags{profile: "configonly"}, with("AWS_REGION", "eu-central-1"), "https://s3.eu-central-1.amazonaws.com", "eu-central-1", "CONFIGKEY", "", "", 0},
 	}
@@ -254,5 +258,40 @@ func TestCABundlePrecedence(t *testing.T) {
 				t.Errorf("insecure %v, stderr %q", st.insecure, stderr.String())
 			}
 		})
+	}
+}
+
+// A list of endpoints with a bad entry fails with an error naming it.
+func TestEndpointListErrors(t *testing.T) {
+	vars := map[string]string{"AWS_ACCESS_KEY_ID": "K", "AWS_SECRET_ACCESS_KEY": "secret"}
+	for _, c := range []struct {
+		flags endpointsFlag
+		want  string
+	}{
+		{endpointsFlag{"http://a:1,,http://b:1"}, "has an empty entry"},
+		{endpointsFlag{"http://a:1", "http://a:1/"}, "endpoint http://a:1 is given twice"},
+		{endpointsFlag{"http://a:1", "http://k:s@b:1"}, "holds credentials"},
+		{endpointsFlag{"http://a:1", "ftp://b:1"}, `endpoint "ftp://b:1" is not an http(s) URL`},
+		{endpointsFlag{"http://a:1", "http://b:1/x"}, `endpoint "http://b:1/x" has a path`},
+	} {
+		st, err := resolveWith(t, storeFlags{endpoints: c.flags}, vars)
+		if err == nil {
+			_, err = st.client(8, 0, nil)
+		}
+		var ue usageError
+		if !errors.As(err, &ue) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("--endpoint %s: err = %v, want a usage error saying %q", strings.Join(c.flags, " --endpoint "), err, c.want)
+		}
+	}
+	st, err := resolveWith(t, storeFlags{endpoints: endpointsFlag{"http://a:1", "http://b:1"}}, vars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s3, err := st.client(8, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nodes, ok := s3.(*transfer.Nodes); !ok || len(nodes.Status()) != 2 {
+		t.Fatalf("two endpoints: client %T, want *transfer.Nodes over both", s3)
 	}
 }

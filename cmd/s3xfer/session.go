@@ -109,7 +109,8 @@ func (c *commonFlags) openSession(ctx context.Context, e *env, o sessionOpts) (*
 	if o.concurrency == 0 {
 		pool = transfer.DefaultMaxConcurrency // a connection for as many as adaptive concurrency may run
 	}
-	core, err := st.client(pool, o.idleTimeout)
+	log := logger(e, c.verbose)
+	s3, err := st.client(pool, o.idleTimeout, log)
 	if err != nil {
 		s.ui.close()
 		return nil, err
@@ -118,7 +119,7 @@ func (c *commonFlags) openSession(ctx context.Context, e *env, o sessionOpts) (*
 		Concurrency: o.concurrency,
 		IdleTimeout: o.idleTimeout,
 		Progress:    s.ui,
-		Logger:      logger(e, c.verbose),
+		Logger:      log,
 		Retry:       transfer.RetryPolicy{Attempts: st.maxAttempts},
 		Endpoint:    st.endpoint,
 		Journal:     s.journal,
@@ -129,7 +130,7 @@ func (c *commonFlags) openSession(ctx context.Context, e *env, o sessionOpts) (*
 		sctx, s.stop = context.WithCancel(ctx)
 		go o.lim.run(sctx)
 	}
-	s.m = transfer.New(core, cfg)
+	s.m = transfer.New(s3, cfg)
 	return s, nil
 }
 
@@ -164,16 +165,17 @@ func (s *session) diagnose(ctx context.Context, err error, bucket string) error 
 			}
 		}
 	}
+	endpoint := s.st.endpointOf(err)
 	if unreachable(err) {
-		return &unreachableError{endpoint: s.st.endpoint, err: err}
+		return &unreachableError{endpoint: endpoint, err: err}
 	}
 	if transfer.TLSError(err) {
-		return &tlsError{endpoint: s.st.endpoint, caBundle: s.st.caBundle, caFrom: s.st.caFrom, err: err}
+		return &tlsError{endpoint: endpoint, caBundle: s.st.caBundle, caFrom: s.st.caFrom, err: err}
 	}
-	if speaksTLS(ctx, s.st.endpoint, err) {
-		return &tlsError{endpoint: s.st.endpoint, err: err, plainToTLS: true}
+	if speaksTLS(ctx, endpoint, err) {
+		return &tlsError{endpoint: endpoint, err: err, plainToTLS: true}
 	}
-	return withSkew(ctx, s.st.httpClient(), s.st.endpoint, err)
+	return withSkew(ctx, s.st.httpClient(), endpoint, err)
 }
 
 // speaksTLS reports whether an http:// endpoint whose request failed as a plain HTTP

@@ -16,8 +16,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/minio/minio-go/v7"
-
 	"github.com/s3xfer/s3xfer/resume"
 	"github.com/s3xfer/s3xfer/transfer"
 )
@@ -25,14 +23,15 @@ import (
 // storeFlags say how to reach the store. Each setting comes from its flag, else the
 // environment, else the profile (settings.resolve).
 type storeFlags struct {
-	endpoint, region, addressing, profile string
-	caBundle                              string
-	sigV2, noSign, noVerifySSL            bool
-	maxAttempts                           int
+	endpoints                   endpointsFlag
+	region, addressing, profile string
+	caBundle                    string
+	sigV2, noSign, noVerifySSL  bool
+	maxAttempts                 int
 }
 
 func (s *storeFlags) add(fs *flag.FlagSet) {
-	fs.StringVar(&s.endpoint, "endpoint", "", "store URL, e.g. http://127.0.0.1:9000 (default $AWS_ENDPOINT_URL, the profile's endpoint_url, else AWS)")
+	fs.Var(&s.endpoints, "endpoint", "store `URL`, e.g. http://127.0.0.1:9000; the nodes of one distributed store: repeat it or give a comma-separated list, and requests are spread over them (default $AWS_ENDPOINT_URL, the profile's endpoint_url, else AWS)")
 	fs.StringVar(&s.region, "region", "", "region (default $AWS_REGION, the profile's region, else us-east-1)")
 	fs.StringVar(&s.profile, "profile", "", "profile of ~/.aws/credentials and ~/.aws/config (default $AWS_PROFILE, else default)")
 	fs.StringVar(&s.addressing, "addressing", "", "bucket addressing: path, virtual or auto (default: the profile's s3 addressing_style, else auto: path except on AWS)")
@@ -43,9 +42,19 @@ func (s *storeFlags) add(fs *flag.FlagSet) {
 	fs.IntVar(&s.maxAttempts, "max-attempts", 0, "tries per request, the first included (default $AWS_MAX_ATTEMPTS, the profile's max_attempts, else 6)")
 }
 
+// endpointsFlag is --endpoint, given several times or as a comma-separated list.
+type endpointsFlag []string
+
+func (f *endpointsFlag) String() string { return strings.Join(*f, ",") }
+
+func (f *endpointsFlag) Set(v string) error {
+	*f = append(*f, strings.Split(v, ",")...)
+	return nil
+}
+
 // settings is the resolved configuration of a run.
 type settings struct {
-	endpoint, region            string
+	endpoint, region            string // endpoint: the store's endpoints, comma-separated (a journal names the store so)
 	addressing                  transfer.Addressing
 	accessKey, secretKey, token string
 	sigV2, anonymous            bool
@@ -66,7 +75,7 @@ func (s *storeFlags) resolve(e *env) (settings, error) {
 		return settings{}, err
 	}
 	st := settings{prof: prof, sigV2: s.sigV2, anonymous: s.noSign}
-	st.endpoint = first(s.endpoint, e.getenv("AWS_ENDPOINT_URL_S3"), e.getenv("AWS_ENDPOINT_URL"), prof.endpoint)
+	st.endpoint = first(s.endpoints.String(), e.getenv("AWS_ENDPOINT_URL_S3"), e.getenv("AWS_ENDPOINT_URL"), prof.endpoint)
 	st.region = first(s.region, e.getenv("AWS_REGION"), e.getenv("AWS_DEFAULT_REGION"), prof.region)
 	if st.endpoint == "" {
 		st.endpoint = "https://s3.amazonaws.com"
@@ -74,10 +83,9 @@ func (s *storeFlags) resolve(e *env) (settings, error) {
 			st.endpoint = "https://s3." + st.region + ".amazonaws.com"
 		}
 	}
-	if u, err := url.Parse(st.endpoint); err == nil && u.User != nil {
-		return st, usagef("the endpoint URL holds credentials; give them in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or a profile, never in the URL")
+	if st.endpoint, err = cleanEndpoints(st.endpoint); err != nil {
+		return st, err
 	}
-	st.endpoint = strings.TrimSuffix(st.endpoint, "/")
 	switch a := strings.ToLower(first(s.addressing, prof.addressing)); a {
 	case "", "auto":
 	case "path", "virtual":
@@ -123,6 +131,27 @@ func (s *storeFlags) resolve(e *env) (settings, error) {
 		st.credErr = usagef("no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE naming a profile in %s (or --no-sign-request for a public bucket)", tildeHome(e, prof.credentialsFile))
 	}
 	return st, nil
+}
+
+// cleanEndpoints checks a comma-separated list of endpoints and writes it without
+// trailing slashes.
+func cleanEndpoints(list string) (string, error) {
+	eps := strings.Split(list, ",")
+	seen := map[string]bool{}
+	for i, ep := range eps {
+		ep = strings.TrimSuffix(strings.TrimSpace(ep), "/")
+		if u, err := url.Parse(ep); err == nil && u.User != nil {
+			return "", usagef("the endpoint URL holds credentials; give them in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or a profile, never in the URL")
+		}
+		switch {
+		case ep == "":
+			return "", usagef("endpoint list %q has an empty entry; give each node's URL once, comma-separated or with --endpoint repeated", list)
+		case seen[ep]:
+			return "", usagef("endpoint %s is given twice; give each node of the store once", ep)
+		}
+		seen[ep], eps[i] = true, ep
+	}
+	return strings.Join(eps, ","), nil
 }
 
 // resolveTLS reads the CA bundle of --ca-bundle, else AWS_CA_BUNDLE, else the profile's
@@ -173,13 +202,14 @@ func (st settings) httpClient() *http.Client {
 	}}
 }
 
-// client builds the store client. Its errors never hold a secret.
-func (st settings) client(concurrency int, idle time.Duration) (*minio.Core, error) {
+// client builds the store client: over several endpoints, one that spreads requests
+// over them. Its errors never hold a secret.
+func (st settings) client(concurrency int, idle time.Duration, log *slog.Logger) (transfer.S3, error) {
 	if st.credErr != nil {
 		return nil, st.credErr
 	}
-	core, err := transfer.NewClient(transfer.ClientConfig{
-		Endpoint:           st.endpoint,
+	cc := transfer.ClientConfig{
+		Endpoints:          strings.Split(st.endpoint, ","),
 		AccessKey:          st.accessKey,
 		SecretKey:          st.secretKey,
 		SessionToken:       st.token,
@@ -191,11 +221,29 @@ func (st settings) client(concurrency int, idle time.Duration) (*minio.Core, err
 		InsecureSkipVerify: st.insecure,
 		// A Complete of a large upload may take a while to answer: as long as the watchdog allows.
 		ResponseHeaderTimeout: max(idle, transfer.DefaultIdleTimeout),
-	})
+		Logger:                log,
+	}
+	var s3 transfer.S3
+	var err error
+	if len(cc.Endpoints) == 1 {
+		s3, err = transfer.NewClient(cc)
+	} else {
+		s3, err = transfer.NewNodes(cc)
+	}
 	if err != nil {
 		return nil, usageError{err.Error()}
 	}
-	return core, nil
+	return s3, nil
+}
+
+// endpointOf is the endpoint err is the failure of: the one a request failed at, else
+// the first of the store's.
+func (st settings) endpointOf(err error) string {
+	if ee, ok := errors.AsType[*transfer.EndpointError](err); ok {
+		return ee.Endpoint
+	}
+	ep, _, _ := strings.Cut(st.endpoint, ",")
+	return ep
 }
 
 // secrets returns what must never be printed.

@@ -1,0 +1,134 @@
+package testbed
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// LockNodes makes the test the only one, across test processes too (a lock file), that
+// kills nodes of the distributed MinIO, from now until it ends and the node it killed is
+// back: two nodes down would cost the cluster its write quorum, and a job running while
+// another test's node is killed and started again would see the same. Call it before the
+// job that KillNode interrupts.
+func LockNodes(t testing.TB) {
+	t.Helper()
+	lock, err := os.OpenFile(filepath.Join(distDir(t), "killnode.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		lock.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lock.Close() }) // after KillNode's restart: cleanups run last first
+}
+
+func distDir(t testing.TB) string {
+	dir := os.Getenv("S3XFER_TEST_MINIODIST_DIR")
+	if dir == "" {
+		t.Skip("S3XFER_TEST_MINIODIST_DIR is not set: start the distributed MinIO with scripts/servers.sh start_minio_dist")
+	}
+	return dir
+}
+
+// KillNode kills node i (from 0) of the distributed MinIO of Distributed, as a machine
+// that dies would, and returns when it is gone; the test must hold LockNodes. When the
+// test ends the node is started again, with the same command line, and the test waits
+// until every node reports the cluster whole: the next test finds it so. The new
+// process's ID is written to $S3XFER_TEST_MINIODIST_DIR/miniodist-N.pid, where later
+// calls find it and whose processes stop_servers (scripts/servers.sh) stops with the
+// others.
+func KillNode(t testing.TB, s Store, pids []int, i int) {
+	t.Helper()
+	dir := distDir(t)
+	pidFile := filepath.Join(dir, fmt.Sprintf("miniodist-%d.pid", i+1))
+	pid := pids[i]
+	if b, err := os.ReadFile(pidFile); err == nil { // started again by an earlier test
+		if pid, err = strconv.Atoi(strings.TrimSpace(string(b))); err != nil {
+			t.Fatalf("%s: %v", pidFile, err)
+		}
+	}
+	pids = slices.Clone(pids)
+	pids[i] = pid
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pids[i]))
+	if err != nil {
+		t.Fatalf("node %d (pid %d): %v", i+1, pids[i], err)
+	}
+	args := strings.Split(strings.TrimSuffix(string(raw), "\x00"), "\x00")
+	if args[0], err = os.Readlink(fmt.Sprintf("/proc/%d/exe", pids[i])); err != nil {
+		t.Fatalf("node %d (pid %d): %v", i+1, pids[i], err)
+	}
+	addr := ""
+	for j, a := range args {
+		if a == "--address" && j+1 < len(args) {
+			addr = args[j+1]
+		}
+	}
+	if addr == "" || filepath.Base(args[0]) != "minio" {
+		t.Fatalf("pid %d is not a MinIO node with an --address: %q", pids[i], args)
+	}
+	if err := syscall.Kill(pids[i], syscall.SIGKILL); err != nil {
+		t.Fatalf("killing node %d: %v", i+1, err)
+	}
+	for syscall.Kill(pids[i], 0) == nil { // until it is reaped
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pids[i])); err == nil && bytes.Contains(b, []byte(") Z ")) {
+			break // a zombie: gone, its parent (the shell that started it) reaps it later
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Cleanup(func() { restartNode(t, s, dir, pidFile, args, addr, i) })
+}
+
+func restartNode(t testing.TB, s Store, dir, pidFile string, args []string, addr string, i int) {
+	log, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("miniodist-%d.log", i+1)), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer log.Close()
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+s.AccessKey, "MINIO_ROOT_PASSWORD="+s.SecretKey,
+		"MINIO_BROWSER=off", "MINIO_CI_CD=1", "MINIO_UPDATE=off", "_MINIO_SERVER_LOCAL="+addr)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // outlives the test binary, until stop_servers
+	if err := cmd.Start(); err != nil {
+		t.Errorf("restarting node %d: %v", i+1, err)
+		return
+	}
+	if err := os.WriteFile(pidFile, []byte(fmt.Sprintln(cmd.Process.Pid)), 0o600); err != nil {
+		t.Error(err)
+	}
+	go cmd.Wait() //nolint:errcheck // reaped if it ends while the test binary runs
+	// Back when every node says the cluster keeps its write quorum even without it (MinIO's
+	// maintenance check): each sees the node that came back, so the next test may kill one.
+	eps := strings.Split(os.Getenv("S3XFER_TEST_MINIODIST_ENDPOINTS"), ",")
+	deadline := time.Now().Add(2 * time.Minute)
+	for _, ep := range eps {
+		for !healthy(ep + "/minio/health/cluster?maintenance=true") {
+			if time.Now().After(deadline) {
+				t.Errorf("node %d was started again, but %s did not report the cluster whole within 2 minutes", i+1, ep)
+				return
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+}
+
+func healthy(url string) bool {
+	resp, err := http.Get(url)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
