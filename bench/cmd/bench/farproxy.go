@@ -15,54 +15,25 @@ import (
 // while the next ones are read, so a connection still moves rate bytes per second. A new
 // connection pays a round trip before its first byte, as a TCP handshake does.
 type farProxy struct {
-	ln     net.Listener
+	*front
 	target string
 	delay  time.Duration
 	rate   float64 // bytes per second per connection and direction; 0: no ceiling
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
 }
 
 func newFarProxy(target string, delay time.Duration, rate float64) (*farProxy, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	p := &farProxy{ln: ln, target: target, delay: delay, rate: rate, conns: map[net.Conn]struct{}{}}
-	go p.serve()
-	return p, nil
+	p := &farProxy{target: target, delay: delay, rate: rate}
+	f, err := listen(p.handle)
+	p.front = f
+	return p, err
 }
 
 // Addr is host:port for clients to connect to instead of the target.
 func (p *farProxy) Addr() string { return p.ln.Addr().String() }
 
-func (p *farProxy) serve() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		go p.handle(c)
-	}
-}
-
-func (p *farProxy) track(c net.Conn, on bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if on {
-		p.conns[c] = struct{}{}
-	} else {
-		delete(p.conns, c)
-	}
-}
-
 func (p *farProxy) close() {
 	p.ln.Close()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for c := range p.conns {
-		c.Close()
-	}
+	p.drop()
 }
 
 func (p *farProxy) handle(c net.Conn) {

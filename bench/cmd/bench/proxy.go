@@ -12,50 +12,71 @@ import (
 // clients send. It sees every client's request bodies the same way, so it measures the
 // rate a limiter achieved and how much an interrupted upload sends again, for any tool.
 type proxy struct {
-	ln     net.Listener
+	*front
 	target string
 	sent   atomic.Int64
 	epoch  atomic.Int64 // reset time, unix ns
 	// marks are byte counts whose crossing times (ns after epoch) go to markAt; see setMarks.
 	marks  [2]atomic.Int64
 	markAt [2]atomic.Int64
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
 }
 
 func newProxy(target string) (*proxy, error) {
+	p := &proxy{target: target}
+	p.epoch.Store(time.Now().UnixNano())
+	f, err := listen(p.handle)
+	p.front = f
+	return p, err
+}
+
+// front is a loopback listener that hands each connection to a handler and can drop
+// the connections open, as both proxies need.
+type front struct {
+	ln    net.Listener
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+}
+
+// listen starts a front on a free loopback port; the handler runs once per connection.
+func listen(handle func(net.Conn)) (*front, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	p := &proxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
-	p.epoch.Store(time.Now().UnixNano())
-	go p.serve()
-	return p, nil
+	f := &front{ln: ln, conns: map[net.Conn]struct{}{}}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go handle(c)
+		}
+	}()
+	return f, nil
+}
+
+func (f *front) track(c net.Conn, on bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if on {
+		f.conns[c] = struct{}{}
+	} else {
+		delete(f.conns, c)
+	}
+}
+
+// drop closes the connections open.
+func (f *front) drop() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for c := range f.conns {
+		c.Close()
+	}
 }
 
 // URL is the endpoint clients use to go through the proxy.
 func (p *proxy) URL() string { return "http://" + p.ln.Addr().String() }
-
-func (p *proxy) serve() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		go p.handle(c)
-	}
-}
-
-func (p *proxy) track(c net.Conn, on bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if on {
-		p.conns[c] = struct{}{}
-	} else {
-		delete(p.conns, c)
-	}
-}
 
 func (p *proxy) handle(c net.Conn) {
 	defer c.Close()
@@ -97,11 +118,7 @@ func (p *proxy) handle(c net.Conn) {
 
 // reset zeroes the counter and drops open connections (a killed client's sockets).
 func (p *proxy) reset() {
-	p.mu.Lock()
-	for c := range p.conns {
-		c.Close()
-	}
-	p.mu.Unlock()
+	p.drop()
 	p.sent.Store(0)
 	p.epoch.Store(time.Now().UnixNano())
 	for i := range p.marks {
