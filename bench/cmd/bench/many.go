@@ -300,38 +300,40 @@ func renderMany(b *strings.Builder, t *table, sc string, rows []*row) {
 	}
 }
 
+// metCell is a targets table's "met" cell: "–" when v was not measured.
+func metCell(ok bool, v float64) string {
+	switch {
+	case math.IsNaN(v):
+		return "–"
+	case ok:
+		return "yes"
+	}
+	return "**no**"
+}
+
 // renderManyTargets adds the many-objects targets to the targets table.
 func renderManyTargets(b *strings.Builder, t *table) {
 	w := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
-	met := func(ok bool, v float64) string {
-		switch {
-		case math.IsNaN(v):
-			return "–"
-		case ok:
-			return "yes"
-		}
-		return "**no**"
-	}
 	for _, v := range []string{"default", headHeld} {
 		if r := t.find(scManySynthetic, s3xferLib, v); r != nil {
 			x := r.peakRSS()
-			w("| Peak RSS ≤ %d MiB, CopyDir of a synthetic listing, %s (MiB) | %s | – | %s / – |\n", manyTarget, v, f(x, 1), met(x <= manyTarget, x))
+			w("| Peak RSS ≤ %d MiB, CopyDir of a synthetic listing, %s (MiB) | %s | – | %s / – |\n", manyTarget, v, f(x, 1), metCell(x <= manyTarget, x))
 		}
 	}
 	if r := t.find(scCpR100k, s3xferCLI, "default"); r != nil {
 		v := r.peakRSS()
-		w("| Peak RSS ≤ %d MiB, cp -r prefix to prefix on MinIO (MiB) | – | %s | – / %s |\n", manyTarget, f(v, 1), met(v <= manyTarget, v))
+		w("| Peak RSS ≤ %d MiB, cp -r prefix to prefix on MinIO (MiB) | – | %s | – / %s |\n", manyTarget, f(v, 1), metCell(v <= manyTarget, v))
 	}
 	if rows := t.scenario(scCpR30k); len(rows) > 0 {
 		for _, v := range []string{"default", "matched"} {
 			r, best := ratioToBest(t.find(scCpR30k, s3xferCLI, v), peers(rows), t.runs)
 			speed := 1 / r
 			w("| cp -r of small objects ≥ 2 × the fastest peer's speed, s3xfer %s | – | %s | – / %s (fastest: %s) |\n",
-				v, f(speed, 2), met(speed >= 2, speed), best)
+				v, f(speed, 2), metCell(speed >= 2, speed), best)
 		}
 		if r := t.find(scCpR30k, s3xferCLI, "default"); r != nil {
 			v := r.peakRSS()
-			w("| Peak RSS ≤ %d MiB, cp -r of small objects (MiB) | – | %s | – / %s |\n", manyTarget, f(v, 1), met(v <= manyTarget, v))
+			w("| Peak RSS ≤ %d MiB, cp -r of small objects (MiB) | – | %s | – / %s |\n", manyTarget, f(v, 1), metCell(v <= manyTarget, v))
 		}
 	}
 	renderSyncTargets(b, t)

@@ -273,15 +273,6 @@ func renderSyncTargets(b *strings.Builder, t *table) {
 		return
 	}
 	w := func(format string, a ...any) { fmt.Fprintf(b, format, a...) }
-	met := func(ok bool, v float64) string {
-		switch {
-		case math.IsNaN(v):
-			return "–"
-		case ok:
-			return "yes"
-		}
-		return "**no**"
-	}
 	for _, m := range []struct {
 		what string
 		by   func(Sample) float64
@@ -293,8 +284,8 @@ func renderSyncTargets(b *strings.Builder, t *table) {
 			name = best.tool + " " + best.variant
 		}
 		w("| sync of small files, %s: ≥ 2 × the fastest peer's speed, s3xfer at its defaults | – | %s | – / %s (fastest: %s) |\n",
-			m.what, f(speed, 2), met(speed >= 2, speed), name)
+			m.what, f(speed, 2), metCell(speed >= 2, speed), name)
 	}
 	rss := math.Max(cli.peakRSS(), maxOver(cli, "noop_rss_kib")/1024)
-	w("| Peak RSS ≤ %d MiB, sync of small files, first and no-op (MiB) | – | %s | – / %s |\n", manyTarget, f(rss, 1), met(rss <= manyTarget, rss))
+	w("| Peak RSS ≤ %d MiB, sync of small files, first and no-op (MiB) | – | %s | – / %s |\n", manyTarget, f(rss, 1), metCell(rss <= manyTarget, rss))
 }
