@@ -71,12 +71,8 @@ func (m *Manager) Copy(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey
 // one request per small object instead of three. A source changed since the listing is
 // copied as Copy would, from a HEAD.
 func (m *Manager) copyListed(ctx context.Context, srcBucket string, listed minio.ObjectInfo, dstBucket, dstKey string, opts CopyOptions) (Result, error) {
-	threshold := opts.Threshold
-	if threshold <= 0 {
-		threshold = DefaultCopyThreshold
-	}
 	listed.ETag = trimQuotes(listed.ETag)
-	if listed.Size >= min(threshold, chunk.MaxSinglePut+1) || !isMD5ETag(listed.ETag) {
+	if listed.Size >= copyThreshold(opts) || !isMD5ETag(listed.ETag) {
 		return m.Copy(ctx, srcBucket, listed.Key, dstBucket, dstKey, opts)
 	}
 	res, err := m.copyFrom(ctx, srcBucket, listed.Key, listed, true, dstBucket, dstKey, opts)
@@ -84,6 +80,16 @@ func (m *Manager) copyListed(ctx context.Context, srcBucket string, listed minio
 		return m.Copy(ctx, srcBucket, listed.Key, dstBucket, dstKey, opts)
 	}
 	return res, err
+}
+
+// copyThreshold is the source size from which a copy goes in parts: CopyObject takes
+// at most 5 GiB.
+func copyThreshold(opts CopyOptions) int64 {
+	t := opts.Threshold
+	if t <= 0 {
+		t = DefaultCopyThreshold
+	}
+	return min(t, chunk.MaxSinglePut+1)
 }
 
 // copyFrom copies the source info describes; listed means info came from a listing,
@@ -94,10 +100,7 @@ func (m *Manager) copyFrom(ctx context.Context, srcBucket, srcKey string, info m
 	if !opts.ReplaceMetadata {
 		copyAttributes(&uo, info)
 	}
-	if uo.Threshold <= 0 {
-		uo.Threshold = DefaultCopyThreshold
-	}
-	uo.Threshold = min(uo.Threshold, chunk.MaxSinglePut+1)
+	uo.Threshold = copyThreshold(opts)
 	followsParts := false
 	if uo.PartSize == 0 && info.Size >= uo.Threshold {
 		ps, err := m.sourcePartSize(ctx, srcBucket, srcKey, info)
