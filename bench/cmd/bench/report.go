@@ -222,6 +222,12 @@ func (t *table) find(scenario, tool, variant string) *row {
 
 // ratio is the median over runs of a's wall time divided by b's in the same run.
 func ratio(a, b *row, runs int) float64 {
+	return ratioBy(a, b, runs, func(s Sample) float64 { return s.Wall })
+}
+
+// ratioBy is ratio on any measure of the samples: the median over runs of a's measure
+// divided by b's in the same run.
+func ratioBy(a, b *row, runs int, by func(Sample) float64) float64 {
 	if a == nil || b == nil {
 		return math.NaN()
 	}
@@ -229,8 +235,8 @@ func ratio(a, b *row, runs int) float64 {
 	for run := 1; run <= runs; run++ {
 		x, ok1 := a.byRun(run)
 		y, ok2 := b.byRun(run)
-		if ok1 && ok2 && y.Wall > 0 {
-			v = append(v, x.Wall/y.Wall)
+		if ok1 && ok2 && by(y) > 0 {
+			v = append(v, by(x)/by(y))
 		}
 	}
 	return median(v)

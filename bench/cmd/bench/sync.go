@@ -206,23 +206,6 @@ func syncCommand(r *row) string {
 func noopWall(s Sample) float64  { return s.Extra["noop_wall_s"] }
 func firstWall(s Sample) float64 { return s.Wall }
 
-// ratioBy is ratio on another measure of the samples: the median over runs of a's
-// measure divided by b's in the same run.
-func ratioBy(a, b *row, runs int, by func(Sample) float64) float64 {
-	if a == nil || b == nil {
-		return math.NaN()
-	}
-	var v []float64
-	for run := 1; run <= runs; run++ {
-		x, ok1 := a.byRun(run)
-		y, ok2 := b.byRun(run)
-		if ok1 && ok2 && by(y) > 0 {
-			v = append(v, by(x)/by(y))
-		}
-	}
-	return median(v)
-}
-
 // fastestBy is the row of rows with the lowest median measure.
 func fastestBy(rows []*row, by func(Sample) float64) *row {
 	var best *row
