@@ -19,10 +19,14 @@ import (
 )
 
 // distNodes returns the distributed MinIO with a counting proxy in front of each of its
-// nodes, and Nodes over the proxies.
-func distNodes(t *testing.T) (testbed.Store, []int, []*faultproxy.Proxy, *Nodes) {
+// nodes, and Nodes over the proxies; the test has the cluster to itself if it kills a node.
+func distNodes(t *testing.T, kills bool) (testbed.Store, []int, []*faultproxy.Proxy, *Nodes) {
 	t.Helper()
-	st, eps, pids := testbed.Distributed(t)
+	cluster := testbed.Distributed
+	if kills {
+		cluster = testbed.DistributedToKill
+	}
+	st, eps, pids := cluster(t)
 	var proxies []*faultproxy.Proxy
 	var urls []string
 	for _, ep := range eps {
@@ -43,7 +47,7 @@ func distNodes(t *testing.T) (testbed.Store, []int, []*faultproxy.Proxy, *Nodes)
 // The requests of one job over the four nodes of a distributed MinIO are spread over
 // them all, as each node's proxy counts: the parts of one upload go to different nodes.
 func TestNodesSpreadOverDistributedMinIO(t *testing.T) {
-	st, _, proxies, nodes := distNodes(t)
+	st, _, proxies, nodes := distNodes(t, false)
 	bucket := st.NewBucket(t)
 	m := New(nodes, Config{Concurrency: 8, Retry: RetryPolicy{BaseDelay: 10 * time.Millisecond}})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // a hung store fails the test
@@ -85,10 +89,9 @@ func TestNodesSpreadOverDistributedMinIO(t *testing.T) {
 // the upload completes through the other three, byte-identical. The node is started
 // again when the test ends.
 func TestNodesSurviveAKilledMinIONode(t *testing.T) {
-	st, pids, proxies, nodes := distNodes(t)
+	st, pids, proxies, nodes := distNodes(t, true)
 	bucket := st.NewBucket(t)
 	const victim = 3 // the node every test kills: one that comes back takes MinIO minutes to readmit, so a second would leave too few drives
-	testbed.LockNodes(t)
 	var parts atomic.Int32
 	reached := make(chan struct{}) // the second part has gone out through node 1
 	proxies[0].SetRule(func(r *faultproxy.Request) faultproxy.Action {

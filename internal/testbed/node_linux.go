@@ -15,24 +15,6 @@ import (
 	"time"
 )
 
-// LockNodes makes the test the only one, across test processes too (a lock file), that
-// kills nodes of the distributed MinIO, from now until it ends and the node it killed is
-// back: two nodes down would cost the cluster its write quorum, and a job running while
-// another test's node is killed and started again would see the same. Call it before the
-// job that KillNode interrupts.
-func LockNodes(t testing.TB) {
-	t.Helper()
-	lock, err := os.OpenFile(filepath.Join(distDir(t), "killnode.lock"), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		lock.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lock.Close() }) // after KillNode's restart: cleanups run last first
-}
-
 func distDir(t testing.TB) string {
 	dir := os.Getenv("S3XFER_TEST_MINIODIST_DIR")
 	if dir == "" {
@@ -42,7 +24,7 @@ func distDir(t testing.TB) string {
 }
 
 // KillNode kills node i (from 0) of the distributed MinIO of Distributed, as a machine
-// that dies would, and returns when it is gone; the test must hold LockNodes. When the
+// that dies would, and returns when it is gone; the test must have the cluster from DistributedToKill. When the
 // test ends the node is started again, with the same command line, and the test waits
 // until every node reports the cluster whole: the next test finds it so. The new
 // process's ID is written to $S3XFER_TEST_MINIODIST_DIR/miniodist-N.pid, where later

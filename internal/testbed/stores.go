@@ -60,7 +60,22 @@ func RealStores(t testing.TB) []Store {
 // Distributed returns the distributed MinIO scripts/servers.sh's start_minio_dist starts
 // (four server processes), with every node's endpoint and process ID, in order. Without
 // it the test skips, or fails under S3XFER_REQUIRE_MINIODIST=1 (start_minio_dist sets it).
+// Tests share the cluster, but never with one that kills a node (DistributedToKill).
 func Distributed(t testing.TB) (s Store, endpoints []string, pids []int) {
+	t.Helper()
+	return distributed(t, false)
+}
+
+// DistributedToKill is Distributed for a test that kills a node (KillNode): it waits
+// until no other test, in any test process, uses the cluster, and keeps it to itself
+// until the test ends and the node it killed is back. Two nodes down would cost the
+// cluster its write quorum; a job beside a node killed or readmitted sees parts vanish.
+func DistributedToKill(t testing.TB) (s Store, endpoints []string, pids []int) {
+	t.Helper()
+	return distributed(t, true)
+}
+
+func distributed(t testing.TB, exclusive bool) (s Store, endpoints []string, pids []int) {
 	t.Helper()
 	if os.Getenv("S3XFER_TEST_MINIODIST_ENDPOINTS") == "" {
 		if os.Getenv("S3XFER_REQUIRE_MINIODIST") == "1" {
@@ -75,6 +90,7 @@ func Distributed(t testing.TB) (s Store, endpoints []string, pids []int) {
 		}
 		pids = append(pids, pid)
 	}
+	lockCluster(t, exclusive)
 	return named(t, "miniodist"), strings.Split(os.Getenv("S3XFER_TEST_MINIODIST_ENDPOINTS"), ","), pids
 }
 
