@@ -11,6 +11,7 @@
 #	bench/run.sh --baseline REV ...       # also s3xfer-cli@REV, the CLI built from git revision REV, in the
 #	                                      # upload, download and copy-1g scenarios (compared with s3xfer-cli)
 #	bench/run.sh --far-delay 20ms --far-rate 85 ...   # the far-* scenarios' path: one-way delay, MB/s per connection
+#	bench/run.sh --tools s3xfer-cli,rclone ...        # only these tools' steps (default all)
 #
 # The far-* scenarios use an https MinIO (S3XFER_TEST_MINIO_TLS_*, else one started here with start_minio_tls).
 # Results: bench/results/<timestamp>.json (+ .md, and chart .png for partial runs), not committed.
@@ -24,7 +25,7 @@ if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
 	export PATH=/usr/local/go/bin:$PATH
 fi
 
-quick=0 runs=3 scenarios="" profile="" baseline="" far=()
+quick=0 runs=3 scenarios="" profile="" baseline="" tools="" far=()
 args=("$@")
 while (($#)); do
 	case $1 in
@@ -33,8 +34,9 @@ while (($#)); do
 	--scenarios) scenarios=$2; shift ;;
 	--profile) profile=$2; shift ;;
 	--baseline) baseline=$2; shift ;;
+	--tools) tools=$2; shift ;;
 	--far-delay | --far-rate) far+=("$1" "$2"); shift ;;
-	-h | --help) sed -n '2,18p' "$root/bench/run.sh" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,19p' "$root/bench/run.sh" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
 	shift
@@ -159,6 +161,7 @@ flags=(--endpoint "$S3XFER_TEST_MINIO_ENDPOINT" --bin "$bin" --work "$work" --aw
 ((${#far[@]})) && flags+=("${far[@]}")
 [[ -n $baseline ]] && flags+=(--baseline "$baseline")
 [[ -n $scenarios ]] && flags+=(--scenarios "$scenarios")
+[[ -n $tools ]] && flags+=(--tools "$tools")
 if [[ -n $profile ]]; then
 	"$bin/bench" run "${flags[@]}" --profile "$profile"
 	log "profiles in $profile: go tool pprof -top $bin/s3xferlib $profile/upload.cpu.pprof (the binary is removed on exit; rebuild it with: cd bench && go build ./cmd/s3xferlib)"

@@ -239,3 +239,15 @@ func TestSyncTargets(t *testing.T) {
 		}
 	}
 }
+
+// --tools keeps only the named tools' steps, and the baseline CLI, which --baseline asks for.
+func TestPlanKeepsOnlyTheNamedTools(t *testing.T) {
+	h := &harness{set: Settings{Runs: 2, Scenarios: []string{"upload", scSync100k}, Baseline: "abc", Tools: []string{s3xferCLI, rclone}, PartSize: 1, Concurrency: 1}}
+	seen := map[string]bool{}
+	for _, st := range h.plan() {
+		seen[st.tool] = true
+	}
+	if len(seen) != 3 || !seen[s3xferCLI] || !seen[rclone] || !seen[baselineTool("abc")] {
+		t.Errorf("tools planned: %v, want s3xfer-cli, rclone and the baseline", seen)
+	}
+}

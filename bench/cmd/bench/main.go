@@ -80,6 +80,7 @@ type Settings struct {
 	MemoryConc      int      `json:"memory_concurrency"`
 	StreamSize      int64    `json:"stream_size,omitempty"`
 	Baseline        string   `json:"baseline,omitempty"` // git revision of the s3xfer-cli@REV tool, if any
+	Tools           []string `json:"tools,omitempty"`    // only these tools ran (--tools); all if empty
 
 	Far *FarSettings `json:"far,omitempty"` // the far-* scenarios' path, if any runs
 }
@@ -165,7 +166,7 @@ func cmdRun(args []string) error {
 	h := &harness{}
 	var quick bool
 	var runs int
-	var scen, out, command, minioBin, profile, baseline string
+	var scen, out, command, minioBin, profile, baseline, tools string
 	fs.StringVar(&h.endpoint, "endpoint", os.Getenv("S3XFER_TEST_MINIO_ENDPOINT"), "store URL")
 	fs.StringVar(&h.bin, "bin", "", "directory with peer, s3xferlib, s3xfer and rclone")
 	fs.StringVar(&h.work, "work", "", "scratch directory for test data (removed by run.sh)")
@@ -178,6 +179,7 @@ func cmdRun(args []string) error {
 	fs.StringVar(&command, "command", "", "the command line to record")
 	fs.StringVar(&profile, "profile", "", "only profile s3xfer-lib upload and download into this directory")
 	fs.StringVar(&baseline, "baseline", "", "git revision of the s3xfer CLI in BIN/"+baselineBin+": adds the tool s3xfer-cli@REV to upload, download and copy-1g")
+	fs.StringVar(&tools, "tools", "", "comma-separated tools to run (default all): "+strings.Join(toolOrder, ",")+"; a scenario's variants of other tools are left out")
 	h.farFlags(fs)
 	_ = fs.Parse(args)
 	h.access = firstNonEmpty(os.Getenv("S3XFER_TEST_MINIO_ACCESS_KEY"), os.Getenv("AWS_ACCESS_KEY_ID"))
@@ -200,6 +202,14 @@ func cmdRun(args []string) error {
 		}
 	}
 	h.set.Baseline = baseline
+	if tools != "" {
+		h.set.Tools = strings.Split(tools, ",")
+		for _, t := range h.set.Tools {
+			if !slices.Contains(toolOrder, t) {
+				return fmt.Errorf("unknown tool %q; use %s", t, strings.Join(toolOrder, ","))
+			}
+		}
+	}
 	h.set.Far = h.farSettings()
 	// The spawner starts while this process is still small: see cmd/spawn.
 	var err error
@@ -524,6 +534,9 @@ func (h *harness) plan() []step {
 				slices.Reverse(entries)
 			}
 			for _, e := range entries {
+				if len(h.set.Tools) > 0 && !slices.Contains(h.set.Tools, e.tool) && !isBaseline(e.tool) {
+					continue
+				}
 				e.run, e.scenario = r, sc
 				steps = append(steps, e)
 			}
