@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"iter"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -486,6 +487,7 @@ func (y *syncer) deleteTask(d pendingDelete) fileTask {
 			if err := os.Remove(t.dst); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return Result{}, localPathError("file", t.dst, err)
 			}
+			removeEmptiedDirs(y.dst.Dir, d.rel)
 			return Result{}, nil
 		}
 		if err := y.m.acquire(ctx); err != nil {
@@ -499,6 +501,18 @@ func (y *syncer) deleteTask(d pendingDelete) fileTask {
 		return Result{Bucket: y.dst.Bucket, Key: key}, nil
 	}
 	return t
+}
+
+// removeEmptiedDirs removes the directories of rel below root that deleting rel left
+// empty, deepest first, as rclone sync does: S3 has no directories, so a directory the
+// source lacks goes with its last file. One that still holds anything stops it (the
+// error is that), so a directory the sync did not empty is never touched.
+func removeEmptiedDirs(root, rel string) {
+	for dir := path.Dir(rel); dir != "." && dir != "/"; dir = path.Dir(dir) {
+		if os.Remove(filepath.Join(root, filepath.FromSlash(dir))) != nil {
+			return
+		}
+	}
 }
 
 // deleteSpillAt is how many pending deletes are held in memory before they go to a file.

@@ -340,15 +340,24 @@ func TestSyncDeleteDryRunMaxDelete(t *testing.T) {
 	// S3 to local deletes local files, partial downloads and their records aside.
 	local := t.TempDir()
 	partial := map[string]string{"x" + PartialSuffix: "p", "x" + PartialSuffix + sidecarSuffix: "r", "x" + PartialSuffix + sidecarSuffix + ".lock": "l"}
-	writeFiles(t, local, map[string]string{"extra": "e", "a/deep/extra": "e"})
+	writeFiles(t, local, map[string]string{"extra": "e", "a/deep/extra": "e", "gone/deeper/x": "e"})
 	writeFiles(t, local, partial)
+	if err := os.Mkdir(filepath.Join(local, "empty"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	res, err = m.Sync(ctx, S3Prefix("bkt", "d"), LocalDir(local), SyncOptions{Delete: true})
-	if err != nil || res.Deleted != 2 || res.Done != 4 {
+	if err != nil || res.Deleted != 3 || res.Done != 4 {
 		t.Fatalf("S3 to local with Delete: %+v, %v", res, err)
 	}
 	wantLocal := map[string]string{"keep": "1", "new": "2", "a/b": "3", "old.tmp": "kept: excluded"}
 	maps.Copy(wantLocal, partial)
 	sameMap(t, "downloaded", filesUnder(t, local), wantLocal)
+	// The directories its deletes emptied go too, as rclone's do; the rest stay.
+	for dir, want := range map[string]bool{"a": true, "a/deep": false, "gone": false, "gone/deeper": false, "empty": true} {
+		if _, err := os.Stat(filepath.Join(local, dir)); (err == nil) != want {
+			t.Errorf("directory %s: exists %v, want %v", dir, err == nil, want)
+		}
+	}
 }
 
 func TestSyncDeletesSpill(t *testing.T) {
