@@ -20,6 +20,10 @@ const (
 	// windowMin and windowMax bound a measuring window, which lasts two smoothed request
 	// latencies: long enough for several requests to end, short enough to react.
 	windowMin, windowMax = 250 * time.Millisecond, 5 * time.Second
+	// rampWindow caps the window during the first ramp: goodput is measured as bytes
+	// move, not as requests end, so requests of seconds (large parts on a capped far
+	// path) need not slow the ramp to one step per ten seconds.
+	rampWindow = time.Second
 	// throttleCut is the multiplicative decrease on a throttled window.
 	throttleCut = 0.7
 	// latencyCut is the decrease when requests take latencyRise times their floor.
@@ -174,6 +178,9 @@ func (t *tuner) tick(now time.Time) {
 			t.latency = (3*t.latency + mean) / 4
 		}
 		t.window = min(max(2*t.latency, windowMin), windowMax)
+		if t.slowStart {
+			t.window = min(t.window, rampWindow)
+		}
 	}
 	n := u.meanInFlight()
 	if throttled > 0 || bytes == 0 || n < 0.5 || u.span <= 0 {

@@ -608,3 +608,18 @@ func TestAdaptiveNoisyStoreNoWorseThanFixed(t *testing.T) {
 		})
 	}
 }
+
+// A far path where each connection is capped and a request takes seconds (16 MiB parts
+// at 4 MB/s: 4 s each) gives windows of seconds: ramping by half every other such window
+// took half a minute to reach what the path serves, most of a 1 GiB transfer. The ramp
+// must not wait on the requests' length: what moves is measured as bytes move.
+func TestAdaptiveRampsFastOnLongRequests(t *testing.T) {
+	l := link{optimum: 64, perConn: 4e6, size: 16 << 20, rtt: 40 * time.Millisecond}
+	s := newSim(t, l, DefaultConcurrency, DefaultMaxConcurrency)
+	s.run(60 * time.Second)
+	reached := slices.IndexFunc(s.trace, func(n int) bool { return n >= 48 })
+	t.Logf("first 30 s: %v", s.trace[:30])
+	if reached < 0 || reached > 12 {
+		t.Errorf("the limit reached 48 of the 64 the path serves after %d s; want within 12 s", reached)
+	}
+}
