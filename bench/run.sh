@@ -25,7 +25,7 @@ if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
 	export PATH=/usr/local/go/bin:$PATH
 fi
 
-quick=0 runs=3 scenarios="" profile="" baseline="" tools="" far=()
+quick=0 runs=3 scenarios="" profile="" baseline="" only_tools="" far=()
 args=("$@")
 while (($#)); do
 	case $1 in
@@ -34,7 +34,7 @@ while (($#)); do
 	--scenarios) scenarios=$2; shift ;;
 	--profile) profile=$2; shift ;;
 	--baseline) baseline=$2; shift ;;
-	--tools) tools=$2; shift ;;
+	--tools) only_tools=$2; shift ;;
 	--far-delay | --far-rate) far+=("$1" "$2"); shift ;;
 	-h | --help) sed -n '2,19p' "$root/bench/run.sh" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
@@ -161,7 +161,7 @@ flags=(--endpoint "$S3XFER_TEST_MINIO_ENDPOINT" --bin "$bin" --work "$work" --aw
 ((${#far[@]})) && flags+=("${far[@]}")
 [[ -n $baseline ]] && flags+=(--baseline "$baseline")
 [[ -n $scenarios ]] && flags+=(--scenarios "$scenarios")
-[[ -n $tools ]] && flags+=(--tools "$tools")
+[[ -n $only_tools ]] && flags+=(--tools "$only_tools")
 if [[ -n $profile ]]; then
 	"$bin/bench" run "${flags[@]}" --profile "$profile"
 	log "profiles in $profile: go tool pprof -top $bin/s3xferlib $profile/upload.cpu.pprof (the binary is removed on exit; rebuild it with: cd bench && go build ./cmd/s3xferlib)"
