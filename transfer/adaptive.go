@@ -20,10 +20,6 @@ const (
 	// windowMin and windowMax bound a measuring window, which lasts two smoothed request
 	// latencies: long enough for several requests to end, short enough to react.
 	windowMin, windowMax = 250 * time.Millisecond, 5 * time.Second
-	// rampWindow caps the window during the first ramp: goodput is measured as bytes
-	// move, not as requests end, so requests of seconds (large parts on a capped far
-	// path) need not slow the ramp to one step per ten seconds.
-	rampWindow = time.Second
 	// throttleCut is the multiplicative decrease on a throttled window.
 	throttleCut = 0.7
 	// latencyCut is the decrease when requests take latencyRise times their floor.
@@ -49,16 +45,18 @@ const (
 // from what the store layer reports of every request (bytes moved, latency, throttling)
 // and from how busy the slots were.
 //
-// Time is cut into windows of about two request latencies. Each window measures the
+// Time is cut into windows of about two request latencies (one in the first ramp), the
+// first judged once a request ended, and ended by the clock as bytes move. Only data
+// requests of some size (PUT, GET, copies) give latencies. Each window measures the
 // goodput g (bytes per second moved by requests) and the mean number of requests in
 // flight n, so g/n is the goodput per request; its best value over the last windows,
 // e, is what one request moves when it does not queue behind the others. g/e is then
 // the number of requests the path actually serves at once, and n - g/e how many of those
 // in flight only queue: the rule of TCP Vegas, on goodput rather than round-trip time,
-// so requests of any size count. With fewer than alpha queued (a tenth of the limit),
-// the limit grows: by half in the first ramp (until the first sign of a ceiling), by one
-// afterwards, and only if the limit was what held requests back. With more than beta (a
-// third) queued, it drops to g/e plus alpha, but
+// so requests of any size count. With fewer than alpha queued (a tenth of the limit;
+// beta in the first ramp), the limit grows: doubles in the first ramp (until the first
+// sign of a ceiling), by one afterwards, and only if the limit was what held requests
+// back. With more than beta (a fifth) queued, it drops to g/e plus alpha, but
 // not below its start (a store whose goodput swings with its own load reads as queueing). A throttled request (SlowDown, 503, 429)
 // cuts the limit by 30% at once, at most once per window; requests taking three times
 // the lowest latency seen while some queue cut it by 20%. A window right after a change
@@ -81,6 +79,7 @@ type tuner struct {
 	windows  int       // windows in which some request ended
 
 	moved atomic.Int64 // bytes moved by requests in the current window
+	due   atomic.Int64 // when the current window ends, in Unix nanoseconds
 
 	mu        sync.Mutex
 	limit     float64 // slots has its rounding
@@ -113,6 +112,7 @@ func newTuner(s, files *slots, start, maxN int, clock ratelimit.Clock, log *slog
 	t.start = clock.Now()
 	t.holdEnd = t.start.Add(holdStart)
 	t.lastCut = t.start.Add(-windowMax)
+	t.due.Store(t.start.Add(t.window).UnixNano())
 	t.apply()
 	return t
 }
@@ -126,11 +126,18 @@ func (t *tuner) apply() {
 	}
 }
 
-// moving counts n bytes moved by a request.
-func (t *tuner) moving(n int64) { t.moved.Add(n) }
+// moving counts n bytes moved by a request, and ends the window if it is over: requests
+// that take seconds must not stretch it, nor the ramp with it.
+func (t *tuner) moving(n int64) {
+	t.moved.Add(n)
+	if t.clock.Now().UnixNano() >= t.due.Load() {
+		t.poll()
+	}
+}
 
-// done tells of a request attempt that began at start and moved bytes, ending in err.
-func (t *tuner) done(start time.Time, bytes int64, err error) {
+// done tells of a request attempt that began at start, ending in err; if timed, its
+// latency is one of the window's samples.
+func (t *tuner) done(start time.Time, timed bool, err error) {
 	now := t.clock.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -142,7 +149,7 @@ func (t *tuner) done(start time.Time, bytes int64, err error) {
 			t.set(now, t.limit*throttleCut, "throttled", slog.Int("throttled", t.throttled))
 			t.slowStart, t.lastCut = false, now
 		}
-	case err == nil && bytes > 0:
+	case err == nil && timed:
 		t.latSum += now.Sub(start)
 		t.latN++
 	}
@@ -177,14 +184,20 @@ func (t *tuner) tick(now time.Time) {
 		} else {
 			t.latency = (3*t.latency + mean) / 4
 		}
+		// The first ramp judges every latency: requests of seconds (large parts on a
+		// capped far path) would otherwise take it half a minute to fill the path.
 		t.window = min(max(2*t.latency, windowMin), windowMax)
 		if t.slowStart {
-			t.window = min(t.window, rampWindow)
+			t.window = min(max(t.latency, windowMin), windowMax)
 		}
 	}
+	t.due.Store(now.Add(t.window).UnixNano())
 	n := u.meanInFlight()
-	if throttled > 0 || bytes == 0 || n < 0.5 || u.span <= 0 {
-		return // throttling was answered as it came; nothing else to judge
+	if throttled > 0 || bytes == 0 || n < 0.5 || u.span <= 0 || t.latency == 0 {
+		// Throttling was answered as it came; nothing else to judge before a request
+		// ended: the first bytes of each fill the socket buffers at once, a burst that
+		// would pass for what a request moves.
+		return
 	}
 	g := float64(bytes) / u.span.Seconds()
 	if settling {
@@ -243,9 +256,9 @@ func (t *tuner) tick(now time.Time) {
 	case t.probeNow && t.limit/2 >= t.bottom(now):
 		t.probing, t.probeNow = t.limit, false
 		t.set(now, t.limit/2, "probing", attrs...) // one window to drain, one to measure
-	case queued < alpha && saturated && t.limit < float64(t.max):
+	case (queued < alpha || t.slowStart && queued < beta) && saturated && t.limit < float64(t.max):
 		if t.slowStart {
-			t.set(now, max(t.limit*1.5, t.limit+1), "ramping", attrs...)
+			t.set(now, max(t.limit*2, t.limit+1), "ramping", attrs...)
 		} else {
 			t.set(now, t.limit+1, "goodput rising", attrs...)
 		}
@@ -290,8 +303,11 @@ func (t *tuner) set(now time.Time, to float64, why string, attrs ...slog.Attr) {
 		return
 	}
 	t.apply()
-	t.settling = true
-	t.start = now // the next window measures the new limit from its start
+	// The next window measures the new limit from its start; it is judged, unless the
+	// change was a cut, whose requests must drain first.
+	t.settling = why != "ramping"
+	t.start = now
+	t.due.Store(now.Add(t.window).UnixNano())
 	t.slots.takeUsage()
 	t.moved.Store(0)
 	t.throttled, t.latSum, t.latN = 0, 0, 0

@@ -55,7 +55,7 @@ func onFailedAttempt(ctx context.Context, seen func(ctx context.Context, err err
 func (s *store) do(ctx context.Context, what string, call func(ctx context.Context) error) error {
 	seen, _ := ctx.Value(attemptsKey{}).(func(context.Context, error))
 	for attempt := 1; ; attempt++ {
-		err := s.watch(ctx, call)
+		err := s.watch(ctx, what, call)
 		if err != nil && seen != nil {
 			seen(ctx, err)
 		}

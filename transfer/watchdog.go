@@ -43,7 +43,7 @@ func paused[T any](ctx context.Context, fn func() T) T {
 // response bodies, response headers) and by readers wrapped with watched. Idleness, not
 // duration, is what is limited: a slow but moving transfer at a low bandwidth limit, or a
 // long CompleteMultipartUpload that streams keep-alive whitespace, goes on.
-func (s *store) watch(ctx context.Context, call func(ctx context.Context) error) error {
+func (s *store) watch(ctx context.Context, what string, call func(ctx context.Context) error) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	idle := s.idle
@@ -68,10 +68,25 @@ func (s *store) watch(ctx context.Context, call func(ctx context.Context) error)
 		err = fmt.Errorf("%w: no bytes moved for %v", ErrStalled, idle)
 	}
 	if s.tune != nil {
-		s.tune.done(start, moved.Load(), err)
+		s.tune.done(start, isDataRequest(what) && moved.Load() >= timedMin, err)
 	}
 	return err
 }
+
+// isDataRequest says whether the tuner compares the latency of the request what: the
+// others (HEAD, Create, Complete, List, ...) take their own time whatever the path's
+// queueing, and would set a floor that every part's latency then seems to rise from.
+func isDataRequest(what string) bool {
+	switch what {
+	case "PutObject", "PutObjectPart", "GetObject", "CopyObject", "CopyObjectPart":
+		return true
+	}
+	return false
+}
+
+// timedMin is the fewest bytes a data request moves for its latency to count: a probe's
+// one-byte part is no sample of what a part takes.
+const timedMin = 1 << 10
 
 // watched returns r telling the watchdog of ctx's request about every byte read: for
 // bodies that do not pass through NewClient's transport (a store without it, a test's).
