@@ -69,7 +69,8 @@ func (b *crashBed) args(key, journalDir string, extra ...string) []string {
 		"--part-size", "8MiB", "--concurrency", "4"}, extra...)
 }
 
-// crash runs the upload until it is SIGKILLed, by a failpoint or after delay.
+// crash runs the upload until it is SIGKILLed, by a failpoint or after delay once the
+// store holds a part of it.
 func (b *crashBed) crash(key, journalDir, failpoint string, delay time.Duration, extra ...string) {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -88,6 +89,10 @@ func (b *crashBed) crash(key, journalDir, failpoint string, delay time.Duration,
 	}
 	if failpoint == "" {
 		time.Sleep(delay)
+		// A loaded machine may not have stored a part yet: the kill must find one there.
+		for ctx.Err() == nil && b.partsStored(ctx, key) == 0 {
+			time.Sleep(50 * time.Millisecond)
+		}
 		cmd.Process.Signal(syscall.SIGKILL)
 	}
 	err := cmd.Wait()
@@ -98,6 +103,24 @@ func (b *crashBed) crash(key, journalDir, failpoint string, delay time.Duration,
 			b.t.Fatalf("crash at %q/%v: want SIGKILL, got %v\n%s", failpoint, delay, err, out.String())
 		}
 	}
+}
+
+// partsStored is how many parts the incomplete uploads of key hold on the store.
+func (b *crashBed) partsStored(ctx context.Context, key string) int {
+	ups, err := b.store.Core.ListMultipartUploads(ctx, b.bucket, key, "", "", "", 1000)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, up := range ups.Uploads {
+		if up.Key != key {
+			continue
+		}
+		if parts, err := b.store.Core.ListObjectParts(ctx, b.bucket, key, up.UploadID, 0, 1000); err == nil {
+			n += len(parts.ObjectParts)
+		}
+	}
+	return n
 }
 
 // finish re-runs the same command and checks it completes: exit 0, the object equals the
