@@ -168,8 +168,8 @@ func (cfg ClientConfig) endpoints() []string {
 }
 
 // newTransport keeps an idle connection for every concurrent request (Go's default of 2
-// per host makes parallel parts reconnect), and uses socket buffers far above Go's 4 KiB
-// so that a part goes out in few syscalls.
+// per host makes parallel parts reconnect), and uses buffers far above Go's 4 KiB, and
+// bulkDial's connections over plain http, so that a part goes out in few syscalls.
 func newTransport(concurrency int, headerTimeout time.Duration) *http.Transport {
 	return &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
@@ -216,7 +216,7 @@ type bulkConn struct{ net.Conn }
 func (c bulkConn) ReadFrom(r io.Reader) (int64, error) {
 	buf := bufPool.Get().(*[]byte)
 	defer bufPool.Put(buf)
-	return io.CopyBuffer(writeOnly{c.Conn}, r, (*buf)[:bulkWrite])
+	return io.CopyBuffer(writeOnly{c.Conn}, r, (*buf)[:min(len(*buf), bulkWrite)])
 }
 
 // writeOnly hides the connection's ReadFrom from io.CopyBuffer, which would use it.
