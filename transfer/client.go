@@ -2,10 +2,12 @@ package transfer
 
 import (
 	"cmp"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -166,15 +168,12 @@ func (cfg ClientConfig) endpoints() []string {
 }
 
 // newTransport keeps an idle connection for every concurrent request (Go's default of 2
-// per host makes parallel parts reconnect), and uses socket buffers far above Go's 4 KiB
-// so that a part goes out in few syscalls.
+// per host makes parallel parts reconnect), and uses buffers far above Go's 4 KiB, and
+// bulkDial's connections over plain http, so that a part goes out in few syscalls.
 func newTransport(concurrency int, headerTimeout time.Duration) *http.Transport {
 	return &http.Transport{
-		Proxy: http.ProxyFromEnvironment,
-		DialContext: (&net.Dialer{
-			Timeout:   10 * time.Second,
-			KeepAlive: 30 * time.Second,
-		}).DialContext,
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           bulkDial((&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext),
 		MaxIdleConns:          2 * concurrency,
 		MaxIdleConnsPerHost:   2 * concurrency,
 		IdleConnTimeout:       90 * time.Second,
@@ -194,3 +193,31 @@ func orDefault(v, def int) int {
 	}
 	return v
 }
+
+// bulkWrite is how much of a request body a connection writes at a time (a bufPool
+// buffer): a TCP connection's own ReadFrom, which the transport hands a body to, makes
+// a write syscall, and on loopback a wakeup of the store, for every 32 KiB.
+const bulkWrite = 256 << 10
+
+// bulkDial makes the connections dial makes write a request body bulkWrite at a time.
+func bulkDial(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return bulkConn{c}, nil
+	}
+}
+
+type bulkConn struct{ net.Conn }
+
+// ReadFrom is how the transport sends a request body over plain http.
+func (c bulkConn) ReadFrom(r io.Reader) (int64, error) {
+	buf := bufPool.Get().(*[]byte)
+	defer bufPool.Put(buf)
+	return io.CopyBuffer(writeOnly{c.Conn}, r, (*buf)[:min(len(*buf), bulkWrite)])
+}
+
+// writeOnly hides the connection's ReadFrom from io.CopyBuffer, which would use it.
+type writeOnly struct{ io.Writer }

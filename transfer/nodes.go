@@ -220,7 +220,7 @@ func (n *Nodes) NewMultipartUpload(ctx context.Context, bucket, object string, o
 
 func (n *Nodes) PutObjectPart(ctx context.Context, bucket, object, uploadID string, partID int, data io.Reader, size int64, opts minio.PutObjectPartOptions) (minio.ObjectPart, error) {
 	return call(n, ctx, func(s3 S3) (minio.ObjectPart, error) {
-		return s3.PutObjectPart(ctx, bucket, object, uploadID, partID, data, size, opts)
+		return putObjectPart(ctx, s3, bucket, object, uploadID, partID, data, size, opts)
 	})
 }
 

@@ -128,7 +128,7 @@ func (s *store) PutObjectPart(ctx context.Context, bucket, key, uploadID string,
 			if t, ok := r.(interface{ trailer() http.Header }); ok {
 				o.Trailer = t.trailer() // its own: a transport may go on reading a failed attempt's body
 			}
-			part, err = s.s3.PutObjectPart(ctx, bucket, key, uploadID, n, watched(ctx, r), size, o)
+			part, err = putObjectPart(ctx, s.s3, bucket, key, uploadID, n, watched(ctx, r), size, o)
 		}
 		if err == nil && part.ETag == "" {
 			err = fmt.Errorf("part acknowledged without an ETag: %w", io.ErrUnexpectedEOF)
