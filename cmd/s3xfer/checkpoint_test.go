@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -158,7 +159,7 @@ func (c *e2e) liveOwner(key string, doc map[string]any) (stop func() func()) {
 
 func TestCheckpointLeaseDocumented(t *testing.T) {
 	if transfer.DefaultCheckpointLease != time.Minute {
-		t.Errorf("transfer.DefaultCheckpointLease is %v: change docs/CLI.md and docs/SCALE.md (a lease of 1 minute, a heartbeat every 20 seconds)", transfer.DefaultCheckpointLease)
+		t.Errorf("transfer.DefaultCheckpointLease is %v: change the --checkpoint-lease help (default 1m), docs/CLI.md and docs/SCALE.md (a lease of 1 minute, a heartbeat every 20 seconds)", transfer.DefaultCheckpointLease)
 	}
 }
 
@@ -459,5 +460,45 @@ func (c *e2e) removeAll(prefix string) {
 		if err := c.st.Core.RemoveObject(context.Background(), c.bucket, o.Key, minio.RemoveObjectOptions{}); err != nil {
 			c.t.Fatal(err)
 		}
+	}
+}
+
+// An owner cut off from its checkpoint (the store hangs on every write of it after the
+// first) for its lease stops by itself, exit 1, saying why and what to do, though its
+// files could still go through; the next run takes the job over and finishes it.
+func TestE2ECheckpointOwnerCutOff(t *testing.T) {
+	var writes atomic.Int64
+	b := newCLIBed(t, func(r *faultproxy.Request) faultproxy.Action {
+		switch {
+		case r.Op == faultproxy.PutObject && strings.HasPrefix(r.Key, "jobs/") && writes.Add(1) > 3: // the create and its two probes pass
+			return faultproxy.Action{Fault: faultproxy.StallRequest}
+		case strings.HasPrefix(r.Key, "data/"):
+			return faultproxy.Action{Latency: 100 * time.Millisecond} // the job outlasts the lease
+		}
+		return faultproxy.Action{}
+	})
+	for i := range 40 {
+		b.file(fmt.Sprintf("src/f%03d", i), bytes.Repeat([]byte{byte(i)}, 10+i))
+	}
+	args := []string{"cp", "-r", filepath.Join(b.dir, "src"), b.url("data/"), "--checkpoint", b.url("jobs/"), "--checkpoint-lease", "1s", "--concurrency", "1", "--json"}
+	code, out, errOut := b.cli(context.Background(), nil, args...)
+	if code != exitFailed || !strings.Contains(errOut, "--checkpoint s3://"+b.bucket+"/jobs/") || !strings.Contains(errOut, "within its lease") ||
+		!strings.Contains(errOut, "give a longer --checkpoint-lease") {
+		t.Fatalf("an owner cut off from its checkpoint: exit %d, want 1 and why\n%s", code, errOut)
+	}
+	var res jobResultJSON
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	json.Unmarshal([]byte(lines[len(lines)-1]), &res)
+	if res.Done >= 40 {
+		t.Fatalf("the owner cut off from its checkpoint went on to the end: %+v", res)
+	}
+
+	b.proxy.SetRule(nil)
+	b.home = t.TempDir()
+	if code, out, errOut := b.cli(context.Background(), nil, args...); code != exitOK {
+		t.Fatalf("the next run: exit %d\n%s%s", code, out, errOut)
+	}
+	for i := range 40 {
+		b.wantObject(fmt.Sprintf("data/f%03d", i), bytes.Repeat([]byte{byte(i)}, 10+i))
 	}
 }
