@@ -252,7 +252,7 @@ func TestE2ECheckpointAfterSIGKILL(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := &e2e{t: t, st: b.st, bucket: b.bucket}
-	key, doc := "", map[string]any(nil)
+	var doc map[string]any
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			child.Process.Kill()
@@ -260,7 +260,7 @@ func TestE2ECheckpointAfterSIGKILL(t *testing.T) {
 			t.Fatalf("the run never got its checkpoint up to %s with part 1 of %s sent: %v\n%s", lastBeforeBig, big, doc, childOut.String())
 		}
 		if ups := c.uploads(); len(ups) == 1 && c.partSizes(ups[0])[1] == 5<<20 && c.hasCheckpoint("jobs/") { // not the first probe's byte
-			if key, doc = c.checkpoint("jobs/"); doc["upto"] == lastBeforeBig {
+			if _, doc = c.checkpoint("jobs/"); doc["upto"] == lastBeforeBig {
 				break
 			}
 		}
@@ -273,7 +273,7 @@ func TestE2ECheckpointAfterSIGKILL(t *testing.T) {
 	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 		t.Fatalf("the run was not killed: %v\n%s", err, childOut.String())
 	}
-	key, doc = c.checkpoint("jobs/")
+	key, doc := c.checkpoint("jobs/")
 	if doc["state"] != "running" || doc["upto"] != lastBeforeBig || doc["lease_seconds"] != lease.Seconds() {
 		t.Fatalf("the killed run's checkpoint: %v; want running, up to %s, with a lease of %s", doc, lastBeforeBig, lease)
 	}
