@@ -33,10 +33,12 @@ import (
 // The owner writes the object at least every Lease/3 (its heartbeat) and at most every
 // Every when files settle. Another run takes over at once a checkpoint whose owner
 // stopped (failed, interrupted, done) or whose heartbeat is older than the owner's Lease
-// by the taker's clock. Else it waits until the lease has run out (at most one lease): if
-// the owner wrote meanwhile, it is alive, and the taker stops with a
-// *CheckpointOwnedError; if not, it is dead, and the taker takes over. A killed run's job
-// is thus taken up within a lease. Clocks that disagree by more than a lease can only
+// by the taker's clock. Else it waits until the lease has run out (at most one lease),
+// reading the checkpoint every quarter lease: if the owner writes meanwhile, it is alive,
+// and the taker stops with a *CheckpointOwnedError; if not, it is dead, and the taker
+// takes over. A killed run's job is thus taken up within a lease. An owner none of whose
+// writes goes through within its lease stops with ErrLeaseLapsed, before a taker may take
+// over, rather than go on beside it. Clocks that disagree by more than a lease can only
 // make a taker stop a live owner early, never let both go on: the old owner's next write
 // fails. A done checkpoint makes a rerun of the job skip every file it did.
 type Checkpoint struct {
