@@ -33,10 +33,12 @@ import (
 // The owner writes the object at least every Lease/3 (its heartbeat) and at most every
 // Every when files settle. Another run takes over at once a checkpoint whose owner
 // stopped (failed, interrupted, done) or whose heartbeat is older than the owner's Lease
-// by the taker's clock. Else it waits until the lease has run out (at most one lease): if
-// the owner wrote meanwhile, it is alive, and the taker stops with a
-// *CheckpointOwnedError; if not, it is dead, and the taker takes over. A killed run's job
-// is thus taken up within a lease. Clocks that disagree by more than a lease can only
+// by the taker's clock. Else it waits until the lease has run out (at most one lease),
+// reading the checkpoint every quarter lease: if the owner writes meanwhile, it is alive,
+// and the taker stops with a *CheckpointOwnedError; if not, it is dead, and the taker
+// takes over. A killed run's job is thus taken up within a lease. An owner none of whose
+// writes goes through within its lease stops with ErrLeaseLapsed, before a taker may take
+// over, rather than go on beside it. Clocks that disagree by more than a lease can only
 // make a taker stop a live owner early, never let both go on: the old owner's next write
 // fails. A done checkpoint makes a rerun of the job skip every file it did.
 type Checkpoint struct {
@@ -59,6 +61,11 @@ const defaultCheckpointEvery = 5 * time.Second
 // ErrNoConditionalWrites says the store does not honour If-None-Match or If-Match on
 // PutObject, so a checkpoint kept there could not keep two runs of a job apart.
 var ErrNoConditionalWrites = errors.New("the store does not honour conditional writes (If-None-Match and If-Match on PutObject)")
+
+// ErrLeaseLapsed says that no write of a job's checkpoint went through before the lease
+// of the last one ran out: another run may have taken the job over by then, so this one
+// stopped rather than go on writing the job's files beside it.
+var ErrLeaseLapsed = errors.New("no write of the job's checkpoint went through within its lease, so another run may take the job over; this run stopped")
 
 // CheckpointOwnedError says another run of the same job owns its checkpoint.
 type CheckpointOwnedError struct {
@@ -116,6 +123,7 @@ func (d *checkpointDoc) lease() time.Duration {
 type storeCheckpoint struct {
 	m           *Manager
 	ctx         context.Context // the job's, without its cancellation: the last write goes out after an interrupt
+	op          string
 	bucket, key string
 	every       time.Duration
 	skips       bool // Done answers from the checkpoint (directory jobs); Sync compares instead
@@ -124,7 +132,8 @@ type storeCheckpoint struct {
 	doc       checkpointDoc
 	failed    map[string]bool
 	dirty     bool
-	lastWrite time.Time
+	lastWrite time.Time // when the last write went through
+	held      time.Time // when it was sent: this run's lease runs from it
 
 	wmu   sync.Mutex // one write at a time: each names the ETag of the one before
 	etag  string
@@ -169,7 +178,7 @@ func (m *Manager) openCheckpoint(ctx context.Context, cp Checkpoint, op, ident, 
 	if lease == 0 {
 		lease = DefaultCheckpointLease
 	}
-	c := &storeCheckpoint{m: m, ctx: context.WithoutCancel(ctx), bucket: cp.Bucket, key: checkpointKey(cp, op, ident, sh),
+	c := &storeCheckpoint{m: m, ctx: context.WithoutCancel(ctx), op: op, bucket: cp.Bucket, key: checkpointKey(cp, op, ident, sh),
 		every: cp.Every, skips: skips, failed: map[string]bool{}}
 	if c.every == 0 {
 		c.every = defaultCheckpointEvery
@@ -212,30 +221,41 @@ func (m *Manager) openCheckpoint(ctx context.Context, cp Checkpoint, op, ident, 
 }
 
 // outlive waits for the owner of a running checkpoint to write it again, until its lease
-// has run out by this run's clock and at most one lease: an owner that writes in that
-// time is alive, and this run stops with a *CheckpointOwnedError. It returns the
-// checkpoint to take over: as found, or as the owner left it when it ended meanwhile.
+// has run out by this run's clock and at most one lease, reading it every quarter lease:
+// an owner that writes in that time is alive, and this run stops with a
+// *CheckpointOwnedError. It returns the checkpoint to take over: as found, or as the owner
+// left it when it ended meanwhile.
 func (c *storeCheckpoint) outlive(ctx context.Context, old *checkpointDoc, etag string) (*checkpointDoc, string, error) {
-	wait := min(old.Heartbeat.Add(old.lease()).Sub(c.m.store.now()), old.lease())
+	lease := old.lease()
+	wait := min(old.Heartbeat.Add(lease).Sub(c.m.store.now()), lease)
 	if wait <= 0 {
 		return old, etag, nil
 	}
-	c.m.log.Info("waiting for the owner of the job's checkpoint to write it, or for its lease to run out", "checkpoint", "s3://"+c.bucket+"/"+c.key,
-		"owner", old.Owner, "for", wait)
-	if err := c.m.store.sleep(ctx, wait); err != nil {
-		return nil, "", err
+	c.notice(fmt.Sprintf("the job's checkpoint is held by another run (%s, last written %s, lease %s): waiting until %s for it to write again; if it does not, this run takes the job over",
+		old.Owner, old.Heartbeat.UTC().Format(time.RFC3339), lease, c.m.store.now().Add(wait).UTC().Format(time.RFC3339)))
+	for wait > 0 {
+		step := min(wait, max(lease/4, time.Millisecond))
+		if err := c.m.store.sleep(ctx, step); err != nil {
+			return nil, "", err
+		}
+		wait -= step
+		cur, curETag, err := c.read(ctx)
+		switch {
+		case err != nil:
+			return nil, "", err
+		case cur != nil && curETag != etag && cur.State == ckptRunning:
+			return nil, "", &CheckpointOwnedError{Bucket: c.bucket, Key: c.key, Owner: cur.Owner, Heartbeat: cur.Heartbeat, Lease: cur.lease()}
+		case curETag != etag:
+			return cur, curETag, nil // the owner ended (or the checkpoint was deleted): taken over at once
+		}
 	}
-	cur, curETag, err := c.read(ctx)
-	switch {
-	case err != nil:
-		return nil, "", err
-	case cur != nil && curETag != etag && cur.State == ckptRunning:
-		return nil, "", &CheckpointOwnedError{Bucket: c.bucket, Key: c.key, Owner: cur.Owner, Heartbeat: cur.Heartbeat, Lease: cur.lease()}
-	case cur != nil && curETag == etag:
-		c.m.log.Info("taking over the job's checkpoint from a run whose lease ran out", "checkpoint", "s3://"+c.bucket+"/"+c.key,
-			"owner", cur.Owner, "written", cur.Heartbeat)
-	}
-	return cur, curETag, nil
+	c.notice(fmt.Sprintf("taking the job over from %s, whose lease ran out (last written %s)", old.Owner, old.Heartbeat.UTC().Format(time.RFC3339)))
+	return old, etag, nil
+}
+
+// notice tells the user about the checkpoint.
+func (c *storeCheckpoint) notice(msg string) {
+	c.m.notice(Event{Kind: Notice, Op: c.op, Bucket: c.bucket, Key: c.key}, msg)
 }
 
 // ownerID names this run: host, process and a random part, told apart across machines.
@@ -279,7 +299,9 @@ func (c *storeCheckpoint) put(ctx context.Context, body []byte, opts minio.PutOb
 }
 
 // write stores the state as state (running, stopped or done) on the condition that the
-// object is still the one this run wrote last (or, first, that there is none).
+// object is still the one this run wrote last (or, first, that there is none). While the
+// job runs (state running) a write must go through before this run's lease runs out:
+// then another run may take the job over, and this one must not go on beside it.
 func (c *storeCheckpoint) write(ctx context.Context, state string) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -292,35 +314,26 @@ func (c *storeCheckpoint) write(ctx context.Context, state string) error {
 	c.doc.Failed = slices.Sorted(maps.Keys(c.failed))
 	doc := c.doc
 	c.dirty = false
+	held := c.held
 	c.mu.Unlock()
 	body, err := json.Marshal(doc)
 	if err != nil {
 		return err
 	}
-	var opts minio.PutObjectOptions
-	if c.etag == "" {
-		opts.SetMatchETagExcept("*")
-	} else {
-		opts.SetMatchETag(c.etag)
+	deadline := doc.Heartbeat.Add(doc.lease()) // the first write, and the last, once the job's files are settled
+	if state == ckptRunning && !held.IsZero() {
+		deadline = held.Add(doc.lease())
 	}
-	etag, err := c.put(ctx, body, opts)
-	if code := Code(err); code == "PreconditionFailed" || code == "NoSuchKey" && c.etag != "" {
-		// Refused: another run's write came between, unless an attempt of this one
-		// succeeded and only its answer was lost.
-		cur, curETag, rerr := c.read(ctx)
-		switch {
-		case rerr != nil:
-			err = errors.Join(err, rerr)
-		case cur != nil && cur.Owner == doc.Owner && cur.Seq == doc.Seq:
-			etag, err = curETag, nil
-		default:
-			e := &CheckpointOwnedError{Bucket: c.bucket, Key: c.key, Lost: c.owned}
-			if cur != nil {
-				e.Owner, e.Heartbeat, e.Lease = cur.Owner, cur.Heartbeat, cur.lease()
-			}
-			c.lost = e
-			return e
-		}
+	ctx, cancel := context.WithDeadlineCause(ctx, time.Now().Add(deadline.Sub(c.m.store.now())), ErrLeaseLapsed)
+	defer cancel()
+	etag, err := c.putAsOwner(ctx, body, doc)
+	if err != nil && errors.Is(context.Cause(ctx), ErrLeaseLapsed) {
+		err = ErrLeaseLapsed
+	}
+	var owned *CheckpointOwnedError
+	if errors.As(err, &owned) {
+		c.lost = err
+		return err
 	}
 	if code := Code(err); code == "NotImplemented" || code == "InvalidArgument" && c.etag == "" {
 		return fmt.Errorf("%w: the store at %s refused one (%v)", ErrNoConditionalWrites, c.m.cfg.Endpoint, err)
@@ -333,9 +346,37 @@ func (c *storeCheckpoint) write(ctx context.Context, state string) error {
 	}
 	c.etag, c.owned = etag, true
 	c.mu.Lock()
-	c.lastWrite = c.m.store.now()
+	c.lastWrite, c.held = c.m.store.now(), doc.Heartbeat
 	c.mu.Unlock()
 	return nil
+}
+
+// putAsOwner puts body, doc, on the condition that the object is the one this run wrote
+// last. A refusal (412) is another run's write, unless an attempt of this one succeeded
+// and only its answer was lost.
+func (c *storeCheckpoint) putAsOwner(ctx context.Context, body []byte, doc checkpointDoc) (string, error) {
+	var opts minio.PutObjectOptions
+	if c.etag == "" {
+		opts.SetMatchETagExcept("*")
+	} else {
+		opts.SetMatchETag(c.etag)
+	}
+	etag, err := c.put(ctx, body, opts)
+	if code := Code(err); code != "PreconditionFailed" && (code != "NoSuchKey" || c.etag == "") {
+		return etag, err
+	}
+	cur, curETag, rerr := c.read(ctx)
+	switch {
+	case rerr != nil:
+		return "", errors.Join(err, rerr)
+	case cur != nil && cur.Owner == doc.Owner && cur.Seq == doc.Seq:
+		return curETag, nil
+	}
+	e := &CheckpointOwnedError{Bucket: c.bucket, Key: c.key, Lost: c.owned}
+	if cur != nil {
+		e.Owner, e.Heartbeat, e.Lease = cur.Owner, cur.Heartbeat, cur.lease()
+	}
+	return "", e
 }
 
 // probe writes the checkpoint's bytes again under two conditions that must fail: a store
@@ -371,7 +412,7 @@ func (c *storeCheckpoint) probe(ctx context.Context) error {
 func (c *storeCheckpoint) start(fail func(error)) {
 	c.stop, c.stopped = make(chan struct{}), make(chan struct{})
 	beat := c.doc.lease() / 3
-	tick := max(min(c.every, beat), 10*time.Millisecond)
+	tick := max(min(c.every, beat)/4, 10*time.Millisecond) // a write goes out at most a quarter beat late
 	go func() {
 		defer close(c.stopped)
 		t := time.NewTicker(tick)

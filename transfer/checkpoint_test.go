@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,6 +30,7 @@ type hookS3 struct {
 	mu     sync.Mutex
 	before func(ctx context.Context, bucket, key string) error // nil: none
 	puts   []string                                            // the keys put, in order
+	landed int                                                 // the checkpoints (under jobs/) put that succeeded
 }
 
 func (h *hookS3) PutObject(ctx context.Context, bucket, key string, data io.Reader, size int64, md5Base64, sha256Hex string, opts minio.PutObjectOptions) (minio.UploadInfo, error) {
@@ -41,13 +43,26 @@ func (h *hookS3) PutObject(ctx context.Context, bucket, key string, data io.Read
 			return minio.UploadInfo{}, err
 		}
 	}
-	return h.S3.PutObject(ctx, bucket, key, data, size, md5Base64, sha256Hex, opts)
+	info, err := h.S3.PutObject(ctx, bucket, key, data, size, md5Base64, sha256Hex, opts)
+	if err == nil && strings.HasPrefix(key, "jobs/") {
+		h.mu.Lock()
+		h.landed++
+		h.mu.Unlock()
+	}
+	return info, err
 }
 
 func (h *hookS3) hook(before func(ctx context.Context, bucket, key string) error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.before, h.puts = before, nil
+}
+
+// checkpointsLanded counts the PutObjects of checkpoints (under jobs/) that succeeded.
+func (h *hookS3) checkpointsLanded() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.landed
 }
 
 func (h *hookS3) putKeys() []string {
@@ -114,16 +129,21 @@ func TestCheckpointResumesOnAnotherMachine(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		var killed sync.Once
-		dead := false
+		dead, killedAt := false, ""
 		var deadMu sync.Mutex
 		h.hook(func(ctx context.Context, b, key string) error {
+			if strings.HasPrefix(key, "up/") && h.checkpointsLanded() < 2 {
+				time.Sleep(2 * time.Millisecond) // a store slow enough for the checkpoint's progress to get in between
+			}
 			deadMu.Lock()
 			defer deadMu.Unlock()
 			if dead {
 				return transfertest.S3Error("AccessDenied") // nothing more reaches the store
 			}
-			if key == "up/f016" {
-				killed.Do(func() { dead = true; cancel() })
+			// Dies at a file from f016 on once progress reached the store: the create, then one
+			// write at least.
+			if key >= "up/f016" && strings.HasPrefix(key, "up/") && h.checkpointsLanded() >= 2 {
+				killed.Do(func() { dead, killedAt = true, strings.TrimPrefix(key, "up/"); cancel() })
 				return context.Canceled
 			}
 			return nil
@@ -133,8 +153,8 @@ func TestCheckpointResumesOnAnotherMachine(t *testing.T) {
 			t.Fatal("the killed run succeeded")
 		}
 		_, doc := readCheckpoint(t, raw, bucket)
-		if doc.State != ckptRunning || doc.Upto == "" || doc.Upto >= "f016" {
-			t.Fatalf("the dead run's checkpoint: %+v; want running, up to a file before f016", doc)
+		if doc.State != ckptRunning || doc.Upto == "" || doc.Upto >= killedAt {
+			t.Fatalf("the dead run's checkpoint: %+v; want running, up to a file before %s, where it died", doc, killedAt)
 		}
 		var before []string
 		for rel := range files {
@@ -156,8 +176,12 @@ func TestCheckpointResumesOnAnotherMachine(t *testing.T) {
 		if err != nil || res.Skipped != len(before) || res.Done != 30-len(before) {
 			t.Fatalf("the run taking over: %+v, %v; want %d skipped (up to %q), the rest done", res, err, len(before), doc.Upto)
 		}
-		if len(waited) != 1 || waited[0] <= 0 || waited[0] > DefaultCheckpointLease {
-			t.Errorf("the run taking over within the dead one's lease waited %v; want one wait for the lease to run out", waited)
+		var total time.Duration
+		for _, d := range waited {
+			total += d
+		}
+		if total <= 0 || total > DefaultCheckpointLease || len(waited) > 4 {
+			t.Errorf("the run taking over within the dead one's lease waited %v; want waits for the rest of the lease, a quarter lease at most each", waited)
 		}
 		if f, ok := s.(*transfertest.Fake); ok {
 			for _, c := range f.Calls()[mark:] {
@@ -215,7 +239,7 @@ func TestCheckpointOneOwner(t *testing.T) {
 	onCheckpointStores(t, func(t *testing.T, s S3, bucket, endpoint string) {
 		root, _ := makeDir(t, 20)
 		h := &hookS3{S3: s}
-		lease := 2 * time.Second // A writes every Lease/3, so while C waits
+		lease := 6 * time.Second // A writes every Lease/3, so while C waits; long enough for a loaded machine to write within it
 		opts := DirOptions{Checkpoint: Checkpoint{Bucket: bucket, Prefix: "jobs", Lease: lease}}
 		raw := ckptManager(s, endpoint, Config{}, 0)
 		held, release := make(chan struct{}), make(chan struct{})
@@ -366,5 +390,53 @@ func TestCheckpointOutsideTheJob(t *testing.T) {
 	}
 	if _, err := m.UploadDir(t.Context(), root, "bkt", "up", DirOptions{Checkpoint: Checkpoint{Bucket: "bkt", Prefix: "upjobs"}}); err != nil {
 		t.Errorf("a checkpoint beside the prefix: %v", err)
+	}
+}
+
+// An owner whose writes of the checkpoint stop going through (a store that hangs on
+// them) stops once its lease has run out, when another run may take the job over: no
+// file of the job goes to the store after that, and the job ends with ErrLeaseLapsed
+// instead of hanging on the write.
+func TestCheckpointLeaseLapses(t *testing.T) {
+	f := transfertest.New()
+	f.MakeBucket("bkt")
+	root, _ := makeDir(t, 30)
+	h := &hookS3{S3: f}
+	release := make(chan struct{}) // the test ends
+	defer close(release)
+	var lapsed, sentAfter atomic.Int64
+	h.hook(func(ctx context.Context, _, key string) error {
+		if strings.HasPrefix(key, "jobs/") {
+			if n := len(slices.DeleteFunc(h.putKeys(), func(k string) bool { return !strings.HasPrefix(k, "jobs/") })); n <= 3 {
+				return nil // the run takes the checkpoint (a write and two probes), then the store hangs on it
+			}
+			select {
+			case <-release:
+				return nil
+			case <-ctx.Done():
+				lapsed.Add(1)
+				return ctx.Err()
+			case <-time.After(10 * time.Second): // an owner that never stops: let it write, and fail below
+				return nil
+			}
+		}
+		select { // each file takes a while: the job outlasts the lease
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if lapsed.Load() > 0 {
+			sentAfter.Add(1)
+		}
+		return nil
+	})
+	m := ckptManager(h, "fake", Config{Concurrency: 2}, 0)
+	lease := 300 * time.Millisecond
+	res, err := m.UploadDir(t.Context(), root, "bkt", "up", DirOptions{Checkpoint: Checkpoint{Bucket: "bkt", Prefix: "jobs", Lease: lease}})
+	if !errors.Is(err, ErrLeaseLapsed) || res.Done == 30 {
+		t.Fatalf("an owner whose checkpoint writes hang past its lease: %+v, %v; want it stopped with ErrLeaseLapsed", res, err)
+	}
+	if n := sentAfter.Load(); n > 0 {
+		t.Errorf("%d files went to the store after the owner's lease ran out", n)
 	}
 }

@@ -37,8 +37,10 @@ func explain(err error) string {
 	case errors.As(err, &co) && co.Lost:
 		return fmt.Sprintf("another run took this job over (its --checkpoint s3://%s/%s names %s now): this run stopped and the other goes on", co.Bucket, co.Key, co.Owner)
 	case errors.As(err, &co):
-		return fmt.Sprintf("another run of this job holds its --checkpoint s3://%s/%s (%s, last written %s, lease %s): let it finish; if it died, run this again once its lease has run out",
-			co.Bucket, co.Key, co.Owner, co.Heartbeat.UTC().Format(time.RFC3339), co.Lease)
+		return fmt.Sprintf("another run of this job holds its --checkpoint s3://%s/%s (%s, last written %s, lease %s): let it finish; if it dies, run this again: a run takes the job over once the checkpoint has gone unwritten for a lease (from %s if it writes no more)",
+			co.Bucket, co.Key, co.Owner, co.Heartbeat.UTC().Format(time.RFC3339), co.Lease, co.Heartbeat.Add(co.Lease).UTC().Format(time.RFC3339))
+	case errors.Is(err, transfer.ErrLeaseLapsed):
+		return "the job's --checkpoint " + strings.TrimSuffix(where, ": ") + ": " + transfer.ErrLeaseLapsed.Error() + " (its files so far are kept); run it again to go on from the checkpoint, and if the store is that slow to answer, give a longer --checkpoint-lease"
 	case errors.Is(err, transfer.ErrNoConditionalWrites):
 		return err.Error() + "; drop --checkpoint (a local job journal keeps the progress) or keep the checkpoint on a store that has them (MinIO, AWS S3, versitygw)"
 	}

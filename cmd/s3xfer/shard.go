@@ -5,23 +5,28 @@ import (
 	"flag"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/s3xfer/s3xfer/transfer"
 )
 
 // shardFlags split a directory job between processes: --shard K/N, or --shard-count N
 // with K from JOB_COMPLETION_INDEX, as a Kubernetes Indexed Job sets it; --checkpoint
-// keeps each shard's progress in the store, where its next run finds it on any machine.
+// keeps each shard's progress in the store, where its next run finds it on any machine,
+// held by its owner for --checkpoint-lease.
 type shardFlags struct {
 	shard      string
 	count      int
 	checkpoint string
+	lease      string
 }
 
 func (f *shardFlags) add(fs *flag.FlagSet) {
 	fs.StringVar(&f.shard, "shard", "", "with -r and sync: do only shard K of N (K from 0 to N-1), e.g. 2/8; N processes together do every file once")
 	fs.IntVar(&f.count, "shard-count", 0, "with -r and sync: split the job into N shards and do the one JOB_COMPLETION_INDEX names (a Kubernetes Indexed Job)")
 	fs.StringVar(&f.checkpoint, "checkpoint", "", "with -r and sync: keep the job's progress at s3://BUCKET/PREFIX instead of a local journal, so a run on any machine goes on from it and two runs of one job cannot both run it (exit 4)")
+	fs.StringVar(&f.lease, "checkpoint-lease", "", "with --checkpoint: how long the job's owner may go without writing its checkpoint before another run takes the job over, e.g. 15s or 5m (default 1m); "+
+		"a short one lets a rescheduled run take over a dead one's job sooner, but an owner slowed for that long loses the job and stops (exit 4)")
 }
 
 // checkpointErr reports a failure of the job's --checkpoint that explain words whole:
@@ -33,6 +38,8 @@ func checkpointErr(err error) bool {
 // checkpointAt returns the checkpoint location --checkpoint names; none without it.
 func (f shardFlags) checkpointAt(recursive bool) (transfer.Checkpoint, error) {
 	switch {
+	case f.checkpoint == "" && f.lease != "":
+		return transfer.Checkpoint{}, usagef("--checkpoint-lease sets the lease of a --checkpoint; add --checkpoint s3://BUCKET/PREFIX or drop it")
 	case f.checkpoint == "":
 		return transfer.Checkpoint{}, nil
 	case !recursive:
@@ -44,7 +51,30 @@ func (f shardFlags) checkpointAt(recursive bool) (transfer.Checkpoint, error) {
 	if err != nil {
 		return transfer.Checkpoint{}, err
 	}
-	return transfer.Checkpoint{Bucket: u.bucket, Prefix: u.key}, nil
+	lease, err := f.parseLease()
+	if err != nil {
+		return transfer.Checkpoint{}, err
+	}
+	return transfer.Checkpoint{Bucket: u.bucket, Prefix: u.key, Lease: lease}, nil
+}
+
+// minCheckpointLease is the shortest --checkpoint-lease: the owner writes the checkpoint
+// every third of it, and each write is a round trip to the store.
+const minCheckpointLease = time.Second
+
+// parseLease checks --checkpoint-lease; "" is 0, transfer.DefaultCheckpointLease.
+func (f shardFlags) parseLease() (time.Duration, error) {
+	if f.lease == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(f.lease)
+	switch {
+	case err != nil:
+		return 0, usagef("--checkpoint-lease %q is not a duration; write it like 15s, 90s or 5m", f.lease)
+	case d < minCheckpointLease:
+		return 0, usagef("--checkpoint-lease %s is out of range: use %s or more, like 15s, 90s or 5m (the owner writes its checkpoint every third of the lease)", f.lease, minCheckpointLease)
+	}
+	return d, nil
 }
 
 func (f shardFlags) set() bool { return f.shard != "" || f.count != 0 }
