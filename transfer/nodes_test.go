@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -259,6 +260,27 @@ func TestNodesErrorNamesTheEndpoint(t *testing.T) {
 	}
 	if ee.Endpoint != "http://n1" && ee.Endpoint != "http://n2" {
 		t.Fatalf("endpoint %q", ee.Endpoint)
+	}
+}
+
+// When every node stalls, the watchdog's error still says which node stalled.
+func TestNodesStalledErrorNamesTheEndpoint(t *testing.T) {
+	hung := transfertest.New()
+	hung.Fault = func(transfertest.Call, int) transfertest.Fault {
+		return transfertest.Fault{Wait: func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }}
+	}
+	nodes, err := Spread([]Node{{"http://n1", hung}, {"http://n2", hung}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := testManager(nodes, Config{Retry: RetryPolicy{Attempts: 2}, IdleTimeout: 20 * time.Millisecond})
+	_, err = m.BucketExists(context.Background(), "bkt")
+	ee, ok := errors.AsType[*EndpointError](err)
+	if !ok || !errors.Is(err, ErrStalled) {
+		t.Fatalf("err = %v, want an *EndpointError over ErrStalled", err)
+	}
+	if (ee.Endpoint != "http://n1" && ee.Endpoint != "http://n2") || !strings.Contains(err.Error(), ee.Endpoint) {
+		t.Fatalf("err = %v (endpoint %q), want it to name the node", err, ee.Endpoint)
 	}
 }
 
