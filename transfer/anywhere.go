@@ -304,6 +304,9 @@ func (u *upload) adopt(ctx context.Context, c *storeCandidate) error {
 		done, again = "copied", "cannot be used and are copied again"
 	}
 	msg := fmt.Sprintf("resuming: %d of %d parts already %s (found on the store)", u.nDone.Load(), len(u.parts), done)
+	if u.restarting != "" { // the journal's upload, or another run's
+		msg, u.restarting, u.leftover = u.restarting+"; "+msg, "", ""
+	}
 	if differ > 0 {
 		msg += fmt.Sprintf("; %d listed parts %s", differ, again)
 	}

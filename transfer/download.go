@@ -9,6 +9,7 @@ import (
 	"hash"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -143,6 +144,11 @@ type download struct {
 	resumedBytes int64 // written before this run
 	acked        atomic.Int64
 	nDone        atomic.Int32
+
+	// restarting says why a journal or record of an interrupted download is not
+	// continued, and what was done with it: said by sayRestart, or with a resume from the
+	// record beside the partial file.
+	restarting []string
 }
 
 func (m *Manager) newDownload(bucket, key string, opts DownloadOptions) *download {
@@ -168,6 +174,24 @@ func (d *download) parts() int {
 
 func (d *download) notice(format string, a ...any) {
 	d.m.notice(d.event(Notice, nil), fmt.Sprintf(format, a...))
+}
+
+// notContinued words why an interrupted download is not continued, for a notice.
+func (d *download) notContinued(why error) string {
+	if errors.Is(why, ErrSourceChanged) {
+		return fmt.Sprintf("s3://%s/%s changed since the interrupted download", d.bucket, d.key)
+	}
+	return why.Error()
+}
+
+// sayRestart tells why the download does not continue an interrupted one (d.restarting)
+// and what happens instead.
+func (d *download) sayRestart(partial string) {
+	if len(d.restarting) == 0 {
+		return
+	}
+	d.notice("%s; downloading from the first byte into %s", strings.Join(d.restarting, "; "), partial)
+	d.restarting = nil
 }
 
 // notice tells the user something through the logger and the progress events.

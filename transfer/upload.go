@@ -192,6 +192,12 @@ type upload struct {
 
 	origin  *origin // the identity on the store of a file or a copy's source (anywhere.go); else nil
 	adopted bool    // resumed from an upload found on the store, not from the journal
+
+	// restarting says why the interrupted upload the journal knew of is not continued,
+	// and what was done with the journal and the upload; leftover names the upload if it
+	// may stay on the store. Said by sayRestart, or with the resume of an upload found on
+	// the store.
+	restarting, leftover string
 }
 
 type donePart struct {

@@ -121,7 +121,7 @@ func explain(err error) string {
 func flagHint(oe *transfer.OptionError) string {
 	switch oe.Option {
 	case "NoRestart":
-		return "run again without --no-restart to start over"
+		return "run again without --no-restart to discard what the interrupted run sent and transfer it again from the first byte"
 	case "PartSize":
 		return "pass a --part-size " + oe.Want
 	case "Checksum":

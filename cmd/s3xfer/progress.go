@@ -436,7 +436,7 @@ func eventJSON(ev transfer.Event) jsonEvent {
 // noticeText is a library notice, with the commands that act on what it reports.
 func noticeText(ev transfer.Event) string {
 	if ev.Leftover {
-		return ev.Msg + " (s3xfer ls-uploads lists it, s3xfer cleanup aborts it)"
+		return fmt.Sprintf("%s (s3xfer ls-uploads %s lists it with its upload ID; s3xfer abort %[2]s UPLOAD-ID removes it)", ev.Msg, objectName(ev))
 	}
 	return ev.Msg
 }

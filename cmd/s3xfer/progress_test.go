@@ -104,3 +104,14 @@ func TestVerboseLogsAndBarsShareTheScreen(t *testing.T) {
 		t.Errorf("last line = %q, want the bar of big.bin at 1/10 parts", bar)
 	}
 }
+
+// A notice of an upload that may stay on the store gives the commands that find and
+// remove it, with the object's name.
+func TestLeftoverNoticeNamesTheCommands(t *testing.T) {
+	ev := transfer.Event{Kind: transfer.Notice, Op: "upload", Bucket: "b", Key: "big.iso", Leftover: true,
+		Msg: "the upload it recorded, if any, stays on the store as an incomplete upload"}
+	want := ev.Msg + " (s3xfer ls-uploads s3://b/big.iso lists it with its upload ID; s3xfer abort s3://b/big.iso UPLOAD-ID removes it)"
+	if got := noticeText(ev); got != want {
+		t.Errorf("noticeText = %q, want %q", got, want)
+	}
+}
