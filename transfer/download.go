@@ -75,14 +75,13 @@ type DownloadOptions struct {
 // the store keeps nothing to verify against (a notice says so).
 //
 // With Config.Journal every finished range is journaled (after an fsync of the file,
-// unless NoSync), and
-// running the same download again after a crash or cancellation resumes it, unless the
-// object changed meanwhile. A copy of the journal beside the partial file
-// (PartialSuffix+".journal", removed with it) lets a run whose journal directory does not
-// know the download, on another machine sharing the filesystem or after the directory
-// was emptied, continue it once the recorded ranges check out against the partial file. An object that changes during the download (412 Precondition
-// Failed) makes it start over once, cleanly, with a Notice; with NoRestart, or a second
-// time, it fails with ErrSourceChanged.
+// unless NoSync), and an interrupted download resumes when the same download runs again,
+// unless the object changed meanwhile: through the journal, else, with no entry in it
+// (another machine sharing the filesystem, an emptied journal directory), from the copy of
+// the journal beside the partial file (PartialSuffix+".journal", removed with it), once
+// the ranges it records check out against the partial file. An object that changes
+// during the download (412 Precondition Failed) makes it start over once, from the first
+// byte, with a Notice; with NoRestart, or a second time, it fails with ErrSourceChanged.
 func (m *Manager) Download(ctx context.Context, bucket, key, path string, opts DownloadOptions) (Result, error) {
 	d := m.newDownload(bucket, key, opts)
 	d.path = path
