@@ -43,7 +43,7 @@ func parse(path string, data []byte) (h Header, parts map[int]Part, good int, er
 		return Header{}, nil, 0, fmt.Errorf("%w: %s: unreadable header", ErrCorrupt, path)
 	}
 	if h.Version != FormatVersion {
-		return h, nil, 0, fmt.Errorf("%w: %s was written by journal format version %d, this build reads version %d; delete it (or abort its transfer) and start over",
+		return h, nil, 0, fmt.Errorf("%w: %s was written by journal format version %d, this build reads version %d",
 			ErrVersion, path, h.Version, FormatVersion)
 	}
 	if h.Kind.Job() {

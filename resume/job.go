@@ -101,7 +101,7 @@ func parseJob(path string, data []byte) (h Header, st jobState, good int, err er
 		return Header{}, st, 0, fmt.Errorf("%w: %s: unreadable header", ErrCorrupt, path)
 	}
 	if h.Version != FormatVersion {
-		return h, st, 0, fmt.Errorf("%w: %s was written by journal format version %d, this build reads version %d; delete it and start over",
+		return h, st, 0, fmt.Errorf("%w: %s was written by journal format version %d, this build reads version %d",
 			ErrVersion, path, h.Version, FormatVersion)
 	}
 	if !h.Kind.Job() {

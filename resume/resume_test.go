@@ -293,8 +293,8 @@ func TestVersion(t *testing.T) {
 	line, _ := encodeLine(h)
 	os.WriteFile(j.Path(), line, 0o600)
 	_, err := s.Open("a")
-	if !errors.Is(err, ErrVersion) || !strings.Contains(err.Error(), "version 2") || !strings.Contains(err.Error(), "delete") {
-		t.Fatalf("Open = %v, want ErrVersion naming version 2", err)
+	if !errors.Is(err, ErrVersion) || !strings.Contains(err.Error(), "version 2") || !strings.Contains(err.Error(), j.Path()) {
+		t.Fatalf("Open = %v, want ErrVersion naming the file and version 2", err)
 	}
 }
 

@@ -42,6 +42,15 @@ const originMetaKey = "x-amz-meta-s3xfer-origin"
 // markerPart is the part number of the marker; an upload of MaxParts parts has none.
 const markerPart = chunk.MaxParts
 
+// maxMarkerSize bounds the body of a marker: the longest names a copy's source key of
+// 1,024 bytes, quoted.
+const maxMarkerSize = 8 << 10
+
+// isMarker reports whether listed part p is a marker, as far as a listing tells: part
+// 10,000, and small. The last part of an upload of 10,000 parts that is as small passes
+// for one, which miscounts no more than those few bytes.
+func isMarker(p minio.ObjectPart) bool { return p.PartNumber == markerPart && p.Size <= maxMarkerSize }
+
 // fingerprintSample is how many bytes at each end of a file its fingerprint covers: a
 // fingerprint never needs the whole file.
 const fingerprintSample = 64 << 10
@@ -304,6 +313,9 @@ func (u *upload) adopt(ctx context.Context, c *storeCandidate) error {
 		done, again = "copied", "cannot be used and are copied again"
 	}
 	msg := fmt.Sprintf("resuming: %d of %d parts already %s (found on the store)", u.nDone.Load(), len(u.parts), done)
+	if u.restarting != "" { // the journal's upload, or another run's
+		msg, u.restarting, u.leftover = u.restarting+"; "+msg, "", ""
+	}
 	if differ > 0 {
 		msg += fmt.Sprintf("; %d listed parts %s", differ, again)
 	}

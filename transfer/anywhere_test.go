@@ -681,7 +681,9 @@ func TestDownloadBesidePartialObjectChanged(t *testing.T) {
 	if n := countOp(f, "GetObject") - before; n != 1 || res.Resumed {
 		t.Errorf("made %d GETs (want 1), result %+v", n, res)
 	}
-	if !slices.ContainsFunc(ev.notices(), func(s string) bool { return strings.Contains(s, "changed; starting over") }) {
+	if !slices.ContainsFunc(ev.notices(), func(s string) bool {
+		return strings.Contains(s, "changed since the interrupted download: deleted the record ")
+	}) {
 		t.Errorf("notices %q", ev.notices())
 	}
 	noFile(t, dst+PartialSuffix+sidecarSuffix)

@@ -196,7 +196,7 @@ func (m *Manager) openCheckpoint(ctx context.Context, cp Checkpoint, op, ident, 
 	switch {
 	case old == nil:
 	case old.Version != checkpointVersion:
-		return nil, fmt.Errorf("the job's checkpoint s3://%s/%s was written by checkpoint format version %d, this build reads version %d; delete it and start over",
+		return nil, fmt.Errorf("the job's checkpoint s3://%s/%s was written by checkpoint format version %d, this build reads version %d; delete it to run the job again from its first file",
 			c.bucket, c.key, old.Version, checkpointVersion)
 	default:
 		c.doc.Seq = old.Seq
@@ -278,7 +278,7 @@ func (c *storeCheckpoint) read(ctx context.Context) (*checkpointDoc, string, err
 			}
 			etag = info.ETag
 			if err := json.Unmarshal(b, &doc); err != nil {
-				return fmt.Errorf("the job's checkpoint s3://%s/%s is unreadable (%v); delete it and start over", c.bucket, c.key, err)
+				return fmt.Errorf("the job's checkpoint s3://%s/%s is unreadable (%v); delete it to run the job again from its first file", c.bucket, c.key, err)
 			}
 			return nil
 		})

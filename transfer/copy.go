@@ -54,9 +54,14 @@ type CopyOptions struct {
 // a mix; the upload is then aborted. The copy is verified: its size, and for a multipart
 // copy on stores with MD5 part ETags, its ETag against the parts copied.
 //
-// With Config.Journal a multipart copy is journaled and resumed like an upload: running
-// the same copy again continues it if the source is still the same version.
-// Progress events have Op "copy".
+// An interrupted multipart copy resumes, when the same copy runs again and the source is
+// still the same version: through Config.Journal where it has an entry, else from the
+// store, with no journal (another machine, an emptied journal directory). Its marker part
+// (see Upload) names the source object (bucket, key, ETag, size) and the part size; the
+// key's incomplete upload whose marker matches is adopted, its listed parts counted by
+// their sizes and the store's checksums of them, which are checked together against the
+// source before Complete; a part lacking what that check needs is copied again. Uploads of
+// another source are neither used nor aborted. Progress events have Op "copy".
 func (m *Manager) Copy(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey string, opts CopyOptions) (Result, error) {
 	info, err := m.stat(ctx, srcBucket, srcKey)
 	if err != nil {

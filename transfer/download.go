@@ -9,6 +9,7 @@ import (
 	"hash"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -74,14 +75,13 @@ type DownloadOptions struct {
 // the store keeps nothing to verify against (a notice says so).
 //
 // With Config.Journal every finished range is journaled (after an fsync of the file,
-// unless NoSync), and
-// running the same download again after a crash or cancellation resumes it, unless the
-// object changed meanwhile. A copy of the journal beside the partial file
-// (PartialSuffix+".journal", removed with it) lets a run whose journal directory does not
-// know the download, on another machine sharing the filesystem or after the directory
-// was emptied, continue it once the recorded ranges check out against the partial file. An object that changes during the download (412 Precondition
-// Failed) makes it start over once, cleanly, with a Notice; with NoRestart, or a second
-// time, it fails with ErrSourceChanged.
+// unless NoSync), and an interrupted download resumes when the same download runs again,
+// unless the object changed meanwhile: through the journal, else, with no entry in it
+// (another machine sharing the filesystem, an emptied journal directory), from the copy of
+// the journal beside the partial file (PartialSuffix+".journal", removed with it), once
+// the ranges it records check out against the partial file. An object that changes
+// during the download (412 Precondition Failed) makes it start over once, from the first
+// byte, with a Notice; with NoRestart, or a second time, it fails with ErrSourceChanged.
 func (m *Manager) Download(ctx context.Context, bucket, key, path string, opts DownloadOptions) (Result, error) {
 	d := m.newDownload(bucket, key, opts)
 	d.path = path
@@ -143,6 +143,11 @@ type download struct {
 	resumedBytes int64 // written before this run
 	acked        atomic.Int64
 	nDone        atomic.Int32
+
+	// restarting says why a journal or record of an interrupted download is not
+	// continued, and what was done with it: said by sayRestart, or with a resume from the
+	// record beside the partial file.
+	restarting []string
 }
 
 func (m *Manager) newDownload(bucket, key string, opts DownloadOptions) *download {
@@ -168,6 +173,24 @@ func (d *download) parts() int {
 
 func (d *download) notice(format string, a ...any) {
 	d.m.notice(d.event(Notice, nil), fmt.Sprintf(format, a...))
+}
+
+// notContinued words why an interrupted download is not continued, for a notice.
+func (d *download) notContinued(why error) string {
+	if errors.Is(why, ErrSourceChanged) {
+		return fmt.Sprintf("s3://%s/%s changed since the interrupted download", d.bucket, d.key)
+	}
+	return why.Error()
+}
+
+// sayRestart tells why the download does not continue an interrupted one (d.restarting)
+// and what happens instead.
+func (d *download) sayRestart(partial string) {
+	if len(d.restarting) == 0 {
+		return
+	}
+	d.notice("%s; downloading from the first byte into %s", strings.Join(d.restarting, "; "), partial)
+	d.restarting = nil
 }
 
 // notice tells the user something through the logger and the progress events.

@@ -24,7 +24,8 @@ import (
 func (d *download) toFile(ctx context.Context) (Result, error) {
 	res, err := d.toFileOnce(ctx)
 	if errors.Is(err, ErrSourceChanged) && !d.opts.NoRestart && ctx.Err() == nil {
-		d.notice("s3://%s/%s changed during the download; starting over", d.bucket, d.key)
+		d.notice("s3://%s/%s changed during the download: deleted the partial file %s; downloading the new version from the first byte",
+			d.bucket, d.key, d.path+PartialSuffix)
 		d.resumed, d.resumedBytes = false, 0
 		d.acked.Store(0)
 		d.nDone.Store(0)
@@ -166,7 +167,7 @@ func (d *download) openJournal(ctx context.Context, partial string) (journals, [
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case errors.Is(err, resume.ErrCorrupt), errors.Is(err, resume.ErrVersion):
-		d.notice("ignoring unusable journal (%v); starting over", err)
+		d.restarting = append(d.restarting, fmt.Sprintf("ignoring and replacing the unusable journal (%v)", err))
 	case err != nil:
 		return journals{}, nil, err
 	default:
@@ -180,7 +181,7 @@ func (d *download) openJournal(ctx context.Context, partial string) (journals, [
 			j.Close()
 			return journals{}, nil, &OptionError{Option: "NoRestart", Want: "false to start over", Err: fmt.Errorf("%w since the interrupted download", why)}
 		}
-		d.notice("%v; starting over", why)
+		d.restarting = append(d.restarting, fmt.Sprintf("%s: deleted the journal %s", d.notContinued(why), j.Path()))
 		if err := j.Delete(); err != nil {
 			return journals{}, nil, err
 		}
@@ -191,6 +192,9 @@ func (d *download) openJournal(ctx context.Context, partial string) (journals, [
 			if js.side, done, err = d.adoptSidecar(ctx, src, partial); err != nil {
 				return journals{}, nil, err
 			}
+		}
+		if js.side == nil {
+			d.sayRestart(partial)
 		}
 		if js.side == nil && len(d.ranges) <= 1 {
 			return journals{}, nil, nil // one range has nothing to resume: spare the small files of a directory the fsyncs
@@ -303,6 +307,10 @@ func (d *download) adopt(ctx context.Context, j *resume.Journal, src resume.Sour
 	msg := fmt.Sprintf("resuming: %d of %d ranges already downloaded", d.nDone.Load(), len(d.ranges))
 	if beside {
 		msg += " (found beside the partial file)"
+	}
+	if len(d.restarting) > 0 { // this machine's journal was unusable; the record beside the file is not
+		msg = strings.Join(d.restarting, "; ") + "; " + msg
+		d.restarting = nil
 	}
 	if differ > 0 {
 		msg += fmt.Sprintf("; %d recorded ranges differ from the partial file and are fetched again", differ)

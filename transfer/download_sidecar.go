@@ -120,7 +120,7 @@ func (d *download) adoptSidecar(ctx context.Context, src resume.Source, partial 
 	case errors.Is(err, fs.ErrNotExist):
 		return nil, nil, nil
 	case errors.Is(err, resume.ErrCorrupt), errors.Is(err, resume.ErrVersion):
-		d.notice("ignoring the unusable record beside the partial file (%v); starting over", err)
+		d.restarting = append(d.restarting, fmt.Sprintf("deleted the unusable record beside the partial file (%v)", err))
 		return nil, nil, errors.Join(ignoreMissing(os.Remove(partial+sidecarSuffix)), ignoreMissing(os.Remove(partial+sidecarSuffix+".lock")))
 	case err != nil:
 		return nil, nil, err
@@ -137,7 +137,7 @@ func (d *download) adoptSidecar(ctx context.Context, src resume.Source, partial 
 		s.Close()
 		return nil, nil, &OptionError{Option: "NoRestart", Want: "false to start over", Err: fmt.Errorf("%w since the interrupted download", why)}
 	}
-	d.notice("%v; starting over", why)
+	d.restarting = append(d.restarting, fmt.Sprintf("%s: deleted the record %s beside the partial file", d.notContinued(why), s.Path()))
 	return nil, nil, s.Delete() // it records nothing this run can use
 }
 

@@ -14,12 +14,15 @@ import (
 type Incomplete struct {
 	Bucket, Key, UploadID string
 	Initiated             time.Time
-	Parts                 int   // parts uploaded so far
+	Parts                 int   // parts of the object's data uploaded so far: s3xfer's marker part is not one
 	Bytes                 int64 // their total size
+	// Marked says the upload holds s3xfer's marker part: s3xfer started it, and the same
+	// upload or copy run again, on any machine, resumes it.
+	Marked bool
 }
 
 // ListIncomplete lists the incomplete uploads in bucket whose keys start with prefix,
-// with the parts and bytes each holds so far.
+// with the data parts and bytes each holds so far.
 func (m *Manager) ListIncomplete(ctx context.Context, bucket, prefix string) ([]Incomplete, error) {
 	var out []Incomplete
 	for up, err := range m.store.uploadsUnder(ctx, bucket, prefix) {
@@ -33,8 +36,13 @@ func (m *Manager) ListIncomplete(ctx context.Context, bucket, prefix string) ([]
 		if err != nil {
 			return nil, &Error{Op: "ListObjectParts", Bucket: bucket, Key: up.Key, UploadID: up.UploadID, Err: err}
 		}
-		inc := Incomplete{Bucket: bucket, Key: up.Key, UploadID: up.UploadID, Initiated: up.Initiated, Parts: len(parts)}
+		inc := Incomplete{Bucket: bucket, Key: up.Key, UploadID: up.UploadID, Initiated: up.Initiated}
 		for _, p := range parts {
+			if isMarker(p) {
+				inc.Marked = true
+				continue
+			}
+			inc.Parts++
 			inc.Bytes += p.Size
 		}
 		out = append(out, inc)

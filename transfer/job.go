@@ -193,7 +193,7 @@ func (m *Manager) runJob(ctx context.Context, op string, h resume.Header, ident 
 		}
 		jr = ck
 	case h.Kind != "": // Sync keeps none: comparing the two ends is its resume
-		jj, err := m.openJob(h, ident, opts.Fresh)
+		jj, err := m.openJob(op, h, ident, opts.Fresh)
 		if err != nil {
 			return JobResult{}, err
 		}
@@ -243,7 +243,7 @@ func (m *Manager) runJob(ctx context.Context, op string, h resume.Header, ident 
 }
 
 // openJob opens the job's journal, or creates it; nil without Config.Journal.
-func (m *Manager) openJob(h resume.Header, ident string, fresh bool) (*resume.JobJournal, error) {
+func (m *Manager) openJob(op string, h resume.Header, ident string, fresh bool) (*resume.JobJournal, error) {
 	store := m.cfg.Journal
 	if store == nil {
 		return nil, nil
@@ -256,7 +256,8 @@ func (m *Manager) openJob(h resume.Header, ident string, fresh bool) (*resume.Jo
 		case err == nil:
 			return jr, nil
 		case errors.Is(err, resume.ErrCorrupt), errors.Is(err, resume.ErrVersion):
-			m.log.Warn("ignoring an unusable journal of this job; starting over", "err", err)
+			m.notice(Event{Kind: Notice, Op: op, Bucket: h.Bucket, Key: h.Key, Path: h.LocalPath}, fmt.Sprintf(
+				"ignoring and replacing the unusable journal of this job (%v): the files an earlier run finished are transferred again, those it left half-done resume from their own journals", err))
 		case !errors.Is(err, fs.ErrNotExist):
 			return nil, err
 		}

@@ -51,9 +51,8 @@ func (u *upload) resumeJournal(ctx context.Context) (*Result, error) {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil, nil
 	case errors.Is(err, resume.ErrCorrupt), errors.Is(err, resume.ErrVersion):
-		ev := u.event(Notice, nil)
-		ev.Leftover = true
-		u.m.notice(ev, fmt.Sprintf("ignoring unusable journal (%v); starting over. Its upload may remain on the store as an incomplete multipart upload until aborted", err))
+		u.restarting = fmt.Sprintf("ignoring and replacing the unusable journal (%v)", err)
+		u.leftover = "the upload it recorded, if any,"
 		return nil, nil
 	case err != nil:
 		return nil, err
@@ -64,15 +63,18 @@ func (u *upload) resumeJournal(ctx context.Context) (*Result, error) {
 		return nil, j.Delete()
 	}
 	discard := func(why string) error {
-		u.notice("%s; starting over", why)
-		u.abortID(ctx, h.UploadID)
+		u.restarting = fmt.Sprintf("%s: aborted its upload %s, deleted the journal %s", why, h.UploadID, j.Path())
+		if err := u.abortID(ctx, h.UploadID); err != nil {
+			u.restarting = fmt.Sprintf("%s: could not abort its upload %s (%v), deleted the journal %s", why, h.UploadID, err, j.Path())
+			u.leftover = "that upload"
+		}
 		return j.Delete()
 	}
 	switch {
 	case h.Kind != u.kind:
 		return nil, discard("the journal records a " + string(h.Kind) + ", not this " + string(u.kind))
 	case u.opts.NoResume:
-		return nil, discard("discarding the interrupted upload " + h.UploadID + " (no-resume)")
+		return nil, discard("not resuming the interrupted " + string(u.kind) + " (no-resume)")
 	case h.Source != u.source:
 		if u.opts.NoRestart {
 			j.Close()
@@ -86,7 +88,7 @@ func (u *upload) resumeJournal(ctx context.Context) (*Result, error) {
 			u.notice("the interrupted upload had completed; nothing left to send")
 			return res, j.Delete()
 		}
-		u.notice("the interrupted upload is gone from the store (aborted or expired); starting over")
+		u.restarting = fmt.Sprintf("the upload %s the journal recorded is gone from the store (aborted or expired): deleted the journal %s", h.UploadID, j.Path())
 		return nil, j.Delete()
 	}
 	if err != nil {

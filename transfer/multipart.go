@@ -14,6 +14,7 @@ import (
 
 	"github.com/s3xfer/s3xfer/chunk"
 	"github.com/s3xfer/s3xfer/internal/failpoint"
+	"github.com/s3xfer/s3xfer/resume"
 )
 
 // multipart runs the upload in parts: resumes its journal's upload or creates one, sends
@@ -34,6 +35,7 @@ func (u *upload) multipart(ctx context.Context) (Result, error) {
 		}
 	}
 	if !u.resumed {
+		u.sayRestart()
 		err := u.create(ctx)
 		if isCode(err, "NotImplemented") {
 			return u.withoutMultipart(ctx)
@@ -203,10 +205,31 @@ func (u *upload) journaling() bool { return u.m.cfg.Journal != nil && u.journalI
 
 func (u *upload) abort(ctx context.Context) { u.abortID(ctx, u.uploadID) }
 
-// abortID aborts an upload on a fresh context: it must happen even when ctx is cancelled.
-func (u *upload) abortID(ctx context.Context, uploadID string) {
-	if uploadID == "" {
+// sayRestart tells why the upload does not continue the interrupted one its journal knew
+// of (u.restarting), and what happens instead, once the store was searched for it too.
+func (u *upload) sayRestart() {
+	if u.restarting == "" {
 		return
+	}
+	ev := u.event(Notice, nil)
+	verb := "uploading"
+	if u.kind == resume.Copy {
+		verb = "copying"
+	}
+	msg := u.restarting + "; " + verb + " from the first byte"
+	if u.leftover != "" {
+		ev.Leftover = true
+		msg += "; " + u.leftover + " stays on the store as an incomplete upload"
+	}
+	u.m.notice(ev, msg)
+	u.restarting = ""
+}
+
+// abortID aborts an upload on a fresh context: it must happen even when ctx is cancelled.
+// It returns the error if the upload may still be on the store.
+func (u *upload) abortID(ctx context.Context, uploadID string) error {
+	if uploadID == "" {
+		return nil
 	}
 	ctx, cancel := freshContext(ctx)
 	defer cancel()
@@ -214,7 +237,9 @@ func (u *upload) abortID(ctx context.Context, uploadID string) {
 	if err != nil && !isCode(err, "NoSuchUpload") {
 		u.m.log.Warn("abort failed; the upload's parts stay on the store until aborted",
 			"bucket", u.bucket, "key", u.key, "uploadID", uploadID, "err", err)
+		return err
 	}
+	return nil
 }
 
 func (u *upload) sendAndComplete(ctx context.Context) (Result, error) {

@@ -262,28 +262,44 @@ func (n *Nodes) CopyObjectPart(ctx context.Context, srcBucket, srcObject, dstBuc
 }
 
 // GetObject keeps the request in flight on its node until the body is closed: a body
-// that fails to arrive is the node's failure as much as a request that fails.
+// that fails to arrive is the node's failure as much as a request that fails, and its
+// read error names the node as a request's does.
 func (n *Nodes) GetObject(ctx context.Context, bucket, object string, opts minio.GetObjectOptions) (io.ReadCloser, minio.ObjectInfo, http.Header, error) {
 	c := n.pick()
 	body, info, h, err := c.S3.GetObject(ctx, bucket, object, opts)
 	if err != nil {
 		return nil, info, h, n.done(ctx, c, err)
 	}
-	return &nodeBody{ReadCloser: body, done: func(err error) { n.done(ctx, c, err) }}, info, h, nil
+	b := &nodeBody{ReadCloser: body, done: func(err error) { n.done(ctx, c, err) }}
+	if len(n.nodes) > 1 {
+		b.name = func(err error) error {
+			if nodeFault(ctx, err) {
+				return &EndpointError{Endpoint: c.Endpoint, Err: err}
+			}
+			return err
+		}
+	}
+	return b, info, h, nil
 }
 
 // nodeBody is a response body that tells its node's Nodes how it ended when closed.
 type nodeBody struct {
 	io.ReadCloser
 	done func(err error)
-	err  error // the first error of a read, io.EOF aside
+	name func(err error) error // nil: one node, nothing to name
+	err  error                 // the first error of a read, io.EOF aside
 	once sync.Once
 }
 
 func (b *nodeBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	if err != nil && err != io.EOF && b.err == nil {
-		b.err = err
+	if err != nil && err != io.EOF {
+		if b.err == nil {
+			b.err = err
+		}
+		if b.name != nil {
+			err = b.name(err)
+		}
 	}
 	return n, err
 }

@@ -4,14 +4,19 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/minio/minio-go/v7"
 
 	"github.com/s3xfer/s3xfer/transfer/transfertest"
 )
@@ -262,6 +267,27 @@ func TestNodesErrorNamesTheEndpoint(t *testing.T) {
 	}
 }
 
+// When every node stalls, the watchdog's error still says which node stalled.
+func TestNodesStalledErrorNamesTheEndpoint(t *testing.T) {
+	hung := transfertest.New()
+	hung.Fault = func(transfertest.Call, int) transfertest.Fault {
+		return transfertest.Fault{Wait: func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }}
+	}
+	nodes, err := Spread([]Node{{"http://n1", hung}, {"http://n2", hung}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := testManager(nodes, Config{Retry: RetryPolicy{Attempts: 2}, IdleTimeout: 20 * time.Millisecond})
+	_, err = m.BucketExists(context.Background(), "bkt")
+	ee, ok := errors.AsType[*EndpointError](err)
+	if !ok || !errors.Is(err, ErrStalled) {
+		t.Fatalf("err = %v, want an *EndpointError over ErrStalled", err)
+	}
+	if (ee.Endpoint != "http://n1" && ee.Endpoint != "http://n2") || !strings.Contains(err.Error(), ee.Endpoint) {
+		t.Fatalf("err = %v (endpoint %q), want it to name the node", err, ee.Endpoint)
+	}
+}
+
 func TestSpreadRefusesTheSameEndpointTwice(t *testing.T) {
 	f := transfertest.New()
 	if _, err := Spread([]Node{{"http://a", f}, {"http://a", f}}, nil); err == nil {
@@ -272,5 +298,47 @@ func TestSpreadRefusesTheSameEndpointTwice(t *testing.T) {
 	}
 	if _, err := NewClient(ClientConfig{Endpoints: []string{"http://a:1", "http://b:1"}}); err == nil {
 		t.Fatal("NewClient took two endpoints")
+	}
+}
+
+// stallingBody serves the first half of an object's bytes, then stalls until its
+// request ends: a node that stops mid-answer.
+type stallingBody struct {
+	S3
+}
+
+func (s stallingBody) GetObject(ctx context.Context, bucket, key string, opts minio.GetObjectOptions) (io.ReadCloser, minio.ObjectInfo, http.Header, error) {
+	body, info, h, err := s.S3.GetObject(ctx, bucket, key, opts)
+	if err != nil {
+		return nil, info, h, err
+	}
+	data, err := io.ReadAll(body)
+	body.Close()
+	if err != nil {
+		return nil, info, h, err
+	}
+	stall := readerFunc(func([]byte) (int, error) { <-ctx.Done(); return 0, ctx.Err() })
+	return io.NopCloser(io.MultiReader(bytes.NewReader(data[:len(data)/2]), stall)), info, h, nil
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+// A download whose answers stall mid-body on every node fails naming the node that
+// stalled last.
+func TestNodesStalledBodyNamesTheEndpoint(t *testing.T) {
+	f := transfertest.New()
+	f.MakeBucket("bkt")
+	putObject(t, f, "k", randomBytes(64<<10))
+	nodes, err := Spread([]Node{{"http://n1", stallingBody{f}}, {"http://n2", stallingBody{f}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := testManager(nodes, Config{Retry: RetryPolicy{Attempts: 2}, IdleTimeout: 20 * time.Millisecond})
+	_, _, err = m.DownloadBytes(context.Background(), "bkt", "k", DownloadOptions{})
+	ee, ok := errors.AsType[*EndpointError](err)
+	if !ok || !errors.Is(err, ErrStalled) || !strings.Contains(err.Error(), ee.Endpoint) {
+		t.Fatalf("err = %v, want an *EndpointError naming the node over ErrStalled", err)
 	}
 }

@@ -98,20 +98,20 @@ type Result struct {
 
 // Upload uploads the file at path to bucket/key.
 //
-// A multipart upload resumes from any machine. It resumes through Config.Journal where
-// the journal has an entry for it; without one (no journal, or another machine's empty
-// one) it looks on the store: the upload records the file's identity (size, mtime, part
-// size, checksum mode and a fingerprint of its first and last 64 KiB, never its path) in
-// the x-amz-meta-s3xfer-origin metadata and, with a hash of the object's options, in a
-// small marker part numbered 10,000 that Complete leaves out, since S3 lists no metadata
-// of an incomplete upload. Of the key's incomplete uploads (ListMultipartUploads, then
-// ListParts) one whose marker is this upload's is adopted: each part it lists is checked
-// against the local bytes by CRC32C and MD5, read in parallel, and only the missing or
-// differing parts are sent. An upload of another source, with other options or not made
-// by s3xfer is neither used nor aborted. If the adopted upload is completed meanwhile by
-// the run that started it, the object is checked against the local bytes and the upload
+// An interrupted multipart upload resumes when the same upload runs again: through
+// Config.Journal where it has an entry, else from the store, with no journal (another
+// machine, an emptied journal directory). The upload records the file's identity (size,
+// mtime, part size, checksum mode and a fingerprint of its first and last 64 KiB, never
+// its path) with a hash of the object's options in a small marker part numbered 10,000
+// that Complete leaves out (S3 lists no metadata of an incomplete upload; the object keeps
+// the identity in its x-amz-meta-s3xfer-origin metadata). The key's incomplete upload
+// whose marker is this upload's is adopted: each part it lists is checked against the
+// local bytes by CRC32C and MD5, read in parallel, and only the missing or differing
+// parts are sent. An upload of another source, with other options or not made by s3xfer
+// is neither used nor aborted. If the adopted upload is completed meanwhile by the run
+// that started it, the object is checked against the local bytes and the upload
 // succeeds. The parts of an upload left by a failure stay on the store only with a
-// journal or LeaveParts, as for any upload; a killed process leaves them anyway.
+// journal or LeaveParts; a killed process leaves them anyway.
 func (m *Manager) Upload(ctx context.Context, bucket, key, path string, opts UploadOptions) (Result, error) {
 	// O_NONBLOCK: opening a named pipe would otherwise wait for a writer, forever. It
 	// changes nothing for a regular file, and anything else is refused below.
@@ -192,6 +192,12 @@ type upload struct {
 
 	origin  *origin // the identity on the store of a file or a copy's source (anywhere.go); else nil
 	adopted bool    // resumed from an upload found on the store, not from the journal
+
+	// restarting says why the interrupted upload the journal knew of is not continued,
+	// and what was done with the journal and the upload; leftover names the upload if it
+	// may stay on the store. Said by sayRestart, or with the resume of an upload found on
+	// the store.
+	restarting, leftover string
 }
 
 type donePart struct {

@@ -291,6 +291,32 @@ func TestListIncompleteAndCleanup(t *testing.T) {
 	}
 }
 
+// ListIncomplete counts the data of an upload, not s3xfer's marker part, and says the
+// upload is s3xfer's own.
+func TestListIncompleteLeavesOutTheMarker(t *testing.T) {
+	f, m, _ := fakeManager(t, Config{Concurrency: 1, Journal: &resume.Store{Dir: t.TempDir()}, Endpoint: "fake"})
+	interruptedUpload(t, f, m) // a file: marked; its first part sent
+	f.Fault = transfertest.OnPart(3, 0, transfertest.Fail(transfertest.S3Error("AccessDenied")))
+	m.UploadReaderAt(context.Background(), "bkt", "plain", bytes.NewReader(randomBytes(11*mib)), 11*mib,
+		UploadOptions{PartSize: 5 * mib, LeaveParts: true}) // no file, no marker
+	f.Fault = nil
+	ups := f.Uploads()
+	if len(ups) != 2 || ups[0].Key != "obj" || ups[0].Parts != 2 {
+		t.Fatalf("uploads on the store %+v, want obj's with its first part and its marker", ups)
+	}
+	incs, err := m.ListIncomplete(context.Background(), "bkt", "")
+	if err != nil || len(incs) != 2 {
+		t.Fatalf("ListIncomplete = %+v, %v", incs, err)
+	}
+	want := []Incomplete{
+		{Bucket: "bkt", Key: "obj", UploadID: ups[0].UploadID, Initiated: incs[0].Initiated, Parts: 1, Bytes: 5 * mib, Marked: true},
+		{Bucket: "bkt", Key: "plain", UploadID: ups[1].UploadID, Initiated: incs[1].Initiated, Parts: 2, Bytes: 10 * mib},
+	}
+	if !slices.Equal(incs, want) {
+		t.Errorf("ListIncomplete = %+v\nwant %+v", incs, want)
+	}
+}
+
 // A part answered without an ETag cannot be completed: it is sent again, not taken as done.
 func TestUploadPartWithoutETagIsResent(t *testing.T) {
 	f, m, _ := fakeManager(t, Config{Concurrency: 1})

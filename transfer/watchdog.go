@@ -39,7 +39,8 @@ func paused[T any](ctx context.Context, fn func() T) T {
 
 // watch runs call under an idle watchdog: every byte that moves pushes the deadline
 // back, and an attempt idle for the store's idle timeout is cancelled with ErrStalled,
-// which is retryable. Bytes are seen by the transport NewClient builds (request and
+// which is retryable (in an *EndpointError naming the node, when the S3 is a Nodes of
+// several). Bytes are seen by the transport NewClient builds (request and
 // response bodies, response headers) and by readers wrapped with watched. Idleness, not
 // duration, is what is limited: a slow but moving transfer at a low bandwidth limit, or a
 // long CompleteMultipartUpload that streams keep-alive whitespace, goes on.
@@ -65,7 +66,11 @@ func (s *store) watch(ctx context.Context, what string, call func(ctx context.Co
 	}
 	err := call(ctx)
 	if err != nil && context.Cause(ctx) == ErrStalled {
-		err = fmt.Errorf("%w: no bytes moved for %v", ErrStalled, idle)
+		stalled := fmt.Errorf("%w: no bytes moved for %v", ErrStalled, idle)
+		if ee, ok := errors.AsType[*EndpointError](err); ok { // one node of several stalled: say which
+			stalled = &EndpointError{Endpoint: ee.Endpoint, Err: stalled}
+		}
+		err = stalled
 	}
 	if s.tune != nil {
 		s.tune.done(start, isDataRequest(what) && moved.Load() >= timedMin, err)

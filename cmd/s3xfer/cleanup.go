@@ -69,7 +69,7 @@ func runCleanup(ctx context.Context, e *env, args []string) error {
 	for _, u := range ups {
 		bytes += u.Bytes
 		s.ui.emit(uploadJSON{Event: event, Bucket: u.Bucket, Key: u.Key, UploadID: u.UploadID, Initiated: u.Initiated.UTC(),
-			AgeSeconds: int64(now.Sub(u.Initiated).Seconds()), Parts: u.Parts, Bytes: u.Bytes, Journal: journals[u.UploadID]})
+			AgeSeconds: int64(now.Sub(u.Initiated).Seconds()), Parts: u.Parts, Bytes: u.Bytes, Journal: journals[u.UploadID], ByS3xfer: u.Marked})
 	}
 	s.ui.emit(struct {
 		Event   string `json:"event"`

@@ -115,7 +115,7 @@ func (f *cpFlags) add(fs *flag.FlagSet) {
 	fs.StringVar(&f.tagging, "tagging", "", "object tags, e.g. project=x&env=prod")
 	fs.StringVar(&f.metadataDirective, "metadata-directive", "", "S3 to S3: COPY the source's metadata or REPLACE it with the flags' (default: REPLACE if a metadata flag is given, else COPY)")
 	fs.BoolVar(&f.noResume, "no-resume", false, "start afresh, aborting an interrupted transfer of the same object")
-	fs.BoolVar(&f.noRestart, "no-restart", false, "fail instead of starting over when the source changed since the interrupted transfer")
+	fs.BoolVar(&f.noRestart, "no-restart", false, "fail instead of transferring again from the first byte when the source changed since the interrupted transfer")
 	fs.BoolVar(&f.noFsync, "no-fsync", false, "downloads: do not fsync the file before it is renamed into place, as aws cli and rclone do not: faster on a slow disk, but a power loss soon after can lose it (a crash of s3xfer cannot)")
 	f.common.add(fs)
 }
@@ -443,7 +443,7 @@ func (c *cpRun) fromStdin(ctx context.Context, dst string) error {
 	if to.dir() {
 		return usagef("%s: name the object to write stdin to, e.g. s3://%s/%sfile", dst, to.bucket, to.key)
 	}
-	c.e.interruptHint = "interrupted; stdin cannot be read again, so nothing is kept: run the command again to start over"
+	c.e.interruptHint = "interrupted; stdin cannot be read again, so nothing is kept: run the command again, with the same input, to send it from the first byte"
 	s, err := c.open(ctx, false)
 	if err != nil {
 		return err
@@ -453,7 +453,7 @@ func (c *cpRun) fromStdin(ctx context.Context, dst string) error {
 	res, err := s.m.UploadStream(ctx, to.bucket, to.key, c.e.stdin, c.upload)
 	if err != nil {
 		if te := (*transfer.Error)(nil); errors.As(err, &te) && te.Read > 0 {
-			c.e.interruptHint = fmt.Sprintf("interrupted after reading %s of stdin; its upload was aborted, and stdin cannot be read again: run the command again to start over", units.FormatSize(te.Read))
+			c.e.interruptHint = fmt.Sprintf("interrupted after reading %s of stdin; its upload was aborted, and stdin cannot be read again: run the command again, with the same input, to send it from the first byte", units.FormatSize(te.Read))
 		}
 		return s.diagnose(ctx, err, to.bucket)
 	}
@@ -470,7 +470,7 @@ func (c *cpRun) toStdout(ctx context.Context, src string) error {
 	if from.dir() {
 		return usagef("%s names a prefix, not an object; stdout takes one object", src)
 	}
-	c.e.interruptHint = "interrupted; a download to stdout cannot resume: run the command again to start over"
+	c.e.interruptHint = "interrupted; a download to stdout cannot resume: run the command again to download it from the first byte"
 	s, err := c.open(ctx, true)
 	if err != nil {
 		return err

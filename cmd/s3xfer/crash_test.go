@@ -284,7 +284,7 @@ func TestCrashThenSourceChanged(t *testing.T) {
 	if !errors.As(err, &ee) || ee.ExitCode() != exitFailed || !strings.Contains(string(out), "source changed") {
 		t.Fatalf("--no-restart on a changed source: want exit 1 naming the change, got %v\n%s", err, out)
 	}
-	if out := b.finish("changed", jd); !strings.Contains(out, "changed since the interrupted upload; starting over") {
+	if out := b.finish("changed", jd); !strings.Contains(out, "changed since the interrupted upload: aborted its upload ") {
 		t.Errorf("want the restart reported, got:\n%s", out)
 	}
 }

@@ -360,8 +360,8 @@ func TestE2EDirectoryResumes(t *testing.T) {
 }
 
 // TestE2EKilledUploadListedAndCleaned: an upload killed by SIGKILL shows in ls-uploads
-// (with its journal) and in resume's list; cleanup --older-than 0s aborts it and deletes
-// the journal.
+// (with its journal, as s3xfer's, its data parts and bytes without the marker part) and in
+// resume's list; cleanup --older-than 0s aborts it and deletes the journal.
 func TestE2EKilledUploadListedAndCleaned(t *testing.T) {
 	c := newE2E(t, minioStore(t))
 	src := filepath.Join(t.TempDir(), "big.bin")
@@ -371,6 +371,14 @@ func TestE2EKilledUploadListedAndCleaned(t *testing.T) {
 	ups := c.uploads()
 	if len(ups) != 1 || !strings.Contains(out, "killed.bin") || !strings.Contains(out, ups[0].UploadID) || !strings.Contains(out, "10 MiB") {
 		t.Fatalf("ls-uploads after a SIGKILL:\n%s", out)
+	}
+	if row, _, _ := strings.Cut(out[strings.Index(out, "killed.bin"):], "\n"); !strings.HasSuffix(row, " s3xfer") {
+		t.Errorf("ls-uploads row %q: want it BY s3xfer", row)
+	}
+	out = c.ok("ls-uploads", c.url(""), "--json")
+	var up uploadJSON
+	if err := json.Unmarshal([]byte(strings.SplitN(out, "\n", 2)[0]), &up); err != nil || up.Parts != 2 || up.Bytes != 10<<20 || !up.ByS3xfer {
+		t.Errorf("ls-uploads --json: %v, want 2 parts of data, 10 MiB, by s3xfer\n%s", err, out)
 	}
 	if out := c.ok("resume"); !strings.Contains(out, src+" to "+c.url("killed.bin")) || !strings.Contains(out, "2/4 parts") {
 		t.Errorf("resume list:\n%s", out)

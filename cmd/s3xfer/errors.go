@@ -24,6 +24,10 @@ func explain(err error) string {
 	if errors.As(err, &te) {
 		where = fmt.Sprintf("s3://%s/%s: ", te.Bucket, te.Key)
 	}
+	at, node := "the store", "" // of several endpoints, the one the last try failed at
+	if ee, ok := errors.AsType[*transfer.EndpointError](err); ok {
+		at, node = "the store's endpoint "+ee.Endpoint, ee.Endpoint
+	}
 	var le *resume.LockedError
 	if errors.As(err, &le) {
 		who := "another s3xfer"
@@ -83,6 +87,9 @@ func explain(err error) string {
 		case "EntityTooSmall":
 			return where + "the store refused a part as too small (EntityTooSmall); use a larger --part-size"
 		}
+		if er.Code != "" && er.Message != "" && node != "" {
+			return where + er.Code + ": " + er.Message + " (from " + at + ")"
+		}
 		if er.Code != "" && er.Message != "" {
 			return where + er.Code + ": " + er.Message
 		}
@@ -92,13 +99,16 @@ func explain(err error) string {
 	case errors.As(err, &ue):
 		return "cannot reach the store at " + ue.endpoint + " (" + rootCause(err) + "); check --endpoint (or AWS_ENDPOINT_URL) and that the store is running"
 	case unreachable(err):
-		return "cannot reach the store (" + rootCause(err) + "); check --endpoint (or AWS_ENDPOINT_URL) and that the store is running"
+		return "cannot reach " + at + " (" + rootCause(err) + "); check --endpoint (or AWS_ENDPOINT_URL) and that the store is running"
 	case timedOut(err):
-		return "the store did not answer in time (" + rootCause(err) + "); check the endpoint and the network"
+		return at + " did not answer in time (" + rootCause(err) + "); check the endpoint and the network"
 	case errors.Is(err, context.Canceled):
 		return "interrupted; run the same command again to resume"
 	case errors.Is(err, transfer.ErrStalled):
 		_, idle, _ := strings.Cut(err.Error(), transfer.ErrStalled.Error()+": ") // "no bytes moved for 1m0s"
+		if node != "" {
+			return where + at + " stopped moving bytes (" + idle + ") and every try failed; check that endpoint and the network, or raise --idle-timeout"
+		}
 		return where + "the store stopped moving bytes (" + idle + ") on every try; check the network and the store, or raise --idle-timeout"
 	}
 	msg := err.Error()
@@ -113,7 +123,7 @@ func explain(err error) string {
 func flagHint(oe *transfer.OptionError) string {
 	switch oe.Option {
 	case "NoRestart":
-		return "run again without --no-restart to start over"
+		return "run again without --no-restart to discard what the interrupted run sent and transfer it again from the first byte"
 	case "PartSize":
 		return "pass a --part-size " + oe.Want
 	case "Checksum":

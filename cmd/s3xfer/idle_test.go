@@ -286,3 +286,25 @@ func TestIdleTimeoutEveryTryStalls(t *testing.T) {
 		t.Fatalf("exit %d, want %d and %q; stderr:\n%s", code, exitFailed, want, errb.String())
 	}
 }
+
+// Over several endpoints, the message names the one that stalled.
+func TestIdleTimeoutNamesTheEndpointThatStalled(t *testing.T) {
+	s1, s2 := newStallingStore(t), newStallingStore(t)
+	s1.always, s2.always = true, true
+	src := filepath.Join(t.TempDir(), "f.txt")
+	if err := os.WriteFile(src, []byte("stalled"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var out, errb bytes.Buffer
+	vars := testEnv(t)
+	e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(k string) string { return vars[k] }}
+	code := run(ctx, []string{"cp", src, "s3://bucket/k", "--endpoint", s1.url + "," + s2.url, "--idle-timeout", "1s", "--max-attempts", "2"}, e)
+	msg := errb.String()
+	want := " stopped moving bytes (no bytes moved for 1s) and every try failed; check that endpoint and the network, or raise --idle-timeout"
+	if code != exitFailed || !strings.Contains(msg, want) ||
+		(!strings.Contains(msg, "s3://bucket/k: the store's endpoint "+s1.url+want) && !strings.Contains(msg, "s3://bucket/k: the store's endpoint "+s2.url+want)) {
+		t.Fatalf("exit %d, want %d and a message naming %s or %s and ending %q; stderr:\n%s", code, exitFailed, s1.url, s2.url, want, msg)
+	}
+}

@@ -14,9 +14,11 @@ import (
 
 const lsUploadsHelp = `Lists the incomplete multipart uploads in a bucket, or under a prefix: uploads that were
 started and neither completed nor aborted. Their parts cost storage until they are. For each:
-the key, the upload ID, when it was initiated and how long ago, and the parts and bytes
-uploaded so far. JOURNAL names the local journal of an upload this machine can resume
-(s3xfer resume ID) or abort (s3xfer abort ID).
+the key, the upload ID, when it was initiated and how long ago, and the parts and bytes of
+data uploaded so far. JOURNAL names the local journal of an upload this machine can resume
+(s3xfer resume ID) or abort (s3xfer abort ID). BY is s3xfer for an upload s3xfer started
+for a file or a copy: it holds a small marker part (not counted in PARTS and BYTES), and
+the same cp run again, on any machine, resumes it.
 
 Examples:
   s3xfer ls-uploads s3://backups
@@ -58,7 +60,7 @@ func runLsUploads(ctx context.Context, e *env, args []string) error {
 		bytes += u.Bytes
 		parts += u.Parts
 		s.ui.emit(uploadJSON{Event: "upload", Bucket: u.Bucket, Key: u.Key, UploadID: u.UploadID, Initiated: u.Initiated.UTC(),
-			AgeSeconds: int64(now.Sub(u.Initiated).Seconds()), Parts: u.Parts, Bytes: u.Bytes, Journal: journals[u.UploadID]})
+			AgeSeconds: int64(now.Sub(u.Initiated).Seconds()), Parts: u.Parts, Bytes: u.Bytes, Journal: journals[u.UploadID], ByS3xfer: u.Marked})
 	}
 	s.ui.emit(struct {
 		Event   string `json:"event"`
@@ -91,18 +93,23 @@ type uploadJSON struct {
 	Parts      int       `json:"parts"`
 	Bytes      int64     `json:"bytes"`
 	Journal    string    `json:"journal,omitempty"`
+	ByS3xfer   bool      `json:"by_s3xfer,omitempty"` // holds s3xfer's marker part: the same cp resumes it anywhere
 }
 
 func printUploads(e *env, ups []transfer.Incomplete, journals map[string]string, now time.Time, verb string) {
 	tw := tabwriter.NewWriter(e.stdout, 2, 8, 2, ' ', 0)
-	head := "KEY\tUPLOAD ID\tINITIATED\tAGE\tPARTS\tBYTES\tJOURNAL"
+	head := "KEY\tUPLOAD ID\tINITIATED\tAGE\tPARTS\tBYTES\tJOURNAL\tBY"
 	if verb != "" {
 		head = "\t" + head
 	}
 	fmt.Fprintln(tw, head)
 	for _, u := range ups {
-		row := fmt.Sprintf("%s\t%s\t%s\t%s\t%d\t%s\t%s", u.Key, u.UploadID, u.Initiated.UTC().Format("2006-01-02 15:04:05Z"),
-			age(now.Sub(u.Initiated)), u.Parts, units.FormatSize(u.Bytes), first(journals[u.UploadID], "-"))
+		by := "-"
+		if u.Marked {
+			by = "s3xfer"
+		}
+		row := fmt.Sprintf("%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s", u.Key, u.UploadID, u.Initiated.UTC().Format("2006-01-02 15:04:05Z"),
+			age(now.Sub(u.Initiated)), u.Parts, units.FormatSize(u.Bytes), first(journals[u.UploadID], "-"), by)
 		if verb != "" {
 			row = verb + "\t" + row
 		}

@@ -322,6 +322,26 @@ func (u *ui) lineLocked(w io.Writer, line string) {
 	fmt.Fprintln(w, line)
 }
 
+// logWriter is where log records go: stderr, under the ui's lock, so a record never lands
+// inside a progress line; on a terminal the bars are erased, the record written, and the
+// bars drawn again below it. slog handlers write each record with one Write.
+func (u *ui) logWriter() io.Writer { return uiLog{u} }
+
+type uiLog struct{ u *ui }
+
+func (l uiLog) Write(p []byte) (int, error) {
+	u := l.u
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.drawn == 0 {
+		return u.errw.Write(p)
+	}
+	u.clearLocked()
+	n, err := u.errw.Write(p)
+	u.drawLocked()
+	return n, err
+}
+
 // say prints a result line for people: not with --quiet or --json.
 func (u *ui) say(format string, a ...any) {
 	u.mu.Lock()
@@ -416,7 +436,7 @@ func eventJSON(ev transfer.Event) jsonEvent {
 // noticeText is a library notice, with the commands that act on what it reports.
 func noticeText(ev transfer.Event) string {
 	if ev.Leftover {
-		return ev.Msg + " (s3xfer ls-uploads lists it, s3xfer cleanup aborts it)"
+		return fmt.Sprintf("%s (s3xfer ls-uploads %s lists it with its upload ID; s3xfer abort %[2]s UPLOAD-ID removes it)", ev.Msg, objectName(ev))
 	}
 	return ev.Msg
 }

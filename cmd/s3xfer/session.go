@@ -109,7 +109,7 @@ func (c *commonFlags) openSession(ctx context.Context, e *env, o sessionOpts) (*
 	if o.concurrency == 0 {
 		pool = transfer.DefaultMaxConcurrency // a connection for as many as adaptive concurrency may run
 	}
-	log := logger(e, c.verbose)
+	log := logger(s.ui, c.verbose)
 	s3, err := st.client(pool, o.idleTimeout, log)
 	if err != nil {
 		s.ui.close()

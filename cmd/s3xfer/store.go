@@ -257,11 +257,13 @@ func (st settings) secrets() []string {
 	return s
 }
 
-func logger(e *env, verbose bool) *slog.Logger {
+// logger is --verbose's logger: on stderr, through the ui, so that a log line and the
+// progress display never write into each other.
+func logger(u *ui, verbose bool) *slog.Logger {
 	if !verbose {
 		return nil
 	}
-	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return slog.New(slog.NewTextHandler(u.logWriter(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 // journalStore returns the journal directory: --journal-dir, else $XDG_STATE_HOME/s3xfer,
