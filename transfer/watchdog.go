@@ -133,7 +133,7 @@ func (t activityTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	small := req.ContentLength > 0 && req.ContentLength <= smallBody
 	if req.Body != nil && req.Body != http.NoBody && (watched || small) {
 		body := req.Body
-		req = req.Clone(req.Context()) // a RoundTripper must not change the caller's request
+		req = req.WithContext(req.Context()) // a copy: a RoundTripper must not change the caller's request
 		r := kickReader{r: body, kick: kick}
 		if small {
 			b, err := readBody(&r, req.ContentLength)
