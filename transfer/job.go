@@ -210,7 +210,12 @@ func (m *Manager) runJob(ctx context.Context, op string, h resume.Header, ident 
 	if ck != nil {
 		ck.start(j.stop)
 	}
-	var g errgroup.Group // m.files bounds it: twice the requests in flight, which are the real bound, to keep them fed
+	// m.files bounds the workers: twice the requests in flight, which are the real bound,
+	// to keep them fed. A worker takes the next file when it is done with one: a goroutine
+	// per file would grow a new stack for every one, which costs a small file more than
+	// reading it does.
+	var g errgroup.Group
+	work := make(chan func()) // to an idle worker; closed when there is no more
 	listErr := tasks(ctx, func(t fileTask) bool {
 		if ctx.Err() != nil {
 			return false
@@ -226,7 +231,7 @@ func (m *Manager) runJob(ctx context.Context, op string, h resume.Header, ident 
 			return false
 		}
 		s := j.begin(t)
-		g.Go(func() error {
+		file := func() {
 			defer m.files.release()
 			var r Result
 			err := t.err
@@ -234,10 +239,20 @@ func (m *Manager) runJob(ctx context.Context, op string, h resume.Header, ident 
 				r, err = t.run(ctx)
 			}
 			j.settle(ctx, s, t, r, err)
-			return nil
-		})
+		}
+		select {
+		case work <- file:
+		default:
+			g.Go(func() error {
+				for ; file != nil; file = <-work {
+					file()
+				}
+				return nil
+			})
+		}
 		return ctx.Err() == nil
 	})
+	close(work)
 	g.Wait()
 	return j.end(ctx, listErr)
 }

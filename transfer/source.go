@@ -72,7 +72,17 @@ func (s readerSource) putAll(ctx context.Context, u *upload, mode Checksum) (Res
 	if mode == ChecksumCRC32C {
 		opts.UserMetadata["x-amz-checksum-crc32c"] = sums.CRC32CBase64()
 	}
-	body := s.body(ctx, u, 0, u.size, mode, sums, *buf)
+	var body body
+	if u.size <= smallBody {
+		// sum left the whole object in buf: send those bytes, which the checksums are of,
+		// rather than read the source again (a copy: buf goes back to the pool on return).
+		held := bytes.Clone((*buf)[:u.size])
+		body = func(bool) (io.Reader, error) {
+			return u.body(ctx, io.NewSectionReader(bytes.NewReader(held), 0, u.size)), nil
+		}
+	} else {
+		body = s.body(ctx, u, 0, u.size, mode, sums, *buf)
+	}
 	info, err := u.m.store.PutObject(ctx, u.bucket, u.key, body, u.size, sums.MD5Base64(), sums.SHA256Hex(), opts)
 	if err != nil {
 		return Result{}, err

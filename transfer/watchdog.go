@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -134,24 +135,57 @@ func (k *kickReader) Seek(off int64, whence int) (int64, error) {
 	return s.Seek(off, whence)
 }
 
-// activityTransport tells a watched request's watchdog about every byte it moves.
+// activityTransport tells a watched request's watchdog about every byte it moves, and
+// sends a small body with its request's headers.
 type activityTransport struct{ base http.RoundTripper }
 
+// smallBody is the largest request body read into memory before its request goes out:
+// net/http writes a body it knows is in memory with the headers, in one write and one
+// packet, but any other after them, in a write of its own. For a small object that
+// second write, and the store's second read, cost both ends more than its bytes do.
+const smallBody = 64 << 10
+
 func (t activityTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	kick, ok := req.Context().Value(watchdogKey{}).(func())
-	if !ok {
-		return t.base.RoundTrip(req)
+	kick, watched := req.Context().Value(watchdogKey{}).(func())
+	if !watched {
+		kick = func() {}
 	}
-	if req.Body != nil && req.Body != http.NoBody {
-		req = req.Clone(req.Context()) // a RoundTripper must not change the caller's request
-		req.Body = &kickReadCloser{kickReader{r: req.Body, kick: kick}, req.Body}
+	small := req.ContentLength > 0 && req.ContentLength <= smallBody
+	if req.Body != nil && req.Body != http.NoBody && (watched || small) {
+		body := req.Body
+		req = req.WithContext(req.Context()) // a copy: a RoundTripper must not change the caller's request
+		r := kickReader{r: body, kick: kick}
+		if small {
+			b, err := readBody(&r, req.ContentLength)
+			body.Close() // RoundTrip closes the body, even on an error
+			if err != nil {
+				return nil, err
+			}
+			req.Body = io.NopCloser(bytes.NewReader(b))
+		} else {
+			req.Body = &kickReadCloser{r, body}
+		}
 	}
 	resp, err := t.base.RoundTrip(req)
-	if resp != nil {
+	if resp != nil && watched {
 		kick()
 		resp.Body = &kickReadCloser{kickReader{r: resp.Body, kick: kick}, resp.Body}
 	}
 	return resp, err
+}
+
+// readBody reads a request body of n bytes whole. One that ends early or goes on past n
+// is an error, as net/http makes it.
+func readBody(r io.Reader, n int64) ([]byte, error) {
+	b := make([]byte, n+1) // one more, to tell a longer body
+	k, err := io.ReadFull(r, b)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	if int64(k) != n {
+		return nil, fmt.Errorf("http: ContentLength=%d with Body length %d", n, k)
+	}
+	return b[:n], nil
 }
 
 type kickReadCloser struct {
