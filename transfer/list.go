@@ -198,10 +198,11 @@ func (sp *split) send(ch chan<- listed, r listed) bool {
 	}
 }
 
-// recursive lists prefix (keys after startAfter) in a goroutine onto a channel of a page;
-// once a key at or past *stop is listed, the rest is not needed.
+// recursive lists prefix in a goroutine onto a channel; once a key at or past *stop is
+// listed, the rest is not needed. The channel is short: a listing waiting on it holds its
+// page, and that page is all it holds.
 func (sp *split) recursive(prefix string, stop *atomic.Pointer[string]) chan listed {
-	ch := make(chan listed, listPage)
+	ch := make(chan listed, 64)
 	sp.wg.Go(func() {
 		defer close(ch)
 		err := sp.s.list(sp.ctx, sp.bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}, func(o minio.ObjectInfo) bool {
@@ -294,7 +295,6 @@ func (sp *split) run(yield func(minio.ObjectInfo, error) bool) error {
 		stop      atomic.Pointer[string] // where the head stops: the first part
 		head      = sp.recursive(sp.prefix, &stop)
 		plan      chan listed // nil until the plan begins, and once it is done
-		planned   bool
 		dirs      = map[string]bool{} // of the first page, up to splitMaxDirs+1
 		headKeys  int
 		parts     []*part // in key order; ahead of the consumer, at most listPage
@@ -372,11 +372,11 @@ func (sp *split) run(yield func(minio.ObjectInfo, error) bool) error {
 				if i := strings.LastIndexByte(r.o.Key, '/'); i >= 0 && len(dirs) <= splitMaxDirs {
 					dirs[r.o.Key[:i+1]] = true
 				}
-			} else if !planned {
-				planned = true
-				if len(dirs) <= splitMaxDirs { // else the head lists everything
-					plan = sp.plan(r.o.Key)
-				}
+			}
+			if headKeys == listPage && len(dirs) <= splitMaxDirs {
+				// A full first page: most likely more follow (else the plan is dropped).
+				// With more directories, the head lists everything.
+				plan = sp.plan(r.o.Key)
 			}
 			if err := out(r.o); err != nil || stoppedBy {
 				return err
