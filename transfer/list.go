@@ -41,7 +41,7 @@ const (
 // objects yields the objects under prefix in key order (S3's, by UTF-8 bytes), "directory"
 // markers (keys ending in "/") left out. The first page comes from one listing of the
 // whole prefix, as without a split, and a listing that ends there costs one request.
-// Beyond the first page the listing may be split (see listPage): each part's listing that
+// Beyond the first page the listing may be split (see listWindow): each part's listing that
 // fails transiently is taken up again after the last key it yielded, with a new retry
 // budget; the whole listing ends with an error when the store keeps refusing one part, or
 // when it lists out of key order (a sync never deletes on a listing it cannot trust).
@@ -76,7 +76,7 @@ func (s *store) list(ctx context.Context, bucket string, opts minio.ListObjectsO
 	if err != nil {
 		return err
 	}
-	opts.MaxKeys = listPage
+	opts.MaxKeys = s.page
 	for {
 		progressed, stopped := false, false
 		err := s.do(ctx, "ListObjects", func(ctx context.Context) error {
@@ -141,7 +141,7 @@ func (s *store) level(ctx context.Context, bucket, prefix string, yield func(o m
 			return false
 		}
 		held = slices.Insert(held, i, o)
-		if len(held) <= listPage {
+		if len(held) <= s.page {
 			return true
 		}
 		first := held[0]
@@ -235,14 +235,19 @@ func (sp *split) plan(pos string) chan listed {
 // descend sends the parts of level's listing by directory (see plan). The first page of
 // entries is held back: a level that ends within it with fewer than listWindow common
 // prefixes is split further, at the levels of its common prefixes that are not all
-// before pos.
+// before pos. A level whose first page holds no common prefix is not split: there is
+// nothing to split it at, and the listing by directory would only repeat the head's.
 func (sp *split) descend(level, pos string, depth int, ch chan<- listed) error {
 	var held []minio.ObjectInfo
-	streaming, stopped := false, false
+	streaming, stopped, flat := false, false, false
 	err := sp.s.level(sp.ctx, sp.bucket, level, func(o minio.ObjectInfo) bool {
-		if !streaming && len(held) < listPage {
+		if !streaming && len(held) < sp.s.page {
 			held = append(held, o)
 			return true
+		}
+		if !streaming && !slices.ContainsFunc(held, isPrefix) {
+			flat = true
+			return false
 		}
 		for _, h := range held {
 			if !sp.send(ch, listed{o: h}) {
@@ -254,8 +259,14 @@ func (sp *split) descend(level, pos string, depth int, ch chan<- listed) error {
 		stopped = !sp.send(ch, listed{o: o})
 		return !stopped
 	})
-	if err != nil || stopped || streaming {
+	switch {
+	case err != nil || stopped || streaming:
 		return err
+	case flat && depth == 0:
+		return nil // the head lists it all
+	case flat:
+		sp.send(ch, listed{o: minio.ObjectInfo{Key: level}}) // listed as one
+		return nil
 	}
 	prefixes := 0
 	for _, o := range held {
@@ -263,7 +274,7 @@ func (sp *split) descend(level, pos string, depth int, ch chan<- listed) error {
 			prefixes++
 		}
 	}
-	down := prefixes < listWindow && depth < maxDescend
+	down := prefixes < sp.s.window && depth < maxDescend
 	for _, o := range held {
 		if !isPrefix(o) || !down {
 			if !sp.send(ch, listed{o: o}) {
@@ -294,10 +305,10 @@ func (sp *split) run(yield func(minio.ObjectInfo, error) bool) error {
 	var (
 		stop      atomic.Pointer[string] // where the head stops: the first part
 		head      = sp.recursive(sp.prefix, &stop)
-		plan      chan listed // nil until the plan begins, and once it is done
+		plan      chan listed         // nil until the plan begins, and once it is done
 		dirs      = map[string]bool{} // of the first page, up to splitMaxDirs+1
 		headKeys  int
-		parts     []*part // in key order; ahead of the consumer, at most listPage
+		parts     []*part // in key order; ahead of the consumer, at most a window and a page
 		running   int     // parts started and not done
 		pos       string  // the last key yielded
 		yielded   bool
@@ -318,7 +329,7 @@ func (sp *split) run(yield func(minio.ObjectInfo, error) bool) error {
 	}
 	startParts := func() {
 		for _, p := range parts {
-			if running >= listWindow {
+			if running >= sp.s.window {
 				return
 			}
 			if p.prefix && p.ch == nil {
@@ -346,7 +357,7 @@ func (sp *split) run(yield func(minio.ObjectInfo, error) bool) error {
 		return nil
 	}
 	room := func() chan listed {
-		if len(parts) < listPage {
+		if len(parts) < sp.s.window+sp.s.page {
 			return plan
 		}
 		return nil
@@ -368,12 +379,12 @@ func (sp *split) run(yield func(minio.ObjectInfo, error) bool) error {
 				head = nil
 				continue
 			}
-			if headKeys++; headKeys <= listPage {
+			if headKeys++; headKeys <= sp.s.page {
 				if i := strings.LastIndexByte(r.o.Key, '/'); i >= 0 && len(dirs) <= splitMaxDirs {
 					dirs[r.o.Key[:i+1]] = true
 				}
 			}
-			if headKeys == listPage && len(dirs) <= splitMaxDirs {
+			if headKeys == sp.s.page && len(dirs) <= splitMaxDirs {
 				// A full first page: most likely more follow (else the plan is dropped).
 				// With more directories, the head lists everything.
 				plan = sp.plan(r.o.Key)

@@ -32,12 +32,14 @@ type store struct {
 	now    func() time.Time
 
 	tune *tuner // told of every attempt (watch); nil with a fixed concurrency
+
+	page, window int // listings' page size and parallelism: listPage, listWindow; replaced in tests
 }
 
 func newStore(s3 S3, p RetryPolicy, idle time.Duration, log *slog.Logger) *store {
 	p = p.withDefaults()
 	return &store{s3: s3, retry: p, budget: newRetryBudget(p.Budget), idle: idle, log: log,
-		sleep: ratelimit.WallClock{}.Sleep, now: time.Now}
+		sleep: ratelimit.WallClock{}.Sleep, now: time.Now, page: listPage, window: listWindow}
 }
 
 // attemptsKey holds, in a request's ctx, a func told of every failed attempt: for the
