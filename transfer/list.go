@@ -23,10 +23,12 @@ const (
 	// listing by directory relies on a page holding no more entries than that.
 	listPage = 1000
 	// listWindow is how many listings of directories run at once, ahead of the consumer.
-	// Listing is the store's CPU work (on MinIO here a page of 1,000 keys takes about as
-	// long as 8 parallel requests of small objects need to saturate a core): 8 took a
-	// 30,000-key listing from 2.9-3.7 s to 0.9-1.9 s on a 2-core machine, 16 did worse.
-	// It holds at most a page per listing: with 8, about 8,000 ObjectInfo in memory.
+	// A listing costs the store CPU more than bandwidth (MinIO reads each object's
+	// metadata), so a few in flight take what there is: on a 2-core machine, 30,000 keys
+	// in 30 directories took 2.9-3.7 s a page at a time, 0.9-1.9 s 8 at a time, and
+	// 1.5-4.0 s 16 at a time. It is fixed rather than the Manager's concurrency: that is
+	// the transfers' budget, which a sync's listings run beside, and a fixed window keeps
+	// the memory bound fixed: each listing holds at most its page (8,000 ObjectInfo).
 	listWindow = 8
 	// splitMaxDirs is how many directories the first page of keys may span for a listing to
 	// be split: a listing per directory costs a request per directory, which pays only
