@@ -98,7 +98,7 @@ func TestSplitListingIsOneListingReal(t *testing.T) {
 			if strings.HasSuffix(k, "/") {
 				data = nil // stores refuse a directory marker with data
 			}
-			if _, err := s.Core.PutObject(t.Context(), bucket, k, bytes.NewReader(data), int64(len(data)), "", "", minio.PutObjectOptions{}); err != nil {
+			if _, err := m.store.PutObject(t.Context(), bucket, k, bytesBody(data), int64(len(data)), "", "", minio.PutObjectOptions{}); err != nil {
 				t.Fatal(k, err)
 			}
 		}
