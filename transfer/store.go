@@ -3,7 +3,6 @@ package transfer
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"iter"
@@ -33,12 +32,14 @@ type store struct {
 	now    func() time.Time
 
 	tune *tuner // told of every attempt (watch); nil with a fixed concurrency
+
+	page, window int // listings' page size and parallelism: listPage, listWindow; replaced in tests
 }
 
 func newStore(s3 S3, p RetryPolicy, idle time.Duration, log *slog.Logger) *store {
 	p = p.withDefaults()
 	return &store{s3: s3, retry: p, budget: newRetryBudget(p.Budget), idle: idle, log: log,
-		sleep: ratelimit.WallClock{}.Sleep, now: time.Now}
+		sleep: ratelimit.WallClock{}.Sleep, now: time.Now, page: listPage, window: listWindow}
 }
 
 // attemptsKey holds, in a request's ctx, a func told of every failed attempt: for the
@@ -316,58 +317,6 @@ func listerOf(s3 S3) (Lister, error) {
 	return nil, fmt.Errorf("the store %T cannot list objects: give New a *minio.Core or an S3 that is also a Lister", s3)
 }
 
-// objects yields the objects under prefix in key order, "directory" markers (keys
-// ending in "/") left out. A listing that fails transiently is taken up again after the
-// last key it yielded, with a new retry budget; it ends with an error only when the
-// store keeps refusing.
-func (s *store) objects(ctx context.Context, bucket, prefix string) iter.Seq2[minio.ObjectInfo, error] {
-	return func(yield func(minio.ObjectInfo, error) bool) {
-		lister, err := s.lister()
-		if err != nil {
-			yield(minio.ObjectInfo{}, err)
-			return
-		}
-		after := ""
-		for {
-			progressed, stopped := false, false
-			err := s.do(ctx, "ListObjects", func(ctx context.Context) error {
-				ctx, cancel := context.WithCancel(ctx)
-				defer cancel() // stops minio-go's lister when the caller stops early
-				for o := range lister.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true, StartAfter: after}) {
-					if o.Err != nil {
-						if progressed && Transient(o.Err) {
-							return errProgressed
-						}
-						return o.Err
-					}
-					after, progressed = o.Key, true
-					if strings.HasSuffix(o.Key, "/") {
-						continue
-					}
-					if !paused(ctx, func() bool { return yield(o, nil) }) { // the consumer's time is not the store's
-						stopped = true
-						return nil
-					}
-				}
-				return ctx.Err()
-			})
-			switch {
-			case stopped:
-				return
-			case err == errProgressed:
-				continue // a page failed after others succeeded: a new budget from there
-			case err != nil:
-				yield(minio.ObjectInfo{}, &Error{Op: "ListObjects", Bucket: bucket, Key: prefix, Err: err})
-			}
-			return
-		}
-	}
-}
-
-// errProgressed ends a listing attempt that failed after yielding keys: objects starts a
-// new one after them, with a new retry budget. It is never returned.
-var errProgressed = errors.New("listing failed after progress")
-
 // BucketExists reports whether bucket exists (and is visible with these credentials).
 func (m *Manager) BucketExists(ctx context.Context, bucket string) (bool, error) {
 	return m.store.BucketExists(ctx, bucket)
@@ -380,9 +329,11 @@ func (m *Manager) Buckets(ctx context.Context) ([]minio.BucketInfo, error) {
 }
 
 // List yields the objects under prefix in the store's key order, "directory" markers
-// (keys ending in "/") left out. A listing that fails transiently is taken up again after
-// the last key it yielded, under the Manager's retry policy; the sequence ends with an
-// error only when the store keeps refusing.
+// (keys ending in "/") left out. Beyond its first page, a large prefix is listed in parts
+// at once, by directory, and yielded in the same order. A listing that fails transiently
+// is taken up again after the last key it yielded, under the Manager's retry policy; the
+// sequence ends with an error only when the store keeps refusing. A caller that stops
+// early stops every listing.
 func (m *Manager) List(ctx context.Context, bucket, prefix string) iter.Seq2[minio.ObjectInfo, error] {
 	return m.store.objects(ctx, bucket, prefix)
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -46,10 +47,13 @@ func TestListSurvivesThrottling(t *testing.T) {
 	f, m, _ := fakeManager(t, Config{})
 	want := putKeys(t, f, 2500)
 	r := rand.New(rand.NewPCG(1, 2))
+	var mu sync.Mutex // the listing's parts run at once
 	var pages, throttled atomic.Int32
 	f.Fault = func(c transfertest.Call, _ int) transfertest.Fault {
 		if c.Op == "ListObjects" {
 			pages.Add(1)
+			mu.Lock()
+			defer mu.Unlock()
 			if r.IntN(2) == 0 {
 				throttled.Add(1)
 				return transfertest.Fail(transfertest.S3Error("SlowDown"))

@@ -16,12 +16,15 @@ type Call struct {
 	// Op is the S3 method: "PutObject", "NewMultipartUpload", "PutObjectPart",
 	// "ListObjectParts", "CompleteMultipartUpload", "AbortMultipartUpload", "CopyObject",
 	// "CopyObjectPart", "GetObject", "StatObject", "GetObjectAttributes",
-	// "RemoveObject" or "ListMultipartUploads".
+	// "RemoveObject", "ListMultipartUploads" or "ListObjects".
 	Op string
 	// Bucket and Key name the object written or read; for copies, the destination.
 	Bucket, Key string
 	UploadID    string // multipart calls only
 	Part        int    // PutObjectPart, CopyObjectPart, and GetObject and StatObject with a partNumber
+	// Delimiter is "/" for a ListObjects that rolls keys up into common prefixes (not
+	// recursive); Key is then the prefix listed.
+	Delimiter string
 }
 
 // Fault is what an injected failure does to one call. The zero Fault is no fault.

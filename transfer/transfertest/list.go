@@ -16,9 +16,12 @@ const listPage = 1000
 
 // ListObjects lists bucket's objects under opts.Prefix after opts.StartAfter in key
 // order, as minio-go's Client does: on a channel that it closes, a page (one Call with Op
-// "ListObjects" and Key the prefix) of opts.MaxKeys or 1,000 keys at a time; a failure
-// is sent as an ObjectInfo with Err and ends the listing. Only recursive listings are
-// supported.
+// "ListObjects", Key the prefix and Delimiter "/" unless opts.Recursive) of opts.MaxKeys
+// or 1,000 entries at a time; a failure is sent as an ObjectInfo with Err and ends the
+// listing. A listing that is not recursive rolls the keys that go on past a "/" after the
+// prefix up into common prefixes, sent as an ObjectInfo with only Key (ending in "/"); a
+// common prefix counts as one entry of its page, and a page's objects are sent before its
+// common prefixes, as minio-go does.
 func (f *Fake) ListObjects(ctx context.Context, bucket string, opts minio.ListObjectsOptions) <-chan minio.ObjectInfo {
 	out := make(chan minio.ObjectInfo, 1)
 	go func() {
@@ -31,25 +34,30 @@ func (f *Fake) ListObjects(ctx context.Context, bucket string, opts minio.ListOb
 				return false
 			}
 		}
+		delim := "/"
+		if opts.Recursive {
+			delim = ""
+		}
 		page := cmp.Or(max(opts.MaxKeys, 0), listPage)
-		after := opts.StartAfter
+		after := "" // the last entry of the pages sent
 		for {
-			c := Call{Op: "ListObjects", Bucket: bucket, Key: opts.Prefix}
+			c := Call{Op: "ListObjects", Bucket: bucket, Key: opts.Prefix, Delimiter: delim}
 			flt, err := f.begin(ctx, c)
 			if err == nil {
-				var infos []minio.ObjectInfo
-				infos, err = f.listPage(c, opts.Prefix, after, page)
+				var objs, prefixes []minio.ObjectInfo
+				var more bool
+				objs, prefixes, more, err = f.listPage(c, opts.StartAfter, after, page)
 				if err == nil {
 					err = f.finish(c, flt)
 				}
 				if err == nil {
-					for _, o := range infos {
+					for _, o := range append(objs, prefixes...) {
 						if !send(o) {
 							return
 						}
-						after = o.Key
+						after = max(after, o.Key)
 					}
-					if len(infos) < page {
+					if !more {
 						return
 					}
 					continue
@@ -62,30 +70,46 @@ func (f *Fake) ListObjects(ctx context.Context, bucket string, opts minio.ListOb
 	return out
 }
 
-// listPage returns up to n objects of c.Bucket under prefix with keys after after.
-func (f *Fake) listPage(c Call, prefix, after string, n int) ([]minio.ObjectInfo, error) {
+// listPage returns up to n entries of c.Bucket under c.Key with keys after startAfter,
+// keys rolled up at c.Delimiter, and entries after after: the objects and the common
+// prefixes, and whether more entries follow.
+func (f *Fake) listPage(c Call, startAfter, after string, n int) (objs, prefixes []minio.ObjectInfo, more bool, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.init()
-	objs := f.buckets[c.Bucket]
-	if objs == nil {
-		return nil, s3err(c, "NoSuchBucket", "")
+	all := f.buckets[c.Bucket]
+	if all == nil {
+		return nil, nil, false, s3err(c, "NoSuchBucket", "")
 	}
 	var keys []string
-	for k := range objs {
-		if strings.HasPrefix(k, prefix) && k > after {
+	for k := range all {
+		if strings.HasPrefix(k, c.Key) && k > startAfter {
 			keys = append(keys, k)
 		}
 	}
 	slices.Sort(keys) // S3's order: UTF-8 bytes
-	keys = keys[:min(n, len(keys))]
-	infos := make([]minio.ObjectInfo, len(keys))
-	for i, k := range keys {
-		o := objs[k]
-		infos[i] = minio.ObjectInfo{Key: k, Size: int64(len(o.data)), ETag: o.etag, LastModified: o.modTime,
-			ContentType: http.Header(o.meta).Get("Content-Type"), StorageClass: "STANDARD"}
+	entries := 0
+	for _, k := range keys {
+		entry, rolled := k, false
+		if i := strings.Index(k[len(c.Key):], c.Delimiter); c.Delimiter != "" && i >= 0 {
+			entry, rolled = k[:len(c.Key)+i+len(c.Delimiter)], true
+		}
+		if entry <= after || (rolled && len(prefixes) > 0 && prefixes[len(prefixes)-1].Key == entry) {
+			continue
+		}
+		if entries == n {
+			return objs, prefixes, true, nil
+		}
+		entries++
+		if rolled {
+			prefixes = append(prefixes, minio.ObjectInfo{Key: entry})
+			continue
+		}
+		o := all[k]
+		objs = append(objs, minio.ObjectInfo{Key: k, Size: int64(len(o.data)), ETag: o.etag, LastModified: o.modTime,
+			ContentType: http.Header(o.meta).Get("Content-Type"), StorageClass: "STANDARD"})
 	}
-	return infos, nil
+	return objs, prefixes, false, nil
 }
 
 // BucketExists reports whether the bucket exists (a HeadBucket Call with Op "BucketExists").

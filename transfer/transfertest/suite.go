@@ -2,6 +2,7 @@ package transfertest
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
@@ -33,7 +34,8 @@ import (
 // part for an object of one PUT (MinIO); a part read without the part's checksum
 // (versitygw) or ignoring partNumber on GET (moto); a part's checksum as a trailer
 // (aws-chunked) refused with an S3 error or not echoed; deleting a missing key answered
-// with NoSuchKey instead of success; a FULL_OBJECT Complete answered
+// with NoSuchKey instead of success; a "directory" marker (a key ending in "/") left out
+// of listings (listings skip them anyway); a FULL_OBJECT Complete answered
 // without its type (MinIO); UploadPartCopy refused in an upload with a checksum
 // algorithm (MinIO). On a *Fake it accepts only S3's behaviour.
 func Run(t *testing.T, newStore func(t *testing.T) (s S3, bucket string)) {
@@ -60,6 +62,7 @@ func Run(t *testing.T, newStore func(t *testing.T) (s S3, bucket string)) {
 		{"ListMultipartUploads", (*suite).listMultipartUploads},
 		{"NoSuchBucket", (*suite).noSuchBucket},
 		{"RemoveObject", (*suite).removeObject},
+		{"ListObjects", (*suite).listObjects},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1043,4 +1046,114 @@ func (t *suite) removeObject() {
 	}
 	err = t.s.RemoveObject(ctx, "s3xfer-no-such-bucket-4c1d", "k", minio.RemoveObjectOptions{})
 	t.wantErr("RemoveObject in a missing bucket", err, 404, "NoSuchBucket")
+}
+
+// objectLister is minio-go's paginating lister, which a *minio.Core has in its Client
+// and a *Fake has too.
+type objectLister interface {
+	ListObjects(ctx context.Context, bucket string, opts minio.ListObjectsOptions) <-chan minio.ObjectInfo
+}
+
+// listed lists t.bucket with opts, failing the test on an error.
+func (t *suite) listed(opts minio.ListObjectsOptions) []minio.ObjectInfo {
+	t.Helper()
+	var l objectLister
+	switch s := t.s.(type) {
+	case *minio.Core:
+		l = s.Client
+	case objectLister:
+		l = s
+	default:
+		t.Fatalf("the store %T cannot list objects", t.s)
+	}
+	var got []minio.ObjectInfo
+	for o := range l.ListObjects(t.Context(), t.bucket, opts) {
+		t.must(fmt.Sprintf("ListObjects %+v", opts), o.Err)
+		got = append(got, o)
+	}
+	return got
+}
+
+// listObjects lists keys with awkward names recursively and by directory ("/"): keys in
+// S3's order (UTF-8 bytes), common prefixes rolled up, and pages of MaxKeys entries that
+// count common prefixes and send a page's objects before its common prefixes (as
+// minio-go does), so that holding back MaxKeys entries puts them in order. The engine
+// lists a large prefix by directory, in parts at once, and relies on all of it.
+func (t *suite) listObjects() {
+	keys := []string{"a/b", "a-b", "a.b", "a b", "a/", "a/c/d", "a/c/e", "a/c/", "b/c/d/e", "z", "é", "ö/x", "日本/語"}
+	data := map[string][]byte{}
+	for i, k := range keys {
+		data[k] = payload(10+i, byte(i))
+		if strings.HasSuffix(k, "/") {
+			data[k] = nil // stores refuse a directory marker with data
+		}
+		t.put(k, data[k], minio.PutObjectOptions{})
+	}
+	markers := true
+	keysOf := func(os []minio.ObjectInfo) []string {
+		var ks []string
+		for _, o := range os {
+			ks = append(ks, o.Key)
+		}
+		return ks
+	}
+	// want is the entries of keys under prefix, rolled up at delim.
+	want := func(prefix, delim string) []string {
+		var w []string
+		for _, k := range slices.Sorted(slices.Values(keys)) {
+			if !strings.HasPrefix(k, prefix) {
+				continue
+			}
+			if i := strings.Index(k[len(prefix):], delim); delim != "" && i >= 0 {
+				k = k[:len(prefix)+i+1]
+			} else if !markers && strings.HasSuffix(k, "/") {
+				continue
+			}
+			if len(w) == 0 || w[len(w)-1] != k {
+				w = append(w, k)
+			}
+		}
+		return w
+	}
+	all := t.listed(minio.ListObjectsOptions{Recursive: true})
+	if got := keysOf(all); !slices.Equal(got, want("", "")) {
+		markers = false
+		if t.fake != nil || !slices.Equal(got, want("", "")) {
+			t.Fatalf("recursive listing: %q, want %q", got, want("", ""))
+		}
+		t.Logf("the store leaves directory markers out of listings: %q", got)
+	}
+	for _, o := range all {
+		if d := data[o.Key]; o.Size != int64(len(d)) || o.ETag != hexMD5(t, d) {
+			t.Errorf("recursive listing: %s of %d bytes, ETag %s; want %d, %s", o.Key, o.Size, o.ETag, len(d), hexMD5(t, d))
+		}
+	}
+	for _, prefix := range []string{"", "a", "a/", "a/c/", "b/", "é", "ö/", "日本/", "nothing/"} {
+		// By directory, in pages of 2 and of 1,000.
+		for _, page := range []int{2, 0} {
+			raw := t.listed(minio.ListObjectsOptions{Prefix: prefix, MaxKeys: page})
+			var held, got []minio.ObjectInfo
+			for _, o := range raw {
+				if strings.HasSuffix(o.Key, "/") != (o.ETag == "") && o.Key != prefix {
+					t.Errorf("by directory, prefix %q: %q has ETag %q: an object ending in / or a common prefix with an ETag", prefix, o.Key, o.ETag)
+				}
+				if d, ok := data[o.Key]; ok && o.ETag != "" && (o.Size != int64(len(d)) || o.ETag != hexMD5(t, d)) {
+					t.Errorf("by directory, prefix %q: %s of %d bytes, ETag %s; want %d, %s", prefix, o.Key, o.Size, o.ETag, len(d), hexMD5(t, d))
+				}
+				i, _ := slices.BinarySearchFunc(held, o.Key, func(h minio.ObjectInfo, k string) int { return strings.Compare(h.Key, k) })
+				held = slices.Insert(held, i, o)
+				if page > 0 && len(held) > page {
+					got, held = append(got, held[0]), held[1:]
+				}
+			}
+			got = append(got, held...)
+			w := want(prefix, "/")
+			if gk := keysOf(got); !slices.Equal(gk, w) {
+				if t.fake == nil && !markers && slices.Equal(gk, slices.DeleteFunc(slices.Clone(w), func(k string) bool { return k == prefix })) {
+					continue
+				}
+				t.Errorf("by directory, prefix %q, MaxKeys %d: sent %q, which held back by MaxKeys gives %q; want %q", prefix, page, keysOf(raw), gk, w)
+			}
+		}
+	}
 }
