@@ -27,16 +27,7 @@ func distNodes(t *testing.T, kills bool) (testbed.Store, []int, []*faultproxy.Pr
 		cluster = testbed.DistributedToKill
 	}
 	st, eps, pids := cluster(t)
-	var proxies []*faultproxy.Proxy
-	var urls []string
-	for _, ep := range eps {
-		p, err := faultproxy.Start(faultproxy.Config{Target: ep, Credentials: &faultproxy.Credentials{AccessKey: st.AccessKey, SecretKey: st.SecretKey}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { p.Close() })
-		proxies, urls = append(proxies, p), append(urls, p.URL())
-	}
+	proxies, urls := testbed.Proxies(t, st, eps)
 	nodes, err := NewNodes(ClientConfig{Endpoints: urls, AccessKey: st.AccessKey, SecretKey: st.SecretKey, Addressing: AddressingPath})
 	if err != nil {
 		t.Fatal(err)

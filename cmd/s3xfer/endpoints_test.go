@@ -22,16 +22,7 @@ import (
 func TestE2EEndpointsOfDistributedMinIO(t *testing.T) {
 	st, eps, pids := testbed.DistributedToKill(t)
 	c := newE2E(t, st)
-	var proxies []*faultproxy.Proxy
-	var urls []string
-	for _, ep := range eps {
-		p, err := faultproxy.Start(faultproxy.Config{Target: ep, Credentials: &faultproxy.Credentials{AccessKey: st.AccessKey, SecretKey: st.SecretKey}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { p.Close() })
-		proxies, urls = append(proxies, p), append(urls, p.URL())
-	}
+	proxies, urls := testbed.Proxies(t, st, eps)
 	const victim = 3 // the node every test kills: one that comes back takes MinIO minutes to readmit, so a second would leave too few drives
 	var puts atomic.Int32
 	reached := make(chan struct{}) // the job is under way: 40 uploads have gone through node 1

@@ -20,6 +20,8 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/s3xfer/s3xfer/internal/faultproxy"
 )
 
 // NoStoresMessage is what a test that needs real stores says when it skips.
@@ -215,4 +217,22 @@ func (s Store) removeBucket(ctx context.Context, bucket string) error {
 		}
 	}
 	return s.Core.RemoveBucket(ctx, bucket)
+}
+
+// Proxies puts a faultproxy, which counts and may fault requests, in front of each of
+// endpoints of s (it signs with s's keys), closed when the test ends; it returns them
+// and their URLs, in order.
+func Proxies(t testing.TB, s Store, endpoints []string) ([]*faultproxy.Proxy, []string) {
+	t.Helper()
+	var proxies []*faultproxy.Proxy
+	var urls []string
+	for _, ep := range endpoints {
+		p, err := faultproxy.Start(faultproxy.Config{Target: ep, Credentials: &faultproxy.Credentials{AccessKey: s.AccessKey, SecretKey: s.SecretKey}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Close() })
+		proxies, urls = append(proxies, p), append(urls, p.URL())
+	}
+	return proxies, urls
 }
