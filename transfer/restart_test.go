@@ -34,6 +34,23 @@ func interruptedUpload(t *testing.T, f *transfertest.Fake, m *Manager) (src, jou
 }
 
 // restartNotice returns the one notice that says what happens instead of a resume.
+// interruptedDownload is a journaled download of s3://bkt/k that failed after two parts:
+// the fake, its Manager, its events, the destination and the journal's path.
+func interruptedDownload(t *testing.T) (*transfertest.Fake, *Manager, *events, string, string) {
+	t.Helper()
+	f, m, ev, store, dst := journaled(t, 1, 500<<10)
+	f.Fault = failAfter(2)
+	if _, err := m.Download(context.Background(), "bkt", "k", dst, DownloadOptions{PartSize: 100 << 10}); err == nil {
+		t.Fatal("the first run should fail")
+	}
+	f.Fault = nil
+	infos, _ := store.List()
+	if len(infos) != 1 {
+		t.Fatalf("journals %+v, want one", infos)
+	}
+	return f, m, ev, dst, infos[0].Path
+}
+
 func restartNotice(t *testing.T, ev *events) Event {
 	t.Helper()
 	var found []Event
@@ -111,38 +128,20 @@ func TestRestartNoticesSayWhatHappens(t *testing.T) {
 		}
 	})
 	t.Run("download, object changed", func(t *testing.T) {
-		f, m, ev, store, dst := journaled(t, 1, 500<<10)
-		f.Fault = failAfter(2)
-		if _, err := m.Download(context.Background(), "bkt", "k", dst, DownloadOptions{PartSize: 100 << 10}); err == nil {
-			t.Fatal("the first run should fail")
-		}
-		f.Fault = nil
-		infos, _ := store.List()
-		if len(infos) != 1 {
-			t.Fatalf("journals %+v, want one", infos)
-		}
+		f, m, ev, dst, journal := interruptedDownload(t)
 		putObject(t, f, "k", randomBytes(300<<10))
 		if _, err := m.Download(context.Background(), "bkt", "k", dst, DownloadOptions{PartSize: 100 << 10}); err != nil {
 			t.Fatal(err)
 		}
 		n := restartNotice(t, ev)
-		want := "s3://bkt/k changed since the interrupted download: deleted the journal " + infos[0].Path + "; downloading from the first byte into " + dst + PartialSuffix
+		want := "s3://bkt/k changed since the interrupted download: deleted the journal " + journal + "; downloading from the first byte into " + dst + PartialSuffix
 		if n.Msg != want {
 			t.Errorf("notice %q, want %q", n.Msg, want)
 		}
 	})
 	t.Run("download, journal unusable, record beside the file resumed", func(t *testing.T) {
-		f, m, ev, store, dst := journaled(t, 1, 500<<10)
-		f.Fault = failAfter(2)
-		if _, err := m.Download(context.Background(), "bkt", "k", dst, DownloadOptions{PartSize: 100 << 10}); err == nil {
-			t.Fatal("the first run should fail")
-		}
-		f.Fault = nil
-		infos, _ := store.List()
-		if len(infos) != 1 {
-			t.Fatalf("journals %+v, want one", infos)
-		}
-		if err := os.WriteFile(infos[0].Path, []byte("not a journal\n"), 0o600); err != nil {
+		_, m, ev, dst, journal := interruptedDownload(t)
+		if err := os.WriteFile(journal, []byte("not a journal\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := m.Download(context.Background(), "bkt", "k", dst, DownloadOptions{PartSize: 100 << 10}); err != nil {
@@ -150,7 +149,7 @@ func TestRestartNoticesSayWhatHappens(t *testing.T) {
 		}
 		msgs := ev.notices()
 		if !slices.ContainsFunc(msgs, func(s string) bool {
-			return strings.HasPrefix(s, "ignoring and replacing the unusable journal (") && strings.Contains(s, infos[0].Path) &&
+			return strings.HasPrefix(s, "ignoring and replacing the unusable journal (") && strings.Contains(s, journal) &&
 				strings.Contains(s, "); resuming: 2 of 5 ranges already downloaded (found beside the partial file)")
 		}) || slices.ContainsFunc(msgs, func(s string) bool { return strings.Contains(s, "first byte") }) {
 			t.Errorf("notices %q: want the unusable journal named, with the resume from the record beside the file, and no restart", msgs)
