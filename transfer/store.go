@@ -308,9 +308,9 @@ func (s *store) lister() (Lister, error) { return listerOf(s.s3) }
 func listerOf(s3 S3) (Lister, error) {
 	switch l := s3.(type) {
 	case *minio.Core:
-		return l.Client, nil
+		return pageLister{l.Client}, nil
 	case minio.Core:
-		return l.Client, nil
+		return pageLister{l.Client}, nil
 	case Lister:
 		return l, nil
 	}
