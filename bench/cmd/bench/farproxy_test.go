@@ -189,3 +189,33 @@ func TestFarScenarios(t *testing.T) {
 		}
 	}
 }
+
+// TestLoopbackAgainstTheOldDefault: next to the store, upload and download run s3xfer at a
+// fixed --concurrency 8 beside its defaults, and the targets compare the two.
+func TestLoopbackAgainstTheOldDefault(t *testing.T) {
+	h := &harness{set: Settings{PartSize: 1, Concurrency: 2}}
+	for _, sc := range []string{"upload", "download"} {
+		var fixed []string
+		for _, st := range h.entries(sc) {
+			if st.variant == sweepVariant(oldDefault) && st.concurrency == oldDefault {
+				fixed = append(fixed, st.tool)
+			}
+		}
+		if !slices.Equal(fixed, []string{s3xferLib, s3xferCLI}) {
+			t.Errorf("%s: fixed %d steps for %q, want the library and the CLI", sc, oldDefault, fixed)
+		}
+	}
+	sample := func(tool, variant string, wall float64) Sample {
+		return Sample{Run: 1, Scenario: "upload", Tool: tool, Variant: variant, Bytes: gib, Wall: wall, User: 1, OK: true}
+	}
+	res := &Results{Settings: Settings{Runs: 1}, Samples: []Sample{
+		sample(s3xferLib, "default", 3.09), sample(s3xferLib, sweepVariant(8), 3),
+		sample(s3xferCLI, "default", 3.3), sample(s3xferCLI, sweepVariant(8), 3),
+	}}
+	var b strings.Builder
+	renderTargets(&b, res, tableOf(res))
+	want := "| Upload: wall at the defaults ≤ 1.03 × a fixed --concurrency 8 (the default before it was tuned) | 1.03 | 1.10 | yes / **no** |"
+	if got := b.String(); !strings.Contains(got, want) || strings.Contains(got, "Download: wall at the defaults") {
+		t.Errorf("targets lack %q, or name a scenario that did not run:\n%s", want, got)
+	}
+}

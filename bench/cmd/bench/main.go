@@ -453,6 +453,16 @@ const (
 // left in the page cache when the tool returns, as every peer leaves it.
 const noSyncVariant = "matched, no fsync"
 
+// oldDefault is the fixed concurrency s3xfer had before it tuned its own: next to the
+// store its defaults must do no worse.
+const oldDefault = 8
+
+// fixedDefault is s3xfer at its defaults but for a fixed --concurrency of oldDefault.
+func fixedDefault() []step {
+	return []step{{tool: s3xferLib, variant: sweepVariant(oldDefault), concurrency: oldDefault},
+		{tool: s3xferCLI, variant: sweepVariant(oldDefault), concurrency: oldDefault}}
+}
+
 // entries are the tool variants of a scenario: each tool with the matched settings and
 // at its own defaults, where it has the operation and the setting makes a difference.
 func (h *harness) entries(scenario string) []step {
@@ -472,6 +482,7 @@ func (h *harness) entries(scenario string) []step {
 			e = append(e, m(t), d(t))
 		}
 		e = append(e, m(ceilingT))
+		e = append(e, fixedDefault()...)
 	case "download":
 		for _, t := range slices.Concat([]string{s3xferLib}, cli, []string{awsSDK, awsCLI, rclone}) {
 			e = append(e, m(t), d(t))
@@ -483,6 +494,7 @@ func (h *harness) entries(scenario string) []step {
 			s.variant = noSyncVariant
 			e = append(e, s)
 		}
+		e = append(e, fixedDefault()...)
 	case "copy-1g", "copy-6g":
 		for _, t := range slices.Concat([]string{s3xferLib}, cli, []string{awsCLI, rclone}) {
 			e = append(e, m(t), d(t))

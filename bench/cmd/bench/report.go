@@ -486,6 +486,16 @@ func renderTargets(b *strings.Builder, res *Results, t *table) {
 		w("| Fraction of the ceiling (%s MiB/s, in-memory unsigned PUTs), same run | %s | %s | (no target) |\n",
 			f(ceilOr(ceil), 0), f(frac(s3xferLib), 2), f(frac(s3xferCLI), 2))
 	}
+	for _, sc := range []string{"upload", "download"} {
+		if len(t.scenario(sc)) == 0 {
+			continue
+		}
+		fixed := func(tool string) float64 {
+			return ratio(t.find(sc, tool, "default"), t.find(sc, tool, sweepVariant(oldDefault)), runs)
+		}
+		both(fmt.Sprintf("%s: wall at the defaults ≤ 1.03 × a fixed --concurrency %d (the default before it was tuned)", strings.ToUpper(sc[:1])+sc[1:], oldDefault),
+			fixed(s3xferLib), fixed(s3xferCLI), 1.03, true, 2, "")
+	}
 	if rows := t.scenario("memory"); len(rows) > 0 {
 		v := fmt.Sprintf("%dMiB", 64)
 		both("Peak RSS ≤ 32 MiB at 16 × 64 MiB parts (MiB)", rssOf(t.find("memory", s3xferLib, v)),
