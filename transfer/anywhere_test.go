@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/md5"
 	"encoding/hex"
@@ -563,9 +564,15 @@ func TestRealCopyResumesFromStore(t *testing.T) {
 // file.
 func interruptDownload(t *testing.T, f *transfertest.Fake, dst string, gets int) {
 	t.Helper()
+	interruptDownloadIn(t, f, dst, gets, 100<<10)
+}
+
+// interruptDownloadIn is interruptDownload in ranges of partSize.
+func interruptDownloadIn(t *testing.T, f *transfertest.Fake, dst string, gets int, partSize int64) {
+	t.Helper()
 	m, _ := testManager(f, Config{Concurrency: 1, Endpoint: "fake", Journal: &resume.Store{Dir: t.TempDir()}})
 	f.Fault = failAfter(gets)
-	if _, err := m.Download(context.Background(), "bkt", "k", dst, DownloadOptions{PartSize: 100 << 10}); err == nil {
+	if _, err := m.Download(context.Background(), "bkt", "k", dst, DownloadOptions{PartSize: partSize}); err == nil {
 		t.Fatal("the first run should fail")
 	}
 	f.Fault = nil
@@ -584,22 +591,29 @@ func TestDownloadResumesBesidePartial(t *testing.T) {
 		return err
 	}
 	for _, c := range []struct {
-		name    string
-		put     func(m *Manager, data []byte) error
-		size    int
-		damage  bool // a byte of a recorded range changed in the partial file
-		gets    int
-		notice  string
-		verdict Checksum
+		name     string
+		put      func(m *Manager, data []byte) error
+		size     int
+		partSize int64 // of the interrupted run's ranges; 0 for 100 KiB
+		ranges   int   // the interrupted run fetched before it failed
+		damage   bool  // a byte of a recorded range changed in the partial file
+		gets     int
+		notice   string
+		verdict  Checksum
 	}{
-		{"crc32c", putCRC32C, 1000 << 10, false, 6, "resuming: 4 of 10 ranges already downloaded (found beside the partial file)", ChecksumCRC32C},
-		{"crc32c damaged", putCRC32C, 1000 << 10, true, 7, "resuming: 3 of 10 ranges already downloaded (found beside the partial file); 1 recorded ranges differ", ChecksumCRC32C},
+		{"crc32c", putCRC32C, 1000 << 10, 0, 4, false, 6, "resuming: 4 of 10 ranges already downloaded (found beside the partial file)", ChecksumCRC32C},
+		{"crc32c damaged", putCRC32C, 1000 << 10, 0, 4, true, 7, "resuming: 3 of 10 ranges already downloaded (found beside the partial file); 1 recorded ranges differ", ChecksumCRC32C},
 		{"md5 read back", func(m *Manager, data []byte) error {
 			_, err := m.store.s3.(*transfertest.Fake).PutObject(context.Background(), "bkt", "k", bytes.NewReader(data), int64(len(data)), "", "", minio.PutObjectOptions{})
 			return err
-		}, 1000 << 10, false, 6, "resuming: 4 of 10 ranges already downloaded (found beside the partial file)", ChecksumMD5},
-		// The ranges follow the 5 MiB parts: 5 of them, 4 recorded.
-		{"md5 parts damaged", md5Parts, 23 * mib, true, 2, "resuming: 3 of 5 ranges already downloaded (found beside the partial file); 1 recorded ranges differ", ChecksumMD5},
+		}, 1000 << 10, 0, 4, false, 6, "resuming: 4 of 10 ranges already downloaded (found beside the partial file)", ChecksumMD5},
+		// Ranges of the 5 MiB parts' size: a range per part, 5 of them, 4 recorded.
+		{"md5 parts damaged", md5Parts, 23 * mib, 5 * mib, 4, true, 2, "resuming: 3 of 5 ranges already downloaded (found beside the partial file); 1 recorded ranges differ", ChecksumMD5},
+		// 2 MiB ranges: 3 per 5 MiB part, 2 for the last 3 MiB, 14 in all. The first run
+		// fetched 7, but the 7th, of part 3, was not recorded: its part was not all in. The
+		// byte damaged is in part 1, whose 3 ranges are checked together by its MD5.
+		{"md5 split parts damaged", md5Parts, 23 * mib, 2 * mib, 7, true, 11, "resuming: 3 of 14 ranges already downloaded (found beside the partial file); 3 recorded ranges differ", ChecksumMD5},
+		{"md5 split parts", md5Parts, 23 * mib, 2 * mib, 7, false, 8, "resuming: 6 of 14 ranges already downloaded (found beside the partial file)", ChecksumMD5},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			f, m, _ := fakeManager(t, Config{Endpoint: "fake"})
@@ -608,7 +622,7 @@ func TestDownloadResumesBesidePartial(t *testing.T) {
 				t.Fatal(err)
 			}
 			dst := filepath.Join(t.TempDir(), "out")
-			interruptDownload(t, f, dst, 4)
+			interruptDownloadIn(t, f, dst, c.ranges, cmp.Or(c.partSize, 100<<10))
 			record := readFile(t, dst+PartialSuffix+sidecarSuffix)
 			if bytes.Contains(record, []byte(filepath.Dir(dst))) || !bytes.Contains(record, []byte(`"etag":"`)) {
 				t.Errorf("record beside the partial file: want the object's identity and no local path:\n%s", record)

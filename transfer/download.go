@@ -96,12 +96,25 @@ func (m *Manager) Download(ctx context.Context, bucket, key, path string, opts D
 // changed object fails with ErrSourceChanged.
 func (m *Manager) DownloadWriterAt(ctx context.Context, bucket, key string, w io.WriterAt, opts DownloadOptions) (Result, error) {
 	d := m.newDownload(bucket, key, opts)
+	d.unreadable = !readsBack(w)
 	return d.run(ctx, func(ctx context.Context) (Result, error) {
 		if err := d.begin(ctx); err != nil {
 			return Result{}, err
 		}
 		return d.into(ctx, w, nil, nil)
 	})
+}
+
+// readsBack reports whether w gives back what is written to it: an io.ReaderAt whose
+// ReadAt works (a file opened write-only is one by its type only).
+func readsBack(w io.WriterAt) bool {
+	r, ok := w.(io.ReaderAt)
+	if !ok {
+		return false
+	}
+	var b [1]byte
+	_, err := r.ReadAt(b[:], 0)
+	return err == nil || errors.Is(err, io.EOF)
 }
 
 // DownloadBytes downloads bucket/key into memory, as DownloadWriterAt does into a buffer
@@ -133,6 +146,10 @@ type download struct {
 
 	info         minio.ObjectInfo // the version being downloaded: every GET is pinned to its ETag
 	in           integrity        // how the bytes are verified
+	// wholeParts fetches each part kept by a digest (MD5, SHA) as one range: where the
+	// destination cannot be read back, or a journal was written so.
+	wholeParts   bool
+	unreadable   bool // the destination cannot be read back (DownloadWriterAt)
 	ranges       []chunk.Part
 	partOf       []int    // by range index: the index of its part in in.parts, when the ranges follow them
 	partRanges   [][2]int // by part index: its ranges, first and past the last
@@ -256,22 +273,24 @@ func (d *download) begin(ctx context.Context) error {
 	if d.in.algo == nil && d.opts.Checksum == ChecksumRequire {
 		return fmt.Errorf("%w: %s", ErrUnverifiable, d.in.why)
 	}
-	return d.plan(d.opts.PartSize)
+	return d.plan(d.opts.PartSize, d.unreadable)
 }
 
-func (d *download) plan(partSize int64) error {
+// plan cuts the object into ranges of partSize; wholeParts fetches each part kept by a
+// digest as one range.
+func (d *download) plan(partSize int64, wholeParts bool) error {
 	if partSize < 0 {
 		return fmt.Errorf("part size %d is negative", partSize)
 	}
 	if partSize == 0 {
 		partSize = d.m.defaultPartSize(d.info.Size)
 	}
-	d.opts.PartSize = partSize
+	d.opts.PartSize, d.wholeParts = partSize, wholeParts
 	if d.in.kind == wholeDigest || d.in.kind == wholeReadback {
 		d.single(d.in.algo, d.in.want) // one range or several, by this part size
 	}
 	d.planRanges(partSize)
-	d.ck = checks{sums: make([][]byte, len(d.ranges)), checked: make([]bool, len(d.in.parts))}
+	d.ck = checks{sums: make([][]byte, len(d.ranges)), checked: make([]bool, len(d.in.parts)), digests: make([]partDigest, len(d.in.parts))}
 	return nil
 }
 
@@ -281,7 +300,7 @@ func (d *download) into(ctx context.Context, w io.WriterAt, done []bool, after f
 	d.m.progress.Report(d.event(Started, nil))
 	if d.in.streamed() && d.in.algo == algoMD5 && len(d.ranges) > 1 {
 		d.md5s = md5simd.NewServer()
-		defer func() { d.md5s.Close(); d.md5s = nil }()
+		defer func() { d.releaseDigests(); d.md5s.Close(); d.md5s = nil }()
 	}
 	var v *verifier
 	unreadable := false
@@ -300,12 +319,7 @@ func (d *download) into(ctx context.Context, w io.WriterAt, done []bool, after f
 	}
 	skip := func(r chunk.Part) bool { return done != nil && done[r.Number-1] }
 	err := d.m.eachPart(ctx, d.ranges, skip, func(ctx context.Context, r chunk.Part) error {
-		sum, err := d.fetch(ctx, r, w)
-		if err != nil {
-			return err
-		}
-		failpoint.Hit(ctx, "part-acked")
-		settled, err := d.settle(ctx, r, sum, w)
+		settled, err := d.fetchRange(ctx, r, w)
 		if err != nil {
 			return err
 		}
@@ -381,29 +395,52 @@ func (d *download) result(sum Checksum) Result {
 		Parts: d.parts(), BytesSent: d.acked.Load() - d.resumedBytes, Checksum: sum, Resumed: d.resumed}
 }
 
-// fetch writes range r of the object into w at its offset and returns the checksum of
-// the bytes written, if the download verifies them as they stream. A retry asks only for
-// the bytes not yet written, still pinned to the same version.
-func (d *download) fetch(ctx context.Context, r chunk.Part, w io.WriterAt) ([]byte, error) {
-	buf := bufPool.Get().(*[]byte)
-	defer bufPool.Put(buf)
-	var h hash.Hash
-	if d.hashesRanges() {
-		h = d.in.algo.hasher()
-		if d.md5s != nil { // many ranges' MD5s at once: in SIMD lanes, 3.5x the stdlib's speed
-			mh := d.md5s.NewHash()
-			defer mh.Close()
-			h = mh
-		}
+// fetchRange fetches range r into w and returns the ranges now settled (see settle).
+func (d *download) fetchRange(ctx context.Context, r chunk.Part, w io.WriterAt) ([]chunk.Part, error) {
+	if d.inSplitPart(r) {
+		return d.fetchInPart(ctx, r, w)
 	}
-	err := d.get(ctx, r.Offset, r.Size, w, h, *buf)
+	sum, err := d.fetchSum(ctx, r, w)
 	if err != nil {
-		return nil, failed("GetObject", r.Number, d.m.pinned(ctx, err, d.bucket, d.key, d.info.ETag))
+		return nil, err
 	}
-	if h == nil {
-		return nil, nil
+	failpoint.Hit(ctx, "part-acked")
+	return d.settle(ctx, r, sum, w)
+}
+
+// fetchSum fetches range r into w and returns the checksum of the bytes written, if the
+// download hashes each range as it streams.
+func (d *download) fetchSum(ctx context.Context, r chunk.Part, w io.WriterAt) ([]byte, error) {
+	if !d.hashesRanges() {
+		return nil, d.fetch(ctx, r, w, nil)
+	}
+	h, release := d.newHash()
+	defer release()
+	if err := d.fetch(ctx, r, w, h); err != nil {
+		return nil, err
 	}
 	return h.Sum(nil), nil
+}
+
+// newHash returns a hash of the download's checksum, and what releases it. Many ranges'
+// MD5s at once run in SIMD lanes, 3.5x the stdlib's speed.
+func (d *download) newHash() (hash.Hash, func()) {
+	if d.md5s != nil {
+		h := d.md5s.NewHash()
+		return h, h.Close
+	}
+	return d.in.algo.hasher(), func() {}
+}
+
+// fetch writes range r of the object into w at its offset, hashed by h if not nil. A
+// retry asks only for the bytes not yet written, still pinned to the same version.
+func (d *download) fetch(ctx context.Context, r chunk.Part, w io.WriterAt, h hash.Hash) error {
+	buf := bufPool.Get().(*[]byte)
+	defer bufPool.Put(buf)
+	if err := d.get(ctx, r.Offset, r.Size, w, h, *buf); err != nil {
+		return failed("GetObject", r.Number, d.m.pinned(ctx, err, d.bucket, d.key, d.info.ETag))
+	}
+	return nil
 }
 
 // hashedWriter hashes exactly the bytes w took, so a range retried from where it broke

@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -239,6 +240,37 @@ func bootID() string {
 	return strings.TrimSpace(string(b))
 }
 
+// wholeDigests keeps, of the parts whose digest is built from several ranges, only those
+// whose ranges are all done, with the same digest recorded: the others are fetched again
+// whole, for their first range's bytes must be hashed before the rest.
+func (d *download) wholeDigests(done []bool) {
+	for i, span := range d.partRanges {
+		if !d.splitPart(i) {
+			continue
+		}
+		sum := d.ck.sums[span[0]]
+		whole := true
+		for j := span[0]; j < span[1]; j++ {
+			whole = whole && done[j] && bytes.Equal(d.ck.sums[j], sum)
+		}
+		if whole {
+			continue
+		}
+		for j := span[0]; j < span[1]; j++ {
+			d.undo(done, j)
+		}
+	}
+}
+
+// undo counts range j, if done, as not done.
+func (d *download) undo(done []bool, j int) {
+	if done[j] {
+		done[j], d.ck.sums[j] = false, nil
+		d.acked.Add(-d.ranges[j].Size)
+		d.nDone.Add(-1)
+	}
+}
+
 // reason is why a journal cannot be resumed.
 type reason string
 
@@ -268,11 +300,15 @@ func (d *download) adopt(ctx context.Context, j *resume.Journal, src resume.Sour
 	if beside && d.in.algo == nil {
 		return nil, reason("the store keeps no checksum of the object, so nothing can check the partial file's bytes")
 	}
-	if err := d.plan(h.PartSize); err != nil {
+	// A range larger than the part size is a whole part kept by a digest, as earlier
+	// versions fetched them: such a journal continues with its own ranges.
+	parts := j.Parts()
+	old := slices.ContainsFunc(parts, func(p resume.Part) bool { return p.Size > h.PartSize })
+	if err := d.plan(h.PartSize, d.unreadable || old); err != nil {
 		return nil, reason(err.Error())
 	}
 	done := make([]bool, len(d.ranges))
-	for _, p := range j.Parts() {
+	for _, p := range parts {
 		if p.Number > len(d.ranges) || done[p.Number-1] {
 			continue
 		}
@@ -291,12 +327,14 @@ func (d *download) adopt(ctx context.Context, j *resume.Journal, src resume.Sour
 		d.acked.Add(p.Size)
 		d.nDone.Add(1)
 	}
+	d.wholeDigests(done)
 	differ := 0
 	if beside {
 		var err error
 		if differ, err = d.recheck(ctx, partial, done); err != nil {
 			d.acked.Store(0) // starting over
 			d.nDone.Store(0)
+			d.plan(h.PartSize, d.unreadable)
 			return nil, err
 		}
 	}

@@ -188,24 +188,34 @@ func (d *download) recheck(ctx context.Context, partial string, done []bool) (in
 		defer srv.Close()
 		newHash = func() hash.Hash { return srv.NewHash() }
 	}
+	// The ranges of a part whose digest they all record are checked together, from the first.
+	span := func(r chunk.Part) [2]int {
+		if d.inSplitPart(r) {
+			return d.partRanges[d.partOf[r.Number-1]]
+		}
+		return [2]int{r.Number - 1, r.Number}
+	}
 	differ := 0
-	err = d.m.eachPart(ctx, d.ranges, func(r chunk.Part) bool { return !done[r.Number-1] }, func(ctx context.Context, r chunk.Part) error {
+	err = d.m.eachPart(ctx, d.ranges, func(r chunk.Part) bool { return !done[r.Number-1] || span(r)[0] != r.Number-1 }, func(ctx context.Context, r chunk.Part) error {
 		buf := bufPool.Get().(*[]byte)
 		defer bufPool.Put(buf)
 		h := newHash()
 		if c, ok := h.(io.Closer); ok {
 			defer c.Close()
 		}
-		if n, err := io.CopyBuffer(h, io.NewSectionReader(f, r.Offset, r.Size), *buf); err != nil || n != r.Size {
+		sp := span(r)
+		last := d.ranges[sp[1]-1]
+		size := last.Offset + last.Size - r.Offset
+		if n, err := io.CopyBuffer(h, io.NewSectionReader(f, r.Offset, size), *buf); err != nil || n != size {
 			return cmp.Or(err, error(reason(partial+" is shorter than its record says")))
 		}
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		if !bytes.Equal(h.Sum(nil), d.ck.sums[r.Number-1]) {
-			done[r.Number-1], d.ck.sums[r.Number-1] = false, nil
-			d.acked.Add(-r.Size)
-			d.nDone.Add(-1)
-			differ++
+			for j := sp[0]; j < sp[1]; j++ {
+				d.undo(done, j)
+				differ++
+			}
 		}
 		return nil
 	})

@@ -85,7 +85,7 @@ func (d *download) stream(ctx context.Context, w io.Writer) (Result, error) {
 			go func() {
 				defer d.m.release()
 				var err error
-				s.sum, err = d.fetch(ctx, r, memAt{b: s.buf, base: r.Offset})
+				s.sum, err = d.fetchSum(ctx, r, memAt{b: s.buf, base: r.Offset})
 				s.done <- err
 			}()
 		}

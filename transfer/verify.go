@@ -342,7 +342,8 @@ func (d *download) hashesRanges() bool {
 }
 
 // planRanges cuts the object into ranges of at most partSize that never straddle a part
-// the checksum is kept by; a digest, which cannot be combined, takes its part whole.
+// the checksum is kept by. A part kept by a digest, which cannot be combined from its
+// ranges', is hashed in order instead (see fetchInPart), or with wholeParts taken whole.
 func (d *download) planRanges(partSize int64) {
 	d.ranges, d.partOf, d.partRanges = nil, nil, nil
 	if d.info.Size == 0 {
@@ -354,9 +355,9 @@ func (d *download) planRanges(partSize int64) {
 	}
 	for i, p := range d.in.parts {
 		first := len(d.ranges)
-		step := p.size // a digest cannot be combined from its ranges'
-		if d.in.algo.poly != 0 || d.inOrder {
-			step = partSize
+		step := partSize
+		if d.wholeParts && d.in.algo.poly == 0 {
+			step = p.size
 		}
 		for _, r := range chunk.Cut(p.size, step) {
 			d.ranges = append(d.ranges, chunk.Part{Number: len(d.ranges) + 1, Offset: p.offset + r.Offset, Size: r.Size})
@@ -369,8 +370,9 @@ func (d *download) planRanges(partSize int64) {
 // checks is the state of a download's checks: the checksum of each range as written,
 // and which parts have passed theirs.
 type checks struct {
-	sums    [][]byte // by range index
-	checked []bool   // by part index: its check ran (or passed in an earlier run)
+	sums    [][]byte     // by range index
+	checked []bool       // by part index: its check ran (or passed in an earlier run)
+	digests []partDigest // by part index: the digest of a part in several ranges, as it is built
 }
 
 // partSum is the checksum of part i from its ranges'.
@@ -418,21 +420,23 @@ func (d *download) settle(ctx context.Context, r chunk.Part, sum []byte, w io.Wr
 	d.ck.checked[pi] = true
 	got := d.partSum(pi)
 	d.mu.Unlock()
-	if bytes.Equal(got, p.want) {
+	return d.checkPart(ctx, pi, got, w)
+}
+
+// checkPart checks got, the checksum of part pi's bytes, against the store's value, if it
+// keeps one, and returns the part's ranges, settled. A part that fails is fetched once
+// more (damage in transit); failing again is ErrIntegrity.
+func (d *download) checkPart(ctx context.Context, pi int, got []byte, w io.WriterAt) ([]chunk.Part, error) {
+	p, span := d.in.parts[pi], d.partRanges[pi]
+	if p.want == nil || bytes.Equal(got, p.want) {
 		return d.ranges[span[0]:span[1]], nil
 	}
 	if w == nil { // a stream: its bytes are gone, nothing to fetch again into
 		return nil, failed("GetObject", pi+1, d.mismatch("the part", p.want, got, false))
 	}
 	d.m.log.Warn("a part does not match the store's checksum; fetching it again", "bucket", d.bucket, "key", d.key, "part", pi+1)
-	for _, rr := range d.ranges[span[0]:span[1]] {
-		s, err := d.fetch(ctx, rr, w)
-		if err != nil {
-			return nil, err
-		}
-		d.mu.Lock()
-		d.ck.sums[rr.Number-1] = s
-		d.mu.Unlock()
+	if err := d.refetchPart(ctx, pi, w); err != nil {
+		return nil, err
 	}
 	d.mu.Lock()
 	got = d.partSum(pi)
@@ -441,6 +445,42 @@ func (d *download) settle(ctx context.Context, r chunk.Part, sum []byte, w io.Wr
 		return nil, failed("GetObject", pi+1, d.mismatch("the part", p.want, got, true))
 	}
 	return d.ranges[span[0]:span[1]], nil
+}
+
+// refetchPart fetches part pi's ranges once more, one after another, and records their
+// checksums: a CRC's per range, a digest's over them all, hashed as they stream in order.
+func (d *download) refetchPart(ctx context.Context, pi int, w io.WriterAt) error {
+	span := d.partRanges[pi]
+	digest, release := d.newHash()
+	defer release()
+	for j := span[0]; j < span[1]; j++ {
+		h := digest
+		if d.in.algo.poly != 0 {
+			h = d.in.algo.hasher()
+		}
+		if err := d.fetch(ctx, d.ranges[j], w, h); err != nil {
+			return err
+		}
+		if d.in.algo.poly != 0 {
+			d.mu.Lock()
+			d.ck.sums[j] = h.Sum(nil)
+			d.mu.Unlock()
+		}
+	}
+	if d.in.algo.poly == 0 {
+		d.setPartDigest(span, digest.Sum(nil))
+	}
+	return nil
+}
+
+// setPartDigest records sum, a part's digest, as the checksum of each of its ranges: what
+// each is journaled with, and what the part counts as (partSum).
+func (d *download) setPartDigest(span [2]int, sum []byte) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for j := span[0]; j < span[1]; j++ {
+		d.ck.sums[j] = sum
+	}
 }
 
 // mismatch is the ErrIntegrity of what, which had got instead of want.
@@ -503,15 +543,23 @@ func (d *download) checkWhole(ctx context.Context, w io.WriterAt) error {
 		return d.mismatch("the object", d.in.want, got, false)
 	}
 	d.m.log.Warn("the object does not match the store's checksum; fetching it again", "bucket", d.bucket, "key", d.key)
-	err := d.m.eachPart(ctx, d.ranges, func(chunk.Part) bool { return false }, func(ctx context.Context, r chunk.Part) error {
-		s, err := d.fetch(ctx, r, w)
+	units, refetch := d.ranges, func(ctx context.Context, r chunk.Part) error {
+		s, err := d.fetchSum(ctx, r, w)
 		if err == nil {
 			d.mu.Lock()
 			d.ck.sums[r.Number-1] = s
 			d.mu.Unlock()
 		}
 		return err
-	})
+	}
+	if d.partRanges != nil { // part by part, for a digest must hash its part's ranges in order
+		units = make([]chunk.Part, len(d.in.parts))
+		for i, p := range d.in.parts {
+			units[i] = chunk.Part{Number: i + 1, Offset: p.offset, Size: p.size}
+		}
+		refetch = func(ctx context.Context, u chunk.Part) error { return d.refetchPart(ctx, u.Number-1, w) }
+	}
+	err := d.m.eachPart(ctx, units, func(chunk.Part) bool { return false }, refetch)
 	if err != nil {
 		return err
 	}
