@@ -146,10 +146,8 @@ type download struct {
 
 	info         minio.ObjectInfo // the version being downloaded: every GET is pinned to its ETag
 	in           integrity        // how the bytes are verified
-	// wholeParts fetches each part kept by a digest (MD5, SHA) as one range: where the
-	// destination cannot be read back, or a journal was written so.
-	wholeParts   bool
-	unreadable   bool // the destination cannot be read back (DownloadWriterAt)
+	unreadable   bool             // the destination cannot be read back (DownloadWriterAt)
+	wholeParts   bool             // a part kept by a digest is one range (see planRanges)
 	ranges       []chunk.Part
 	partOf       []int    // by range index: the index of its part in in.parts, when the ranges follow them
 	partRanges   [][2]int // by part index: its ranges, first and past the last
