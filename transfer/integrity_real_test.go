@@ -236,6 +236,9 @@ func TestRealDownloadVerifiedByWhatTheStoreKeeps(t *testing.T) {
 					if res.Checksum != want {
 						t.Errorf("download verified by %q, want %q", res.Checksum, want)
 					}
+					if w.multipart && res.Parts != 6 { // 8 MiB parts of 4 MiB ranges, whatever keeps them
+						t.Errorf("download in %d ranges, want 6", res.Parts)
+					}
 
 					got, res, err := m.DownloadBytes(ctx, bucket, key, DownloadOptions{PartSize: integMiB})
 					if err != nil || !bytes.Equal(got, data) || res.Checksum != want {
@@ -401,7 +404,8 @@ func TestRealDownloadCorruptAtRest(t *testing.T) {
 // TestRealDownloadCorruptInTransit flips a byte of GET bodies between MinIO and the
 // engine (faultproxy's CorruptResponse) for objects kept with a full-object CRC32C
 // (s3xfer), with a composite SHA256 and per-part values (boto3), and with only an md5-N
-// ETag (boto3). One damaged answer: the download fetches it again and succeeds,
+// ETag (boto3), in part 2's first 4 MiB range or its second (which a digest hashes by
+// reading it back). One damaged answer: the download fetches it again and succeeds,
 // byte-identical. Every answer for one range damaged: ErrIntegrity after the second
 // fetch, naming the part where the store keeps per-part values, nothing left behind.
 func TestRealDownloadCorruptInTransit(t *testing.T) {
@@ -417,65 +421,70 @@ func TestRealDownloadCorruptInTransit(t *testing.T) {
 		{"boto3 md5 etag", "", ChecksumMD5, false},
 	}
 	src, data := writeSource(t, integMPSize, 34)
-	// The range at 8 MiB, part 2's first, whatever the ranges: not a layout question.
-	part2 := func(r *faultproxy.Request) bool {
-		return r.Op == faultproxy.GetObject && !r.Query.Has("partNumber") && !r.Query.Has("attributes") &&
-			strings.HasPrefix(r.Header.Get("Range"), fmt.Sprintf("bytes=%d-", 8*integMiB))
-	}
 	for _, c := range cases {
-		for _, always := range []bool{false, true} {
-			name := c.name + " once"
-			if always {
-				name = c.name + " always"
+		for _, cut := range []struct {
+			name string
+			off  int64
+		}{{"", 8 * integMiB}, {" second range", 12 * integMiB}} {
+			// The range at off, whatever the ranges: not a layout question.
+			part2 := func(r *faultproxy.Request) bool {
+				return r.Op == faultproxy.GetObject && !r.Query.Has("partNumber") && !r.Query.Has("attributes") &&
+					strings.HasPrefix(r.Header.Get("Range"), fmt.Sprintf("bytes=%d-", cut.off))
 			}
-			t.Run(name, func(t *testing.T) {
-				attempts := 1
+			for _, always := range []bool{false, true} {
+				name := c.name + cut.name + " once"
 				if always {
-					attempts = 0
+					name = c.name + cut.name + " always"
 				}
-				b := newFaultBed(t, faultproxy.When(part2, attempts, faultproxy.Corrupt(12345)))
-				m := b.manager(Config{Concurrency: 4})
-				if c.algo == "s3xfer" {
-					direct := New(b.store.Core, Config{Endpoint: b.store.Endpoint})
-					s3xferPut(t, b.store, direct, b.bucket, "obj", src)
-				} else {
-					boto3Upload(t, b.store, b.bucket, "obj", src, c.algo, true)
-				}
-				ctx := bounded(t)
-				dst := filepath.Join(b.dir, "out")
-				res, err := m.Download(ctx, b.bucket, "obj", dst, DownloadOptions{PartSize: 4 * integMiB})
-				notHung(t, ctx, err)
-				damaged := b.faults(faultproxy.CorruptResponse)
-				var gets int
-				for _, r := range b.records(faultproxy.GetObject) {
-					if part2(&r.Request) {
-						gets++
+				t.Run(name, func(t *testing.T) {
+					attempts := 1
+					if always {
+						attempts = 0
 					}
-				}
-				if !always {
-					if err != nil {
-						t.Fatalf("download: %v\n%s", err, b.log)
+					b := newFaultBed(t, faultproxy.When(part2, attempts, faultproxy.Corrupt(12345)))
+					m := b.manager(Config{Concurrency: 4})
+					if c.algo == "s3xfer" {
+						direct := New(b.store.Core, Config{Endpoint: b.store.Endpoint})
+						s3xferPut(t, b.store, direct, b.bucket, "obj", src)
+					} else {
+						boto3Upload(t, b.store, b.bucket, "obj", src, c.algo, true)
 					}
-					b.wantFile(dst, data)
-					if res.Checksum != c.want || damaged != 1 || gets != 2 {
-						t.Errorf("verified by %q (want %q), %d answers damaged (want 1), the range fetched %d times (want 2)", res.Checksum, c.want, damaged, gets)
+					ctx := bounded(t)
+					dst := filepath.Join(b.dir, "out")
+					res, err := m.Download(ctx, b.bucket, "obj", dst, DownloadOptions{PartSize: 4 * integMiB})
+					notHung(t, ctx, err)
+					damaged := b.faults(faultproxy.CorruptResponse)
+					var gets int
+					for _, r := range b.records(faultproxy.GetObject) {
+						if part2(&r.Request) {
+							gets++
+						}
 					}
+					if !always {
+						if err != nil {
+							t.Fatalf("download: %v\n%s", err, b.log)
+						}
+						b.wantFile(dst, data)
+						if res.Checksum != c.want || damaged != 1 || gets != 2 {
+							t.Errorf("verified by %q (want %q), %d answers damaged (want 1), the range fetched %d times (want 2)", res.Checksum, c.want, damaged, gets)
+						}
+						b.wantClean()
+						return
+					}
+					if !errors.Is(err, ErrIntegrity) || !strings.Contains(err.Error(), "fetched twice") {
+						t.Fatalf("download: %v, want ErrIntegrity after fetching twice", err)
+					}
+					if gets != 2 || damaged != 2 {
+						t.Errorf("the range fetched %d times, %d damaged; want 2 and 2", gets, damaged)
+					}
+					namesPart := regexp.MustCompile(`\bpart 2\b`).MatchString(err.Error())
+					if !strings.Contains(err.Error(), "s3://"+b.bucket+"/obj") || namesPart != c.perPart {
+						t.Errorf("error %q: names part 2 %v, want %v", err, namesPart, c.perPart)
+					}
+					noFile(t, dst)
 					b.wantClean()
-					return
-				}
-				if !errors.Is(err, ErrIntegrity) || !strings.Contains(err.Error(), "fetched twice") {
-					t.Fatalf("download: %v, want ErrIntegrity after fetching twice", err)
-				}
-				if gets != 2 || damaged != 2 {
-					t.Errorf("the range fetched %d times, %d damaged; want 2 and 2", gets, damaged)
-				}
-				namesPart := regexp.MustCompile(`\bpart 2\b`).MatchString(err.Error())
-				if !strings.Contains(err.Error(), "s3://"+b.bucket+"/obj") || namesPart != c.perPart {
-					t.Errorf("error %q: names part 2 %v, want %v", err, namesPart, c.perPart)
-				}
-				noFile(t, dst)
-				b.wantClean()
-			})
+				})
+			}
 		}
 	}
 }
