@@ -559,48 +559,62 @@ func TestRealDownload(t *testing.T) {
 
 // TestRealDownloadResumesAfterKill SIGKILLs a download (this test binary, re-run as a
 // child) after 3 s, then runs the same download again: it must resume from the journal
-// and end byte-identical.
+// and end byte-identical, verified. Of an object s3xfer uploads (a full-object CRC32C),
+// and of one in 8 MiB parts kept by their MD5s only, each fetched in 4 ranges, hashed in
+// order: the kill comes in the middle of some of them.
 func TestRealDownloadResumesAfterKill(t *testing.T) {
 	if os.Getenv("S3XFER_KILL_CHILD") == "1" {
 		killChild(t)
 		return
 	}
 	onStores(t, Config{Concurrency: 4}, func(t *testing.T, s testbed.Store, m *Manager, bucket string) {
-		ctx := context.Background()
-		data := randomBytes(48 * mib)
-		if _, err := m.UploadReaderAt(ctx, bucket, "k", bytes.NewReader(data), int64(len(data)), UploadOptions{}); err != nil {
-			t.Fatal(err)
+		for _, c := range []struct {
+			key  string
+			opts UploadOptions
+		}{{"k", UploadOptions{}}, {"md5-parts", UploadOptions{PartSize: 8 * mib, Checksum: ChecksumMD5}}} {
+			t.Run(c.key, func(t *testing.T) { killAndResume(t, s, m, bucket, c.key, c.opts) })
 		}
-		journal := &resume.Store{Dir: t.TempDir()}
-		dst := filepath.Join(t.TempDir(), "out")
-		cmd := exec.Command(os.Args[0], "-test.run=^TestRealDownloadResumesAfterKill$")
-		cmd.Env = append(os.Environ(), "S3XFER_KILL_CHILD=1", "S3XFER_KILL_STORE="+s.Name,
-			"S3XFER_KILL_BUCKET="+bucket, "S3XFER_KILL_DST="+dst, "S3XFER_KILL_JOURNAL="+journal.Dir)
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(3 * time.Second)
-		cmd.Process.Kill() // SIGKILL
-		cmd.Wait()
-		noFile(t, dst)
-		if _, err := os.Stat(dst + PartialSuffix); err != nil {
-			t.Fatalf("the killed download left no partial file: %v", err)
-		}
-
-		m.cfg.Journal = journal
-		res, err := m.Download(ctx, bucket, "k", dst, DownloadOptions{PartSize: 2 * mib})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(readFile(t, dst), data) {
-			t.Fatal("resumed download differs")
-		}
-		if !res.Resumed || res.BytesSent == 0 || res.BytesSent >= res.Size {
-			t.Fatalf("want a resume that fetched only the rest; result %+v", res)
-		}
-		t.Logf("resumed: %d of %d bytes were left", res.BytesSent, res.Size)
 	})
+}
+
+// killAndResume uploads 48 MiB to bucket/key with opts, kills a journaled download of it
+// half way and runs it again.
+func killAndResume(t *testing.T, s testbed.Store, m *Manager, bucket, key string, opts UploadOptions) {
+	ctx := context.Background()
+	data := randomBytes(48 * mib)
+	if _, err := m.UploadReaderAt(ctx, bucket, key, bytes.NewReader(data), int64(len(data)), opts); err != nil {
+		t.Fatal(err)
+	}
+	journal := &resume.Store{Dir: t.TempDir()}
+	dst := filepath.Join(t.TempDir(), "out")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestRealDownloadResumesAfterKill$")
+	cmd.Env = append(os.Environ(), "S3XFER_KILL_CHILD=1", "S3XFER_KILL_STORE="+s.Name, "S3XFER_KILL_KEY="+key,
+		"S3XFER_KILL_BUCKET="+bucket, "S3XFER_KILL_DST="+dst, "S3XFER_KILL_JOURNAL="+journal.Dir)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second)
+	cmd.Process.Kill() // SIGKILL
+	cmd.Wait()
+	noFile(t, dst)
+	if _, err := os.Stat(dst + PartialSuffix); err != nil {
+		t.Fatalf("the killed download left no partial file: %v", err)
+	}
+
+	m.cfg.Journal = journal
+	res, err := m.Download(ctx, bucket, key, dst, DownloadOptions{PartSize: 2 * mib})
+	m.cfg.Journal = nil
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(readFile(t, dst), data) {
+		t.Fatal("resumed download differs")
+	}
+	if !res.Resumed || res.BytesSent == 0 || res.BytesSent >= res.Size || res.Checksum == ChecksumNone {
+		t.Fatalf("want a verified resume that fetched only the rest; result %+v", res)
+	}
+	t.Logf("resumed: %d of %d bytes were left, verified by %s", res.BytesSent, res.Size, res.Checksum)
 }
 
 // killChild is the download TestRealDownloadResumesAfterKill kills: 2 MiB ranges at
@@ -612,7 +626,7 @@ func killChild(t *testing.T) {
 		}
 		m := New(s.Core, Config{Concurrency: 4, Endpoint: s.Endpoint, DownloadLimiter: ratelimit.New(8 * mib),
 			Journal: &resume.Store{Dir: os.Getenv("S3XFER_KILL_JOURNAL")}})
-		_, err := m.Download(context.Background(), os.Getenv("S3XFER_KILL_BUCKET"), "k", os.Getenv("S3XFER_KILL_DST"), DownloadOptions{PartSize: 2 * mib})
+		_, err := m.Download(context.Background(), os.Getenv("S3XFER_KILL_BUCKET"), os.Getenv("S3XFER_KILL_KEY"), os.Getenv("S3XFER_KILL_DST"), DownloadOptions{PartSize: 2 * mib})
 		t.Fatalf("the download should have been killed; it ended with %v", err)
 	}
 	t.Fatal("no such store")
