@@ -30,10 +30,11 @@ const PartialSuffix = ".s3xfer-partial"
 // DownloadOptions configure one download. The zero value works: every field documents
 // its default.
 type DownloadOptions struct {
-	// PartSize is the size of each ranged GET. Zero means one chosen for the object and
-	// the path, as UploadOptions.PartSize: 16 MiB until the Manager has measured.
-	// A resumed download keeps the part size it started with. DownloadStream holds up to
-	// Config.Concurrency parts of this size in memory.
+	// PartSize is the size of each ranged GET, and a range never straddles two of a
+	// multipart object's parts. Zero means one chosen for the object and the path, as
+	// UploadOptions.PartSize: 16 MiB until the Manager has measured. A resumed download
+	// keeps the ranges it started with. DownloadStream holds up to Config.Concurrency
+	// parts of this size in memory.
 	PartSize int64
 	// Limiter meters this download's response bodies; nil means the Manager's
 	// DownloadLimiter.
@@ -64,18 +65,23 @@ type DownloadOptions struct {
 // fsynced: path never holds a partial or unverified object.
 //
 // Verification checks the size, and the bytes as they stream in against what the store
-// keeps of the object, without reading them again: a full-object CRC64NVME, CRC32C or
+// keeps of the object, without fetching them twice: a full-object CRC64NVME, CRC32C or
 // CRC32 is combined from the ranges' CRCs; for a multipart object with composite
-// checksums or an "md5-N" ETag the ranges follow its parts (GetObjectAttributes, else a
-// partNumber HEAD), each part is checked against the store's value where it keeps one,
-// then the checksum of the parts' checksums; a single-part object is checked by its
-// SHA-256, SHA-1 or MD5 ETag (read back in order if it spans several ranges). A part or
-// object that fails its check is fetched once more; failing again is ErrIntegrity.
+// checksums or an "md5-N" ETag the ranges never straddle its parts (GetObjectAttributes,
+// else partNumber GETs), each part is checked against the store's value where it keeps
+// one, then the checksum of the parts' checksums. A part larger than the range size is
+// fetched in several ranges like any other; where its checksum is a digest (MD5, SHA),
+// which cannot be combined, its first range is hashed as it streams and the others are
+// read back from the partial file in order once written, so that a few large parts do
+// not cap the ranges in flight. A single-part object is checked by its SHA-256, SHA-1 or
+// MD5 ETag (read back in order if it spans several ranges). A part or object that fails
+// its check is fetched once more; failing again is ErrIntegrity.
 // Result.Checksum names the checksum that verified the whole object, or ChecksumNone if
 // the store keeps nothing to verify against (a notice says so).
 //
 // With Config.Journal every finished range is journaled (after an fsync of the file,
-// unless NoSync), and an interrupted download resumes when the same download runs again,
+// unless NoSync; the ranges of a part hashed in order once the part is checked, so a
+// resume fetches a part interrupted midway whole), and an interrupted download resumes when the same download runs again,
 // unless the object changed meanwhile: through the journal, else, with no entry in it
 // (another machine sharing the filesystem, an emptied journal directory), from the copy of
 // the journal beside the partial file (PartialSuffix+".journal", removed with it), once
@@ -91,9 +97,10 @@ func (m *Manager) Download(ctx context.Context, bucket, key, path string, opts D
 // DownloadWriterAt downloads bucket/key into w with parallel ranged GETs pinned to the
 // object's ETag. w gets WriteAt calls from many goroutines at once, each for a distinct
 // range, and must allow that, as *os.File does. The bytes are verified as Download
-// verifies them; a single-part object known only by a digest and fetched in several
-// ranges is verified only if w is also an io.ReaderAt. Nothing is journaled, and a
-// changed object fails with ErrSourceChanged.
+// verifies them, reading back from w where it is also an io.ReaderAt that works (not a
+// file opened write-only): otherwise each part kept by a digest is fetched as one range,
+// and a single-part object known only by a digest and fetched in several ranges is not
+// verified. Nothing is journaled, and a changed object fails with ErrSourceChanged.
 func (m *Manager) DownloadWriterAt(ctx context.Context, bucket, key string, w io.WriterAt, opts DownloadOptions) (Result, error) {
 	d := m.newDownload(bucket, key, opts)
 	d.unreadable = !readsBack(w)
