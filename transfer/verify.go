@@ -448,39 +448,33 @@ func (d *download) checkPart(ctx context.Context, pi int, got []byte, w io.Write
 }
 
 // refetchPart fetches part pi's ranges once more, one after another, and records their
-// checksums: a CRC's per range, a digest's over them all, hashed as they stream in order.
+// checksums: a CRC's per range; a digest's over them all, hashed in order as they stream.
 func (d *download) refetchPart(ctx context.Context, pi int, w io.WriterAt) error {
 	span := d.partRanges[pi]
-	digest, release := d.newHash()
+	sums := make([][]byte, span[1]-span[0])
+	h, release := d.newHash()
 	defer release()
 	for j := span[0]; j < span[1]; j++ {
-		h := digest
+		var err error
 		if d.in.algo.poly != 0 {
-			h = d.in.algo.hasher()
+			sums[j-span[0]], err = d.fetchSum(ctx, d.ranges[j], w)
+		} else {
+			err = d.fetch(ctx, d.ranges[j], w, h)
 		}
-		if err := d.fetch(ctx, d.ranges[j], w, h); err != nil {
+		if err != nil {
 			return err
 		}
-		if d.in.algo.poly != 0 {
-			d.mu.Lock()
-			d.ck.sums[j] = h.Sum(nil)
-			d.mu.Unlock()
+	}
+	if d.in.algo.poly == 0 { // each range counts as the part's digest (see partSum)
+		sum := h.Sum(nil)
+		for i := range sums {
+			sums[i] = sum
 		}
 	}
-	if d.in.algo.poly == 0 {
-		d.setPartDigest(span, digest.Sum(nil))
-	}
-	return nil
-}
-
-// setPartDigest records sum, a part's digest, as the checksum of each of its ranges: what
-// each is journaled with, and what the part counts as (partSum).
-func (d *download) setPartDigest(span [2]int, sum []byte) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	for j := span[0]; j < span[1]; j++ {
-		d.ck.sums[j] = sum
-	}
+	copy(d.ck.sums[span[0]:span[1]], sums)
+	d.mu.Unlock()
+	return nil
 }
 
 // mismatch is the ErrIntegrity of what, which had got instead of want.
@@ -552,7 +546,7 @@ func (d *download) checkWhole(ctx context.Context, w io.WriterAt) error {
 		}
 		return err
 	}
-	if d.partRanges != nil { // part by part, for a digest must hash its part's ranges in order
+	if d.partRanges != nil && d.in.algo.poly == 0 { // part by part: a digest hashes its part's ranges in order
 		units = make([]chunk.Part, len(d.in.parts))
 		for i, p := range d.in.parts {
 			units[i] = chunk.Part{Number: i + 1, Offset: p.offset, Size: p.size}
