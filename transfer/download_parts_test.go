@@ -25,12 +25,12 @@ import (
 	"github.com/s3xfer/s3xfer/transfer/transfertest"
 )
 
-// A multipart object whose parts are kept by a digest, in parts of 12 MiB (12, 12 and 7
-// MiB), downloaded in 5 MiB ranges: 3 + 3 + 2 of them.
+// A multipart object whose parts are kept by a digest, in parts of 1200 KiB (1200, 1200
+// and 700 KiB), downloaded in 500 KiB ranges: 3 + 3 + 2 of them.
 const (
-	bigPart     = 12 * mib
-	bigPartSize = 2*bigPart + 7*mib
-	subRange    = 5 * mib
+	bigPart     = 1200 << 10
+	bigPartSize = 2*bigPart + 700<<10
+	subRange    = 500 << 10
 	subRanges   = 8
 )
 
@@ -47,9 +47,10 @@ var bigParts = []struct {
 	{"composite sha256", true, ChecksumSHA256, true},
 }
 
-// uploadBigParts puts bkt/obj in 12 MiB parts, with a composite SHA-256 or without.
+// uploadBigParts puts bkt/obj in parts of bigPart, with a composite SHA-256 or without.
 func uploadBigParts(t *testing.T, f *transfertest.Fake, sha bool) []byte {
 	t.Helper()
+	f.MinPartSize = 1
 	data := randomBytes(bigPartSize)
 	ctx := context.Background()
 	opts := minio.PutObjectOptions{}
