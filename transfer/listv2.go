@@ -209,12 +209,16 @@ func endListV2(path []string, text []byte, p *listV2Page, prefixes *[]minio.Obje
 		switch name {
 		case "Contents":
 			p.entries = append(p.entries, *o)
-		case "IsTruncated":
-			p.truncated = string(text) == "true"
+		case "IsTruncated": // as encoding/xml reads a bool: a "True" taken for false would end the listing early
+			b, err := strconv.ParseBool(strings.TrimSpace(string(text)))
+			if err != nil {
+				return fmt.Errorf("IsTruncated %q: %w", text, err)
+			}
+			p.truncated = b
 		case "NextContinuationToken":
 			p.next = string(text)
 		case "EncodingType":
-			*encoded = string(text) == "url"
+			*encoded = strings.TrimSpace(string(text)) == "url"
 		}
 	case 3:
 		switch path[1] + "/" + name {
@@ -225,13 +229,13 @@ func endListV2(path []string, text []byte, p *listV2Page, prefixes *[]minio.Obje
 		case "Contents/StorageClass":
 			o.StorageClass = string(text)
 		case "Contents/Size":
-			n, err := strconv.ParseInt(string(text), 10, 64)
+			n, err := strconv.ParseInt(strings.TrimSpace(string(text)), 10, 64)
 			if err != nil {
 				return fmt.Errorf("size %q: %w", text, err)
 			}
 			o.Size = n
 		case "Contents/LastModified":
-			t, err := time.Parse(time.RFC3339Nano, string(text))
+			t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(string(text)))
 			if err != nil {
 				return fmt.Errorf("last modified %q: %w", text, err)
 			}

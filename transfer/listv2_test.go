@@ -153,6 +153,22 @@ func TestDecodeListV2AgreesWithEncodingXML(t *testing.T) {
 	}
 }
 
+// TestDecodeListV2ReadsValuesAsEncodingXML: a truncation written "True" or "1", and a size
+// with space around it, read as encoding/xml reads them (a "True" read as false
+// would end a listing early, and a sync could then delete what it did not see).
+func TestDecodeListV2ReadsValuesAsEncodingXML(t *testing.T) {
+	doc := listDoc(0, []minio.ObjectInfo{{Key: "k", ETag: "e", Size: 12, LastModified: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}}, nil, true, "t", false)
+	for _, v := range []string{"True", "1", " true\n"} {
+		d := strings.Replace(doc, "<IsTruncated>true<", "<IsTruncated>"+v+"<", 1)
+		d = strings.Replace(d, "<Size>12<", "<Size> 12\n<", 1)
+		got, err := decodeListV2([]byte(d))
+		want := minioDecoded(t, d)
+		if err != nil || !got.truncated || got.next != want.next || !slices.EqualFunc(got.entries, want.entries, sameListed) {
+			t.Errorf("IsTruncated %q: %+v, %v; want %+v", v, got, err, want)
+		}
+	}
+}
+
 func sameListed(a, b minio.ObjectInfo) bool {
 	return a.Key == b.Key && a.ETag == b.ETag && a.Size == b.Size && a.LastModified.Equal(b.LastModified) && a.StorageClass == b.StorageClass
 }
@@ -169,6 +185,7 @@ func TestDecodeListV2Refuses(t *testing.T) {
 		"an unknown entity":   strings.Replace(good, "<Key>k", "<Key>&nbsp;k", 1),
 		"nothing":             "",
 		"two roots":           good + good,
+		"a truncation unread": strings.Replace(good, "<IsTruncated>false<", "<IsTruncated>maybe<", 1),
 	} {
 		if _, err := decodeListV2([]byte(doc)); err == nil {
 			t.Errorf("%s: decoded without an error", name)
