@@ -47,9 +47,12 @@ var bigParts = []struct {
 	{"composite sha256", true, ChecksumSHA256, true},
 }
 
-// uploadBigParts puts bkt/obj in parts of bigPart, with a composite SHA-256 or without.
-func uploadBigParts(t *testing.T, f *transfertest.Fake, sha bool) []byte {
+// bigPartsStore is a fake store holding bkt/obj in parts of bigPart, with a composite
+// SHA-256 or without, whose ranged GETs are counted; and the object's bytes.
+func bigPartsStore(t *testing.T, sha bool) (*rangeGets, []byte) {
 	t.Helper()
+	f := transfertest.New()
+	f.MakeBucket("bkt")
 	f.MinPartSize = 1
 	data := randomBytes(bigPartSize)
 	ctx := context.Background()
@@ -81,7 +84,7 @@ func uploadBigParts(t *testing.T, f *transfertest.Fake, sha bool) []byte {
 	if _, info, _ := f.Object("bkt", "obj"); !strings.HasSuffix(trimQuotes(info.ETag), "-3") || (info.ChecksumSHA256 != "") != sha {
 		t.Fatalf("ETag %s, SHA-256 %q: want 3 parts, a SHA-256 %v", info.ETag, info.ChecksumSHA256, sha)
 	}
-	return data
+	return &rangeGets{Fake: f}, data
 }
 
 // rangeGets counts the ranged GETs of bkt/obj by the offset they start at.
@@ -140,7 +143,7 @@ func (g *rangeGets) of(start int64) int {
 	return n
 }
 
-// writeOnly is an io.WriterAt that cannot be read back.
+// onlyWriterAt is an io.WriterAt that cannot be read back.
 type onlyWriterAt struct{ w io.WriterAt }
 
 func (w onlyWriterAt) WriteAt(p []byte, off int64) (int, error) { return w.w.WriteAt(p, off) }
@@ -152,10 +155,7 @@ func (w onlyWriterAt) WriteAt(p []byte, off int64) (int, error) { return w.w.Wri
 func TestDownloadSplitsLargeParts(t *testing.T) {
 	for _, c := range bigParts {
 		t.Run(c.name, func(t *testing.T) {
-			f := transfertest.New()
-			f.MakeBucket("bkt")
-			data := uploadBigParts(t, f, c.sha256)
-			g := &rangeGets{Fake: f}
+			g, data := bigPartsStore(t, c.sha256)
 			m, _ := testManager(g, Config{Concurrency: 4})
 			opts := DownloadOptions{PartSize: subRange}
 			check := func(how string, res Result, err error, got []byte, ranges int) {
@@ -217,10 +217,8 @@ func TestDownloadSplitPartDamagedInTransit(t *testing.T) {
 				name = c.name + " always"
 			}
 			t.Run(name, func(t *testing.T) {
-				f := transfertest.New()
-				f.MakeBucket("bkt")
-				data := uploadBigParts(t, f, c.sha256)
-				g := &rangeGets{Fake: f, damageAt: damageAt, damage: 1}
+				g, data := bigPartsStore(t, c.sha256)
+				g.damageAt, g.damage = damageAt, 1
 				if always {
 					g.damage = -1
 				}
@@ -261,10 +259,7 @@ func TestDownloadSplitPartDamagedInTransit(t *testing.T) {
 func TestDownloadResumesMidPart(t *testing.T) {
 	for _, c := range bigParts {
 		t.Run(c.name, func(t *testing.T) {
-			f := transfertest.New()
-			f.MakeBucket("bkt")
-			data := uploadBigParts(t, f, c.sha256)
-			g := &rangeGets{Fake: f}
+			g, data := bigPartsStore(t, c.sha256)
 			journal := &resume.Store{Dir: t.TempDir()}
 			m, _ := testManager(g, Config{Concurrency: 1, Journal: journal})
 			ctx, cancel := context.WithCancel(context.Background())
@@ -314,11 +309,8 @@ func TestDownloadResumesMidPart(t *testing.T) {
 // A journal written when a part kept by a digest was fetched as one range (its ranges
 // larger than its part size) continues with those ranges.
 func TestDownloadResumesWholePartJournal(t *testing.T) {
-	f := transfertest.New()
-	f.MakeBucket("bkt")
-	data := uploadBigParts(t, f, false)
-	_, info, _ := f.Object("bkt", "obj")
-	g := &rangeGets{Fake: f}
+	g, data := bigPartsStore(t, false)
+	_, info, _ := g.Object("bkt", "obj")
 	journal := &resume.Store{Dir: t.TempDir()}
 	m, ev := testManager(g, Config{Concurrency: 2, Endpoint: "fake", Journal: journal})
 	dst := filepath.Join(t.TempDir(), "out")

@@ -225,7 +225,7 @@ func endListV2(path []string, text []byte, p *listV2Page, prefixes *[]minio.Obje
 		case "Contents/Key":
 			o.Key = string(text)
 		case "Contents/ETag":
-			o.ETag = strings.Trim(string(text), `"`)
+			o.ETag = trimQuotes(string(text))
 		case "Contents/StorageClass":
 			o.StorageClass = string(text)
 		case "Contents/Size":

@@ -266,11 +266,10 @@ func TestCLIIdleTimeout(t *testing.T) {
 	})
 }
 
-// A request that stalls on every try fails with exit 1 and a message that says what
-// happened and what to do, once its attempts are spent.
-func TestIdleTimeoutEveryTryStalls(t *testing.T) {
-	s := newStallingStore(t)
-	s.always = true
+// stalledCopy runs s3xfer cp of a small file to s3://bucket/k at endpoint with a 1s idle
+// timeout and two attempts, and returns its exit code and stderr.
+func stalledCopy(t *testing.T, endpoint string) (int, string) {
+	t.Helper()
 	src := filepath.Join(t.TempDir(), "f.txt")
 	if err := os.WriteFile(src, []byte("stalled"), 0o644); err != nil {
 		t.Fatal(err)
@@ -280,10 +279,19 @@ func TestIdleTimeoutEveryTryStalls(t *testing.T) {
 	var out, errb bytes.Buffer
 	vars := testEnv(t)
 	e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(k string) string { return vars[k] }}
-	code := run(ctx, []string{"cp", src, "s3://bucket/k", "--endpoint", s.url, "--idle-timeout", "1s", "--max-attempts", "2"}, e)
+	code := run(ctx, []string{"cp", src, "s3://bucket/k", "--endpoint", endpoint, "--idle-timeout", "1s", "--max-attempts", "2"}, e)
+	return code, errb.String()
+}
+
+// A request that stalls on every try fails with exit 1 and a message that says what
+// happened and what to do, once its attempts are spent.
+func TestIdleTimeoutEveryTryStalls(t *testing.T) {
+	s := newStallingStore(t)
+	s.always = true
+	code, msg := stalledCopy(t, s.url)
 	want := "s3://bucket/k: the store stopped moving bytes (no bytes moved for 1s) on every try; check the network and the store, or raise --idle-timeout"
-	if code != exitFailed || !strings.Contains(errb.String(), want) {
-		t.Fatalf("exit %d, want %d and %q; stderr:\n%s", code, exitFailed, want, errb.String())
+	if code != exitFailed || !strings.Contains(msg, want) {
+		t.Fatalf("exit %d, want %d and %q; stderr:\n%s", code, exitFailed, want, msg)
 	}
 }
 
@@ -291,17 +299,7 @@ func TestIdleTimeoutEveryTryStalls(t *testing.T) {
 func TestIdleTimeoutNamesTheEndpointThatStalled(t *testing.T) {
 	s1, s2 := newStallingStore(t), newStallingStore(t)
 	s1.always, s2.always = true, true
-	src := filepath.Join(t.TempDir(), "f.txt")
-	if err := os.WriteFile(src, []byte("stalled"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	var out, errb bytes.Buffer
-	vars := testEnv(t)
-	e := &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(k string) string { return vars[k] }}
-	code := run(ctx, []string{"cp", src, "s3://bucket/k", "--endpoint", s1.url + "," + s2.url, "--idle-timeout", "1s", "--max-attempts", "2"}, e)
-	msg := errb.String()
+	code, msg := stalledCopy(t, s1.url+","+s2.url)
 	want := " stopped moving bytes (no bytes moved for 1s) and every try failed; check that endpoint and the network, or raise --idle-timeout"
 	if code != exitFailed || !strings.Contains(msg, want) ||
 		(!strings.Contains(msg, "s3://bucket/k: the store's endpoint "+s1.url+want) && !strings.Contains(msg, "s3://bucket/k: the store's endpoint "+s2.url+want)) {
