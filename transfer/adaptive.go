@@ -20,6 +20,14 @@ const (
 	// windowMin and windowMax bound a measuring window, which lasts two smoothed request
 	// latencies: long enough for several requests to end, short enough to react.
 	windowMin, windowMax = 250 * time.Millisecond, 5 * time.Second
+	// A window of the first ramp lasts rampRounds round trips (the quickest request seen)
+	// within rampMin..rampMax: it measures bytes as they move, so it need not wait for
+	// requests of seconds to end, but new connections must be past their first round trips.
+	rampRounds, rampMin, rampMax = 4, 150 * time.Millisecond, time.Second
+	// rampGrowth is the rise in goodput a step must bring for the first ramp to go on;
+	// rampStalls windows in a row without it end the ramp (one may be noise). A step that
+	// brought rampLinear or more (goodput that grows with every request) quadruples.
+	rampGrowth, rampStalls, rampLinear = 1.25, 2, 1.75
 	// throttleCut is the multiplicative decrease on a throttled window.
 	throttleCut = 0.7
 	// latencyCut is the decrease when requests take latencyRise times their floor.
@@ -45,18 +53,24 @@ const (
 // from what the store layer reports of every request (bytes moved, latency, throttling)
 // and from how busy the slots were.
 //
-// Time is cut into windows of about two request latencies (one in the first ramp), the
-// first judged once a request ended, and ended by the clock as bytes move. Only data
+// The first ramp doubles the limit (quadruples it after a doubling that nearly doubled
+// goodput) while each step raises goodput by a quarter or more, as TCP's slow start and
+// BBR's startup do: its windows last a few round trips, as
+// bytes move, so a far path with requests of seconds fills within seconds. A window
+// right after a change is not judged (new requests' first bytes fill socket buffers at
+// once, a burst that would pass for goodput), nor the first one, for the same reason.
+// When the ramp ends the limit drops to what the path served at once, as below.
+//
+// Afterwards, time is cut into windows of about two request latencies, the first judged
+// once a request ended, and ended by the clock as bytes move. Only data
 // requests of some size (PUT, GET, copies) give latencies. Each window measures the
 // goodput g (bytes per second moved by requests) and the mean number of requests in
 // flight n, so g/n is the goodput per request; its best value over the last windows,
 // e, is what one request moves when it does not queue behind the others. g/e is then
 // the number of requests the path actually serves at once, and n - g/e how many of those
 // in flight only queue: the rule of TCP Vegas, on goodput rather than round-trip time,
-// so requests of any size count. With fewer than alpha queued (a tenth of the limit;
-// beta in the first ramp), the limit grows: doubles in the first ramp (until the first
-// sign of a ceiling), by one afterwards, and only if the limit was what held requests
-// back. With more than beta (a fifth) queued, it drops to g/e plus alpha, but
+// so requests of any size count. With fewer than alpha queued (a tenth of the limit),
+// the limit grows by one, if the limit was what held requests back. With more than beta (a fifth) queued, it drops to g/e plus alpha, but
 // not below its start (a store whose goodput swings with its own load reads as queueing). A throttled request (SlowDown, 503, 429)
 // cuts the limit by 30% at once, at most once per window; requests taking three times
 // the lowest latency seen while some queue cut it by 20%. A window right after a change
@@ -86,12 +100,15 @@ type tuner struct {
 	start     time.Time
 	window    time.Duration
 	slowStart bool
-	settling  bool    // the last window changed the limit: skip judging the next
-	probing   float64 // the limit before a probe, while one runs
-	probeNow  bool    // probe at the next judged window
-	quiet     int     // windows since the limit last dropped
-	lastG     float64 // the goodput of the last judged window
-	lowest    float64 // the fewest requests in flight a judged window measured
+	settling  bool          // the last window changed the limit: skip judging the next
+	rampG     float64       // in the first ramp, the goodput before the last change
+	stalls    int           // windows in a row the last doubling did not pay
+	rtt       time.Duration // the quickest request seen: about a round trip
+	probing   float64       // the limit before a probe, while one runs
+	probeNow  bool          // probe at the next judged window
+	quiet     int           // windows since the limit last dropped
+	lastG     float64       // the goodput of the last judged window
+	lowest    float64       // the fewest requests in flight a judged window measured
 	lastCut   time.Time
 	// the current window
 	throttled int
@@ -106,7 +123,7 @@ type tuner struct {
 
 func newTuner(s, files *slots, start, maxN int, clock ratelimit.Clock, log *slog.Logger) *tuner {
 	t := &tuner{slots: s, files: files, clock: clock, log: log, min: 1, max: max(maxN, 1),
-		slowStart: true, window: time.Second}
+		slowStart: true, settling: true, window: windowMin}
 	t.limit = float64(min(max(start, t.min), t.max))
 	t.base = t.limit
 	t.start = clock.Now()
@@ -149,9 +166,14 @@ func (t *tuner) done(start time.Time, timed bool, err error) {
 			t.set(now, t.limit*throttleCut, "throttled", slog.Int("throttled", t.throttled))
 			t.slowStart, t.lastCut = false, now
 		}
-	case err == nil && timed:
-		t.latSum += now.Sub(start)
-		t.latN++
+	case err == nil:
+		if d := now.Sub(start); t.rtt == 0 || d < t.rtt {
+			t.rtt = d
+		}
+		if timed {
+			t.latSum += now.Sub(start)
+			t.latN++
+		}
 	}
 	t.tick(now)
 }
@@ -184,24 +206,23 @@ func (t *tuner) tick(now time.Time) {
 		} else {
 			t.latency = (3*t.latency + mean) / 4
 		}
-		// The first ramp judges every latency: requests of seconds (large parts on a
-		// capped far path) would otherwise take it half a minute to fill the path.
 		t.window = min(max(2*t.latency, windowMin), windowMax)
-		if t.slowStart {
-			t.window = min(max(t.latency, windowMin), windowMax)
-		}
+	}
+	if t.slowStart {
+		t.window = min(max(rampRounds*t.rtt, rampMin), rampMax)
 	}
 	t.due.Store(now.Add(t.window).UnixNano())
 	n := u.meanInFlight()
-	if throttled > 0 || bytes == 0 || n < 0.5 || u.span <= 0 || t.latency == 0 {
-		// Throttling was answered as it came; nothing else to judge before a request
-		// ended: the first bytes of each fill the socket buffers at once, a burst that
-		// would pass for what a request moves.
-		return
+	if throttled > 0 || bytes == 0 || n < 0.5 || u.span <= 0 || settling {
+		return // throttling was answered as it came
 	}
 	g := float64(bytes) / u.span.Seconds()
-	if settling {
+	if t.slowStart {
+		t.ramp(now, g, n, u.full >= u.span/2)
 		return
+	}
+	if t.latency == 0 {
+		return // nothing to compare latencies with yet
 	}
 	if t.probing > 0 {
 		// Back to where the probe started, or to what the path serves at once with the
@@ -256,16 +277,50 @@ func (t *tuner) tick(now time.Time) {
 	case t.probeNow && t.limit/2 >= t.bottom(now):
 		t.probing, t.probeNow = t.limit, false
 		t.set(now, t.limit/2, "probing", attrs...) // one window to drain, one to measure
-	case (queued < alpha || t.slowStart && queued < beta) && saturated && t.limit < float64(t.max):
-		if t.slowStart {
-			t.set(now, max(t.limit*2, t.limit+1), "ramping", attrs...)
-		} else {
-			t.set(now, t.limit+1, "goodput rising", attrs...)
-		}
+	case queued < alpha && saturated && t.limit < float64(t.max):
+		t.set(now, t.limit+1, "goodput rising", attrs...)
 	case t.quiet >= probeEvery && t.limit/2 >= t.bottom(now):
 		t.probing, t.probeNow = t.limit, false
 		t.set(now, t.limit/2, "probing", attrs...) // one window to drain, one to measure
 	}
+}
+
+// ramp judges a window of the first ramp, which moved g bytes per second with n requests
+// in flight on average; saturated says the limit held requests back. t.mu is held.
+func (t *tuner) ramp(now time.Time, g, n float64, saturated bool) {
+	t.record(g / n)
+	t.lowest = min(t.lowest, n)
+	if t.lowest == 0 {
+		t.lowest = n
+	}
+	attrs := []slog.Attr{slog.Float64("goodput_MiBps", g/(1<<20)), slog.Float64("in_flight", n)}
+	if t.rampG > 0 && g < rampGrowth*t.rampG {
+		if t.stalls++; t.stalls < rampStalls {
+			return
+		}
+		// The path serves no more at this limit than at the last: down to what it served
+		// at once, and measure lower still if it was full from the start.
+		t.slowStart = false
+		serving := g / t.best()
+		t.probeNow = serving >= t.lowest-1
+		t.lastG = g
+		t.set(now, min(serving+max(1, t.limit/10), t.limit), "ramp ended", attrs...)
+		return
+	}
+	t.stalls = 0
+	if !saturated {
+		return // fewer requests wanted than allowed: nothing to learn by allowing more
+	}
+	if t.limit >= float64(t.max) {
+		t.slowStart = false
+		return
+	}
+	step := 2.0
+	if t.rampG > 0 && g >= rampLinear*t.rampG {
+		step = 4
+	}
+	t.rampG = g
+	t.set(now, min(step*t.limit, float64(t.max)), "ramping", attrs...)
 }
 
 // record remembers one window's goodput per request. t.mu is held.
@@ -303,9 +358,9 @@ func (t *tuner) set(now time.Time, to float64, why string, attrs ...slog.Attr) {
 		return
 	}
 	t.apply()
-	// The next window measures the new limit from its start; it is judged, unless the
-	// change was a cut, whose requests must drain first.
-	t.settling = why != "ramping"
+	// The next window lets the change take effect (cut requests drain, new ones start);
+	// the one after measures it.
+	t.settling = true
 	t.start = now
 	t.due.Store(now.Add(t.window).UnixNano())
 	t.slots.takeUsage()

@@ -63,20 +63,23 @@ type simRequest struct {
 
 // sim runs a controller over a link, with demand requests always waiting (or fewer).
 type sim struct {
-	t      *testing.T
-	clock  *stepClock
-	slots  *slots
-	tune   *tuner
-	link   link
-	demand int
-	active []*simRequest
-	acked  float64 // bytes of requests that succeeded
-	peak   int     // the most in flight at once
-	low    int     // the lowest limit at any step
-	trace  []int   // the limit after each second
-	step   time.Duration
-	rng    *rand.Rand
-	scale  float64 // the noise factor now
+	t       *testing.T
+	clock   *stepClock
+	slots   *slots
+	tune    *tuner
+	link    link
+	demand  int
+	total   int // when positive, the requests to start in all
+	started int
+	ended   int // requests that succeeded
+	active  []*simRequest
+	acked   float64 // bytes of requests that succeeded
+	peak    int     // the most in flight at once
+	low     int     // the lowest limit at any step
+	trace   []int   // the limit after each second
+	step    time.Duration
+	rng     *rand.Rand
+	scale   float64 // the noise factor now
 }
 
 func newSim(t *testing.T, l link, start, maxN int) *sim {
@@ -103,7 +106,8 @@ func (s *sim) run(d time.Duration) {
 		if s.scale == 0 || s.clock.t.UnixNano()%int64(500*time.Millisecond) == 0 {
 			s.scale = 1 - s.link.noise*s.rng.Float64()
 		}
-		for len(s.active) < s.demand && s.slots.tryAcquire() {
+		for len(s.active) < s.demand && (s.total == 0 || s.started < s.total) && s.slots.tryAcquire() {
+			s.started++
 			s.tune.poll() // as Manager.acquire does
 			r := &simRequest{start: s.clock.t, ready: s.clock.t, left: s.link.size}
 			if s.link.rtt > 0 {
@@ -145,6 +149,7 @@ func (s *sim) run(d time.Duration) {
 			s.tune.moving(int64(b))
 			if r.left <= 0 {
 				s.acked += r.moved
+				s.ended++
 				s.tune.done(r.start, true, nil)
 				s.slots.release()
 				continue
@@ -623,5 +628,55 @@ func TestAdaptiveRampsFastOnLongRequests(t *testing.T) {
 	t.Logf("first 30 s: %v", s.trace[:30])
 	if reached < 0 || reached > 15 {
 		t.Errorf("the limit reached 48 of the 64 the path serves after %d s; want within 15 s", reached)
+	}
+}
+
+// roundTrip simulates a request that moves nothing and takes the link's round trip, as
+// the HEAD or CreateMultipartUpload before a transfer's parts.
+func (s *sim) roundTrip() {
+	start := s.clock.t
+	s.clock.t = s.clock.t.Add(s.link.rtt)
+	s.tune.done(start, false, nil)
+}
+
+// finish runs until every one of the total requests succeeded and returns how long that took.
+func (s *sim) finish() time.Duration {
+	s.t.Helper()
+	start := s.clock.t
+	for s.ended < s.total {
+		if s.clock.t.Sub(start) > time.Hour {
+			s.t.Fatalf("%d of %d requests ended in an hour", s.ended, s.total)
+		}
+		s.run(s.step)
+	}
+	return s.clock.t.Sub(start)
+}
+
+// A 1 GiB transfer in 16 MiB parts to a store 40 ms away whose every connection is capped
+// at 4 MB/s (bench/run.sh's far scenarios): each part takes four seconds, and the whole
+// transfer lasts about as long at the best fixed concurrency, so a ramp that waits for
+// parts to end loses most of it. The defaults must come within a fifth of the best fixed
+// concurrency.
+func TestAdaptiveFarTransferNearTheBestFixed(t *testing.T) {
+	l := link{optimum: 1000, perConn: 4e6, size: 16 << 20, rtt: 40 * time.Millisecond, jitter: 0.5}
+	transfer := func(start, maxN int) (time.Duration, []int) {
+		s := newSim(t, l, start, maxN)
+		if start == maxN {
+			s.tune.min = start // a fixed concurrency
+		}
+		s.total = 64
+		s.roundTrip()
+		return s.finish(), s.trace
+	}
+	best := time.Duration(math.MaxInt64)
+	for _, c := range []int{8, 16, 32, 64} {
+		d, _ := transfer(c, c)
+		t.Logf("fixed %d: %v", c, d)
+		best = min(best, d)
+	}
+	d, trace := transfer(DefaultConcurrency, DefaultMaxConcurrency)
+	t.Logf("adaptive: %v (%.2f of the best fixed), limit %v", d, d.Seconds()/best.Seconds(), trace)
+	if d.Seconds() > 1.2*best.Seconds() {
+		t.Errorf("adaptive took %v, %.2f times the best fixed concurrency's %v; want at most 1.2", d, d.Seconds()/best.Seconds(), best)
 	}
 }
