@@ -20,14 +20,12 @@ const (
 	// windowMin and windowMax bound a measuring window, which lasts two smoothed request
 	// latencies: long enough for several requests to end, short enough to react.
 	windowMin, windowMax = 250 * time.Millisecond, 5 * time.Second
-	// A window of the first ramp lasts rampRounds round trips (the quickest request seen)
-	// within rampMin..rampMax: it measures bytes as they move, so it need not wait for
+	// A window of the first ramp lasts rampRounds round trips (the quickest seen) within rampMin..rampMax: it measures bytes as they move, so it need not wait for
 	// requests of seconds to end, but new connections must be past their first round trips.
 	rampRounds, rampMin, rampMax = 4, 150 * time.Millisecond, time.Second
-	// rampGrowth is the rise in goodput a step must bring for the first ramp to go on;
-	// rampStalls windows in a row without it end the ramp (one may be noise). A step that
-	// brought rampLinear or more (goodput that grows with every request) quadruples.
-	rampGrowth, rampStalls, rampLinear = 1.25, 2, 1.75
+	// rampGrowth is the rise in goodput a step must bring for the first ramp to go on; a
+	// step that brought rampLinear or more (goodput that grows with every request) quadruples.
+	rampGrowth, rampLinear = 1.25, 1.75
 	// throttleCut is the multiplicative decrease on a throttled window.
 	throttleCut = 0.7
 	// latencyCut is the decrease when requests take latencyRise times their floor.
@@ -100,16 +98,19 @@ type tuner struct {
 	start     time.Time
 	window    time.Duration
 	slowStart bool
-	settling  bool          // the last window changed the limit: skip judging the next
-	rampG     float64       // in the first ramp, the goodput before the last change
-	stalls    int           // windows in a row the last doubling did not pay
-	rtt       time.Duration // the quickest request seen: about a round trip
-	probing   float64       // the limit before a probe, while one runs
-	probeNow  bool          // probe at the next judged window
-	quiet     int           // windows since the limit last dropped
-	lastG     float64       // the goodput of the last judged window
-	lowest    float64       // the fewest requests in flight a judged window measured
-	lastCut   time.Time
+	settling  bool // the last window changed the limit: skip judging the next
+	// the first ramp: the limit before the last step and the goodput judged at it; the
+	// windows judged at this limit and the goodput of the last
+	rampFrom, rampG float64
+	rampN           int
+	rampLast        float64
+	rtt             time.Duration // the quickest round trip seen
+	probing         float64       // the limit before a probe, while one runs
+	probeNow        bool          // probe at the next judged window
+	quiet           int           // windows since the limit last dropped
+	lastG           float64       // the goodput of the last judged window
+	lowest          float64       // the fewest requests in flight a judged window measured
+	lastCut         time.Time
 	// the current window
 	throttled int
 	latSum    time.Duration
@@ -166,16 +167,20 @@ func (t *tuner) done(start time.Time, timed bool, err error) {
 			t.set(now, t.limit*throttleCut, "throttled", slog.Int("throttled", t.throttled))
 			t.slowStart, t.lastCut = false, now
 		}
-	case err == nil:
-		if d := now.Sub(start); t.rtt == 0 || d < t.rtt {
-			t.rtt = d
-		}
-		if timed {
-			t.latSum += now.Sub(start)
-			t.latN++
-		}
+	case err == nil && timed:
+		t.latSum += now.Sub(start)
+		t.latN++
 	}
 	t.tick(now)
+}
+
+// roundTrip tells of a request's round trip, d from written to first byte.
+func (t *tuner) roundTrip(d time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if d > 0 && (t.rtt == 0 || d < t.rtt) {
+		t.rtt = d
+	}
 }
 
 // poll ends the window if it is over: called as requests start and end.
@@ -286,28 +291,36 @@ func (t *tuner) tick(now time.Time) {
 }
 
 // ramp judges a window of the first ramp, which moved g bytes per second with n requests
-// in flight on average; saturated says the limit held requests back. t.mu is held.
+// in flight on average; saturated says the limit held requests back. A limit is judged on
+// the lesser goodput of its last two windows: a burst (socket buffers filling on new
+// connections, more so behind TLS handshakes of varied length) only ever adds. t.mu is held.
 func (t *tuner) ramp(now time.Time, g, n float64, saturated bool) {
-	t.record(g / n)
-	t.lowest = min(t.lowest, n)
-	if t.lowest == 0 {
+	t.rampN++
+	last := t.rampLast
+	t.rampLast = g
+	if t.rampN < 2 {
+		return
+	}
+	level := min(last, g)
+	t.record(level / n)
+	if t.lowest == 0 || n < t.lowest {
 		t.lowest = n
 	}
-	attrs := []slog.Attr{slog.Float64("goodput_MiBps", g/(1<<20)), slog.Float64("in_flight", n)}
-	if t.rampG > 0 && g < rampGrowth*t.rampG {
-		if t.stalls++; t.stalls < rampStalls {
-			return
+	attrs := []slog.Attr{slog.Float64("goodput_MiBps", level/(1<<20)), slog.Float64("in_flight", n)}
+	if t.rampG > 0 && level < rampGrowth*t.rampG {
+		if t.rampN < 3 {
+			return // one more window: either of the two may be noise
 		}
-		// The path serves no more at this limit than at the last: down to what it served
-		// at once, and measure lower still if it was full from the start.
+		// The path serves little more at this limit than at the last: down to what it
+		// served at once, at the goodput per request the last limit measured, and measure
+		// lower still if it was full from the start.
 		t.slowStart = false
-		serving := g / t.best()
+		serving := t.rampFrom * level / t.rampG
 		t.probeNow = serving >= t.lowest-1
-		t.lastG = g
+		t.lastG = level
 		t.set(now, min(serving+max(1, t.limit/10), t.limit), "ramp ended", attrs...)
 		return
 	}
-	t.stalls = 0
 	if !saturated {
 		return // fewer requests wanted than allowed: nothing to learn by allowing more
 	}
@@ -316,10 +329,11 @@ func (t *tuner) ramp(now time.Time, g, n float64, saturated bool) {
 		return
 	}
 	step := 2.0
-	if t.rampG > 0 && g >= rampLinear*t.rampG {
+	if t.rampG > 0 && level >= rampLinear*t.rampG {
 		step = 4
 	}
-	t.rampG = g
+	t.rampFrom, t.rampG = t.limit, level
+	t.rampN, t.rampLast = 0, 0
 	t.set(now, min(step*t.limit, float64(t.max)), "ramping", attrs...)
 }
 

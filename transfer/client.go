@@ -173,7 +173,7 @@ func (cfg ClientConfig) endpoints() []string {
 func newTransport(concurrency int, headerTimeout time.Duration) *http.Transport {
 	return &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           bulkDial((&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext),
+		DialContext:           bulkDial((&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Control: limitUnsent}).DialContext),
 		MaxIdleConns:          2 * concurrency,
 		MaxIdleConnsPerHost:   2 * concurrency,
 		IdleConnTimeout:       90 * time.Second,
@@ -198,6 +198,10 @@ func orDefault(v, def int) int {
 // buffer): a TCP connection's own ReadFrom, which the transport hands a body to, makes
 // a write syscall, and on loopback a wakeup of the store, for every 32 KiB.
 const bulkWrite = 256 << 10
+
+// notSent is the most of a request body a connection keeps unsent in the kernel (where
+// the system allows): enough to keep a fast path busy between writes.
+const notSent = 512 << 10
 
 // bulkDial makes the connections dial makes write a request body bulkWrite at a time.
 func bulkDial(dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {

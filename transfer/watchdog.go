@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"sync/atomic"
 	"time"
 )
@@ -26,6 +27,10 @@ type pauseKey struct{}
 // (the bodies the store layer hands over or reads, through watched): for the
 // concurrency controller.
 type meterKey struct{}
+
+// tunerKey holds, in a request's ctx, the concurrency controller that hears of its round
+// trip: the time from a bodiless request written to its response's first byte.
+type tunerKey struct{}
 
 // paused runs fn with the watchdog of ctx's request, if any, stopped.
 func paused[T any](ctx context.Context, fn func() T) T {
@@ -64,6 +69,7 @@ func (s *store) watch(ctx context.Context, what string, call func(ctx context.Co
 			moved.Add(int64(n))
 			s.tune.moving(int64(n))
 		})
+		ctx = context.WithValue(ctx, tunerKey{}, s.tune)
 	}
 	err := call(ctx)
 	if err != nil && context.Cause(ctx) == ErrStalled {
@@ -149,6 +155,15 @@ func (t activityTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	kick, watched := req.Context().Value(watchdogKey{}).(func())
 	if !watched {
 		kick = func() {}
+	}
+	if tune, ok := req.Context().Value(tunerKey{}).(*tuner); ok && (req.Body == nil || req.Body == http.NoBody) {
+		// Written to first byte is a round trip plus the store's time, without the dial
+		// and handshakes of a new connection, which a whole request's latency has.
+		var wrote time.Time
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+			WroteRequest:         func(httptrace.WroteRequestInfo) { wrote = tune.clock.Now() },
+			GotFirstResponseByte: func() { tune.roundTrip(tune.clock.Now().Sub(wrote)) },
+		}))
 	}
 	small := req.ContentLength > 0 && req.ContentLength <= smallBody
 	if req.Body != nil && req.Body != http.NoBody && (watched || small) {

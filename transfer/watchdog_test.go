@@ -1,10 +1,17 @@
 package transfer
 
 import (
+	"context"
 	"errors"
 	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/s3xfer/s3xfer/ratelimit"
 )
 
 // kickReader.Seek reports a reader that cannot seek instead of panicking.
@@ -20,5 +27,43 @@ func TestKickReaderSeek(t *testing.T) {
 	k = &kickReader{r: io.MultiReader(strings.NewReader("abc")), kick: func() {}}
 	if _, err := k.Seek(0, io.SeekStart); !errors.Is(err, errors.ErrUnsupported) {
 		t.Fatalf("Seek on a reader that cannot seek: %v, want errors.ErrUnsupported", err)
+	}
+}
+
+// A bodiless request's round trip (written to first byte) reaches the controller; a
+// request with a body, whose first byte waits for the whole body, does not.
+func TestRoundTripsOfBodilessRequests(t *testing.T) {
+	const wait = 30 * time.Millisecond
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		time.Sleep(wait)
+	}))
+	defer srv.Close()
+	rt := activityTransport{base: srv.Client().Transport}
+	for _, c := range []struct {
+		method string
+		body   io.Reader
+		timed  bool
+	}{{http.MethodHead, nil, true}, {http.MethodPut, strings.NewReader("some bytes"), false}} {
+		tune := newTuner(newSlots(8, time.Now), nil, 8, 64, ratelimit.WallClock{}, slog.New(slog.DiscardHandler))
+		ctx := context.WithValue(context.Background(), tunerKey{}, tune)
+		req, err := http.NewRequestWithContext(ctx, c.method, srv.URL, c.body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := rt.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		tune.mu.Lock()
+		rtt := tune.rtt
+		tune.mu.Unlock()
+		if c.timed && rtt < wait {
+			t.Errorf("%s: round trip %v, want at least the store's %v", c.method, rtt, wait)
+		}
+		if !c.timed && rtt != 0 {
+			t.Errorf("%s: a request with a body gave a round trip of %v", c.method, rtt)
+		}
 	}
 }
