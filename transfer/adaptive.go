@@ -274,7 +274,7 @@ func (t *tuner) tick(now time.Time) {
 		// If no window measured fewer in flight than the path serves, the goodput per
 		// request may be underestimated (the path was full from the start): measure it
 		// lower at once.
-		t.probeNow = serving >= t.lowest-1
+		t.probeNow = t.lowest >= serving-1
 		t.set(now, to, "queueing", attrs...)
 	case mean > 0 && float64(mean) > latencyRise*float64(t.floor) && queued > alpha:
 		t.slowStart = false
@@ -316,7 +316,7 @@ func (t *tuner) ramp(now time.Time, g, n float64, saturated bool) {
 		// lower still if it was full from the start.
 		t.slowStart = false
 		serving := t.rampFrom * level / t.rampG
-		t.probeNow = serving >= t.lowest-1
+		t.probeNow = t.lowest >= serving-1
 		t.lastG = level
 		t.set(now, min(serving+max(1, t.limit/10), t.limit), "ramp ended", attrs...)
 		return
