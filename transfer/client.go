@@ -94,6 +94,9 @@ func NewClient(cfg ClientConfig) (*minio.Core, error) {
 	if u.Path != "" && u.Path != "/" {
 		return nil, fmt.Errorf("endpoint %q has a path; give only scheme, host and port", cfg.Endpoint)
 	}
+	if strings.HasSuffix(u.Host, ":") { // else the default port is dialed, and the typo hidden
+		return nil, fmt.Errorf("endpoint %q has a colon but no port after it; write the port (e.g. %s9000) or drop the colon", cfg.Endpoint, cfg.Endpoint)
+	}
 	var creds *credentials.Credentials
 	switch {
 	case cfg.AccessKey == "" && cfg.SecretKey == "":

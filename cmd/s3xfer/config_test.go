@@ -273,6 +273,8 @@ func TestEndpointListErrors(t *testing.T) {
 		{endpointsFlag{"http://a:1", "http://k:s@b:1"}, "holds credentials"},
 		{endpointsFlag{"http://a:1", "ftp://b:1"}, `endpoint "ftp://b:1" is not an http(s) URL`},
 		{endpointsFlag{"http://a:1", "http://b:1/x"}, `endpoint "http://b:1/x" has a path`},
+		{endpointsFlag{"https://127.0.0.1:"}, `endpoint "https://127.0.0.1:" has a colon but no port after it`},
+		{endpointsFlag{"http://a:1", "b:"}, `endpoint "b:" has a colon but no port`},
 	} {
 		st, err := resolveWith(t, storeFlags{endpoints: c.flags}, vars)
 		if err == nil {
