@@ -20,8 +20,9 @@ const (
 	// windowMin and windowMax bound a measuring window, which lasts two smoothed request
 	// latencies: long enough for several requests to end, short enough to react.
 	windowMin, windowMax = 250 * time.Millisecond, 5 * time.Second
-	// A window of the first ramp lasts rampRounds round trips (the quickest seen) within rampMin..rampMax: it measures bytes as they move, so it need not wait for
-	// requests of seconds to end, but new connections must be past their first round trips.
+	// A window of the first ramp lasts rampRounds round trips (the quickest seen), within
+	// rampMin..rampMax: it measures bytes as they move, so it need not wait for requests
+	// of seconds to end, but new connections must be past their first round trips.
 	rampRounds, rampMin, rampMax = 4, 150 * time.Millisecond, time.Second
 	// rampGrowth is the rise in goodput a step must bring for the first ramp to go on; a
 	// step that brought rampLinear or more (goodput that grows with every request) quadruples.
@@ -53,11 +54,11 @@ const (
 //
 // The first ramp doubles the limit (quadruples it after a doubling that nearly doubled
 // goodput) while each step raises goodput by a quarter or more, as TCP's slow start and
-// BBR's startup do: its windows last a few round trips, as
-// bytes move, so a far path with requests of seconds fills within seconds. A window
-// right after a change is not judged (new requests' first bytes fill socket buffers at
-// once, a burst that would pass for goodput), nor the first one, for the same reason.
-// When the ramp ends the limit drops to what the path served at once, as below.
+// BBR's startup do. Its windows last a few round trips and count bytes as they move, so
+// a far path with requests of seconds fills within seconds. A window right after a
+// change is not judged (new requests' first bytes fill socket buffers at once, a burst
+// that would pass for goodput), nor the first one, for the same reason. When a step no
+// longer pays, the limit drops to what the path served at once.
 //
 // Afterwards, time is cut into windows of about two request latencies, the first judged
 // once a request ended, and ended by the clock as bytes move. Only data
@@ -68,8 +69,8 @@ const (
 // the number of requests the path actually serves at once, and n - g/e how many of those
 // in flight only queue: the rule of TCP Vegas, on goodput rather than round-trip time,
 // so requests of any size count. With fewer than alpha queued (a tenth of the limit),
-// the limit grows by one, if the limit was what held requests back. With more than beta (a fifth) queued, it drops to g/e plus alpha, but
-// not below its start (a store whose goodput swings with its own load reads as queueing). A throttled request (SlowDown, 503, 429)
+// the limit grows by one, if the limit was what held requests back. With more than beta
+// (a fifth) queued, it drops to g/e plus alpha, but not below its start (a store whose goodput swings with its own load reads as queueing). A throttled request (SlowDown, 503, 429)
 // cuts the limit by 30% at once, at most once per window; requests taking three times
 // the lowest latency seen while some queue cut it by 20%. A window right after a change
 // is not judged, since the change is still taking effect. Every probeEvery quiet windows
@@ -306,6 +307,9 @@ func (t *tuner) ramp(now time.Time, g, n float64, saturated bool) {
 	if t.lowest == 0 || n < t.lowest {
 		t.lowest = n
 	}
+	if !saturated {
+		return // fewer requests wanted than allowed: nothing to learn of more
+	}
 	attrs := []slog.Attr{slog.Float64("goodput_MiBps", level/(1<<20)), slog.Float64("in_flight", n)}
 	if t.rampG > 0 && level < rampGrowth*t.rampG {
 		if t.rampN < 3 {
@@ -320,9 +324,6 @@ func (t *tuner) ramp(now time.Time, g, n float64, saturated bool) {
 		t.lastG = level
 		t.set(now, min(serving+max(1, t.limit/10), t.limit), "ramp ended", attrs...)
 		return
-	}
-	if !saturated {
-		return // fewer requests wanted than allowed: nothing to learn by allowing more
 	}
 	if t.limit >= float64(t.max) {
 		t.slowStart = false

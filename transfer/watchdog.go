@@ -159,10 +159,14 @@ func (t activityTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	if tune, ok := req.Context().Value(tunerKey{}).(*tuner); ok && (req.Body == nil || req.Body == http.NoBody) {
 		// Written to first byte is a round trip plus the store's time, without the dial
 		// and handshakes of a new connection, which a whole request's latency has.
-		var wrote time.Time
+		var wrote atomic.Int64 // the two hooks run on the connection's writing and reading goroutines
 		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
-			WroteRequest:         func(httptrace.WroteRequestInfo) { wrote = tune.clock.Now() },
-			GotFirstResponseByte: func() { tune.roundTrip(tune.clock.Now().Sub(wrote)) },
+			WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(tune.clock.Now().UnixNano()) },
+			GotFirstResponseByte: func() {
+				if w := wrote.Load(); w != 0 {
+					tune.roundTrip(time.Duration(tune.clock.Now().UnixNano() - w))
+				}
+			},
 		}))
 	}
 	small := req.ContentLength > 0 && req.ContentLength <= smallBody
