@@ -296,6 +296,12 @@ func (t *tuner) tick(now time.Time) {
 // the lesser goodput of its last two windows: a burst (socket buffers filling on new
 // connections, more so behind TLS handshakes of varied length) only ever adds. t.mu is held.
 func (t *tuner) ramp(now time.Time, g, n float64, saturated bool) {
+	if !saturated {
+		// Fewer requests wanted than allowed (a walk behind the transfers): nothing to
+		// learn of the limit, and the limit is judged afresh once they are wanted again.
+		t.rampN, t.rampLast = 0, 0
+		return
+	}
 	t.rampN++
 	last := t.rampLast
 	t.rampLast = g
@@ -306,9 +312,6 @@ func (t *tuner) ramp(now time.Time, g, n float64, saturated bool) {
 	t.record(level / n)
 	if t.lowest == 0 || n < t.lowest {
 		t.lowest = n
-	}
-	if !saturated {
-		return // fewer requests wanted than allowed: nothing to learn of more
 	}
 	attrs := []slog.Attr{slog.Float64("goodput_MiBps", level/(1<<20)), slog.Float64("in_flight", n)}
 	if t.rampG > 0 && level < rampGrowth*t.rampG {

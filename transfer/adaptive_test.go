@@ -682,3 +682,24 @@ func TestAdaptiveFarTransferNearTheBestFixed(t *testing.T) {
 		t.Errorf("adaptive took %v, %.2f times the best fixed concurrency's %v; want at most 1.25", d, d.Seconds()/best.Seconds(), best)
 	}
 }
+
+// A directory job whose walk falls behind for a while wants fewer requests than the
+// limit allows; the goodput of that lull is no sign of the path's ceiling, and must not
+// end the first ramp.
+func TestAdaptiveRampSurvivesALullInDemand(t *testing.T) {
+	l := link{optimum: 64, perConn: 4e6, size: 1 << 20, rtt: 40 * time.Millisecond}
+	s := newSim(t, l, DefaultConcurrency, DefaultMaxConcurrency)
+	s.roundTrip()
+	for s.tune.current() == DefaultConcurrency {
+		s.run(s.step)
+	}
+	stepped := s.tune.current()
+	s.demand = 4
+	s.run(3 * time.Second)
+	s.demand = math.MaxInt
+	s.run(4 * time.Second)
+	t.Logf("stepped to %d, then 3 s wanting 4, then 4 s wanting all: limit %d", stepped, s.tune.current())
+	if n := s.tune.current(); n < 48 {
+		t.Errorf("4 s after the lull the limit is %d, want at least 48 of the 64 the path serves", n)
+	}
+}
