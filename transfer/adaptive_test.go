@@ -690,7 +690,11 @@ func TestAdaptiveRampSurvivesALullInDemand(t *testing.T) {
 	l := link{optimum: 64, perConn: 4e6, size: 1 << 20, rtt: 40 * time.Millisecond}
 	s := newSim(t, l, DefaultConcurrency, DefaultMaxConcurrency)
 	s.roundTrip()
+	begin := s.clock.t
 	for s.tune.current() == DefaultConcurrency {
+		if s.clock.t.Sub(begin) > 10*time.Second {
+			t.Fatalf("the limit stayed at %d for 10 s on a path serving 64", DefaultConcurrency)
+		}
 		s.run(s.step)
 	}
 	stepped := s.tune.current()
