@@ -234,7 +234,7 @@ func (t *tuner) tick(now time.Time) {
 		// Back to where the probe started, or to what the path serves at once with the
 		// goodput per request measured now, if that is less.
 		t.record(g / n)
-		t.lowest = min(t.lowest, n)
+		t.sawInFlight(n)
 		to := min(t.probing, t.lastG/t.best()+max(1, t.probing/10))
 		t.probing = 0
 		// Goodput that did not drop with half the requests says the path serves no more
@@ -256,9 +256,7 @@ func (t *tuner) tick(now time.Time) {
 	queued := n - serving
 	alpha, beta := max(1, t.limit/10), max(2, t.limit/5)
 	t.lastG = g
-	if t.lowest == 0 || n < t.lowest {
-		t.lowest = n
-	}
+	t.sawInFlight(n)
 	saturated := u.full >= u.span/2
 	attrs := []slog.Attr{
 		slog.Float64("goodput_MiBps", g/(1<<20)), slog.Float64("in_flight", n),
@@ -310,9 +308,7 @@ func (t *tuner) ramp(now time.Time, g, n float64, saturated bool) {
 	}
 	level := min(last, g)
 	t.record(level / n)
-	if t.lowest == 0 || n < t.lowest {
-		t.lowest = n
-	}
+	t.sawInFlight(n)
 	attrs := []slog.Attr{slog.Float64("goodput_MiBps", level/(1<<20)), slog.Float64("in_flight", n)}
 	if t.rampG > 0 && level < rampGrowth*t.rampG {
 		if t.rampN < 3 {
@@ -339,6 +335,13 @@ func (t *tuner) ramp(now time.Time, g, n float64, saturated bool) {
 	t.rampFrom, t.rampG = t.limit, level
 	t.rampN, t.rampLast = 0, 0
 	t.set(now, min(step*t.limit, float64(t.max)), "ramping", attrs...)
+}
+
+// sawInFlight keeps the fewest requests in flight a judged window measured. t.mu is held.
+func (t *tuner) sawInFlight(n float64) {
+	if t.lowest == 0 || n < t.lowest {
+		t.lowest = n
+	}
 }
 
 // record remembers one window's goodput per request. t.mu is held.
