@@ -27,6 +27,8 @@ const (
 	// rampGrowth is the rise in goodput a step must bring for the first ramp to go on; a
 	// step that brought rampLinear or more (goodput that grows with every request) quadruples.
 	rampGrowth, rampLinear = 1.25, 1.75
+	// farRTT is the round trip past which the first ramp starts above base (see roundTrip).
+	farRTT = 10 * time.Millisecond
 	// throttleCut is the multiplicative decrease on a throttled window.
 	throttleCut = 0.7
 	// latencyCut is the decrease when requests take latencyRise times their floor.
@@ -175,12 +177,22 @@ func (t *tuner) done(start time.Time, timed bool, err error) {
 	t.tick(now)
 }
 
-// roundTrip tells of a request's round trip, d from written to first byte.
+// roundTrip tells of a request's round trip, or a TLS handshake's, of d. Before the first
+// ramp's first step, a far store raises the limit: in flight is goodput times a request's
+// time (Little's law), and a round trip of d adds to every request's time, so a store
+// further away needs more requests in flight for the goodput the start gets next to it:
+// base times d/farRTT, at most half the max so that a step is left to judge.
 func (t *tuner) roundTrip(d time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if d > 0 && (t.rtt == 0 || d < t.rtt) {
-		t.rtt = d
+	if d <= 0 || (t.rtt != 0 && d >= t.rtt) {
+		return
+	}
+	t.rtt = d
+	if t.slowStart && t.rampFrom == 0 {
+		if to := min(t.base*float64(d)/float64(farRTT), float64(t.max)/2); to > t.limit {
+			t.set(t.clock.Now(), to, "far", slog.Duration("round_trip", d))
+		}
 	}
 }
 

@@ -50,7 +50,8 @@ type ClientConfig struct {
 	// SignatureV2 signs requests with AWS signature version 2, for old Ceph RGW and KS3.
 	SignatureV2 bool
 	// Concurrency sizes the connection pool; it should be at least the Manager's
-	// Concurrency. Zero means DefaultConcurrency.
+	// Concurrency. Zero means DefaultMaxConcurrency, as many as adaptive concurrency runs
+	// by default (an idle connection costs little; one too few is a reconnect per request).
 	Concurrency int
 	// ResponseHeaderTimeout bounds the wait for a response's headers once a request is
 	// sent, on every request, even one made outside a Manager. Zero means
@@ -122,7 +123,7 @@ func NewClient(cfg ClientConfig) (*minio.Core, error) {
 	}
 	tr := cfg.Transport
 	if tr == nil {
-		t := newTransport(orDefault(cfg.Concurrency, DefaultConcurrency), cmp.Or(cfg.ResponseHeaderTimeout, DefaultIdleTimeout))
+		t := newTransport(orDefault(cfg.Concurrency, DefaultMaxConcurrency), cmp.Or(cfg.ResponseHeaderTimeout, DefaultIdleTimeout))
 		if cfg.RootCAs != nil || cfg.InsecureSkipVerify {
 			// Still HTTP/1.1: a connection per request in flight, kept alive between them.
 			t.TLSClientConfig = &tls.Config{RootCAs: cfg.RootCAs, InsecureSkipVerify: cfg.InsecureSkipVerify}

@@ -3,6 +3,7 @@ package transfer
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -156,18 +157,8 @@ func (t activityTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	if !watched {
 		kick = func() {}
 	}
-	if tune, ok := req.Context().Value(tunerKey{}).(*tuner); ok && (req.Body == nil || req.Body == http.NoBody) {
-		// Written to first byte is a round trip plus the store's time, without the dial
-		// and handshakes of a new connection, which a whole request's latency has.
-		var wrote atomic.Int64 // the two hooks run on the connection's writing and reading goroutines
-		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
-			WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(tune.clock.Now().UnixNano()) },
-			GotFirstResponseByte: func() {
-				if w := wrote.Load(); w != 0 {
-					tune.roundTrip(time.Duration(tune.clock.Now().UnixNano() - w))
-				}
-			},
-		}))
+	if tune, ok := req.Context().Value(tunerKey{}).(*tuner); ok {
+		req = traceRoundTrips(req, tune)
 	}
 	small := req.ContentLength > 0 && req.ContentLength <= smallBody
 	if req.Body != nil && req.Body != http.NoBody && (watched || small) {
@@ -191,6 +182,38 @@ func (t activityTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		resp.Body = &kickReadCloser{kickReader{r: resp.Body, kick: kick}, resp.Body}
 	}
 	return resp, err
+}
+
+// traceRoundTrips tells tune of req's round trips: from a bodiless request written to its
+// first response byte (a round trip plus the store's time, without the dial and
+// handshakes of a new connection), and a TLS handshake (one round trip in TLS 1.3, plus
+// the crypto), which also times a far store before the first response to a request with
+// a body, e.g. the first PUTs of a directory job. A TCP connect is not one: through a
+// proxy it is a round trip to the proxy.
+func traceRoundTrips(req *http.Request, tune *tuner) *http.Request {
+	bodiless := req.Body == nil || req.Body == http.NoBody
+	if !bodiless && req.URL.Scheme != "https" {
+		return req
+	}
+	since := func(t int64) {
+		if t != 0 {
+			tune.roundTrip(time.Duration(tune.clock.Now().UnixNano() - t))
+		}
+	}
+	var wrote, handshake atomic.Int64 // the hooks run on the connection's writing and reading goroutines
+	trace := &httptrace.ClientTrace{
+		TLSHandshakeStart: func() { handshake.Store(tune.clock.Now().UnixNano()) },
+		TLSHandshakeDone: func(_ tls.ConnectionState, err error) {
+			if err == nil {
+				since(handshake.Load())
+			}
+		},
+	}
+	if bodiless {
+		trace.WroteRequest = func(httptrace.WroteRequestInfo) { wrote.Store(tune.clock.Now().UnixNano()) }
+		trace.GotFirstResponseByte = func() { since(wrote.Load()) }
+	}
+	return req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
 }
 
 // readBody reads a request body of n bytes whole. One that ends early or goes on past n

@@ -105,12 +105,8 @@ func (c *commonFlags) openSession(ctx context.Context, e *env, o sessionOpts) (*
 	if s.ui == nil {
 		s.ui = newUI(e, c.quiet, c.asJSON, o.dataOnStdout)
 	}
-	pool := max(o.concurrency, transfer.DefaultConcurrency)
-	if o.concurrency == 0 {
-		pool = transfer.DefaultMaxConcurrency // a connection for as many as adaptive concurrency may run
-	}
 	log := logger(s.ui, c.verbose)
-	s3, err := st.client(pool, o.idleTimeout, log)
+	s3, err := st.client(o.concurrency, o.idleTimeout, log)
 	if err != nil {
 		s.ui.close()
 		return nil, err
