@@ -304,7 +304,9 @@ func (t *tuner) tick(now time.Time) {
 // ramp judges a window of the first ramp, which moved g bytes per second with n requests
 // in flight on average; saturated says the limit held requests back. A limit is judged on
 // the lesser goodput of its last two windows: a burst (socket buffers filling on new
-// connections, more so behind TLS handshakes of varied length) only ever adds. t.mu is held.
+// connections, more so behind TLS handshakes of varied length) only ever adds. The first
+// limit, with nothing to compare with, is measured on one window: a burst there only makes
+// the next step look smaller, and that step is judged on two. t.mu is held.
 func (t *tuner) ramp(now time.Time, g, n float64, saturated bool) {
 	if !saturated {
 		// Fewer requests wanted than allowed (a walk behind the transfers): nothing to
@@ -315,10 +317,13 @@ func (t *tuner) ramp(now time.Time, g, n float64, saturated bool) {
 	t.rampN++
 	last := t.rampLast
 	t.rampLast = g
-	if t.rampN < 2 {
+	if t.rampN < 2 && t.rampG > 0 {
 		return
 	}
-	level := min(last, g)
+	level := g
+	if t.rampN >= 2 {
+		level = min(last, g)
+	}
 	t.record(level / n)
 	t.sawInFlight(n)
 	attrs := []slog.Attr{slog.Float64("goodput_MiBps", level/(1<<20)), slog.Float64("in_flight", n)}

@@ -678,8 +678,8 @@ func TestAdaptiveFarTransferNearTheBestFixed(t *testing.T) {
 	}
 	d, trace := transfer(DefaultConcurrency, DefaultMaxConcurrency)
 	t.Logf("adaptive: %v (%.2f of the best fixed), limit %v", d, d.Seconds()/best.Seconds(), trace)
-	if d.Seconds() > 1.15*best.Seconds() {
-		t.Errorf("adaptive took %v, %.2f times the best fixed concurrency's %v; want at most 1.15", d, d.Seconds()/best.Seconds(), best)
+	if d.Seconds() > 1.12*best.Seconds() {
+		t.Errorf("adaptive took %v, %.2f times the best fixed concurrency's %v; want at most 1.12", d, d.Seconds()/best.Seconds(), best)
 	}
 }
 
