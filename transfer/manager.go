@@ -30,9 +30,10 @@ const DefaultConcurrency = 8
 type Config struct {
 	// Concurrency bounds the requests in flight across all transfers of the Manager, so a
 	// directory of many files shares one budget. N > 0 means exactly N. Zero (or less)
-	// means adaptive: the Manager starts at DefaultConcurrency and, measuring goodput,
-	// latency and throttling as it goes, keeps as many in flight as pay, between 1 and
-	// MaxConcurrency: more on a distant store, fewer when the store answers SlowDown.
+	// means adaptive: the Manager starts at DefaultConcurrency (more for a store whose
+	// round trip is 10 ms or more) and, measuring goodput, latency and throttling as it
+	// goes, keeps as many in flight as pay, between 1 and MaxConcurrency: more on a
+	// distant store, fewer when the store answers SlowDown.
 	// See Manager.Concurrency.
 	Concurrency int
 	// MaxConcurrency bounds adaptive concurrency. Zero means DefaultMaxConcurrency. Memory

@@ -9,7 +9,7 @@ import (
 )
 
 // concurrencyUsage is the --concurrency flag's help.
-var concurrencyUsage = fmt.Sprintf("requests in flight, `auto|N`: auto adapts (from %d, more while goodput grows, fewer on SlowDown or "+
+var concurrencyUsage = fmt.Sprintf("requests in flight, `auto|N`: auto adapts (from %d or more for a far store, more while goodput grows, fewer on SlowDown or "+
 	"rising latency, up to %d), N from 1 to 1024 keeps exactly N (default: the profile's max_concurrent_requests, else auto)",
 	transfer.DefaultConcurrency, transfer.DefaultMaxConcurrency)
 
