@@ -189,8 +189,18 @@ func (t *tuner) roundTrip(d time.Duration) {
 		return
 	}
 	t.rtt = d
-	if t.slowStart && t.rampFrom == 0 {
+	if !t.slowStart {
+		return
+	}
+	// The ramp's window lasts rampRounds of the quickest round trip: a quicker one (a
+	// TLS handshake's came first) shortens the window under way.
+	if w := min(max(rampRounds*d, rampMin), rampMax); w < t.window {
+		t.window = w
+		t.due.Store(t.start.Add(w).UnixNano())
+	}
+	if t.rampFrom == 0 {
 		if to := min(t.base*float64(d)/float64(farRTT), float64(t.max)/2); to > t.limit {
+			t.rampN, t.rampLast = 0, 0 // a window judged at the start says nothing of this limit
 			t.set(t.clock.Now(), to, "far", slog.Duration("round_trip", d))
 		}
 	}
@@ -304,9 +314,9 @@ func (t *tuner) tick(now time.Time) {
 // ramp judges a window of the first ramp, which moved g bytes per second with n requests
 // in flight on average; saturated says the limit held requests back. A limit is judged on
 // the lesser goodput of its last two windows: a burst (socket buffers filling on new
-// connections, more so behind TLS handshakes of varied length) only ever adds. The first
-// limit, with nothing to compare with, is measured on one window: a burst there only makes
-// the next step look smaller, and that step is judged on two. t.mu is held.
+// connections, more so behind TLS handshakes of varied length) only ever adds: judged on
+// one, the first limit of a far upload read twice what its path carried, and the ramp
+// ended a step later at half the path. t.mu is held.
 func (t *tuner) ramp(now time.Time, g, n float64, saturated bool) {
 	if !saturated {
 		// Fewer requests wanted than allowed (a walk behind the transfers): nothing to
@@ -317,13 +327,10 @@ func (t *tuner) ramp(now time.Time, g, n float64, saturated bool) {
 	t.rampN++
 	last := t.rampLast
 	t.rampLast = g
-	if t.rampN < 2 && t.rampG > 0 {
+	if t.rampN < 2 {
 		return
 	}
-	level := g
-	if t.rampN >= 2 {
-		level = min(last, g)
-	}
+	level := min(last, g)
 	t.record(level / n)
 	t.sawInFlight(n)
 	attrs := []slog.Attr{slog.Float64("goodput_MiBps", level/(1<<20)), slog.Float64("in_flight", n)}

@@ -51,6 +51,9 @@ type link struct {
 	// noise, when set, scales the link's rate by a factor drawn between 1-noise and 1
 	// every half second: a store on a busy machine.
 	noise float64
+	// burst, when set, is what a request moves at once with its first bytes, on top of
+	// the link's rate: socket buffers filling on a new connection.
+	burst float64
 }
 
 type simRequest struct {
@@ -143,7 +146,11 @@ func (s *sim) run(d time.Duration) {
 				kept = append(kept, r)
 				continue
 			}
-			b := min(rate*s.step.Seconds(), r.left)
+			b := rate * s.step.Seconds()
+			if r.moved == 0 {
+				b += s.link.burst
+			}
+			b = min(b, r.left)
 			r.left -= b
 			r.moved += b
 			s.tune.moving(int64(b))
@@ -680,6 +687,21 @@ func TestAdaptiveFarTransferNearTheBestFixed(t *testing.T) {
 	t.Logf("adaptive: %v (%.2f of the best fixed), limit %v", d, d.Seconds()/best.Seconds(), trace)
 	if d.Seconds() > 1.12*best.Seconds() {
 		t.Errorf("adaptive took %v, %.2f times the best fixed concurrency's %v; want at most 1.12", d, d.Seconds()/best.Seconds(), best)
+	}
+}
+
+// New connections' first bytes fill socket buffers at once: a window that reads them as
+// goodput must not become the measure of a limit, or the next step, which moves as much
+// again, looks like no gain (a far upload judged its first limit on one window, read twice
+// what the path carried, and ended the ramp at half the path a step later).
+func TestAdaptiveFirstRampSeesThroughBursts(t *testing.T) {
+	l := link{optimum: 1000, perConn: 4e6, size: 16 << 20, rtt: 40 * time.Millisecond, jitter: 4, burst: 2 << 20}
+	s := newSim(t, l, DefaultConcurrency, DefaultMaxConcurrency)
+	s.roundTrip()
+	s.run(5 * time.Second)
+	t.Logf("limit after 5 s: %v", s.trace)
+	if n := s.tune.current(); n < 48 {
+		t.Errorf("on a path serving %d at 4 MB/s each the limit is %d after 5 s; want at least 48 of the max 64", l.optimum, n)
 	}
 }
 
