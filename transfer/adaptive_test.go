@@ -717,10 +717,17 @@ func TestAdaptiveStartGrowsWithTheRoundTrip(t *testing.T) {
 		if n := s.tune.current(); n != c.want {
 			t.Errorf("after a round trip of %v the limit is %d, want %d", c.rtt, n, c.want)
 		}
-		// A quicker round trip afterwards does not lower it: the ramp judges from here.
+		// A quicker round trip afterwards does not lower it: the ramp judges from here. It
+		// shortens the window under way to rampRounds of it.
 		s.tune.roundTrip(c.rtt / 2)
 		if n := s.tune.current(); n != c.want {
 			t.Errorf("after a round trip of %v then a quicker one the limit is %d, want %d", c.rtt, n, c.want)
+		}
+		s.tune.mu.Lock()
+		due, start := time.Unix(0, s.tune.due.Load()), s.tune.start
+		s.tune.mu.Unlock()
+		if want := min(max(rampRounds*c.rtt/2, rampMin), windowMin); due.Sub(start) != want {
+			t.Errorf("after a round trip of %v the window under way lasts %v, want %v", c.rtt/2, due.Sub(start), want)
 		}
 	}
 }
