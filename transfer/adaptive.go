@@ -59,11 +59,12 @@ const (
 // BBR's startup do. Its windows last a few round trips and count bytes as they move, so
 // a far path with requests of seconds fills within seconds. A window right after a
 // change is not judged (new requests' first bytes fill socket buffers at once, a burst
-// that would pass for goodput), nor the first one, for the same reason. When a step no
+// that would pass for goodput), nor the first one, for the same reason; only the start's
+// goodput per request is remembered, not that of limits stepped up to. When a step no
 // longer pays, the limit drops to what the path served at once.
 //
 // Afterwards, time is cut into windows of about two request latencies, the first judged
-// once a request ended, and ended by the clock as bytes move. Only data
+// the one after requests first ended, and ended by the clock as bytes move. Only data
 // requests of some size (PUT, GET, copies) give latencies. Each window measures the
 // goodput g (bytes per second moved by requests) and the mean number of requests in
 // flight n, so g/n is the goodput per request; its best value over the last windows,
@@ -72,7 +73,8 @@ const (
 // in flight only queue: the rule of TCP Vegas, on goodput rather than round-trip time,
 // so requests of any size count. With fewer than alpha queued (a tenth of the limit),
 // the limit grows by one, if the limit was what held requests back. With more than beta
-// (a fifth) queued, it drops to g/e plus alpha, but not below its start (a store whose goodput swings with its own load reads as queueing). A throttled request (SlowDown, 503, 429)
+// (a fifth) queued, it drops to g/e plus alpha, but not below its start (a store whose
+// goodput swings with its own load reads as queueing). A throttled request (SlowDown, 503, 429)
 // cuts the limit by 30% at once, at most once per window; requests taking three times
 // the lowest latency seen while some queue cut it by 20%. A window right after a change
 // is not judged, since the change is still taking effect. Every probeEvery quiet windows
@@ -107,6 +109,7 @@ type tuner struct {
 	rampFrom, rampG float64
 	rampN           int
 	rampLast        float64
+	rampFresh       bool          // the limit was stepped up: at least half its requests are new
 	rtt             time.Duration // the quickest round trip seen
 	probing         float64       // the limit before a probe, while one runs
 	probeNow        bool          // probe at the next judged window
@@ -200,7 +203,7 @@ func (t *tuner) roundTrip(d time.Duration) {
 	}
 	if t.rampFrom == 0 {
 		if to := min(t.base*float64(d)/float64(farRTT), float64(t.max)/2); to > t.limit {
-			t.rampN, t.rampLast = 0, 0 // a window judged at the start says nothing of this limit
+			t.rampN, t.rampLast, t.rampFresh = 0, 0, true // a window judged at the start says nothing of this limit
 			t.set(t.clock.Now(), to, "far", slog.Duration("round_trip", d))
 		}
 	}
@@ -226,6 +229,9 @@ func (t *tuner) tick(now time.Time) {
 	t.start = now
 	settling := t.settling
 	t.settling = false
+	// The window in which requests first ended is not judged: it is where they all ended
+	// at once, and in flight they moved nothing while their last bytes crossed the path.
+	unmeasured := t.latency == 0
 	if latN > 0 {
 		t.windows++
 		mean := latSum / time.Duration(latN)
@@ -249,7 +255,7 @@ func (t *tuner) tick(now time.Time) {
 		t.ramp(now, g, n, u.full >= u.span/2)
 		return
 	}
-	if t.latency == 0 {
+	if unmeasured {
 		return // nothing to compare latencies with yet
 	}
 	if t.probing > 0 {
@@ -331,7 +337,13 @@ func (t *tuner) ramp(now time.Time, g, n float64, saturated bool) {
 		return
 	}
 	level := min(last, g)
-	t.record(level / n)
+	if !t.rampFresh {
+		// Not what a request moves once the limit was stepped up: at least half the
+		// requests are new, their connections' buffers fill for a while (a far upload read
+		// 165 MiB/s at 32 in flight on a 122 MiB/s path), and a goodput per request too
+		// high reads later windows as queueing. The start's is: the path was idle.
+		t.record(level / n)
+	}
 	t.sawInFlight(n)
 	attrs := []slog.Attr{slog.Float64("goodput_MiBps", level/(1<<20)), slog.Float64("in_flight", n)}
 	if t.rampG > 0 && level < rampGrowth*t.rampG {
@@ -357,7 +369,7 @@ func (t *tuner) ramp(now time.Time, g, n float64, saturated bool) {
 		step = 4
 	}
 	t.rampFrom, t.rampG = t.limit, level
-	t.rampN, t.rampLast = 0, 0
+	t.rampN, t.rampLast, t.rampFresh = 0, 0, true
 	t.set(now, min(step*t.limit, float64(t.max)), "ramping", attrs...)
 }
 

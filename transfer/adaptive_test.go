@@ -51,9 +51,12 @@ type link struct {
 	// noise, when set, scales the link's rate by a factor drawn between 1-noise and 1
 	// every half second: a store on a busy machine.
 	noise float64
-	// burst, when set, is what a request moves at once with its first bytes, on top of
-	// the link's rate: socket buffers filling on a new connection.
+	// burst, when set, is what a request moves in its first half second on top of the
+	// link's rate: socket buffers (and a proxy's) filling on a new connection.
 	burst float64
+	// tail, when set, is how long a request stays in flight after its last byte moved:
+	// buffered bytes crossing the path, the store's commit, the answer's way back.
+	tail time.Duration
 }
 
 type simRequest struct {
@@ -62,6 +65,7 @@ type simRequest struct {
 	left     float64
 	moved    float64
 	slowDown time.Time // zero unless it is answered SlowDown then
+	sent     time.Time // zero until its last byte moved
 }
 
 // sim runs a controller over a link, with demand requests always waiting (or fewer).
@@ -142,23 +146,29 @@ func (s *sim) run(d time.Duration) {
 				kept = append(kept, r)
 				continue
 			}
-			if s.clock.t.Before(r.ready) {
+			if s.clock.t.Before(r.ready) || (!r.sent.IsZero() && s.clock.t.Before(r.sent.Add(s.link.tail))) {
 				kept = append(kept, r)
 				continue
 			}
+			if !r.sent.IsZero() {
+				s.end(r)
+				continue
+			}
 			b := rate * s.step.Seconds()
-			if r.moved == 0 {
-				b += s.link.burst
+			if s.clock.t.Before(r.ready.Add(burstFor)) {
+				b += s.link.burst * s.step.Seconds() / burstFor.Seconds()
 			}
 			b = min(b, r.left)
 			r.left -= b
 			r.moved += b
 			s.tune.moving(int64(b))
 			if r.left <= 0 {
-				s.acked += r.moved
-				s.ended++
-				s.tune.done(r.start, true, nil)
-				s.slots.release()
+				if s.link.tail > 0 {
+					r.sent = s.clock.t
+					kept = append(kept, r)
+				} else {
+					s.end(r)
+				}
 				continue
 			}
 			kept = append(kept, r)
@@ -170,11 +180,22 @@ func (s *sim) run(d time.Duration) {
 	}
 }
 
-// serving is the requests moving bytes (not about to be throttled).
+// end ends r, a success.
+func (s *sim) end(r *simRequest) {
+	s.acked += r.moved
+	s.ended++
+	s.tune.done(r.start, true, nil)
+	s.slots.release()
+}
+
+// burstFor is how long a link's burst lasts.
+const burstFor = 500 * time.Millisecond
+
+// serving is the requests moving bytes (not about to be throttled, nor done sending).
 func (s *sim) serving() int {
 	n := 0
 	for _, r := range s.active {
-		if r.slowDown.IsZero() && !s.clock.t.Before(r.ready) {
+		if r.slowDown.IsZero() && r.sent.IsZero() && !s.clock.t.Before(r.ready) {
 			n++
 		}
 	}
@@ -693,15 +714,19 @@ func TestAdaptiveFarTransferNearTheBestFixed(t *testing.T) {
 // New connections' first bytes fill socket buffers at once: a window that reads them as
 // goodput must not become the measure of a limit, or the next step, which moves as much
 // again, looks like no gain (a far upload judged its first limit on one window, read twice
-// what the path carried, and ended the ramp at half the path a step later).
+// what the path carried, and ended the ramp at half the path a step later); nor the
+// measure of what one request moves, or the path's every window after the ramp reads as
+// queueing (a far job of 4 GiB was cut from 64 to 17). Nor may the window in which the
+// first requests end, together, their last bytes still crossing the path.
 func TestAdaptiveFirstRampSeesThroughBursts(t *testing.T) {
-	l := link{optimum: 1000, perConn: 4e6, size: 16 << 20, rtt: 40 * time.Millisecond, jitter: 4, burst: 2 << 20}
+	l := link{optimum: 1000, perConn: 4e6, size: 16 << 20, rtt: 40 * time.Millisecond, jitter: 4, burst: 1 << 20,
+		tail: 400 * time.Millisecond}
 	s := newSim(t, l, DefaultConcurrency, DefaultMaxConcurrency)
 	s.roundTrip()
-	s.run(5 * time.Second)
-	t.Logf("limit after 5 s: %v", s.trace)
-	if n := s.tune.current(); n < 48 {
-		t.Errorf("on a path serving %d at 4 MB/s each the limit is %d after 5 s; want at least 48 of the max 64", l.optimum, n)
+	s.run(60 * time.Second)
+	t.Logf("limit, each second: %v", s.trace)
+	if lo := slices.Min(s.trace[5:]); lo < 48 {
+		t.Errorf("on a path serving %d at 4 MB/s each the limit fell to %d after the ramp; want at least 48 of the max 64", l.optimum, lo)
 	}
 }
 
