@@ -341,7 +341,7 @@ func (t *tuner) ramp(now time.Time, g, n float64, saturated bool) {
 		// Not what a request moves once the limit was stepped up: at least half the
 		// requests are new, their connections' buffers fill for a while (a far upload read
 		// 165 MiB/s at 32 in flight on a 122 MiB/s path), and a goodput per request too
-		// high reads later windows as queueing. The start's is: the path was idle.
+		// high reads later windows as queueing. The start's is kept: it began on an idle path.
 		t.record(level / n)
 	}
 	t.sawInFlight(n)

@@ -39,38 +39,12 @@ func TestRoundTripsOfBodilessRequests(t *testing.T) {
 		time.Sleep(wait)
 	}))
 	defer srv.Close()
-	rt := activityTransport{base: srv.Client().Transport}
-	for _, c := range []struct {
-		method string
-		body   io.Reader
-		timed  bool
-	}{{http.MethodHead, nil, true}, {http.MethodPut, strings.NewReader("some bytes"), false}} {
-		tune := newTuner(newSlots(8, time.Now), nil, 8, 64, ratelimit.WallClock{}, slog.New(slog.DiscardHandler))
-		ctx := context.WithValue(context.Background(), tunerKey{}, tune)
-		req, err := http.NewRequestWithContext(ctx, c.method, srv.URL, c.body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := rt.RoundTrip(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		rtt := tune.quickestRoundTrip()
-		if c.timed && rtt < wait {
-			t.Errorf("%s: round trip %v, want at least the store's %v", c.method, rtt, wait)
-		}
-		if !c.timed && rtt != 0 {
-			t.Errorf("%s: a request with a body gave a round trip of %v", c.method, rtt)
-		}
+	if rtt := roundTripSeen(t, srv, http.MethodHead, nil); rtt < wait {
+		t.Errorf("HEAD: round trip %v, want at least the store's %v", rtt, wait)
 	}
-}
-
-// quickestRoundTrip is the quickest round trip seen, zero before any.
-func (t *tuner) quickestRoundTrip() time.Duration {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.rtt
+	if rtt := roundTripSeen(t, srv, http.MethodPut, strings.NewReader("some bytes")); rtt != 0 {
+		t.Errorf("PUT: a request with a body gave a round trip of %v", rtt)
+	}
 }
 
 // Over TLS a new connection's handshake is a round trip too, even for a request with a
@@ -80,19 +54,29 @@ func TestRoundTripsOfTLSHandshakes(t *testing.T) {
 		_, _ = io.Copy(io.Discard, r.Body)
 	}))
 	defer srv.Close()
-	rt := activityTransport{base: srv.Client().Transport}
+	if rtt := roundTripSeen(t, srv, http.MethodPut, strings.NewReader("some bytes")); rtt <= 0 {
+		t.Errorf("a PUT on a new TLS connection gave no round trip (%v)", rtt)
+	}
+}
+
+// roundTripSeen sends one request to srv through activityTransport, on a new connection,
+// and returns the quickest round trip its tuner was told of (zero if none).
+func roundTripSeen(t *testing.T, srv *httptest.Server, method string, body io.Reader) time.Duration {
+	t.Helper()
 	tune := newTuner(newSlots(8, time.Now), nil, 8, 64, ratelimit.WallClock{}, slog.New(slog.DiscardHandler))
 	ctx := context.WithValue(context.Background(), tunerKey{}, tune)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, srv.URL, strings.NewReader("some bytes"))
+	req, err := http.NewRequestWithContext(ctx, method, srv.URL, body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := rt.RoundTrip(req)
+	tr := srv.Client().Transport.(*http.Transport).Clone() // a connection of its own
+	defer tr.CloseIdleConnections()
+	resp, err := activityTransport{base: tr}.RoundTrip(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if rtt := tune.quickestRoundTrip(); rtt <= 0 {
-		t.Errorf("a PUT on a new TLS connection gave no round trip (%v)", rtt)
-	}
+	tune.mu.Lock()
+	defer tune.mu.Unlock()
+	return tune.rtt
 }
