@@ -711,13 +711,11 @@ func TestAdaptiveFarTransferNearTheBestFixed(t *testing.T) {
 	}
 }
 
-// New connections' first bytes fill socket buffers at once: a window that reads them as
-// goodput must not become the measure of a limit, or the next step, which moves as much
-// again, looks like no gain (a far upload judged its first limit on one window, read twice
-// what the path carried, and ended the ramp at half the path a step later); nor the
-// measure of what one request moves, or the path's every window after the ramp reads as
-// queueing (a far job of 4 GiB was cut from 64 to 17). Nor may the window in which the
-// first requests end, together, their last bytes still crossing the path.
+// New connections' first bytes fill socket buffers at once, and a request's last bytes
+// still cross the path after they left: the first ramp's reading of a limit full of new
+// connections must not become the measure of what one request moves, nor may the window
+// in which the first requests end, together, be judged, or the path's every window after
+// the ramp reads as queueing (a far job of 4 GiB was cut from 64 in flight to 17).
 func TestAdaptiveFirstRampSeesThroughBursts(t *testing.T) {
 	l := link{optimum: 1000, perConn: 4e6, size: 16 << 20, rtt: 40 * time.Millisecond, jitter: 4, burst: 1 << 20,
 		tail: 400 * time.Millisecond}
