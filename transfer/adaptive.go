@@ -74,14 +74,15 @@ const (
 // so requests of any size count. With fewer than alpha queued (a tenth of the limit),
 // the limit grows by one, if the limit was what held requests back. With more than beta
 // (a fifth) queued, it drops to g/e plus alpha, but not below its start (a store whose
-// goodput swings with its own load reads as queueing). A throttled request (SlowDown, 503, 429)
-// cuts the limit by 30% at once, at most once per window; requests taking three times
-// the lowest latency seen while some queue cut it by 20%. A window right after a change
-// is not judged, since the change is still taking effect. Every probeEvery quiet windows
-// (or at once if no window ever measured fewer requests than the path seems to serve) the
-// limit is halved for two windows, to measure e where requests do not queue, and comes
-// back to where it was, or to g/e plus alpha if that is less; if goodput did not drop
-// with half the requests, the next window probes lower still.
+// goodput swings with its own load reads as queueing). A throttled request (SlowDown,
+// 503, 429) cuts the limit by 30% at once, at most once per window; requests taking
+// three times the lowest latency seen while some queue cut it by 20%. A window right
+// after a change is not judged, since the change is still taking effect. Every
+// probeEvery quiet windows (or at once if no window ever measured fewer requests than
+// the path seems to serve) the limit is halved for two windows, to measure e where
+// requests do not queue, and comes back to where it was, or to g/e plus alpha if that
+// is less; if goodput did not drop with half the requests, the next window probes lower
+// still.
 // For the first holdStart and holdWindows windows, until the store throttles, no decision
 // but a throttled one takes the limit below where it started, and no probe runs.
 // The limit stays within [1, max].
@@ -109,7 +110,6 @@ type tuner struct {
 	rampFrom, rampG float64
 	rampN           int
 	rampLast        float64
-	rampFresh       bool          // the limit was stepped up: at least half its requests are new
 	rtt             time.Duration // the quickest round trip seen
 	probing         float64       // the limit before a probe, while one runs
 	probeNow        bool          // probe at the next judged window
@@ -203,7 +203,7 @@ func (t *tuner) roundTrip(d time.Duration) {
 	}
 	if t.rampFrom == 0 {
 		if to := min(t.base*float64(d)/float64(farRTT), float64(t.max)/2); to > t.limit {
-			t.rampN, t.rampLast, t.rampFresh = 0, 0, true // a window judged at the start says nothing of this limit
+			t.rampN, t.rampLast = 0, 0 // a window judged at the start says nothing of this limit
 			t.set(t.clock.Now(), to, "far", slog.Duration("round_trip", d))
 		}
 	}
@@ -337,7 +337,7 @@ func (t *tuner) ramp(now time.Time, g, n float64, saturated bool) {
 		return
 	}
 	level := min(last, g)
-	if !t.rampFresh {
+	if t.limit <= t.base {
 		// Not what a request moves once the limit was stepped up: at least half the
 		// requests are new, their connections' buffers fill for a while (a far upload read
 		// 165 MiB/s at 32 in flight on a 122 MiB/s path), and a goodput per request too
@@ -369,7 +369,7 @@ func (t *tuner) ramp(now time.Time, g, n float64, saturated bool) {
 		step = 4
 	}
 	t.rampFrom, t.rampG = t.limit, level
-	t.rampN, t.rampLast, t.rampFresh = 0, 0, true
+	t.rampN, t.rampLast = 0, 0
 	t.set(now, min(step*t.limit, float64(t.max)), "ramping", attrs...)
 }
 
