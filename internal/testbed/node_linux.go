@@ -2,8 +2,11 @@ package testbed
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +16,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 )
 
 func distDir(t testing.TB) string {
@@ -104,6 +110,59 @@ func restartNode(t testing.TB, s Store, dir, pidFile string, args []string, addr
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
+	// Healthy is not yet serving: a node just back may still fail a write while its
+	// connections to the others come up. Back when it stores and returns an object, a few
+	// times in a row.
+	for ok := 0; ok < 3; {
+		if err := probeWrite(s, eps[i]); err != nil {
+			ok = 0
+			if time.Now().After(deadline) {
+				t.Errorf("node %d was started again, but a write through it still fails: %v", i+1, err)
+				return
+			}
+			time.Sleep(200 * time.Millisecond)
+			continue
+		}
+		ok++
+	}
+}
+
+// probeWrite puts, reads back and deletes a small object through the node at endpoint.
+func probeWrite(s Store, endpoint string) error {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		return err
+	}
+	client, err := minio.New(u.Host, &minio.Options{Creds: credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""),
+		Region: "us-east-1", MaxRetries: 1, BucketLookup: minio.BucketLookupPath})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	const bucket, key = "s3xfer-node-probe", "probe"
+	if err := client.MakeBucket(ctx, bucket, minio.MakeBucketOptions{}); err != nil {
+		if exists, err2 := client.BucketExists(ctx, bucket); err2 != nil || !exists {
+			return err
+		}
+	}
+	body := []byte("probe")
+	if _, err := client.PutObject(ctx, bucket, key, bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{}); err != nil {
+		return err
+	}
+	obj, err := client.GetObject(ctx, bucket, key, minio.GetObjectOptions{})
+	if err != nil {
+		return err
+	}
+	got, err := io.ReadAll(obj)
+	obj.Close()
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(got, body) {
+		return fmt.Errorf("read back %q, stored %q", got, body)
+	}
+	return client.RemoveObject(ctx, bucket, key, minio.RemoveObjectOptions{})
 }
 
 func healthy(url string) bool {
