@@ -92,7 +92,8 @@ type tuner struct {
 	clock    ratelimit.Clock
 	log      *slog.Logger
 	min, max int
-	base     float64   // the limit it started at
+	base     float64   // the limit it was made with, for a store next to it
+	startAt  float64   // the limit the first ramp started at: base, or more for a far store (roundTrip)
 	holdEnd  time.Time // until then (and holdWindows) the limit stays at or above base; zero once throttled
 	windows  int       // windows in which some request ended
 
@@ -132,7 +133,7 @@ func newTuner(s, files *slots, start, maxN int, clock ratelimit.Clock, log *slog
 	t := &tuner{slots: s, files: files, clock: clock, log: log, min: 1, max: max(maxN, 1),
 		slowStart: true, settling: true, window: windowMin}
 	t.limit = float64(min(max(start, t.min), t.max))
-	t.base = t.limit
+	t.base, t.startAt = t.limit, t.limit
 	t.start = clock.Now()
 	t.holdEnd = t.start.Add(holdStart)
 	t.lastCut = t.start.Add(-windowMax)
@@ -184,7 +185,10 @@ func (t *tuner) done(start time.Time, timed bool, err error) {
 // ramp's first step, a far store raises the limit: in flight is goodput times a request's
 // time (Little's law), and a round trip of d adds to every request's time, so a store
 // further away needs more requests in flight for the goodput the start gets next to it:
-// base times d/farRTT, at most half the max so that a step is left to judge.
+// base times d/farRTT, at most the max. That is the start the hold keeps and queueing
+// never cuts below, as base is next to the store: a far job of small files at a start
+// capped at half the max read 64 in flight as queueing, a step that brought a fifth more
+// in windows too short to tell, and ended at 32-46 where a fixed 64 took 0.8 of the time.
 func (t *tuner) roundTrip(d time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -202,8 +206,9 @@ func (t *tuner) roundTrip(d time.Duration) {
 		t.due.Store(t.start.Add(w).UnixNano())
 	}
 	if t.rampFrom == 0 {
-		if to := min(t.base*float64(d)/float64(farRTT), float64(t.max)/2); to > t.limit {
+		if to := min(t.base*float64(d)/float64(farRTT), float64(t.max)); to > t.limit {
 			t.rampN, t.rampLast = 0, 0 // a window judged at the start says nothing of this limit
+			t.startAt = to
 			t.set(t.clock.Now(), to, "far", slog.Duration("round_trip", d))
 		}
 	}
@@ -398,7 +403,7 @@ func (t *tuner) best() float64 {
 // bottom is the lowest limit allowed now but on throttling. t.mu is held.
 func (t *tuner) bottom(now time.Time) float64 {
 	if !t.holdEnd.IsZero() && (now.Before(t.holdEnd) || t.windows < holdWindows) {
-		return max(t.base, 1)
+		return max(t.startAt, 1)
 	}
 	return max(float64(t.min), 1)
 }

@@ -729,12 +729,12 @@ func TestAdaptiveFirstRampSeesThroughBursts(t *testing.T) {
 }
 
 // The round trip sets where the first ramp starts: the old fixed default next to the
-// store, more in flight further away (Little's law), never past half the max.
+// store, more in flight further away (Little's law), never past the max.
 func TestAdaptiveStartGrowsWithTheRoundTrip(t *testing.T) {
 	for _, c := range []struct {
 		rtt  time.Duration
 		want int
-	}{{500 * time.Microsecond, 8}, {farRTT, 8}, {20 * time.Millisecond, 16}, {40 * time.Millisecond, 32}, {200 * time.Millisecond, 32}} {
+	}{{500 * time.Microsecond, 8}, {farRTT, 8}, {20 * time.Millisecond, 16}, {40 * time.Millisecond, 32}, {60 * time.Millisecond, 48}, {200 * time.Millisecond, 64}} {
 		s := newSim(t, link{optimum: 64, perConn: 4e6, size: 16 << 20, rtt: c.rtt}, DefaultConcurrency, DefaultMaxConcurrency)
 		s.roundTrip()
 		if n := s.tune.current(); n != c.want {
@@ -753,6 +753,24 @@ func TestAdaptiveStartGrowsWithTheRoundTrip(t *testing.T) {
 			t.Errorf("after a round trip of %v the window under way lasts %v, want %v", c.rtt/2, due.Sub(start), want)
 		}
 	}
+}
+
+// A far store's start is held as the old default is next to the store: the windows of a
+// job of a few seconds are too few to tell queueing from noise. After the hold, on a path
+// that serves fewer than the start, the limit settles near what it serves: requests that
+// move bytes, and as many again as wait out their round trip.
+func TestAdaptiveFarStartIsHeld(t *testing.T) {
+	l := link{optimum: 24, perConn: 4e6, size: 1 << 20, rtt: 100 * time.Millisecond}
+	s := newSim(t, l, DefaultConcurrency, DefaultMaxConcurrency)
+	s.roundTrip()
+	s.run(holdStart - time.Second)
+	t.Logf("limit, each second: %v", s.trace)
+	if lo := slices.Min(s.trace); lo < DefaultMaxConcurrency {
+		t.Errorf("a round trip of %v starts at %d, and the limit fell to %d within %v", l.rtt, DefaultMaxConcurrency, lo, holdStart)
+	}
+	s.run(300 * time.Second)
+	moving := float64(l.size) / l.perConn
+	s.settled(150, int(math.Round(float64(l.optimum)*(moving+l.rtt.Seconds())/moving)))
 }
 
 // A directory job whose walk falls behind for a while wants fewer requests than the
