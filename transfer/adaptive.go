@@ -94,7 +94,7 @@ type tuner struct {
 	min, max int
 	base     float64   // the limit it was made with, for a store next to it
 	startAt  float64   // the limit the first ramp started at: base, or more for a far store (roundTrip)
-	holdEnd  time.Time // until then (and holdWindows) the limit stays at or above base; zero once throttled
+	holdEnd  time.Time // until then (and holdWindows) the limit stays at or above startAt; zero once throttled
 	windows  int       // windows in which some request ended
 
 	moved atomic.Int64 // bytes moved by requests in the current window
@@ -185,10 +185,10 @@ func (t *tuner) done(start time.Time, timed bool, err error) {
 // ramp's first step, a far store raises the limit: in flight is goodput times a request's
 // time (Little's law), and a round trip of d adds to every request's time, so a store
 // further away needs more requests in flight for the goodput the start gets next to it:
-// base times d/farRTT, at most the max. That is the start the hold keeps and queueing
-// never cuts below, as base is next to the store: a far job of small files at a start
-// capped at half the max read 64 in flight as queueing, a step that brought a fifth more
-// in windows too short to tell, and ended at 32-46 where a fixed 64 took 0.8 of the time.
+// base times d/farRTT, at most the max. The hold keeps that start as it keeps base next
+// to the store: a far job of small files, its start capped at half the max, read a step
+// to 64 that brought a fifth more as queueing in windows too short to tell, and ended at
+// 32-46 where a fixed 64 took 0.8 of the time.
 func (t *tuner) roundTrip(d time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
