@@ -688,7 +688,7 @@ func (s *sim) finish() time.Duration {
 // concurrency here, where new connections start at full speed (the bench measures the
 // real path).
 func TestAdaptiveFarTransferNearTheBestFixed(t *testing.T) {
-	l := link{optimum: 1000, perConn: 4e6, size: 16 << 20, rtt: 40 * time.Millisecond, jitter: 0.5}
+	l := link{optimum: 1000, perConn: 4e6, size: 16 << 20, rtt: 20 * time.Millisecond, jitter: 0.5} // the ramp starts at 32
 	transfer := func(start, maxN int) (time.Duration, []int) {
 		s := newSim(t, l, start, maxN)
 		if start == maxN {
@@ -717,8 +717,8 @@ func TestAdaptiveFarTransferNearTheBestFixed(t *testing.T) {
 // in which the first requests end, together, be judged, or the path's every window after
 // the ramp reads as queueing (a far job of 4 GiB was cut from 64 in flight to 17).
 func TestAdaptiveFirstRampSeesThroughBursts(t *testing.T) {
-	l := link{optimum: 1000, perConn: 4e6, size: 16 << 20, rtt: 40 * time.Millisecond, jitter: 4, burst: 1 << 20,
-		tail: 400 * time.Millisecond}
+	l := link{optimum: 1000, perConn: 4e6, size: 16 << 20, rtt: 20 * time.Millisecond, jitter: 8, burst: 1 << 20,
+		tail: 400 * time.Millisecond} // the ramp starts at 32
 	s := newSim(t, l, DefaultConcurrency, DefaultMaxConcurrency)
 	s.roundTrip()
 	s.run(60 * time.Second)
@@ -734,7 +734,7 @@ func TestAdaptiveStartGrowsWithTheRoundTrip(t *testing.T) {
 	for _, c := range []struct {
 		rtt  time.Duration
 		want int
-	}{{500 * time.Microsecond, 8}, {farRTT, 8}, {20 * time.Millisecond, 16}, {40 * time.Millisecond, 32}, {60 * time.Millisecond, 48}, {200 * time.Millisecond, 64}} {
+	}{{500 * time.Microsecond, 8}, {farRTT, 8}, {10 * time.Millisecond, 16}, {20 * time.Millisecond, 32}, {30 * time.Millisecond, 48}, {200 * time.Millisecond, 64}} {
 		s := newSim(t, link{optimum: 64, perConn: 4e6, size: 16 << 20, rtt: c.rtt}, DefaultConcurrency, DefaultMaxConcurrency)
 		s.roundTrip()
 		if n := s.tune.current(); n != c.want {
