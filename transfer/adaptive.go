@@ -27,10 +27,12 @@ const (
 	// rampGrowth is the rise in goodput a step must bring for the first ramp to go on; a
 	// step that brought rampLinear or more (goodput that grows with every request) quadruples.
 	rampGrowth, rampLinear = 1.25, 1.75
-	// farRTT is the round trip past which the first ramp starts above base, by base per
-	// farRTT (see roundTrip): 40 ms away, 4 MB/s per connection, 1 GiB and 2,000 small
-	// files both moved fastest at 64 in flight, the max.
-	farRTT = 5 * time.Millisecond
+	// A round trip of nearRTT or more starts the first ramp above base, at base per farRTT
+	// of it (see roundTrip): 40 ms away, 4 MB/s per connection, 1 GiB and 2,000 small
+	// files both moved fastest at 64 in flight, the max. A quicker one may be the store's
+	// own work as much as distance (a CreateMultipartUpload's fsync next to the store
+	// took 5.6 ms).
+	nearRTT, farRTT = 10 * time.Millisecond, 5 * time.Millisecond
 	// throttleCut is the multiplicative decrease on a throttled window.
 	throttleCut = 0.7
 	// latencyCut is the decrease when requests take latencyRise times their floor.
@@ -207,7 +209,7 @@ func (t *tuner) roundTrip(d time.Duration) {
 		t.window = w
 		t.due.Store(t.start.Add(w).UnixNano())
 	}
-	if t.rampFrom == 0 {
+	if t.rampFrom == 0 && d >= nearRTT {
 		if to := min(t.base*float64(d)/float64(farRTT), float64(t.max)); to > t.limit {
 			t.rampN, t.rampLast = 0, 0 // a window judged at the start says nothing of this limit
 			t.startAt = to

@@ -734,7 +734,7 @@ func TestAdaptiveStartGrowsWithTheRoundTrip(t *testing.T) {
 	for _, c := range []struct {
 		rtt  time.Duration
 		want int
-	}{{500 * time.Microsecond, 8}, {farRTT, 8}, {10 * time.Millisecond, 16}, {20 * time.Millisecond, 32}, {30 * time.Millisecond, 48}, {200 * time.Millisecond, 64}} {
+	}{{500 * time.Microsecond, 8}, {nearRTT - time.Millisecond, 8}, {nearRTT, 16}, {20 * time.Millisecond, 32}, {30 * time.Millisecond, 48}, {200 * time.Millisecond, 64}} {
 		s := newSim(t, link{optimum: 64, perConn: 4e6, size: 16 << 20, rtt: c.rtt}, DefaultConcurrency, DefaultMaxConcurrency)
 		s.roundTrip()
 		if n := s.tune.current(); n != c.want {

@@ -31,7 +31,7 @@ type Config struct {
 	// Concurrency bounds the requests in flight across all transfers of the Manager, so a
 	// directory of many files shares one budget. N > 0 means exactly N. Zero (or less)
 	// means adaptive: the Manager starts at DefaultConcurrency (more for a store whose
-	// round trip is 5 ms or more) and, measuring goodput, latency and throttling as it
+	// round trip is 10 ms or more) and, measuring goodput, latency and throttling as it
 	// goes, keeps as many in flight as pay, between 1 and MaxConcurrency: more on a
 	// distant store, fewer when the store answers SlowDown.
 	// See Manager.Concurrency.
