@@ -718,7 +718,7 @@ func TestAdaptiveFarTransferNearTheBestFixed(t *testing.T) {
 // the ramp reads as queueing (a far job of 4 GiB was cut from 64 in flight to 17).
 func TestAdaptiveFirstRampSeesThroughBursts(t *testing.T) {
 	l := link{optimum: 1000, perConn: 4e6, size: 16 << 20, rtt: 20 * time.Millisecond, jitter: 8, burst: 1 << 20,
-		tail: 400 * time.Millisecond} // the ramp starts at 32
+		tail: 400 * time.Millisecond} // the ramp starts at 32; round trips of 20 to 180 ms
 	s := newSim(t, l, DefaultConcurrency, DefaultMaxConcurrency)
 	s.roundTrip()
 	s.run(60 * time.Second)
@@ -758,7 +758,7 @@ func TestAdaptiveStartGrowsWithTheRoundTrip(t *testing.T) {
 // A far store's start is held as the old default is next to the store: the windows of a
 // job of a few seconds are too few to tell queueing from noise. After the hold, on a path
 // that serves fewer than the start, the limit settles near what it serves: requests that
-// move bytes, and as many again as wait out their round trip.
+// move bytes, plus those waiting out their round trip.
 func TestAdaptiveFarStartIsHeld(t *testing.T) {
 	l := link{optimum: 24, perConn: 4e6, size: 1 << 20, rtt: 100 * time.Millisecond}
 	s := newSim(t, l, DefaultConcurrency, DefaultMaxConcurrency)
