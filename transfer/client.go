@@ -173,11 +173,7 @@ func (cfg ClientConfig) endpoints() []string {
 
 // newTransport keeps an idle connection for every concurrent request (Go's default of 2
 // per host makes parallel parts reconnect), and uses buffers far above Go's 4 KiB, and
-// bulkDial's connections over plain http, so that a part goes out in few syscalls. The
-// write buffer holds a request's headers and its first bytes (over TLS, four records);
-// the rest of a part goes through bulkConn: 64 KiB uploads as fast as 128 KiB and spares
-// every connection 64 KiB. The read buffer stays 128 KiB: 32 KiB cost a 1 GiB download
-// about half again its system CPU.
+// bulkDial's connections over plain http, so that a part goes out in few syscalls.
 func newTransport(concurrency int, headerTimeout time.Duration) *http.Transport {
 	return &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
@@ -188,7 +184,7 @@ func newTransport(concurrency int, headerTimeout time.Duration) *http.Transport 
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
 		ResponseHeaderTimeout: headerTimeout,
-		WriteBufferSize:       64 << 10,
+		WriteBufferSize:       128 << 10,
 		ReadBufferSize:        128 << 10,
 		DisableCompression:    true, // object bytes must arrive as stored
 	}
