@@ -133,8 +133,10 @@ func probeWrite(s Store, endpoint string) error {
 	if err != nil {
 		return err
 	}
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections() // no connection outlives the probe, nor its goroutines
 	client, err := minio.New(u.Host, &minio.Options{Creds: credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""),
-		Region: "us-east-1", MaxRetries: 1, BucketLookup: minio.BucketLookupPath})
+		Region: "us-east-1", MaxRetries: 1, BucketLookup: minio.BucketLookupPath, Transport: tr})
 	if err != nil {
 		return err
 	}
