@@ -77,7 +77,7 @@ const (
 // in flight only queue: the rule of TCP Vegas, on goodput rather than round-trip time,
 // so requests of any size count. With fewer than alpha queued (a tenth of the limit),
 // the limit grows by one, if the limit was what held requests back. With more than beta
-// (a fifth) queued, it drops to g/e plus alpha, but not below its start (a store whose
+// (a fifth) queued, it drops to g/e plus alpha, but not below base (a store whose
 // goodput swings with its own load reads as queueing). A throttled request (SlowDown,
 // 503, 429) cuts the limit by 30% at once, at most once per window; requests taking
 // three times the lowest latency seen while some queue cut it by 20%. A window right

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
 )
 
 func distDir(t testing.TB) string {
@@ -135,8 +134,7 @@ func probeWrite(s Store, endpoint string) error {
 	}
 	tr := &http.Transport{}
 	defer tr.CloseIdleConnections() // no connection outlives the probe, nor its goroutines
-	client, err := minio.New(u.Host, &minio.Options{Creds: credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""),
-		Region: "us-east-1", MaxRetries: 1, BucketLookup: minio.BucketLookupPath, Transport: tr})
+	client, err := s.client(u, tr)
 	if err != nil {
 		return err
 	}

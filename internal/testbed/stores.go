@@ -108,13 +108,7 @@ func named(t testing.TB, name string) Store {
 	if s.AccessKey == "" || s.SecretKey == "" {
 		t.Fatalf("store %s: set %sACCESS_KEY and %sSECRET_KEY", name, env, env)
 	}
-	client, err := minio.New(u.Host, &minio.Options{
-		Creds:        credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""),
-		Secure:       u.Scheme == "https",
-		Region:       "us-east-1",
-		MaxRetries:   1, // failures must show, not be retried away
-		BucketLookup: minio.BucketLookupPath,
-	})
+	client, err := s.client(u, nil)
 	if err != nil {
 		t.Fatalf("store %s: %v", name, err)
 	}
@@ -157,19 +151,25 @@ func TLSStore(t testing.TB) Store {
 	if !pool.AppendCertsFromPEM(pem) {
 		t.Fatalf("%sCA_BUNDLE=%s holds no PEM certificate", env, s.CABundle)
 	}
-	client, err := minio.New(u.Host, &minio.Options{
-		Creds:        credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""),
-		Secure:       true,
-		Transport:    &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}},
-		Region:       "us-east-1",
-		MaxRetries:   1,
-		BucketLookup: minio.BucketLookupPath,
-	})
+	client, err := s.client(u, &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.Core = &minio.Core{Client: client}
 	return s
+}
+
+// client talks to the node or store at u with s's keys, path-style, with minio-go's
+// retries off: failures must show, not be retried away. A nil tr is minio-go's own.
+func (s Store) client(u *url.URL, tr http.RoundTripper) (*minio.Client, error) {
+	return minio.New(u.Host, &minio.Options{
+		Creds:        credentials.NewStaticV4(s.AccessKey, s.SecretKey, ""),
+		Secure:       u.Scheme == "https",
+		Transport:    tr,
+		Region:       "us-east-1",
+		MaxRetries:   1,
+		BucketLookup: minio.BucketLookupPath,
+	})
 }
 
 // NewBucket creates a bucket with a unique name and returns its name. When the test
