@@ -3,6 +3,7 @@ package testbed
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -109,14 +110,15 @@ func restartNode(t testing.TB, s Store, dir, pidFile string, args []string, addr
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
-	// Healthy is not yet serving: a node just back may still fail a write while its
-	// connections to the others come up. Back when it stores and returns an object, a few
-	// times in a row.
+	// Healthy is not yet serving: a node just back may still fail a write, or lose track
+	// of a part, while its connections to the others come up. Back when a multipart upload
+	// begun through it, its part sent through another node and completed through a third,
+	// reads back whole, a few times in a row.
 	for ok := 0; ok < 3; {
-		if err := probeWrite(s, eps[i]); err != nil {
+		if err := probeUpload(s, eps, i, ok); err != nil {
 			ok = 0
 			if time.Now().After(deadline) {
-				t.Errorf("node %d was started again, but a write through it still fails: %v", i+1, err)
+				t.Errorf("node %d was started again, but an upload through it still fails: %v", i+1, err)
 				return
 			}
 			time.Sleep(200 * time.Millisecond)
@@ -126,31 +128,53 @@ func restartNode(t testing.TB, s Store, dir, pidFile string, args []string, addr
 	}
 }
 
-// probeWrite puts, reads back and deletes a small object through the node at endpoint.
-func probeWrite(s Store, endpoint string) error {
-	u, err := url.Parse(endpoint)
+// probeUpload begins a multipart upload through node i of eps, sends its one part
+// through the node k+1 after it, completes it through the node k+2 after it, reads the
+// object back through node i and deletes it.
+func probeUpload(s Store, eps []string, i, k int) error {
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections() // no connection outlives the probe, nor its goroutines
+	node := func(j int) (*minio.Core, error) {
+		u, err := url.Parse(eps[j%len(eps)])
+		if err != nil {
+			return nil, err
+		}
+		c, err := s.client(u, tr)
+		return &minio.Core{Client: c}, err
+	}
+	at, err := node(i)
 	if err != nil {
 		return err
 	}
-	tr := &http.Transport{}
-	defer tr.CloseIdleConnections() // no connection outlives the probe, nor its goroutines
-	client, err := s.client(u, tr)
+	part, err := node(i + k + 1)
+	if err != nil {
+		return err
+	}
+	done, err := node(i + k + 2)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	const bucket, key = "s3xfer-node-probe", "probe"
-	if err := client.MakeBucket(ctx, bucket, minio.MakeBucketOptions{}); err != nil {
-		if exists, err2 := client.BucketExists(ctx, bucket); err2 != nil || !exists {
+	if err := at.MakeBucket(ctx, bucket, minio.MakeBucketOptions{}); err != nil {
+		if exists, err2 := at.BucketExists(ctx, bucket); err2 != nil || !exists {
 			return err
 		}
 	}
-	body := []byte("probe")
-	if _, err := client.PutObject(ctx, bucket, key, bytes.NewReader(body), int64(len(body)), minio.PutObjectOptions{}); err != nil {
+	id, err := at.NewMultipartUpload(ctx, bucket, key, minio.PutObjectOptions{})
+	if err != nil {
 		return err
 	}
-	obj, err := client.GetObject(ctx, bucket, key, minio.GetObjectOptions{})
+	body := []byte("probe")
+	p, err := part.PutObjectPart(ctx, bucket, key, id, 1, bytes.NewReader(body), int64(len(body)), minio.PutObjectPartOptions{})
+	if err != nil {
+		return errors.Join(err, at.AbortMultipartUpload(ctx, bucket, key, id))
+	}
+	if _, err := done.CompleteMultipartUpload(ctx, bucket, key, id, []minio.CompletePart{{PartNumber: 1, ETag: p.ETag}}, minio.PutObjectOptions{}); err != nil {
+		return errors.Join(err, at.AbortMultipartUpload(ctx, bucket, key, id))
+	}
+	obj, err := at.Client.GetObject(ctx, bucket, key, minio.GetObjectOptions{})
 	if err != nil {
 		return err
 	}
@@ -162,7 +186,7 @@ func probeWrite(s Store, endpoint string) error {
 	if !bytes.Equal(got, body) {
 		return fmt.Errorf("read back %q, stored %q", got, body)
 	}
-	return client.RemoveObject(ctx, bucket, key, minio.RemoveObjectOptions{})
+	return at.RemoveObject(ctx, bucket, key, minio.RemoveObjectOptions{})
 }
 
 func healthy(url string) bool {
