@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -86,6 +87,58 @@ func TestUploadDirThenDownloadAndCopy(t *testing.T) {
 		if got, err := os.ReadFile(filepath.Join(back, filepath.FromSlash(rel))); err != nil || !bytes.Equal(got, data) {
 			t.Fatalf("%s: %v, equal %v", rel, err, bytes.Equal(got, data))
 		}
+	}
+}
+
+// A directory job of small files holds, per file in flight, about the file, not a
+// part-sized buffer: with 64 in flight that was 16 MiB of a 64 MiB budget (issue 14).
+func TestSmallFilesInFlightHoldLittle(t *testing.T) {
+	const inFlight = 64
+	f, m, _ := fakeManager(t, Config{Concurrency: inFlight})
+	root, _ := makeDir(t, inFlight)
+	arrived, release := make(chan struct{}, inFlight), make(chan struct{})
+	f.Fault = func(c transfertest.Call, _ int) transfertest.Fault {
+		if c.Op != "PutObject" {
+			return transfertest.Fault{}
+		}
+		return transfertest.Fault{Wait: func(ctx context.Context) error {
+			arrived <- struct{}{}
+			select {
+			case <-release:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}}
+	}
+	heap := func() uint64 {
+		runtime.GC()
+		runtime.GC() // a second cycle empties sync.Pools, whose buffers would count otherwise
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	before := heap()
+	done := make(chan error, 1)
+	go func() {
+		_, err := m.UploadDir(context.Background(), root, "bkt", "up", DirOptions{})
+		done <- err
+	}()
+	for range inFlight {
+		<-arrived
+	}
+	during := heap()
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// Each request in flight holds its goroutines, body and a few small buffers: a few
+	// KiB. The budget leaves room for what the runtime and the job allocate once.
+	grown := int64(during) - int64(before)
+	t.Logf("heap grew %d KiB", grown>>10)
+	if grown > inFlight*32<<10 {
+		t.Errorf("%d uploads of small files in flight grew the heap by %d KiB, want at most %d KiB",
+			inFlight, grown>>10, inFlight*32)
 	}
 }
 

@@ -62,9 +62,18 @@ func (readerSource) verify(_ context.Context, _ *upload, res Result) (Checksum, 
 
 // putAll uploads the whole object with one PutObject.
 func (s readerSource) putAll(ctx context.Context, u *upload, mode Checksum) (Result, error) {
-	buf := bufPool.Get().(*[]byte)
-	defer bufPool.Put(buf)
-	sums, err := s.sum(u, 0, u.size, mode, *buf)
+	// A small object is read once into a buffer of its own size (a pooled one would keep
+	// 256 KiB per request in flight: a directory job of tiny files), summed, and sent from
+	// it: the bytes the checksums are of.
+	var buf []byte
+	if u.size <= smallBody {
+		buf = make([]byte, u.size)
+	} else {
+		pooled := bufPool.Get().(*[]byte)
+		defer bufPool.Put(pooled)
+		buf = *pooled
+	}
+	sums, err := s.sum(u, 0, u.size, mode, buf)
 	if err != nil {
 		return Result{}, err
 	}
@@ -74,14 +83,11 @@ func (s readerSource) putAll(ctx context.Context, u *upload, mode Checksum) (Res
 	}
 	var body body
 	if u.size <= smallBody {
-		// sum left the whole object in buf: send those bytes, which the checksums are of,
-		// rather than read the source again (a copy: buf goes back to the pool on return).
-		held := bytes.Clone((*buf)[:u.size])
 		body = func(bool) (io.Reader, error) {
-			return u.body(ctx, io.NewSectionReader(bytes.NewReader(held), 0, u.size)), nil
+			return u.body(ctx, io.NewSectionReader(bytes.NewReader(buf), 0, u.size)), nil
 		}
 	} else {
-		body = s.body(ctx, u, 0, u.size, mode, sums, *buf)
+		body = s.body(ctx, u, 0, u.size, mode, sums, buf)
 	}
 	info, err := u.m.store.PutObject(ctx, u.bucket, u.key, body, u.size, sums.MD5Base64(), sums.SHA256Hex(), opts)
 	if err != nil {
