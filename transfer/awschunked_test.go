@@ -243,6 +243,3 @@ func TestAWSChunkedAllocations(t *testing.T) {
 		t.Errorf("%v allocations to read a 16 MiB part by %d bytes, want at most 16", allocs, bulkWrite)
 	}
 }
-
-// writeOnly hides a writer's ReadFrom from io.CopyBuffer, which would use it.
-type writeOnly struct{ io.Writer }

@@ -224,5 +224,8 @@ type bulkConn struct{ net.Conn }
 func (c bulkConn) ReadFrom(r io.Reader) (int64, error) {
 	buf := bufPool.Get().(*[]byte)
 	defer bufPool.Put(buf)
-	return sendBody(c.Conn, r, (*buf)[:min(len(*buf), bulkWrite)])
+	return io.CopyBuffer(writeOnly{c.Conn}, r, (*buf)[:min(len(*buf), bulkWrite)])
 }
+
+// writeOnly hides the connection's ReadFrom from io.CopyBuffer, which would use it.
+type writeOnly struct{ io.Writer }
