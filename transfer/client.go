@@ -12,6 +12,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -132,14 +134,44 @@ func NewClient(cfg ClientConfig) (*minio.Core, error) {
 	} else if cfg.RootCAs != nil || cfg.InsecureSkipVerify {
 		return nil, errors.New("RootCAs and InsecureSkipVerify apply to the transport NewClient builds; with your own Transport, set them in its TLS configuration")
 	}
-	return minio.NewCore(u.Host, &minio.Options{
-		Creds:        creds,
-		Secure:       u.Scheme == "https",
-		Transport:    activityTransport{tr}, // feeds the Manager's idle watchdog
+	version := moduleVersion()
+	core, err := minio.NewCore(u.Host, &minio.Options{
+		Creds:  creds,
+		Secure: u.Scheme == "https",
+		// activityTransport feeds the Manager's idle watchdog, and names s3xfer in the
+		// requests that minio-go does not make (the listing's).
+		Transport:    activityTransport{base: tr, userAgent: "s3xfer/" + version + " (" + runtime.GOOS + "; " + runtime.GOARCH + ")"},
 		Region:       region,
 		BucketLookup: lookup,
 		MaxRetries:   1, // the Manager retries; stacking minio-go's 10 on top would multiply them
 	})
+	if err != nil {
+		return nil, err
+	}
+	core.SetAppInfo("s3xfer", version) // a store's logs tell s3xfer's requests from others'
+	return core, nil
+}
+
+// moduleVersion is s3xfer's version as the build recorded it; "dev" if none.
+func moduleVersion() string {
+	const path = "github.com/s3xfer/s3xfer"
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "dev"
+	}
+	v := ""
+	if bi.Main.Path == path {
+		v = bi.Main.Version
+	}
+	for _, d := range bi.Deps {
+		if d.Path == path {
+			v = d.Version
+		}
+	}
+	if v == "" || v == "(devel)" {
+		return "dev"
+	}
+	return v
 }
 
 // NewNodes returns a client for each of the store's endpoints (Endpoint and Endpoints),

@@ -105,7 +105,7 @@ func TestSmallBodyLengthMismatch(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodPut, "http://127.0.0.1:1/bkt/k", nil)
 		req.Body = &closeRecorder{Reader: strings.NewReader(body), closed: &closed}
 		req.ContentLength = 10
-		_, err := activityTransport{base}.RoundTrip(req)
+		_, err := activityTransport{base: base}.RoundTrip(req)
 		wantErrSays(t, err, "ContentLength=10")
 		if !closed {
 			t.Errorf("%q: body not closed", body)
@@ -203,5 +203,47 @@ func TestRealSmallPutCorruptBodyRefused(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Every request names s3xfer in its User-Agent, the listing's own GET too, so that a
+// store's logs tell s3xfer's requests from others'.
+func TestRequestsNameS3xfer(t *testing.T) {
+	var mu sync.Mutex
+	agents := map[string]string{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		agents[r.Method+" "+r.URL.Query().Get("list-type")] = r.Header.Get("User-Agent")
+		mu.Unlock()
+		if r.Method == http.MethodGet {
+			_, _ = io.WriteString(w, `<ListBucketResult><Name>bkt</Name><IsTruncated>false</IsTruncated></ListBucketResult>`)
+			return
+		}
+		w.Header().Set("ETag", `"0123456789abcdef0123456789abcdef"`)
+	}))
+	defer srv.Close()
+	core, err := NewClient(ClientConfig{Endpoint: srv.URL, AccessKey: "k", SecretKey: "s", Addressing: AddressingPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := New(core, Config{Concurrency: 1})
+	if _, err := m.UploadReaderAt(context.Background(), "bkt", "k", strings.NewReader("abc"), 3, UploadOptions{Checksum: ChecksumNone}); err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range m.List(context.Background(), "bkt", "p/") {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(agents) < 2 {
+		t.Fatalf("the store saw %d kinds of request, want a PUT and a listing: %v", len(agents), agents)
+	}
+	for req, ua := range agents {
+		if !strings.Contains(ua, "s3xfer/") {
+			t.Errorf("%s: User-Agent %q does not name s3xfer", req, ua)
+		}
 	}
 }

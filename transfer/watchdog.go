@@ -144,7 +144,10 @@ func (k *kickReader) Seek(off int64, whence int) (int64, error) {
 
 // activityTransport tells a watched request's watchdog about every byte it moves, and
 // sends a small body with its request's headers.
-type activityTransport struct{ base http.RoundTripper }
+type activityTransport struct {
+	base      http.RoundTripper
+	userAgent string // for a request without one
+}
 
 // smallBody is the largest request body read into memory before its request goes out:
 // net/http writes a body it knows is in memory with the headers, in one write and one
@@ -159,6 +162,10 @@ func (t activityTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	}
 	if tune, ok := req.Context().Value(tunerKey{}).(*tuner); ok {
 		req = traceRoundTrips(req, tune)
+	}
+	if t.userAgent != "" && req.Header.Get("User-Agent") == "" {
+		req = req.Clone(req.Context()) // a RoundTripper must not change the caller's request
+		req.Header.Set("User-Agent", t.userAgent)
 	}
 	small := req.ContentLength > 0 && req.ContentLength <= smallBody
 	if req.Body != nil && req.Body != http.NoBody && (watched || small) {
