@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -84,10 +85,11 @@ func TestCopyLargeIsParallelPartCopies(t *testing.T) {
 		t.Fatalf("result %+v", res)
 	}
 	// Before creating its upload a copy looks for its own interrupted one; the marker part
-	// goes first (anywhere.go).
+	// goes first (anywhere.go). Before Complete it checks that the source is still the
+	// version it copied (copySource.check: no checksum here ties the parts to it).
 	calls := ops(f.Calls()[1:])
 	if !slices.Equal(calls[:4], []string{"StatObject", "ListMultipartUploads", "NewMultipartUpload", "PutObjectPart"}) ||
-		countOp(f, "CopyObjectPart") != 3 || calls[7] != "CompleteMultipartUpload" || calls[8] != "StatObject" {
+		countOp(f, "CopyObjectPart") != 3 || !slices.Equal(calls[7:], []string{"StatObject", "CompleteMultipartUpload", "StatObject"}) {
 		t.Fatalf("calls %v", calls)
 	}
 	ev.checkBytes(t, res.Size)
@@ -139,6 +141,39 @@ func TestCopySourceReplacedMidCopyFailsCleanly(t *testing.T) {
 	}
 }
 
+// ignoreCopyIfMatch is a store that copies parts from whatever version its source has
+// now, as moto does: it ignores x-amz-copy-source-if-match.
+type ignoreCopyIfMatch struct{ *transfertest.Fake }
+
+func (s ignoreCopyIfMatch) CopyObjectPart(ctx context.Context, srcBucket, srcKey, dstBucket, dstKey, uploadID string, partID int, off, n int64, h map[string]string) (minio.CompletePart, error) {
+	h = maps.Clone(h)
+	delete(h, "x-amz-copy-source-if-match")
+	return s.Fake.CopyObjectPart(ctx, srcBucket, srcKey, dstBucket, dstKey, uploadID, partID, off, n, h)
+}
+
+// A copy whose source is replaced by one of the same size mid-copy, on a store that
+// copies parts from the new version regardless, fails before Complete where no
+// checksum ties the parts to the source: the mix of two versions never becomes visible.
+func TestCopySourceReplacedOnAStoreIgnoringIfMatch(t *testing.T) {
+	f, _, _ := fakeManager(t, Config{})
+	m, _ := testManager(ignoreCopyIfMatch{f}, Config{Concurrency: 1})
+	putObject(t, f, "src", randomBytes(12*mib))
+	f.Fault = func(c transfertest.Call, attempt int) transfertest.Fault {
+		if c.Op == "CopyObjectPart" && c.Part == 2 && attempt == 1 {
+			putObject(t, f, "src", bytes.Repeat([]byte{'x'}, 12*mib))
+		}
+		return transfertest.Fault{}
+	}
+	_, err := m.Copy(context.Background(), "bkt", "src", "bkt", "dst",
+		CopyOptions{UploadOptions: UploadOptions{PartSize: 5 * mib, Threshold: 6 * mib, Checksum: ChecksumMD5}})
+	if !errors.Is(err, ErrSourceChanged) {
+		t.Fatalf("err %v, want ErrSourceChanged", err)
+	}
+	if _, _, ok := f.Object("bkt", "dst"); ok || len(f.Uploads()) != 0 {
+		t.Fatalf("a changed source must leave no object and no upload; uploads %+v", f.Uploads())
+	}
+}
+
 func TestCopySmallSourceReplacedFails(t *testing.T) {
 	f, m, _ := fakeManager(t, Config{})
 	putObject(t, f, "src", randomBytes(10))
@@ -177,7 +212,7 @@ func TestCopyResumesFromJournal(t *testing.T) {
 	if !bytes.Equal(got, data) || !res.Resumed || res.BytesSent != 7*mib {
 		t.Fatalf("resumed copy: equal %v, result %+v", bytes.Equal(got, data), res)
 	}
-	want := []string{"StatObject", "ListObjectParts", "CopyObjectPart", "CopyObjectPart", "CompleteMultipartUpload", "StatObject"}
+	want := []string{"StatObject", "ListObjectParts", "CopyObjectPart", "CopyObjectPart", "StatObject", "CompleteMultipartUpload", "StatObject"}
 	if got := ops(f.Calls()[before:]); !slices.Equal(got, want) {
 		t.Fatalf("resume calls %v, want %v", got, want)
 	}

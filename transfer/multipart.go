@@ -404,7 +404,7 @@ func (u *upload) complete(ctx context.Context) (Result, error) {
 		}
 	}
 	slices.SortFunc(cps, func(a, b minio.CompletePart) int { return a.PartNumber - b.PartNumber })
-	if err := u.src.check(u, full, md5s); err != nil { // before the object is visible
+	if err := u.src.check(ctx, u, full, md5s); err != nil { // before the object is visible
 		return Result{}, err
 	}
 	failures := 0

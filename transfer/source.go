@@ -31,7 +31,7 @@ type partSource interface {
 	// check compares what the parts' answers say with the source before Complete, so a
 	// mismatch never becomes visible. full is the parts' CRC32Cs combined (CRC32C mode),
 	// md5s their MD5 ETags.
-	check(u *upload, full []byte, md5s [][]byte) error
+	check(ctx context.Context, u *upload, full []byte, md5s [][]byte) error
 	// verify checks the finished object and returns what verified it.
 	verify(ctx context.Context, u *upload, res Result) (Checksum, error)
 	// String names the source in messages.
@@ -54,7 +54,7 @@ func (s readerSource) String() string {
 
 // check has nothing to add: each part was verified as it was acknowledged, and complete
 // checks the object against them.
-func (readerSource) check(*upload, []byte, [][]byte) error { return nil }
+func (readerSource) check(context.Context, *upload, []byte, [][]byte) error { return nil }
 
 func (readerSource) verify(_ context.Context, _ *upload, res Result) (Checksum, error) {
 	return res.Checksum, nil
