@@ -723,6 +723,9 @@ func TestRealDownloadResumesBesidePartial(t *testing.T) {
 			}
 		}
 		put()
+		if !keepsChecksum(t, s, bucket, "k") {
+			t.Skipf("%s keeps no checksum of the object: a download beside a partial file starts over, by design", s.Name)
+		}
 		dst := filepath.Join(t.TempDir(), "out")
 		opts := DownloadOptions{PartSize: 1 * mib}
 		interrupted := func() {

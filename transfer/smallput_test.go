@@ -153,6 +153,9 @@ func TestRealSmallPutCorruptBodyRefused(t *testing.T) {
 	}
 	for _, st := range stores {
 		t.Run(st.Name, func(t *testing.T) {
+			if st.Name == "moto" {
+				t.Skip("moto neither checks a PUT's Content-MD5 nor answers with its CRC32C: s3xfer's check of the answer reports a corrupted body, but only the store can keep it out")
+			}
 			bucket := st.NewBucket(t)
 			ctx := context.Background()
 			data := randomBytes(300)
