@@ -94,6 +94,9 @@ func (s readerSource) putAll(ctx context.Context, u *upload, mode Checksum) (Res
 		return Result{}, err
 	}
 	if err := verifyPart(mode, sums, info.ETag, info.ChecksumCRC32C); err != nil {
+		if unconfirmed := (*OptionError)(nil); !errors.As(err, &unconfirmed) {
+			u.removeCorrupt(ctx, info)
+		}
 		return Result{}, err
 	}
 	if err := u.checkSource(); err != nil {

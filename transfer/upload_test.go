@@ -371,3 +371,48 @@ func TestRealUploadAutoChecksum(t *testing.T) {
 		}
 	})
 }
+
+// uncheckedStore keeps a PUT's body with its middle byte flipped and checks no
+// Content-MD5, as a store that does not verify it lets corruption in transit through.
+type uncheckedStore struct{ *transfertest.Fake }
+
+func (s uncheckedStore) PutObject(ctx context.Context, bucket, key string, data io.Reader, size int64, _, _ string, opts minio.PutObjectOptions) (minio.UploadInfo, error) {
+	b, err := io.ReadAll(data)
+	if err != nil {
+		return minio.UploadInfo{}, err
+	}
+	b[len(b)/2] ^= 1
+	return s.Fake.PutObject(ctx, bucket, key, bytes.NewReader(b), size, "", "", opts)
+}
+
+// An object whose store's answer shows other bytes than were sent is deleted, as rclone
+// does, unless another writer has replaced it by then: corrupt bytes do not stay under
+// the name, and nobody else's object is deleted.
+func TestCorruptObjectIsDeleted(t *testing.T) {
+	data := randomBytes(300)
+	for _, replaced := range []bool{false, true} {
+		t.Run(fmt.Sprintf("replaced %v", replaced), func(t *testing.T) {
+			f, _, _ := fakeManager(t, Config{})
+			m, ev := testManager(uncheckedStore{f}, Config{})
+			other := []byte("another writer's object")
+			if replaced {
+				f.Fault = transfertest.When(func(c transfertest.Call) bool { return c.Op == "StatObject" }, 1,
+					transfertest.Fault{Wait: func(context.Context) error { putObject(t, f, "obj", other); return nil }})
+			}
+			_, err := m.UploadReaderAt(context.Background(), "bkt", "obj", bytes.NewReader(data), int64(len(data)), UploadOptions{Checksum: ChecksumMD5})
+			if !errors.Is(err, ErrIntegrity) {
+				t.Fatalf("err %v, want ErrIntegrity", err)
+			}
+			got, _, ok := f.Object("bkt", "obj")
+			switch {
+			case !replaced && ok:
+				t.Fatalf("the corrupt object stays under its name (%d bytes)", len(got))
+			case replaced && !bytes.Equal(got, other):
+				t.Fatalf("another writer's object was deleted or changed: present %v", ok)
+			}
+			if deleted := slices.ContainsFunc(ev.notices(), func(n string) bool { return strings.Contains(n, "deleted s3://bkt/obj") }); deleted == replaced {
+				t.Errorf("notices %q", ev.notices())
+			}
+		})
+	}
+}
