@@ -425,7 +425,6 @@ func (u *upload) complete(ctx context.Context) (Result, error) {
 	// MD5 ETags: a check that the store assembled exactly the parts acknowledged.
 	if len(md5s) == len(u.parts) && isMultipartETag(info.ETag) {
 		if want := chunk.MultipartETag(md5s); info.ETag != want {
-			u.removeCorrupt(ctx, info)
 			return Result{}, fmt.Errorf("%w: object ETag %s, expected %s from the parts sent", ErrIntegrity, info.ETag, want)
 		}
 	}
@@ -434,7 +433,6 @@ func (u *upload) complete(ctx context.Context) (Result, error) {
 		fullB64, composite := base64.StdEncoding.EncodeToString(full), chunk.CompositeCRC32C(crcs)
 		isFull := info.ChecksumCRC32C == fullB64
 		if !isFull && !sameComposite(info.ChecksumCRC32C, composite) {
-			u.removeCorrupt(ctx, info)
 			return Result{}, fmt.Errorf("%w: object CRC32C %s, expected %s (full object) or %s (composite) from the parts sent",
 				ErrIntegrity, info.ChecksumCRC32C, fullB64, composite)
 		}
@@ -447,27 +445,6 @@ func (u *upload) complete(ctx context.Context) (Result, error) {
 	}
 	return Result{Bucket: u.bucket, Key: u.key, ETag: info.ETag, VersionID: info.VersionID, UploadID: u.uploadID,
 		Size: u.size, Parts: len(u.parts), BytesSent: u.acked.Load() - u.resumedBytes, Checksum: u.mode, Resumed: u.resumed}, nil
-}
-
-// removeCorrupt deletes the object a PUT or a Complete just made whose answer shows the
-// store kept other bytes than were sent, which only a store that checks no Content-MD5
-// lets through (moto): as rclone does, so that they do not stay under the name. Only the
-// version the request made is deleted, or, without versions, the object while its ETag
-// is still the one the request was answered with.
-func (u *upload) removeCorrupt(ctx context.Context, info minio.UploadInfo) {
-	version := info.VersionID
-	if version == "" || version == "null" { // moto answers "null" and refuses it back
-		version = ""
-		st, err := u.m.store.StatObject(ctx, u.bucket, u.key, minio.StatObjectOptions{})
-		if err != nil || trimQuotes(st.ETag) != trimQuotes(info.ETag) {
-			return // gone, or another writer's by now
-		}
-	}
-	if err := u.m.store.RemoveObject(ctx, u.bucket, u.key, minio.RemoveObjectOptions{VersionID: version}); err != nil {
-		u.m.log.Warn("cannot delete an object the store did not keep as sent", "bucket", u.bucket, "key", u.key, "err", err)
-		return
-	}
-	u.notice("deleted s3://%s/%s: the store kept other bytes than were sent", u.bucket, u.key)
 }
 
 func trimQuotes(s string) string {

@@ -3,6 +3,7 @@ package transfer
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
@@ -95,7 +96,7 @@ func (s readerSource) putAll(ctx context.Context, u *upload, mode Checksum) (Res
 	}
 	if err := verifyPart(mode, sums, info.ETag, info.ChecksumCRC32C); err != nil {
 		if unconfirmed := (*OptionError)(nil); !errors.As(err, &unconfirmed) {
-			u.removeCorrupt(ctx, info)
+			u.removeCorrupt(ctx, info, sums)
 		}
 		return Result{}, err
 	}
@@ -275,6 +276,46 @@ func (s readerSource) body(ctx context.Context, u *upload, off, n int64, mode Ch
 		}
 		return u.body(ctx, io.NewSectionReader(s.r, off, n)), nil
 	}
+}
+
+// removeCorrupt deletes the object a PUT just made if its answer's mismatch with what
+// was sent is the store's bytes: a store that checks no Content-MD5 (moto) keeps bytes
+// corrupted on the way, and as rclone does, they must not stay under the name. The
+// object is read back first (pinned to the answer's ETag), since an answer can differ for
+// another reason (an ETag that is no MD5, under SSE-KMS), and only then deleted: the
+// version the PUT made, or, without versions, the object while its ETag is still that.
+func (u *upload) removeCorrupt(ctx context.Context, info minio.UploadInfo, sent chunk.Sums) {
+	opts := func() (minio.GetObjectOptions, error) {
+		var o minio.GetObjectOptions
+		return o, o.SetMatchETag(info.ETag)
+	}
+	var stored chunk.Sums
+	err := u.m.store.GetObject(ctx, u.bucket, u.key, opts, func(body io.Reader, _ minio.ObjectInfo, _ http.Header) error {
+		md5h, crc := md5.New(), crc32.New(castagnoli)
+		if _, err := io.Copy(io.MultiWriter(md5h, crc), body); err != nil {
+			return err
+		}
+		stored = chunk.Sums{MD5: md5h.Sum(nil), CRC32C: crc.Sum(nil)}
+		return nil
+	})
+	if err != nil || (sent.MD5 == nil || bytes.Equal(stored.MD5, sent.MD5)) && (sent.CRC32C == nil || bytes.Equal(stored.CRC32C, sent.CRC32C)) {
+		return // unread, or the bytes sent: nothing proves it corrupt
+	}
+	version := info.VersionID
+	if version == "null" { // moto answers "null" and refuses it back
+		version = ""
+	}
+	if version == "" {
+		st, err := u.m.store.StatObject(ctx, u.bucket, u.key, minio.StatObjectOptions{})
+		if err != nil || trimQuotes(st.ETag) != trimQuotes(info.ETag) {
+			return // gone, or another writer's by now
+		}
+	}
+	if err := u.m.store.RemoveObject(ctx, u.bucket, u.key, minio.RemoveObjectOptions{VersionID: version}); err != nil {
+		u.m.log.Warn("cannot delete an object the store did not keep as sent", "bucket", u.bucket, "key", u.key, "err", err)
+		return
+	}
+	u.notice("deleted s3://%s/%s: the store kept other bytes than were sent", u.bucket, u.key)
 }
 
 // sum computes the part's checksums; a source that ends early has shrunk.

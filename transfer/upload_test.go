@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -414,5 +415,43 @@ func TestCorruptObjectIsDeleted(t *testing.T) {
 				t.Errorf("notices %q", ev.notices())
 			}
 		})
+	}
+}
+
+// kmsLikeStore keeps a PUT's bytes but answers with an ETag that is no MD5 of them, as S3
+// does under SSE-KMS, heads it with that ETag, and serves a GET whatever ETag it names.
+type kmsLikeStore struct{ *transfertest.Fake }
+
+func (s kmsLikeStore) PutObject(ctx context.Context, bucket, key string, data io.Reader, size int64, md5Base64, sha256Hex string, opts minio.PutObjectOptions) (minio.UploadInfo, error) {
+	info, err := s.Fake.PutObject(ctx, bucket, key, data, size, md5Base64, sha256Hex, opts)
+	info.ETag = "0123456789abcdef0123456789abcdef"
+	return info, err
+}
+
+func (s kmsLikeStore) StatObject(ctx context.Context, bucket, key string, opts minio.StatObjectOptions) (minio.ObjectInfo, error) {
+	info, err := s.Fake.StatObject(ctx, bucket, key, opts)
+	info.ETag = "0123456789abcdef0123456789abcdef"
+	return info, err
+}
+
+func (s kmsLikeStore) GetObject(ctx context.Context, bucket, key string, _ minio.GetObjectOptions) (io.ReadCloser, minio.ObjectInfo, http.Header, error) {
+	return s.Fake.GetObject(ctx, bucket, key, minio.GetObjectOptions{})
+}
+
+// An answer that differs from what was sent for another reason than the bytes kept (an
+// ETag that is no MD5) deletes nothing: the object is read back first.
+func TestIntactObjectIsNotDeleted(t *testing.T) {
+	f, _, _ := fakeManager(t, Config{})
+	m, ev := testManager(kmsLikeStore{f}, Config{})
+	data := randomBytes(300)
+	_, err := m.UploadReaderAt(context.Background(), "bkt", "obj", bytes.NewReader(data), int64(len(data)), UploadOptions{Checksum: ChecksumMD5})
+	if !errors.Is(err, ErrIntegrity) {
+		t.Fatalf("err %v, want ErrIntegrity (the answer's ETag is not the MD5 sent)", err)
+	}
+	if got, _, ok := f.Object("bkt", "obj"); !ok || !bytes.Equal(got, data) || countOp(f, "GetObject") != 1 {
+		t.Fatalf("the intact object: present %v, equal %v, read back %d times", ok, bytes.Equal(got, data), countOp(f, "GetObject"))
+	}
+	if n := ev.notices(); len(n) != 0 {
+		t.Errorf("notices %q", n)
 	}
 }
