@@ -95,10 +95,9 @@ func (s readerSource) putAll(ctx context.Context, u *upload, mode Checksum) (Res
 		return Result{}, err
 	}
 	if err := verifyPart(mode, sums, info.ETag, info.ChecksumCRC32C); err != nil {
-		if unconfirmed := (*OptionError)(nil); !errors.As(err, &unconfirmed) {
-			u.removeCorrupt(ctx, info, sums)
+		if unconfirmed := (*OptionError)(nil); errors.As(err, &unconfirmed) || !u.readBackOrRemove(ctx, info, sums) {
+			return Result{}, err
 		}
-		return Result{}, err
 	}
 	if err := u.checkSource(); err != nil {
 		return Result{}, err
@@ -278,13 +277,13 @@ func (s readerSource) body(ctx context.Context, u *upload, off, n int64, mode Ch
 	}
 }
 
-// removeCorrupt deletes the object a PUT just made if its answer's mismatch with what
-// was sent is the store's bytes: a store that checks no Content-MD5 (moto) keeps bytes
-// corrupted on the way, and as rclone does, they must not stay under the name. The
-// object is read back first (pinned to the answer's ETag), since an answer can differ for
-// another reason (an ETag that is no MD5, under SSE-KMS), and only then deleted: the
-// version the PUT made, or, without versions, the object while its ETag is still that.
-func (u *upload) removeCorrupt(ctx context.Context, info minio.UploadInfo, sent chunk.Sums) {
+// readBackOrRemove settles a PUT whose answer does not match what was sent by reading
+// the object back (pinned to the answer's ETag). It reports true if the store keeps the
+// bytes sent: the answer differed for another reason (an ETag that is no MD5, as under
+// SSE-KMS). Else it deletes the object, as rclone does, since a store that checks no
+// Content-MD5 (moto) keeps bytes corrupted on the way: the version the PUT made, or,
+// without versions, the object while its ETag is still that.
+func (u *upload) readBackOrRemove(ctx context.Context, info minio.UploadInfo, sent chunk.Sums) bool {
 	opts := func() (minio.GetObjectOptions, error) {
 		var o minio.GetObjectOptions
 		return o, o.SetMatchETag(info.ETag)
@@ -298,8 +297,13 @@ func (u *upload) removeCorrupt(ctx context.Context, info minio.UploadInfo, sent 
 		stored = chunk.Sums{MD5: md5h.Sum(nil), CRC32C: crc.Sum(nil)}
 		return nil
 	})
-	if err != nil || (sent.MD5 == nil || bytes.Equal(stored.MD5, sent.MD5)) && (sent.CRC32C == nil || bytes.Equal(stored.CRC32C, sent.CRC32C)) {
-		return // unread, or the bytes sent: nothing proves it corrupt
+	if err != nil {
+		return false // unread: nothing proves it either way
+	}
+	if (sent.MD5 == nil || bytes.Equal(stored.MD5, sent.MD5)) && (sent.CRC32C == nil || bytes.Equal(stored.CRC32C, sent.CRC32C)) {
+		u.m.log.Info("the store's answer to a PUT did not match the bytes sent, but the object read back does",
+			"bucket", u.bucket, "key", u.key, "etag", info.ETag)
+		return sent.MD5 != nil || sent.CRC32C != nil
 	}
 	version := info.VersionID
 	if version == "null" { // moto answers "null" and refuses it back
@@ -308,14 +312,15 @@ func (u *upload) removeCorrupt(ctx context.Context, info minio.UploadInfo, sent 
 	if version == "" {
 		st, err := u.m.store.StatObject(ctx, u.bucket, u.key, minio.StatObjectOptions{})
 		if err != nil || trimQuotes(st.ETag) != trimQuotes(info.ETag) {
-			return // gone, or another writer's by now
+			return false // gone, or another writer's by now
 		}
 	}
 	if err := u.m.store.RemoveObject(ctx, u.bucket, u.key, minio.RemoveObjectOptions{VersionID: version}); err != nil {
 		u.m.log.Warn("cannot delete an object the store did not keep as sent", "bucket", u.bucket, "key", u.key, "err", err)
-		return
+		return false
 	}
 	u.notice("deleted s3://%s/%s: the store kept other bytes than were sent", u.bucket, u.key)
+	return false
 }
 
 // sum computes the part's checksums; a source that ends early has shrunk.
