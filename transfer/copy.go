@@ -319,10 +319,7 @@ func (src *copySource) verify(ctx context.Context, u *upload, res Result) (Check
 		}
 		src.info, src.listed = info, false
 	}
-	opts := minio.StatObjectOptions{VersionID: res.VersionID, Checksum: true}
-	if opts.VersionID == "null" { // the version of an unversioned bucket: moto refuses it by ID
-		opts.VersionID = ""
-	}
+	opts := minio.StatObjectOptions{VersionID: versionOf(res.VersionID), Checksum: true}
 	info, err := u.m.store.StatObject(ctx, u.bucket, u.key, opts)
 	if err != nil {
 		return ChecksumNone, err
@@ -376,8 +373,8 @@ func (c *copySource) check(ctx context.Context, u *upload, full []byte, md5s [][
 	if c.followsParts || u.mode == ChecksumCRC32C {
 		return nil
 	}
-	info, err := u.m.store.StatObject(ctx, c.bucket, c.key, minio.StatObjectOptions{})
-	if isCode(err, "NoSuchKey") || (err == nil && trimQuotes(info.ETag) != c.etag) {
+	changed, err := u.m.changedSince(ctx, c.bucket, c.key, c.etag)
+	if changed {
 		return fmt.Errorf("%w: %s is no longer the version with ETag %s", ErrSourceChanged, c, c.etag)
 	}
 	return err

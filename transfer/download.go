@@ -253,13 +253,31 @@ func (m *Manager) pinned(ctx context.Context, err error, bucket, key, etag strin
 	}
 	changed := er.Code == "PreconditionFailed" || er.StatusCode == http.StatusPreconditionFailed
 	if !changed && ctx.Err() == nil {
-		info, serr := m.store.StatObject(ctx, bucket, key, minio.StatObjectOptions{})
-		changed = isCode(serr, "NoSuchKey") || (serr == nil && trimQuotes(info.ETag) != etag)
+		changed, _ = m.changedSince(ctx, bucket, key, etag)
 	}
 	if changed {
 		return fmt.Errorf("%w: s3://%s/%s is no longer the version with ETag %s (%w)", ErrSourceChanged, bucket, key, etag, err)
 	}
 	return err
+}
+
+// changedSince asks whether bucket/key is no longer the version with etag: gone, or
+// another ETag.
+func (m *Manager) changedSince(ctx context.Context, bucket, key, etag string) (bool, error) {
+	info, err := m.store.StatObject(ctx, bucket, key, minio.StatObjectOptions{})
+	if isCode(err, "NoSuchKey") {
+		return true, nil
+	}
+	return err == nil && trimQuotes(info.ETag) != trimQuotes(etag), err
+}
+
+// versionOf is the version ID to name in a request: none for the "null" of an
+// unversioned bucket, which moto answers and refuses back.
+func versionOf(id string) string {
+	if id == "null" {
+		return ""
+	}
+	return id
 }
 
 // begin pins the object's current version, learns how to verify it and plans its ranges.

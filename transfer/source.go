@@ -305,13 +305,9 @@ func (u *upload) readBackOrRemove(ctx context.Context, info minio.UploadInfo, se
 			"bucket", u.bucket, "key", u.key, "etag", info.ETag)
 		return sent.MD5 != nil || sent.CRC32C != nil
 	}
-	version := info.VersionID
-	if version == "null" { // moto answers "null" and refuses it back
-		version = ""
-	}
+	version := versionOf(info.VersionID)
 	if version == "" {
-		st, err := u.m.store.StatObject(ctx, u.bucket, u.key, minio.StatObjectOptions{})
-		if err != nil || trimQuotes(st.ETag) != trimQuotes(info.ETag) {
+		if changed, err := u.m.changedSince(ctx, u.bucket, u.key, info.ETag); changed || err != nil {
 			return false // gone, or another writer's by now
 		}
 	}
