@@ -12,6 +12,8 @@
 #	                                      # upload, download and copy-1g scenarios (compared with s3xfer-cli)
 #	bench/run.sh --far-delay 20ms --far-rate 85 ...   # the far-* scenarios' path: one-way delay, MB/s per connection
 #	bench/run.sh --tools s3xfer-cli,rclone ...        # only these tools' steps (default all)
+#	bench/run.sh --store-in-memory ...    # MinIO's drive in /dev/shm: its synchronous writes no longer wait on the
+#	                                      # disk, so a small-object scenario measures the clients, not the disk
 #
 # The far-* scenarios use an https MinIO (S3XFER_TEST_MINIO_TLS_*, else one started here with start_minio_tls).
 # Results: bench/results/<timestamp>.json (+ .md, and chart .png for partial runs), not committed.
@@ -25,7 +27,7 @@ if ! command -v go >/dev/null && [[ -x /usr/local/go/bin/go ]]; then
 	export PATH=/usr/local/go/bin:$PATH
 fi
 
-quick=0 runs=3 scenarios="" profile="" baseline="" only_tools="" far=()
+quick=0 runs=3 scenarios="" profile="" baseline="" only_tools="" far=() in_memory=0
 args=("$@")
 while (($#)); do
 	case $1 in
@@ -36,7 +38,8 @@ while (($#)); do
 	--baseline) baseline=$2; shift ;;
 	--tools) only_tools=$2; shift ;;
 	--far-delay | --far-rate) far+=("$1" "$2"); shift ;;
-	-h | --help) sed -n '2,19p' "$root/bench/run.sh" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	--store-in-memory) in_memory=1 ;;
+	-h | --help) sed -n '2,21p' "$root/bench/run.sh" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
 	shift
@@ -125,13 +128,21 @@ fi
 # The distributed MinIO (4 processes, ~10 s to start) only for the dist-* scenarios, which run only if selected.
 dist=0
 [[ ,$scenarios, == *,dist-* && -z ${S3XFER_TEST_MINIODIST_ENDPOINTS:-} ]] && dist=1
+if ((in_memory)); then
+	unset S3XFER_TEST_MINIO_ENDPOINT # a MinIO of our own, whose drive we choose
+fi
 if [[ -z ${S3XFER_TEST_MINIO_ENDPOINT:-} ]] || ((need_tls || dist)); then
 	scripts/install.sh >&2
 	# shellcheck source=../scripts/servers.sh
 	source scripts/servers.sh
 	started_servers=1
 	if [[ -z ${S3XFER_TEST_MINIO_ENDPOINT:-} ]]; then
-		start_minio
+		if ((in_memory)); then
+			TMPDIR=/dev/shm start_minio # the servers' session dir, and so MinIO's drive, in memory
+		else
+			start_minio
+		fi
+		export S3XFER_BENCH_STORE_DRIVE="$(stat -f -c %T "$_servers_dir/minio-data") ($_servers_dir/minio-data)"
 	fi
 	if ((need_tls)); then
 		start_minio_tls

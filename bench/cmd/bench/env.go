@@ -28,6 +28,9 @@ func machineInfo() map[string]string {
 			m["ram"] = strconv.FormatFloat(float64(kb)/(1<<20), 'f', 1, 64) + " GiB"
 		}
 	}
+	if v := os.Getenv("S3XFER_BENCH_STORE_DRIVE"); v != "" { // set by run.sh for the MinIO it starts
+		m["minio_drive"] = v
+	}
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
 		m["loadavg_at_start"] = strings.Join(strings.Fields(string(b))[:3], " ")
 	}
