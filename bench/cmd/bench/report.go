@@ -485,8 +485,12 @@ func renderTargets(b *strings.Builder, res *Results, t *table) {
 			}
 			return 1 / ratio(r, ceil, runs)
 		}
-		w("| Fraction of the ceiling (%s MiB/s, in-memory unsigned PUTs), same run | %s | %s | (no target) |\n",
-			f(ceilOr(ceil), 0), f(frac(s3xferLib), 2), f(frac(s3xferCLI), 2))
+		both(fmt.Sprintf("Upload throughput ≥ 0.97 × the ceiling client's (%s MiB/s, in-memory unsigned PUTs)", f(ceilOr(ceil), 0)),
+			frac(s3xferLib), frac(s3xferCLI), 0.97, false, 2, "")
+		cpu := func(tool string) float64 {
+			return ratioBy(t.find("upload", tool, "matched"), ceil, runs, func(s Sample) float64 { return s.User + s.Sys })
+		}
+		both("Upload client CPU ≤ 1.1 × the ceiling client's", cpu(s3xferLib), cpu(s3xferCLI), 1.1, true, 2, "")
 	}
 	for _, sc := range []string{"upload", "download"} {
 		if len(t.scenario(sc)) == 0 {
