@@ -399,7 +399,7 @@ func (u *upload) complete(ctx context.Context) (Result, error) {
 			cps[i].ChecksumCRC32C = base64.StdEncoding.EncodeToString(d.crc)
 			crcs = append(crcs, d.crc)
 		}
-		if b, ok := md5ETag(d.etag); ok {
+		if b, ok := md5ETag(d.etag); ok && (d.md5 == nil || bytes.Equal(b, d.md5)) { // not an opaque one (SSE-KMS)
 			md5s = append(md5s, b)
 		}
 	}

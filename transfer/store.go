@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -49,6 +50,17 @@ type attemptsKey struct{}
 // onFailedAttempt returns ctx whose requests tell seen of each attempt that failed.
 func onFailedAttempt(ctx context.Context, seen func(ctx context.Context, err error)) context.Context {
 	return context.WithValue(ctx, attemptsKey{}, seen)
+}
+
+// answerKey holds, in a request's ctx, a func the transport hands each answer's headers:
+// for what minio-go's results leave out.
+type answerKey struct{}
+
+// notingOpaqueETag returns ctx whose requests set opaque when their answer says the object
+// is encrypted so that its ETag is no MD5 of the bytes (SSE-KMS, SSE-C): S3 documents it,
+// and a client must not then check the ETag against the MD5 it sent.
+func notingOpaqueETag(ctx context.Context, opaque *atomic.Bool) context.Context {
+	return context.WithValue(ctx, answerKey{}, func(h http.Header) { opaque.Store(encrypted(h)) })
 }
 
 // do runs call until it succeeds, fails permanently, runs out of attempts, or ctx ends;

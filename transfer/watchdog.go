@@ -184,6 +184,9 @@ func (t activityTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 		}
 	}
 	resp, err := t.base.RoundTrip(req)
+	if seen, ok := req.Context().Value(answerKey{}).(func(http.Header)); ok && resp != nil {
+		seen(resp.Header)
+	}
 	if resp != nil && watched {
 		kick()
 		resp.Body = &kickReadCloser{kickReader{r: resp.Body, kick: kick}, resp.Body}

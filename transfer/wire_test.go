@@ -32,6 +32,18 @@ type wireServer struct {
 	stalled       bool
 	release       chan struct{} // closed at cleanup: the server cannot see the client give up
 	noMultipart   bool          // answer NotImplemented to CreateMultipartUpload, like seed 003's gateway
+	sseKMS        bool          // encrypt as SSE-KMS does: ETags that are no MD5, and the header that says so
+}
+
+// etagOf is the ETag the server gives body: its MD5, or under SSE-KMS another digest.
+func (s *wireServer) etagOf(w http.ResponseWriter, body []byte) []byte {
+	sum := md5.Sum(body)
+	if s.sseKMS {
+		w.Header().Set("X-Amz-Server-Side-Encryption", "aws:kms")
+		sum = md5.Sum(sum[:])
+	}
+	w.Header().Set("ETag", `"`+hex.EncodeToString(sum[:])+`"`)
+	return sum[:]
 }
 
 func (s *wireServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -69,12 +81,10 @@ func (s *wireServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
-		sum := md5.Sum(body)
 		if s.partMD5s == nil {
 			s.partMD5s = map[string][]byte{}
 		}
-		s.partMD5s[q.Get("partNumber")] = sum[:]
-		w.Header().Set("ETag", `"`+hex.EncodeToString(sum[:])+`"`)
+		s.partMD5s[q.Get("partNumber")] = s.etagOf(w, body)
 	case r.Method == http.MethodPost && q.Has("uploadId"):
 		s.calls = append(s.calls, "Complete")
 		s.completes++
@@ -85,8 +95,7 @@ func (s *wireServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, s.completeBody(s.completes, chunk.MultipartETag(md5s)))
 	case r.Method == http.MethodPut:
 		s.calls = append(s.calls, "PutObject")
-		sum := md5.Sum(body)
-		w.Header().Set("ETag", `"`+hex.EncodeToString(sum[:])+`"`)
+		s.etagOf(w, body)
 	case r.Method == http.MethodDelete && q.Has("uploadId"):
 		s.calls = append(s.calls, "Abort")
 		w.WriteHeader(http.StatusNoContent)
@@ -96,6 +105,12 @@ func (s *wireServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *wireServer) upload(t *testing.T) (Result, error) {
+	t.Helper()
+	return s.uploadBytes(t, bytes.Repeat([]byte("s3xfer!"), 11<<20/7))
+}
+
+// uploadBytes uploads data in 5 MiB parts, checked by MD5.
+func (s *wireServer) uploadBytes(t *testing.T, data []byte) (Result, error) {
 	t.Helper()
 	s.release = make(chan struct{})
 	srv := httptest.NewServer(s)
@@ -107,7 +122,6 @@ func (s *wireServer) upload(t *testing.T) (Result, error) {
 	}
 	m := New(core, Config{Concurrency: 1, IdleTimeout: 1500 * time.Millisecond, // far above hashing a part under -race on a busy machine
 		Retry: RetryPolicy{BaseDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond}})
-	data := bytes.Repeat([]byte("s3xfer!"), 11<<20/7)
 	return m.UploadReaderAt(context.Background(), "bkt", "k", bytes.NewReader(data), int64(len(data)),
 		UploadOptions{PartSize: 5 << 20, Checksum: ChecksumMD5})
 }
@@ -168,6 +182,29 @@ func TestCompleteWithWrongETagIsIntegrityError(t *testing.T) {
 	}
 	if !strings.HasSuffix(s.callSeq(), "Complete, Abort") {
 		t.Errorf("calls: %s; want the upload aborted", s.callSeq())
+	}
+}
+
+// Under SSE-KMS (here a bucket's default encryption) an ETag is no MD5 of the bytes, and
+// the answer's x-amz-server-side-encryption says so: an upload checked by MD5 is not failed
+// for it (the store checked each body's Content-MD5), nor is a single PUT read back.
+func TestEncryptedETagsAreNotTakenForMD5s(t *testing.T) {
+	s := &wireServer{sseKMS: true, completeBody: func(int, string) string {
+		return fmt.Sprintf(okComplete, "2cde089a25d893e3da3b1796e1b1e573-3") // an encrypted object's, no MD5 of MD5s
+	}}
+	if _, err := s.upload(t); err != nil {
+		t.Fatalf("multipart upload under SSE-KMS: %v", err)
+	}
+	if got, want := s.callSeq(), "Create, UploadPart 1, UploadPart 2, UploadPart 3, Complete"; got != want {
+		t.Errorf("calls: %s; want %s", got, want)
+	}
+
+	small := &wireServer{sseKMS: true}
+	if _, err := small.uploadBytes(t, []byte("a small object")); err != nil {
+		t.Fatalf("single PUT under SSE-KMS: %v", err)
+	}
+	if got := small.callSeq(); got != "PutObject" { // no GET to read it back, no DELETE
+		t.Errorf("calls: %s; want only the PutObject", got)
 	}
 }
 
