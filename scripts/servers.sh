@@ -155,14 +155,20 @@ _servers_need() {
 start_minio() {
 	_servers_need minio "run scripts/install.sh" || return 1
 	_servers_session
-	local key secret data=$_servers_dir/minio-data
+	local key secret kms data=$_servers_dir/minio-data
 	key=minio$(_servers_rand_hex 6)
 	secret=$(_servers_rand_hex 20)
+	kms=$(head -c 32 /dev/urandom | base64)
+	_servers_secrets+=("$kms")
 	mkdir -p "$data"
 	# MINIO_CI_CD: skip the root-drive and other production checks; the console gets its own free port.
+	# MINIO_KMS_SECRET_KEY: one static KMS key, so that a test can encrypt a bucket with SSE-KMS; nothing is
+	# encrypted unless asked.
 	MINIO_ROOT_USER=$key MINIO_ROOT_PASSWORD=$secret MINIO_BROWSER=off MINIO_CI_CD=1 MINIO_UPDATE=off \
+		MINIO_KMS_SECRET_KEY=s3xfer-test-key:$kms \
 		_servers_start minio "$key" "$secret" \
-		minio server "$data" --quiet --address 127.0.0.1:@PORT@ --console-address "127.0.0.1:$(_servers_free_port)"
+		minio server "$data" --quiet --address 127.0.0.1:@PORT@ --console-address "127.0.0.1:$(_servers_free_port)" || return 1
+	export S3XFER_TEST_MINIO_KMS_KEY=s3xfer-test-key
 }
 
 # start_minio_dist: a distributed, erasure-coded MinIO of four server processes on 127.0.0.1, two drives

@@ -58,7 +58,8 @@ type answerKey struct{}
 
 // notingOpaqueETag returns ctx whose requests set opaque when their answer says the object
 // is encrypted so that its ETag is no MD5 of the bytes (SSE-KMS, SSE-C): S3 documents it,
-// and a client must not then check the ETag against the MD5 it sent.
+// and a client must not then check the ETag against the MD5 it sent. The headers come
+// through NewClient's transport; with another client's, opaque stays false.
 func notingOpaqueETag(ctx context.Context, opaque *atomic.Bool) context.Context {
 	return context.WithValue(ctx, answerKey{}, func(h http.Header) { opaque.Store(encrypted(h)) })
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/sse"
 
 	"github.com/s3xfer/s3xfer/internal/testbed"
 	"github.com/s3xfer/s3xfer/resume"
@@ -368,6 +369,44 @@ func TestRealUploadAutoChecksum(t *testing.T) {
 			got, _, err := m.DownloadBytes(context.Background(), bucket, key, DownloadOptions{})
 			if err != nil || !bytes.Equal(got, data) {
 				t.Fatalf("read back: err %v, equal %v", err, bytes.Equal(got, data))
+			}
+		}
+	})
+}
+
+// On a bucket encrypted by default with SSE-KMS (MinIO with a KMS key: scripts/servers.sh
+// gives it one) ETags are no MD5s: uploads checked by MD5, in parts and in one PUT, succeed,
+// and read back whole. The answers' headers that say so reach the engine through
+// NewClient's transport.
+func TestRealMD5UploadToSSEKMSBucket(t *testing.T) {
+	onStores(t, Config{}, func(t *testing.T, s testbed.Store, _ *Manager, bucket string) {
+		kmsKey := os.Getenv("S3XFER_TEST_MINIO_KMS_KEY")
+		if s.Name != "minio" || kmsKey == "" {
+			t.Skip("needs the MinIO of scripts/servers.sh, which has a KMS key (S3XFER_TEST_MINIO_KMS_KEY)")
+		}
+		core, err := NewClient(ClientConfig{Endpoint: s.Endpoint, AccessKey: s.AccessKey, SecretKey: s.SecretKey, Addressing: AddressingPath})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := New(core, Config{Endpoint: s.Endpoint, Concurrency: 4})
+		ctx := context.Background()
+		if err := s.Core.SetBucketEncryption(ctx, bucket, sse.NewConfigurationSSEKMS(kmsKey)); err != nil {
+			t.Fatal(err)
+		}
+		for _, size := range []int{12 * mib, 300} {
+			data := randomBytes(size)
+			key := fmt.Sprintf("kms-%d", size)
+			res, err := m.UploadReaderAt(ctx, bucket, key, bytes.NewReader(data), int64(len(data)), UploadOptions{PartSize: 5 * mib, Checksum: ChecksumMD5})
+			if err != nil {
+				t.Fatalf("%d bytes: %v", size, err)
+			}
+			st, err := s.Core.StatObject(ctx, bucket, key, minio.StatObjectOptions{})
+			if err != nil || st.Metadata.Get("X-Amz-Server-Side-Encryption") != "aws:kms" {
+				t.Fatalf("%d bytes: not stored under SSE-KMS: %v, %v", size, st.Metadata, err)
+			}
+			got, _, err := m.DownloadBytes(ctx, bucket, key, DownloadOptions{})
+			if err != nil || !bytes.Equal(got, data) {
+				t.Fatalf("%d bytes (%+v): read back: err %v, equal %v", size, res, err, bytes.Equal(got, data))
 			}
 		}
 	})
