@@ -167,6 +167,7 @@ func TestErrorsGolden(t *testing.T) {
 		{"ca-bundle-missing", testEnv(t), []string{"cp", small, "s3://bucket/k", "--ca-bundle", filepath.Join(dir, "no-such-ca.pem")}, exitUsage, ""},
 		{"ca-bundle-empty", testEnv(t, "AWS_CA_BUNDLE", small), []string{"cp", small, "s3://bucket/k"}, exitUsage, ""},
 		{"missing-file", testEnv(t), []string{"cp", "no-such-file.bin", "s3://bucket/k"}, exitFailed, ""},
+		{"bucket-name-too-short", testEnv(t), []string{"sync", dir, "s3://nu/p/"}, exitUsage, ""},
 		{"directory-without-r", testEnv(t), []string{"cp", dir, "s3://bucket/k"}, exitUsage, ""},
 		{"no-credentials", testEnv(t, "AWS_ACCESS_KEY_ID", "", "AWS_SECRET_ACCESS_KEY", "", "AWS_SESSION_TOKEN", ""),
 			[]string{"cp", small, "s3://bucket/k", "--endpoint", unreachable}, exitUsage, ""},

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/minio/minio-go/v7/pkg/s3utils"
+
 	"github.com/s3xfer/s3xfer/resume"
 	"github.com/s3xfer/s3xfer/transfer"
 )
@@ -309,6 +311,9 @@ func parseS3URL(arg string) (s3URL, error) {
 	bucket, key, _ := strings.Cut(rest, "/")
 	if bucket == "" {
 		return s3URL{}, usagef("%q has no bucket; write s3://BUCKET/KEY", arg)
+	}
+	if err := s3utils.CheckValidBucketName(bucket); err != nil { // as lenient as minio-go is at the first request
+		return s3URL{}, usagef("%q: bucket %q: %v; check the bucket's name", arg, bucket, err)
 	}
 	if len(key) > 1024 {
 		return s3URL{}, usagef("key of %q is %d bytes; S3 keys are at most 1024", arg[:40]+"...", len(key))
