@@ -75,7 +75,9 @@ type ClientConfig struct {
 
 // NewClient returns a minio-go client for the store, tuned for parallel parts: a
 // connection kept per concurrent request, large socket buffers, and minio-go's own
-// retries turned off so that the Manager's policy is the only one.
+// retries turned off so that the Manager's policy is the only one. Its transport also
+// feeds the Manager's idle watchdog and tells it which ETags are no MD5s (SSE-KMS,
+// SSE-C), which a client built otherwise cannot.
 func NewClient(cfg ClientConfig) (*minio.Core, error) {
 	eps := cfg.endpoints()
 	switch len(eps) {
@@ -138,8 +140,9 @@ func NewClient(cfg ClientConfig) (*minio.Core, error) {
 	core, err := minio.NewCore(u.Host, &minio.Options{
 		Creds:  creds,
 		Secure: u.Scheme == "https",
-		// activityTransport feeds the Manager's idle watchdog, and names s3xfer in the
-		// requests that minio-go does not make (the listing's).
+		// activityTransport feeds the Manager's idle watchdog, names s3xfer in the
+		// requests that minio-go does not make (the listing's), and hands the engine the
+		// answers' headers minio-go drops (an SSE-KMS ETag that is no MD5).
 		Transport:    activityTransport{base: tr, userAgent: "s3xfer/" + version + " (" + runtime.GOOS + "; " + runtime.GOARCH + ")"},
 		Region:       region,
 		BucketLookup: lookup,
