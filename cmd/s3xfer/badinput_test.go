@@ -61,7 +61,7 @@ func TestCLIBadInput(t *testing.T) {
 		{"invalid bucket name (refused by the store)", fails(exitFailed, `"Bad_Bucket" is not a valid bucket name`)(func(b *cliBed) []string {
 			return []string{"cp", src(b), "s3://Bad_Bucket/k"}
 		})},
-		{"invalid bucket name (refused by the client)", fails(exitFailed, "s3://ab/k", "Bucket name cannot be shorter than 3 characters")(func(b *cliBed) []string {
+		{"invalid bucket name (refused when parsed)", fails(exitUsage, "s3://ab/k", "Bucket name cannot be shorter than 3 characters")(func(b *cliBed) []string {
 			return []string{"cp", src(b), "s3://ab/k"}
 		})},
 		{"invalid key name", fails(exitFailed, "non UTF-8")(func(b *cliBed) []string { return []string{"cp", src(b), b.url("bad\xff\xfe")} })},
