@@ -13,7 +13,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"sync/atomic"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/s3utils"
@@ -156,10 +155,10 @@ func (u *upload) putMarker(ctx context.Context) error {
 	if u.mode == ChecksumCRC32C {
 		opts.CustomHeader = map[string][]string{"X-Amz-Checksum-Crc32c": {sums.CRC32CBase64()}}
 	}
-	var opaque atomic.Bool
-	info, err := u.m.store.PutObjectPart(notingOpaqueETag(ctx, &opaque), u.bucket, u.key, u.uploadID, markerPart, bytesBody(body), int64(len(body)), opts)
+	putCtx, md5Of := md5ETags(ctx)
+	info, err := u.m.store.PutObjectPart(putCtx, u.bucket, u.key, u.uploadID, markerPart, bytesBody(body), int64(len(body)), opts)
 	if err == nil {
-		err = verifyPart(u.mode, sums, md5Candidate(info.ETag, &opaque), info.ChecksumCRC32C)
+		err = verifyPart(u.mode, sums, md5Of(info.ETag), info.ChecksumCRC32C)
 	}
 	if err != nil {
 		if ctx.Err() != nil {

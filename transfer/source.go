@@ -12,7 +12,6 @@ import (
 	"io"
 	"net/http"
 	"sync"
-	"sync/atomic"
 
 	"github.com/minio/minio-go/v7"
 
@@ -91,12 +90,12 @@ func (s readerSource) putAll(ctx context.Context, u *upload, mode Checksum) (Res
 	} else {
 		body = s.body(ctx, u, 0, u.size, mode, sums, buf)
 	}
-	var opaque atomic.Bool
-	info, err := u.m.store.PutObject(notingOpaqueETag(ctx, &opaque), u.bucket, u.key, body, u.size, sums.MD5Base64(), sums.SHA256Hex(), opts)
+	putCtx, md5Of := md5ETags(ctx)
+	info, err := u.m.store.PutObject(putCtx, u.bucket, u.key, body, u.size, sums.MD5Base64(), sums.SHA256Hex(), opts)
 	if err != nil {
 		return Result{}, err
 	}
-	if err := verifyPart(mode, sums, md5Candidate(info.ETag, &opaque), info.ChecksumCRC32C); err != nil {
+	if err := verifyPart(mode, sums, md5Of(info.ETag), info.ChecksumCRC32C); err != nil {
 		if unconfirmed := (*OptionError)(nil); errors.As(err, &unconfirmed) || !u.readBackOrRemove(ctx, info, sums) {
 			return Result{}, err
 		}
@@ -126,12 +125,12 @@ func (s readerSource) putPart(ctx context.Context, u *upload, p chunk.Part) erro
 		opts.CustomHeader = map[string][]string{"X-Amz-Checksum-Crc32c": {sums.CRC32CBase64()}}
 	}
 	body := s.body(ctx, u, p.Offset, p.Size, mode, sums, *buf)
-	var opaque atomic.Bool
-	info, err := u.m.store.PutObjectPart(notingOpaqueETag(ctx, &opaque), u.bucket, u.key, u.uploadID, p.Number, body, p.Size, opts)
+	putCtx, md5Of := md5ETags(ctx)
+	info, err := u.m.store.PutObjectPart(putCtx, u.bucket, u.key, u.uploadID, p.Number, body, p.Size, opts)
 	if err != nil {
 		return failed("PutObjectPart", p.Number, err)
 	}
-	if err := verifyPart(mode, sums, md5Candidate(info.ETag, &opaque), info.ChecksumCRC32C); err != nil {
+	if err := verifyPart(mode, sums, md5Of(info.ETag), info.ChecksumCRC32C); err != nil {
 		return failed("PutObjectPart", p.Number, err)
 	}
 	failpoint.Hit(ctx, "part-acked")
@@ -331,16 +330,8 @@ func (s readerSource) sum(u *upload, off, n int64, mode Checksum, buf []byte) (c
 	return sums, err
 }
 
-// md5Candidate is etag unless the store said it is no MD5 of the bytes (opaque).
-func md5Candidate(etag string, opaque *atomic.Bool) string {
-	if opaque.Load() {
-		return ""
-	}
-	return etag
-}
-
 // verifyPart checks what the store acknowledged against what was sent; an etag that is
-// no MD5 (an opaque one is passed as "") is not checked.
+// no MD5 (md5ETags gives an encrypted object's as "") is not checked.
 func verifyPart(mode Checksum, sums chunk.Sums, etag, crcEcho string) error {
 	switch mode {
 	case ChecksumMD5:

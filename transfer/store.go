@@ -56,12 +56,20 @@ func onFailedAttempt(ctx context.Context, seen func(ctx context.Context, err err
 // for what minio-go's results leave out.
 type answerKey struct{}
 
-// notingOpaqueETag returns ctx whose requests set opaque when their answer says the object
-// is encrypted so that its ETag is no MD5 of the bytes (SSE-KMS, SSE-C): S3 documents it,
-// and a client must not then check the ETag against the MD5 it sent. The headers come
-// through NewClient's transport; with another client's, opaque stays false.
-func notingOpaqueETag(ctx context.Context, opaque *atomic.Bool) context.Context {
-	return context.WithValue(ctx, answerKey{}, func(h http.Header) { opaque.Store(encrypted(h)) })
+// md5ETags returns ctx for a request whose answer's ETag may be checked as the MD5 of the
+// bytes sent, and md5Of, which gives that ETag back, or "" once the answer said the object
+// is encrypted so that its ETag is no MD5 (SSE-KMS, SSE-C): S3 documents it, and a client
+// must not then check it. The headers come through NewClient's transport; with another
+// client's, md5Of gives every ETag back.
+func md5ETags(ctx context.Context) (_ context.Context, md5Of func(etag string) string) {
+	var opaque atomic.Bool
+	ctx = context.WithValue(ctx, answerKey{}, func(h http.Header) { opaque.Store(encrypted(h)) })
+	return ctx, func(etag string) string {
+		if opaque.Load() {
+			return ""
+		}
+		return etag
+	}
 }
 
 // do runs call until it succeeds, fails permanently, runs out of attempts, or ctx ends;

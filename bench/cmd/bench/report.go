@@ -345,10 +345,12 @@ func renderMarkdown(res *Results, pngRef string) string {
 	w("## Measured %s\n\n", res.Started.Format("2006-01-02 15:04 UTC"))
 	w("Command: `%s`\n\n", res.Command)
 	w("| machine | |\n|---|---|\n")
-	for _, k := range []string{"cpu", "nproc", "ram", "kernel", "os", "go", "loadavg_at_start", "minio_drive"} {
-		if v, ok := res.Machine[k]; ok || k != "minio_drive" {
-			w("| %s | %s |\n", k, v)
-		}
+	machine := []string{"cpu", "nproc", "ram", "kernel", "os", "go", "loadavg_at_start"}
+	if _, ok := res.Machine["minio_drive"]; ok { // recorded since run.sh named it
+		machine = append(machine, "minio_drive")
+	}
+	for _, k := range machine {
+		w("| %s | %s |\n", k, res.Machine[k])
 	}
 	w("\n| tool | version |\n|---|---|\n")
 	keys := make([]string, 0, len(res.Versions))
