@@ -218,6 +218,13 @@ func (t *tuner) roundTrip(d time.Duration) {
 	}
 }
 
+// far says whether the store may be far: no round trip seen yet, or one of nearRTT or more.
+func (t *tuner) far() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.rtt == 0 || t.rtt >= nearRTT
+}
+
 // poll ends the window if it is over: called as requests start and end.
 func (t *tuner) poll() {
 	now := t.clock.Now()

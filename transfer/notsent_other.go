@@ -2,7 +2,7 @@
 
 package transfer
 
-import "syscall"
+import "net"
 
-// limitUnsent is advice this system does not take.
-func limitUnsent(_, _ string, _ syscall.RawConn) error { return nil }
+// setNotSentLowat is advice this system does not take.
+func setNotSentLowat(net.Conn, int) {}

@@ -3,18 +3,24 @@
 package transfer
 
 import (
+	"net"
 	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
-// limitUnsent keeps at most notSent bytes of a connection's request body unsent in the
-// kernel: a body's bytes then count as moved about when they leave, not when a socket
-// buffer of megabytes swallows them, which a new connection's first window would read
-// as goodput. Advice only: an error changes nothing.
-func limitUnsent(_, _ string, c syscall.RawConn) error {
-	_ = c.Control(func(fd uintptr) {
-		_ = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_NOTSENT_LOWAT, notSent)
+// setNotSentLowat sets conn's TCP_NOTSENT_LOWAT to n bytes (0: the system's default).
+// Advice only: an error changes nothing.
+func setNotSentLowat(conn net.Conn, n int) {
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = raw.Control(func(fd uintptr) {
+		_ = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_NOTSENT_LOWAT, n)
 	})
-	return nil
 }

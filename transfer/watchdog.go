@@ -200,11 +200,11 @@ func (t activityTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 // the crypto), which also times a far store before the first response to a request with
 // a body, e.g. the first PUTs of a directory job. A TCP connect is not one: through a
 // proxy it is a round trip to the proxy.
+//
+// A request with a body also limits what its connection keeps unsent while the store may
+// be far (limitUnsent).
 func traceRoundTrips(req *http.Request, tune *tuner) *http.Request {
 	bodiless := req.Body == nil || req.Body == http.NoBody
-	if !bodiless && req.URL.Scheme != "https" {
-		return req
-	}
 	since := func(t int64) {
 		if t != 0 {
 			tune.roundTrip(time.Duration(tune.clock.Now().UnixNano() - t))
@@ -218,6 +218,9 @@ func traceRoundTrips(req *http.Request, tune *tuner) *http.Request {
 				since(handshake.Load())
 			}
 		},
+	}
+	if !bodiless {
+		trace.GotConn = func(info httptrace.GotConnInfo) { limitUnsentOn(info.Conn, tune.far()) }
 	}
 	if bodiless {
 		trace.WroteRequest = func(httptrace.WroteRequestInfo) { wrote.Store(tune.clock.Now().UnixNano()) }
