@@ -255,9 +255,10 @@ func bulkDial(dial func(ctx context.Context, network, addr string) (net.Conn, er
 	}
 }
 
+// bulkConn is a connection bulkDial made.
 type bulkConn struct {
 	net.Conn
-	unsentLimited atomic.Bool
+	unsentLimited atomic.Bool // what limitUnsent last set
 }
 
 // ReadFrom is how the transport sends a request body over plain http.
@@ -271,7 +272,7 @@ func (c *bulkConn) ReadFrom(r io.Reader) (int64, error) {
 // with on false, lifts that limit. Far from the store the limit makes a body's bytes
 // count as moved when they leave, not when a socket buffer of megabytes swallows them,
 // which a new connection's first window would read as goodput; next to it the limit
-// only costs a wakeup per notSent/2 bytes sent (a fifth of an upload's client CPU).
+// only costs a wakeup per notSent/2 bytes sent (a sixth of an upload's client CPU).
 func (c *bulkConn) limitUnsent(on bool) {
 	if c.unsentLimited.Swap(on) == on {
 		return
