@@ -219,12 +219,11 @@ func traceRoundTrips(req *http.Request, tune *tuner) *http.Request {
 			}
 		},
 	}
-	if !bodiless {
-		trace.GotConn = func(info httptrace.GotConnInfo) { limitUnsentOn(info.Conn, tune.far()) }
-	}
 	if bodiless {
 		trace.WroteRequest = func(httptrace.WroteRequestInfo) { wrote.Store(tune.clock.Now().UnixNano()) }
 		trace.GotFirstResponseByte = func() { since(wrote.Load()) }
+	} else {
+		trace.GotConn = func(info httptrace.GotConnInfo) { limitUnsentOn(info.Conn, tune.far()) }
 	}
 	return req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
 }
