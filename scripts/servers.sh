@@ -129,6 +129,7 @@ _servers_start() {
 			export "S3XFER_TEST_${up}_ENDPOINT=$scheme://127.0.0.1:$port"
 			export "S3XFER_TEST_${up}_ACCESS_KEY=$key"
 			export "S3XFER_TEST_${up}_SECRET_KEY=$secret"
+			export "S3XFER_TEST_${up}_PID=$pid" # the bench reads the store's CPU time from /proc
 			export S3XFER_TEST_STORES=${S3XFER_TEST_STORES:+$S3XFER_TEST_STORES,}$name
 			export S3XFER_REQUIRE_STORES=1
 			_servers_log "$name: ready on $scheme://127.0.0.1:$port in $((SECONDS - start))s (log: $log)"

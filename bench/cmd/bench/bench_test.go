@@ -251,3 +251,58 @@ func TestPlanKeepsOnlyTheNamedTools(t *testing.T) {
 		t.Errorf("tools planned: %v, want s3xfer-cli, rclone and the baseline", seen)
 	}
 }
+
+// The targets compare s3xfer's matched uploads with the ceiling's: in every run, forward
+// or reversed, the ceiling's step is next to both.
+func TestPlanPutsTheCeilingBesideTheMatchedUploads(t *testing.T) {
+	h := &harness{set: Settings{Runs: 2, Scenarios: []string{"upload"}, PartSize: 1, Concurrency: 1}}
+	steps := h.plan()
+	for run := 1; run <= 2; run++ {
+		at := map[string]int{}
+		i := 0
+		for _, st := range steps {
+			if st.run != run {
+				continue
+			}
+			if st.variant == "matched" {
+				at[st.tool] = i
+			}
+			i++
+		}
+		c, ok := at[ceilingT]
+		if !ok {
+			t.Fatalf("run %d: no ceiling step", run)
+		}
+		for _, tool := range []string{s3xferLib, s3xferCLI} {
+			if d := at[tool] - c; d != 1 && d != -1 {
+				t.Errorf("run %d: %s's matched step is %d steps from the ceiling's, want 1", run, tool, d)
+			}
+		}
+	}
+}
+
+// The report lists a scenario's rows in the tools' order, whatever order they ran in, and
+// gives the store's CPU per GiB where the samples have it.
+func TestReportRowsInToolOrderWithTheStoresCPU(t *testing.T) {
+	res := &Results{Settings: Settings{Runs: 1, Scenarios: []string{"upload"}}}
+	for _, s := range []Sample{
+		{Tool: s3xferLib, Variant: "matched", Extra: map[string]float64{"store_cpu_s": 5}},
+		{Tool: ceilingT, Variant: "matched"},
+		{Tool: s3xferCLI, Variant: "matched", Extra: map[string]float64{"store_cpu_s": 3}},
+	} {
+		s.Run, s.Scenario, s.Bytes, s.Wall, s.OK = 1, "upload", 2*gib, 1, true
+		res.Samples = append(res.Samples, s)
+	}
+	md := renderMarkdown(res, "")
+	lib, cli, ceil := strings.Index(md, "| s3xfer-lib | matched"), strings.Index(md, "| s3xfer-cli | matched"), strings.Index(md, "| ceiling | matched")
+	if lib < 0 || cli < 0 || ceil < 0 || !(lib < cli && cli < ceil) {
+		t.Fatalf("rows at %d (lib), %d (cli), %d (ceiling), want in that order:\n%s", lib, cli, ceil, md)
+	}
+	for tool, want := range map[string]string{s3xferLib: "| 2.50 |", s3xferCLI: "| 1.50 |", ceilingT: "| – |"} {
+		line := md[strings.Index(md, "| "+tool+" | matched"):]
+		line = line[:strings.IndexByte(line, '\n')]
+		if cells := strings.Split(line, "|"); strings.TrimSpace(cells[8]) != strings.Trim(want, "| ") {
+			t.Errorf("%s's store CPU s/GiB cell is %q, want %q: %s", tool, cells[8], want, line)
+		}
+	}
+}

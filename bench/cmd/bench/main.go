@@ -149,6 +149,7 @@ type harness struct {
 	spawner                  *spawner
 	far                      farPath
 	dist                     *distCluster // the distributed MinIO of the dist-* scenarios, if selected
+	storePIDs                []int        // the store's process (S3XFER_TEST_MINIO_PID), for its CPU time per step
 
 	bigFile, rateFile, resumeFile, streamFile string
 	dirSums                                   map[string]string
@@ -186,6 +187,9 @@ func cmdRun(args []string) error {
 	h.secret = firstNonEmpty(os.Getenv("S3XFER_TEST_MINIO_SECRET_KEY"), os.Getenv("AWS_SECRET_ACCESS_KEY"))
 	if h.endpoint == "" || h.bin == "" || h.work == "" {
 		return errors.New("run: --endpoint, --bin and --work are required")
+	}
+	if pid, err := strconv.Atoi(os.Getenv("S3XFER_TEST_MINIO_PID")); err == nil && h.endpoint == os.Getenv("S3XFER_TEST_MINIO_ENDPOINT") {
+		h.storePIDs = []int{pid}
 	}
 	h.set = settingsFor(quick)
 	h.set.Runs = runs
@@ -478,10 +482,19 @@ func (h *harness) entries(scenario string) []step {
 	}
 	switch scenario {
 	case "upload":
-		for _, t := range slices.Concat([]string{s3xferLib}, cli, []string{minioGo, awsSDK, awsCLI, rclone}) {
+		// The ceiling runs between s3xfer's matched steps, which the targets compare with it:
+		// neighbours share the machine's swings (the store's CPU per GiB moves severalfold for
+		// minutes at a time on a shared VM), steps a minute apart do not.
+		e = append(e, m(s3xferLib), m(ceilingT))
+		for _, t := range cli {
+			e = append(e, m(t))
+		}
+		for _, t := range slices.Concat([]string{s3xferLib}, cli) {
+			e = append(e, d(t))
+		}
+		for _, t := range []string{minioGo, awsSDK, awsCLI, rclone} {
 			e = append(e, m(t), d(t))
 		}
-		e = append(e, m(ceilingT))
 		e = append(e, fixedDefault()...)
 	case "download":
 		for _, t := range slices.Concat([]string{s3xferLib}, cli, []string{awsSDK, awsCLI, rclone}) {
@@ -683,7 +696,11 @@ func (h *harness) runStep(ctx context.Context, st step) Sample {
 	if err != nil {
 		return na(s, err)
 	}
+	before := storeCPU(h.storePIDs)
 	m := h.runMeasured(cmd, j.stdin, h.timeout(), nil)
+	if after := storeCPU(h.storePIDs); before >= 0 && after >= 0 {
+		s.Extra = map[string]float64{"store_cpu_s": after - before}
+	}
 	defer cleanup()
 	return h.finish(s, m, verify)
 }

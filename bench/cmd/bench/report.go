@@ -406,15 +406,19 @@ func renderMarkdown(res *Results, pngRef string) string {
 			w("| tool | part × concurrency | peak RSS MiB | wall s | CPU s | ok |\n|---|---|---|---|---|---|\n")
 			byTool := slices.Clone(rows)
 			sort.SliceStable(byTool, func(i, j int) bool {
-				return slices.Index(toolOrder, byTool[i].tool) < slices.Index(toolOrder, byTool[j].tool)
+				return toolRank(byTool[i].tool) < toolRank(byTool[j].tool)
 			})
 			for _, r := range byTool {
 				w("| %s | %s | %s | %s | %s | %s |\n", r.tool, settingStr(r), f(r.peakRSS(), 1), f(r.wall(), 2), f(r.cpu(), 2), status(r))
 			}
 		default:
-			w("| tool | variant | settings | wall s | MiB/s | CPU s | CPU s/GiB | peak RSS MiB | s3xfer-lib ÷ tool | s3xfer-cli ÷ tool | ok |\n")
-			w("|---|---|---|---|---|---|---|---|---|---|---|\n")
-			for _, r := range rows {
+			w("| tool | variant | settings | wall s | MiB/s | CPU s | CPU s/GiB | store CPU s/GiB | peak RSS MiB | s3xfer-lib ÷ tool | s3xfer-cli ÷ tool | ok |\n")
+			w("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+			byTool := slices.Clone(rows) // the steps' order is the plan's, not the report's
+			sort.SliceStable(byTool, func(i, j int) bool {
+				return toolRank(byTool[i].tool) < toolRank(byTool[j].tool)
+			})
+			for _, r := range byTool {
 				lib := t.find(sc, s3xferLib, r.variant)
 				cli := t.find(sc, s3xferCLI, r.variant)
 				if (r.tool == ceilingT || r.variant != "default") && !isBaseline(r.tool) {
@@ -424,8 +428,8 @@ func renderMarkdown(res *Results, pngRef string) string {
 				if ok := r.ok(); len(ok) > 0 {
 					perGiB = r.cpu() / (float64(ok[0].Bytes) / float64(gib))
 				}
-				w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.tool, r.variant, settingStr(r),
-					f(r.wall(), 2), f(r.mibps(), 1), f(r.cpu(), 2), f(perGiB, 2), f(r.peakRSS(), 1),
+				w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.tool, r.variant, settingStr(r),
+					f(r.wall(), 2), f(r.mibps(), 1), f(r.cpu(), 2), f(perGiB, 2), f(storePerGiB(r), 2), f(r.peakRSS(), 1),
 					f(ratio(lib, r, t.runs), 2), f(ratio(cli, r, t.runs), 2), status(r))
 			}
 			renderBaseline(&b, t, sc, s.Baseline)
@@ -439,6 +443,27 @@ func renderMarkdown(res *Results, pngRef string) string {
 	}
 	w("\nPer-run samples are in the results JSON (bench/results/, not committed).\n")
 	return b.String()
+}
+
+// storePerGiB is the store's CPU time per GiB over the row's steps (the median), or NaN
+// where the harness does not know the store's process.
+func storePerGiB(r *row) float64 {
+	ok := r.ok()
+	if len(ok) == 0 {
+		return math.NaN()
+	}
+	if _, known := ok[0].Extra["store_cpu_s"]; !known {
+		return math.NaN()
+	}
+	return r.extra("store_cpu_s") / (float64(ok[0].Bytes) / float64(gib))
+}
+
+// toolRank is a tool's place in the report: toolOrder's, a baseline CLI's next to s3xfer-cli's.
+func toolRank(tool string) int {
+	if isBaseline(tool) {
+		tool = s3xferCLI
+	}
+	return slices.Index(toolOrder, tool)
 }
 
 func peers(rows []*row) []*row {
