@@ -351,6 +351,7 @@ func (d *download) into(ctx context.Context, w io.WriterAt, done []bool, after f
 				if err := after(ctx, s); err != nil {
 					return err
 				}
+				failpoint.Hit(ctx, "part-journaled")
 			}
 			d.record(s)
 			if v != nil {

@@ -22,7 +22,6 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
-	"github.com/s3xfer/s3xfer/chunk"
 	"github.com/s3xfer/s3xfer/internal/testbed"
 	"github.com/s3xfer/s3xfer/ratelimit"
 	"github.com/s3xfer/s3xfer/resume"
@@ -708,66 +707,44 @@ func rewriteBoot(t *testing.T, store *resume.Store, id, boot string) {
 	}
 }
 
-// committer: a range is recorded only after an fsync that began once it was added;
-// ranges added while an fsync runs share the next one; close returns once every range is
-// recorded; a failed fsync records nothing and fails every later add and close.
-func TestCommitterRecordsRangesOnlyOnceOnDisk(t *testing.T) {
-	var mu sync.Mutex
-	added, covered, syncs := 0, 0, 0 // ranges added so far; added when the last fsync began
-	recorded := map[int]bool{}
-	release := make(chan struct{})
+// groupSync: a write is covered only by an fsync that started after it, and writers that
+// finish while an fsync runs share the next one.
+func TestGroupSyncCoversEachWriteOnce(t *testing.T) {
+	g := &groupSync{}
+	var syncs, coveredUpTo atomic.Uint64
 	fsync := func() error {
-		mu.Lock()
-		covered = added
-		syncs++
-		first := syncs == 1
-		mu.Unlock()
-		if first {
-			<-release // the first fsync lasts until every other range is added
-		}
+		coveredUpTo.Store(g.requested.Load()) // the writes done before this fsync began
+		syncs.Add(1)
 		return nil
 	}
-	record := func(_ context.Context, r chunk.Part) error {
-		mu.Lock()
-		defer mu.Unlock()
-		if r.Number > covered {
-			t.Errorf("range %d recorded after an fsync that began with %d ranges added", r.Number, covered)
-		}
-		recorded[r.Number] = true
-		return nil
+	g.sync = fsync
+	first := g.written()
+	if err := g.after(first); err != nil || syncs.Load() != 1 {
+		t.Fatalf("first write: err %v, %d fsyncs", err, syncs.Load())
 	}
-	c := newCommitter(context.Background(), fsync, record)
-	const ranges = 33
-	for n := 1; n <= ranges; n++ {
-		mu.Lock()
-		added = n
-		mu.Unlock()
-		if err := c.add(chunk.Part{Number: n}); err != nil {
-			t.Fatal(err)
-		}
+	if err := g.after(first); err != nil || syncs.Load() != 1 {
+		t.Fatalf("a covered write synced again: %d fsyncs", syncs.Load())
 	}
-	close(release)
-	if err := c.close(); err != nil {
-		t.Fatal(err)
+	// Every writer has its ticket before the first concurrent fsync ends, so the next
+	// fsync covers all the rest: two at most.
+	const writers = 32
+	var issued, wg sync.WaitGroup
+	issued.Add(writers)
+	g.sync = func() error { err := fsync(); issued.Wait(); return err }
+	for range writers {
+		wg.Go(func() {
+			ticket := g.written()
+			issued.Done()
+			if err := g.after(ticket); err != nil {
+				t.Error(err)
+			}
+			if coveredUpTo.Load() < ticket {
+				t.Errorf("ticket %d returned before an fsync that covers it (last covered %d)", ticket, coveredUpTo.Load())
+			}
+		})
 	}
-	if len(recorded) != ranges || syncs < 1 || syncs > 2 {
-		t.Errorf("%d of %d ranges recorded with %d fsyncs; want all, sharing 1 or 2", len(recorded), ranges, syncs)
-	}
-
-	broken := errors.New("fsync: input/output error")
-	c = newCommitter(context.Background(), func() error { return broken }, func(context.Context, chunk.Part) error {
-		t.Error("a range was recorded though its fsync failed")
-		return nil
-	})
-	if err := c.add(chunk.Part{Number: 1}); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(10 * time.Second); c.add(chunk.Part{Number: 2}) == nil; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("add still succeeds after the fsync failed")
-		}
-	}
-	if err := c.close(); !errors.Is(err, broken) {
-		t.Errorf("close: %v, want the fsync's error", err)
+	wg.Wait()
+	if n := syncs.Load() - 1; n < 1 || n > 2 {
+		t.Errorf("%d writers took %d fsyncs; want them shared by 1 or 2", writers, n)
 	}
 }
