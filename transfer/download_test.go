@@ -22,6 +22,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
+	"github.com/s3xfer/s3xfer/chunk"
 	"github.com/s3xfer/s3xfer/internal/testbed"
 	"github.com/s3xfer/s3xfer/ratelimit"
 	"github.com/s3xfer/s3xfer/resume"
@@ -704,6 +705,36 @@ func rewriteBoot(t *testing.T, store *resume.Store, id, boot string) {
 		if err := j.Append(context.Background(), p); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// writebacks: a range's add does not wait for the writebacks before it, however long
+// they block; they run in the order added, and close returns once all have started.
+func TestWritebacksDoNotHoldTheRanges(t *testing.T) {
+	release := make(chan struct{})
+	var started []int64
+	w := startWritebacks(3, func(r chunk.Part) {
+		if r.Offset == 0 {
+			<-release // the disk's queue is full
+		}
+		started = append(started, r.Offset)
+	})
+	added := make(chan struct{})
+	go func() {
+		for off := range int64(3) {
+			w.add(chunk.Part{Offset: off, Size: 1})
+		}
+		close(added)
+	}()
+	select {
+	case <-added:
+	case <-time.After(10 * time.Second):
+		t.Fatal("add waited for a blocked writeback")
+	}
+	close(release)
+	w.close()
+	if !slices.Equal(started, []int64{0, 1, 2}) {
+		t.Errorf("writebacks started %v, want 0, 1, 2 in order", started)
 	}
 }
 
