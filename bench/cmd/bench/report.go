@@ -404,21 +404,13 @@ func renderMarkdown(res *Results, pngRef string) string {
 			renderStream(&b, t, rows)
 		case "memory":
 			w("| tool | part × concurrency | peak RSS MiB | wall s | CPU s | ok |\n|---|---|---|---|---|---|\n")
-			byTool := slices.Clone(rows)
-			sort.SliceStable(byTool, func(i, j int) bool {
-				return toolRank(byTool[i].tool) < toolRank(byTool[j].tool)
-			})
-			for _, r := range byTool {
+			for _, r := range byTool(rows) {
 				w("| %s | %s | %s | %s | %s | %s |\n", r.tool, settingStr(r), f(r.peakRSS(), 1), f(r.wall(), 2), f(r.cpu(), 2), status(r))
 			}
 		default:
 			w("| tool | variant | settings | wall s | MiB/s | CPU s | CPU s/GiB | store CPU s/GiB | peak RSS MiB | s3xfer-lib ÷ tool | s3xfer-cli ÷ tool | ok |\n")
 			w("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
-			byTool := slices.Clone(rows) // the steps' order is the plan's, not the report's
-			sort.SliceStable(byTool, func(i, j int) bool {
-				return toolRank(byTool[i].tool) < toolRank(byTool[j].tool)
-			})
-			for _, r := range byTool {
+			for _, r := range byTool(rows) {
 				lib := t.find(sc, s3xferLib, r.variant)
 				cli := t.find(sc, s3xferCLI, r.variant)
 				if (r.tool == ceilingT || r.variant != "default") && !isBaseline(r.tool) {
@@ -456,6 +448,14 @@ func storePerGiB(r *row) float64 {
 		return math.NaN()
 	}
 	return r.extra("store_cpu_s") / (float64(ok[0].Bytes) / float64(gib))
+}
+
+// byTool returns rows in the report's order of tools (stable within a tool), whatever
+// order the plan ran them in.
+func byTool(rows []*row) []*row {
+	out := slices.Clone(rows)
+	sort.SliceStable(out, func(i, j int) bool { return toolRank(out[i].tool) < toolRank(out[j].tool) })
+	return out
 }
 
 // toolRank is a tool's place in the report: toolOrder's, a baseline CLI's next to s3xfer-cli's.
