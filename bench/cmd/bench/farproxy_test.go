@@ -191,14 +191,18 @@ func TestFarScenarios(t *testing.T) {
 }
 
 // TestLoopbackAgainstTheOldDefault: next to the store, upload and download run s3xfer at a
-// fixed --concurrency 8 beside its defaults, and the targets compare the two.
+// fixed --concurrency 8 right after its defaults, and the targets compare the two.
 func TestLoopbackAgainstTheOldDefault(t *testing.T) {
-	h := &harness{set: Settings{PartSize: 1, Concurrency: 2}}
+	h := &harness{set: Settings{PartSize: 1, Concurrency: 2, Baseline: "v1"}}
 	for _, sc := range []string{"upload", "download"} {
 		var fixed []string
-		for _, st := range h.entries(sc) {
+		entries := h.entries(sc)
+		for i, st := range entries {
 			if st.variant == sweepVariant(oldDefault) && st.concurrency == oldDefault {
 				fixed = append(fixed, st.tool)
+				if prev := entries[max(i-1, 0)]; i == 0 || prev.tool != st.tool || prev.variant != "default" {
+					t.Errorf("%s: %s's fixed %d step follows %s %s, not its defaults", sc, st.tool, oldDefault, prev.tool, prev.variant)
+				}
 			}
 		}
 		if !slices.Equal(fixed, []string{s3xferLib, s3xferCLI}) {
