@@ -177,6 +177,17 @@ func (h *harness) distStep(ctx context.Context, s Sample, st step, name string) 
 	return s
 }
 
+// onStore runs f and returns, as a sample's Extra, the CPU time the store's processes pids
+// spent meanwhile: nil where that cannot be read.
+func onStore(pids []int, f func()) map[string]float64 {
+	before := storeCPU(pids)
+	f()
+	if after := storeCPU(pids); before >= 0 && after >= 0 {
+		return map[string]float64{"store_cpu_s": after - before}
+	}
+	return nil
+}
+
 // storeCPU is the CPU time (user + sys, seconds) the processes pids have used so far, from
 // /proc; -1 if one cannot be read. Over a step it is what the store spent on it (with the
 // step's check and delete, which are small next to a copy's or upload's).

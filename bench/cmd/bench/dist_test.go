@@ -83,6 +83,24 @@ func TestCheckShardResults(t *testing.T) {
 	}
 }
 
+// onStore gives a step the CPU time the store spent while it ran, and nothing where that
+// cannot be read.
+func TestOnStoreMeasuresTheStep(t *testing.T) {
+	if e := onStore(nil, func() {}); e != nil {
+		t.Errorf("onStore without pids = %v, want nil", e)
+	}
+	x := 0
+	e := onStore([]int{os.Getpid()}, func() {
+		for i := range 300_000_000 { // CPU time of the "store" (ourselves) during the step
+			x ^= i
+		}
+	})
+	// x is 0 once every i of 0..4k+3 is xored in: the loop ran to its end.
+	if x != 0 || e == nil || e["store_cpu_s"] <= 0 || e["store_cpu_s"] > 30 {
+		t.Errorf("onStore(self) gave %v (x %d), want the step's CPU time", e, x)
+	}
+}
+
 func TestStoreCPUReadsProc(t *testing.T) {
 	if got := storeCPU(nil); got != -1 {
 		t.Errorf("storeCPU(nil) = %v, want -1", got)

@@ -22,6 +22,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -68,6 +69,7 @@ type farPath struct {
 	rateMBps       float64
 	mc             *minio.Client // direct, not through the proxy
 	proxy          *farProxy
+	pids           []int // the TLS MinIO's process (S3XFER_TEST_MINIO_TLS_PID), for its CPU time per step
 }
 
 // farFlags adds the far path's flags to the run command.
@@ -103,6 +105,9 @@ func (h *harness) setupFar(ctx context.Context) error {
 	u, err := url.Parse(f.endpoint)
 	if err != nil || u.Scheme != "https" {
 		return fmt.Errorf("far scenarios: --far-endpoint %q: want an https:// URL", f.endpoint)
+	}
+	if pid, err := strconv.Atoi(os.Getenv("S3XFER_TEST_MINIO_TLS_PID")); err == nil && f.endpoint == os.Getenv("S3XFER_TEST_MINIO_TLS_ENDPOINT") {
+		f.pids = []int{pid}
 	}
 	pool, err := loadCAs(f.caBundle)
 	if err != nil {
@@ -254,7 +259,8 @@ func (h *harness) farStep(ctx context.Context, s Sample, st step, name string) S
 	if err != nil {
 		return na(s, err)
 	}
-	m := h.runMeasured(cmd, "", h.timeout(), nil)
+	var m measured
+	s.Extra = onStore(f.pids, func() { m = h.runMeasured(cmd, "", h.timeout(), nil) })
 	defer cleanup()
 	return h.finish(s, m, verify)
 }

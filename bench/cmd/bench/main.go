@@ -702,11 +702,8 @@ func (h *harness) runStep(ctx context.Context, st step) Sample {
 	if err != nil {
 		return na(s, err)
 	}
-	before := storeCPU(h.storePIDs)
-	m := h.runMeasured(cmd, j.stdin, h.timeout(), nil)
-	if after := storeCPU(h.storePIDs); before >= 0 && after >= 0 {
-		s.Extra = map[string]float64{"store_cpu_s": after - before}
-	}
+	var m measured
+	s.Extra = onStore(h.storePIDs, func() { m = h.runMeasured(cmd, j.stdin, h.timeout(), nil) })
 	defer cleanup()
 	return h.finish(s, m, verify)
 }
