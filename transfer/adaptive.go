@@ -363,8 +363,11 @@ func (t *tuner) ramp(now time.Time, g, n float64, saturated bool) {
 	t.sawInFlight(n)
 	attrs := []slog.Attr{slog.Float64("goodput_MiBps", level/(1<<20)), slog.Float64("in_flight", n)}
 	if t.rampG > 0 && level < rampGrowth*t.rampG {
-		if t.rampN < 3 {
-			return // one more window: either of the two may be noise
+		if t.rampN < 3 && g >= rampGrowth*t.rampG {
+			// One more window: the one before may have been noise. Not when this one fell
+			// short too: the next is judged with it, so the ramp ends either way, and next
+			// to the store a step that does not pay costs goodput while it lasts.
+			return
 		}
 		// The path serves little more at this limit than at the last: down to what it
 		// served at once, at the goodput per request the last limit measured, and measure

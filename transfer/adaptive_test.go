@@ -57,6 +57,9 @@ type link struct {
 	// tail, when set, is how long a request stays in flight after its last byte moved:
 	// buffered bytes crossing the path, the store's commit, the answer's way back.
 	tail time.Duration
+	// loss, when set, is the share of goodput lost while more than optimum are in flight:
+	// a store next to the client whose CPU or disk the extra requests contend for.
+	loss float64
 }
 
 type simRequest struct {
@@ -135,6 +138,9 @@ func (s *sim) run(d time.Duration) {
 		s.clock.t = s.clock.t.Add(s.step)
 		n := s.serving()
 		rate := s.scale * s.link.perConn * min(1, float64(s.link.optimum)/float64(max(n, 1)))
+		if n > s.link.optimum {
+			rate *= 1 - s.link.loss
+		}
 		kept := s.active[:0]
 		for _, r := range s.active {
 			if !r.slowDown.IsZero() {
@@ -656,6 +662,33 @@ func TestAdaptiveRampsFastOnLongRequests(t *testing.T) {
 	t.Logf("first 30 s: %v", s.trace[:30])
 	if reached < 0 || reached > 15 {
 		t.Errorf("the limit reached 48 of the 64 the path serves after %d s; want within 15 s", reached)
+	}
+}
+
+// Next to the store, where more requests than the old default contend for its CPU and
+// lose goodput, the first ramp's step to twice the start ends as soon as two windows
+// judged it: the settling window and two more, not a third that cannot change the outcome.
+func TestAdaptiveRampStepThatLosesEndsAfterTwoWindows(t *testing.T) {
+	l := link{optimum: DefaultConcurrency, perConn: 80 << 20, size: 16 << 20, loss: 0.2}
+	s := newSim(t, l, DefaultConcurrency, DefaultMaxConcurrency)
+	s.roundTrip()
+	var up, down time.Duration // when the limit rose past the start, and came back
+	for start := s.clock.t; s.clock.t.Sub(start) < 3*time.Second && down == 0; {
+		s.run(s.step)
+		limit, _ := s.slots.state()
+		switch {
+		case up == 0 && limit > DefaultConcurrency:
+			up = s.clock.t.Sub(start)
+		case up > 0 && limit < 2*DefaultConcurrency:
+			down = s.clock.t.Sub(start)
+		}
+	}
+	if up == 0 || down == 0 {
+		t.Fatalf("the limit rose at %v and came back at %v; want a ramp step that ended", up, down)
+	}
+	t.Logf("stepped up at %v, back at %v", up, down)
+	if held := down - up; held > 3*rampMin+2*s.step {
+		t.Errorf("a step that lost goodput was held %v; want at most three ramp windows (%v)", held, 3*rampMin)
 	}
 }
 
