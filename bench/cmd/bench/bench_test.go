@@ -281,6 +281,18 @@ func TestPlanPutsTheCeilingBesideTheMatchedUploads(t *testing.T) {
 	}
 }
 
+// A run of the small files without aws cli (--tools) reports them without its targets.
+func TestReportFilesWithoutAWSCLI(t *testing.T) {
+	res := &Results{Settings: Settings{Runs: 1, Scenarios: []string{"files"}}}
+	for _, tool := range []string{s3xferLib, s3xferCLI} {
+		res.Samples = append(res.Samples, Sample{Run: 1, Scenario: "files", Tool: tool, Variant: "matched", Bytes: 1 << 20, Wall: 1, OK: true})
+	}
+	md := renderMarkdown(res, "")
+	if !strings.Contains(md, "| s3xfer-lib | matched") || strings.Contains(md, "Small files: ≥ 2 × aws cli's speed") {
+		t.Errorf("want the rows and no target against aws cli:\n%s", md)
+	}
+}
+
 // The report lists a scenario's rows in the tools' order, whatever order they ran in, and
 // gives the store's CPU per GiB where the samples have it.
 func TestReportRowsInToolOrderWithTheStoresCPU(t *testing.T) {

@@ -547,7 +547,8 @@ func renderTargets(b *strings.Builder, res *Results, t *table) {
 		both("Copy 1 GiB wall ≤ 0.5 × ComposeObject", ratio(t.find("copy-1g", s3xferLib, "matched"), mg, runs),
 			ratio(t.find("copy-1g", s3xferCLI, "matched"), mg, runs), 0.5, true, 2, "")
 	}
-	if rows := t.scenario("files"); len(rows) > 0 {
+	// Against aws cli, where it ran (--tools may leave it out).
+	if rows := t.scenario("files"); len(rows) > 0 && t.find("files", awsCLI, "matched") != nil {
 		var aws []*row
 		for _, r := range rows {
 			if r.tool == awsCLI {
