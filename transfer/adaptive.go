@@ -372,9 +372,8 @@ func (t *tuner) ramp(now time.Time, g, n float64, saturated bool) {
 	if t.rampG > 0 && level < rampGrowth*t.rampG {
 		if t.rampN < 3 && g >= rampGrowth*t.rampG {
 			// One more window: the one before may have been noise. Not when this one fell
-			// short too: far from the store the next is judged with it on the lesser, so
-			// the ramp ends either way; next to it both windows said so, and there a step
-			// that does not pay costs goodput while it lasts.
+			// short too: the next is judged with it, so the ramp ends either way, and next
+			// to the store a step that does not pay costs goodput while it lasts.
 			return
 		}
 		// The path serves little more at this limit than at the last: down to what it
