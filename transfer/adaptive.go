@@ -334,12 +334,11 @@ func (t *tuner) tick(now time.Time) {
 }
 
 // ramp judges a window of the first ramp, which moved g bytes per second with n requests
-// in flight on average; saturated says the limit held requests back. Far from the store,
-// a limit is judged on the lesser goodput of its last two windows: a burst (socket
-// buffers filling on new connections, more so behind TLS handshakes of varied length) only
-// ever adds: judged on one, the first limit of a far upload read twice what its path
-// carried, and the ramp ended a step later at half the path. Next to it, on their mean.
-// t.mu is held.
+// in flight on average; saturated says the limit held requests back. A limit is judged on
+// the lesser goodput of its last two windows: a burst (socket buffers filling on new
+// connections, more so behind TLS handshakes of varied length) only ever adds: judged on
+// one, the first limit of a far upload read twice what its path carried, and the ramp
+// ended a step later at half the path. t.mu is held.
 func (t *tuner) ramp(now time.Time, g, n float64, saturated bool) {
 	if !saturated {
 		// Fewer requests wanted than allowed (a walk behind the transfers): nothing to
@@ -354,12 +353,6 @@ func (t *tuner) ramp(now time.Time, g, n float64, saturated bool) {
 		return
 	}
 	level := min(last, g)
-	if t.rtt > 0 && t.rtt < nearRTT {
-		// A burst is small against a window here; what moves one is a dip (requests
-		// ending together, the client busy for a moment), which the lesser would take
-		// for the limit's level (TestAdaptiveNearRampSeesThroughADip).
-		level = (last + g) / 2
-	}
 	if t.limit <= t.base {
 		// Not what a request moves once the limit was stepped up: at least half the
 		// requests are new, their connections' buffers fill for a while (a far upload read

@@ -60,9 +60,6 @@ type link struct {
 	// loss, when set, is the share of goodput lost while more than optimum are in flight:
 	// a store next to the client whose CPU or disk the extra requests contend for.
 	loss float64
-	// stallAt and stallFor, when set, are a time from the start of the simulation and how
-	// long nothing moves from then: the client busy with something else for a moment.
-	stallAt, stallFor time.Duration
 }
 
 type simRequest struct {
@@ -93,7 +90,6 @@ type sim struct {
 	step    time.Duration
 	rng     *rand.Rand
 	scale   float64 // the noise factor now
-	began   time.Time
 }
 
 func newSim(t *testing.T, l link, start, maxN int) *sim {
@@ -105,7 +101,7 @@ func newSim(t *testing.T, l link, start, maxN int) *sim {
 	} else {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &sim{t: t, clock: c, began: c.t, slots: s, tune: newTuner(s, nil, start, maxN, c, log), link: l,
+	return &sim{t: t, clock: c, slots: s, tune: newTuner(s, nil, start, maxN, c, log), link: l,
 		demand: math.MaxInt, step: 10 * time.Millisecond, low: math.MaxInt, rng: rand.New(rand.NewPCG(1, 2))}
 }
 
@@ -144,9 +140,6 @@ func (s *sim) run(d time.Duration) {
 		rate := s.scale * s.link.perConn * min(1, float64(s.link.optimum)/float64(max(n, 1)))
 		if n > s.link.optimum {
 			rate *= 1 - s.link.loss
-		}
-		if since := s.clock.t.Sub(s.began); s.link.stallFor > 0 && since > s.link.stallAt && since <= s.link.stallAt+s.link.stallFor {
-			rate = 0
 		}
 		kept := s.active[:0]
 		for _, r := range s.active {
@@ -696,31 +689,6 @@ func TestAdaptiveRampStepThatLosesEndsAfterTwoWindows(t *testing.T) {
 	t.Logf("stepped up at %v, back at %v", up, down)
 	if held := down - up; held > 3*rampMin+2*s.step {
 		t.Errorf("a step that lost goodput was held %v; want at most three ramp windows (%v)", held, 3*rampMin)
-	}
-}
-
-// Next to the store a window of the first ramp is short against what disturbs goodput
-// (requests ending together, the client busy for a moment), and a window may catch a
-// dip: a library download moved 1,357 and 685 MiB/s in the start's two windows, then
-// 1,024 and 1,363 at twice the start, which "paid" against the lesser of the start's two,
-// and the limit went on to 32 where 8 and 16 moved the same. Here a stall of 40 ms falls
-// in one of the start's windows, on a path that 8 requests fill.
-func TestAdaptiveNearRampSeesThroughADip(t *testing.T) {
-	for ms := 150; ms <= 350; ms += 50 {
-		at := time.Duration(ms) * time.Millisecond
-		l := link{optimum: DefaultConcurrency, perConn: 160 << 20, size: 16 << 20, rtt: 200 * time.Microsecond,
-			stallAt: at, stallFor: 40 * time.Millisecond}
-		s := newSim(t, l, DefaultConcurrency, DefaultMaxConcurrency)
-		s.roundTrip()
-		peak := 0
-		for range 300 { // 3 s
-			s.run(s.step)
-			limit, _ := s.slots.state()
-			peak = max(peak, limit)
-		}
-		if peak > 2*DefaultConcurrency {
-			t.Errorf("a stall at %v: the limit went to %d on a path that %d requests fill; want at most one step, to %d", at, peak, l.optimum, 2*DefaultConcurrency)
-		}
 	}
 }
 
