@@ -160,19 +160,20 @@ func (h *harness) distStep(ctx context.Context, s Sample, st step, name string) 
 		return na(s, errors.New("no distributed MinIO"))
 	}
 	d := h.dist
-	before := storeCPU(d.pids)
-	if st.scenario == scDistCopy {
-		st.scenario = "copy-6g"
-		s = d.h.runStep(ctx, st)
-		s.Scenario = scDistCopy
-	} else {
-		s = d.shardStep(ctx, s, shardsOf(st.variant), name)
-	}
-	if after := storeCPU(d.pids); before >= 0 && after >= 0 {
+	cpu := onStore(d.pids, func() {
+		if st.scenario == scDistCopy {
+			st.scenario = "copy-6g"
+			s = d.h.runStep(ctx, st)
+			s.Scenario = scDistCopy
+		} else {
+			s = d.shardStep(ctx, s, shardsOf(st.variant), name)
+		}
+	})
+	if cpu != nil {
 		if s.Extra == nil {
 			s.Extra = map[string]float64{}
 		}
-		s.Extra["store_cpu_s"] = after - before
+		maps.Copy(s.Extra, cpu)
 	}
 	return s
 }
