@@ -48,6 +48,10 @@ const (
 	// fixed default, right next to the store, and a transfer of a few seconds (or a client
 	// too busy to end a window often) gives too few windows to tell queueing from noise.
 	holdStart, holdWindows = 20 * time.Second, 10
+	// rampPayback is how many of its windows of work must be left for the first ramp to
+	// step up: a step is judged over three (one settling, two measured), costs goodput
+	// while judged if it does not pay, and pays only in the time after.
+	rampPayback = 6
 	// partTime is about how long a default part takes at the goodput of one request that
 	// does not queue: long against a request's fixed costs (round trips, the store's
 	// commit), short enough that a failed part costs little to send again.
@@ -103,6 +107,11 @@ type tuner struct {
 
 	moved atomic.Int64 // bytes moved by requests in the current window
 	due   atomic.Int64 // when the current window ends, in Unix nanoseconds
+	// The work left, for the first ramp (see rampPayback): the bytes of the parts planned
+	// and not yet done, and the jobs under way whose extent is unknown (a directory job's
+	// walk may find more), which leave the ramp free to step.
+	ahead    atomic.Int64
+	openJobs atomic.Int32
 
 	mu        sync.Mutex
 	limit     float64 // slots has its rounding
@@ -383,6 +392,9 @@ func (t *tuner) ramp(now time.Time, g, n float64, saturated bool) {
 		t.slowStart = false
 		return
 	}
+	if t.endsSoon(level) {
+		return // judged again at the next window, when more work may have come
+	}
 	step := 2.0
 	if t.rampG > 0 && level >= rampLinear*t.rampG {
 		step = 4
@@ -390,6 +402,14 @@ func (t *tuner) ramp(now time.Time, g, n float64, saturated bool) {
 	t.rampFrom, t.rampG = t.limit, level
 	t.rampN, t.rampLast = 0, 0
 	t.set(now, min(step*t.limit, float64(t.max)), "ramping", attrs...)
+}
+
+// endsSoon says whether the work known to be left moves within rampPayback windows at a
+// goodput of g: a 1 GiB download next to the store lasts about five, so a step to twice
+// the start (a tenth less goodput there) took its second half. t.mu is held.
+func (t *tuner) endsSoon(g float64) bool {
+	ahead := t.ahead.Load()
+	return t.openJobs.Load() == 0 && ahead > 0 && float64(ahead) < rampPayback*t.window.Seconds()*g
 }
 
 // sawInFlight keeps the fewest requests in flight a judged window measured. t.mu is held.

@@ -21,6 +21,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/s3xfer/s3xfer/chunk"
+	"github.com/s3xfer/s3xfer/transfer/transfertest"
 )
 
 // stepClock is a clock that only the test moves.
@@ -90,6 +91,7 @@ type sim struct {
 	step    time.Duration
 	rng     *rand.Rand
 	scale   float64 // the noise factor now
+	unplan  bool    // tell the tuner of every request's bytes done, as Manager.eachPart does
 }
 
 func newSim(t *testing.T, l link, start, maxN int) *sim {
@@ -190,6 +192,9 @@ func (s *sim) run(d time.Duration) {
 func (s *sim) end(r *simRequest) {
 	s.acked += r.moved
 	s.ended++
+	if s.unplan {
+		s.tune.ahead.Add(-int64(s.link.size))
+	}
 	s.tune.done(r.start, true, nil)
 	s.slots.release()
 }
@@ -828,5 +833,99 @@ func TestAdaptiveRampSurvivesALullInDemand(t *testing.T) {
 	t.Logf("stepped to %d, then 3 s wanting 4, then 4 s wanting all: limit %d", stepped, s.tune.current())
 	if n := s.tune.current(); n < 48 {
 		t.Errorf("4 s after the lull the limit is %d, want at least 48 of the 64 the path serves", n)
+	}
+}
+
+// A transfer next to the store that ends within rampPayback windows is not stepped up:
+// the step would be judged in its second half and cost goodput there. The same transfer
+// in a directory job, whose walk may find more, and a longer one still step.
+func TestAdaptiveRampDoesNotStepNearTheEnd(t *testing.T) {
+	l := link{optimum: DefaultConcurrency, perConn: 160 << 20, size: 16 << 20, loss: 0.1}
+	transfer := func(requests int, job bool) (time.Duration, int) {
+		s := newSim(t, l, DefaultConcurrency, DefaultMaxConcurrency)
+		s.total = requests
+		s.tune.ahead.Store(int64(requests) * int64(l.size))
+		s.unplan = true
+		if job {
+			s.tune.openJobs.Add(1)
+		}
+		s.roundTrip()
+		d := s.finish()
+		return d, s.peak
+	}
+	fixed := func(requests int) time.Duration {
+		s := newSim(t, l, DefaultConcurrency, DefaultConcurrency)
+		s.tune.min = DefaultConcurrency
+		s.total = requests
+		s.roundTrip()
+		return s.finish()
+	}
+	short := 64 // 1 GiB at 1.25 GiB/s: 0.8 s, as the bench's download on a 2-core VM
+	d, peak := transfer(short, false)
+	f8 := fixed(short)
+	t.Logf("1 GiB: %v at the defaults (at most %d in flight), %v at a fixed %d", d, peak, f8, DefaultConcurrency)
+	if peak > DefaultConcurrency {
+		t.Errorf("a transfer of %v went to %d in flight; want no step past %d so near its end", d, peak, DefaultConcurrency)
+	}
+	if d > f8+10*time.Millisecond {
+		t.Errorf("the defaults took %v, a fixed %d %v", d, DefaultConcurrency, f8)
+	}
+	if _, peak := transfer(short, true); peak <= DefaultConcurrency {
+		t.Errorf("in a directory job the ramp never stepped past %d; a job's walk may find more work", peak)
+	}
+	if _, peak := transfer(8*short, false); peak <= DefaultConcurrency {
+		t.Errorf("an 8 GiB transfer never stepped past %d; want the ramp to try", peak)
+	}
+}
+
+// The work a Manager tells its tuner of is what its transfers have left: all of an
+// upload's parts while it runs, nothing once it ended, also in failure, and a directory
+// job is open-ended while it runs.
+func TestManagerTellsTheTunerTheWorkLeft(t *testing.T) {
+	f, m, _ := fakeManager(t, Config{})
+	ctx := context.Background()
+	data := randomBytes(64 * mib)
+	var during atomic.Int64
+	f.Fault = transfertest.When(func(c transfertest.Call) bool { return c.Op == "PutObjectPart" && c.Part == 3 }, 1,
+		transfertest.Fault{Wait: func(context.Context) error { during.Store(m.tune.ahead.Load()); return nil }})
+	if _, err := m.UploadReaderAt(ctx, "bkt", "obj", bytes.NewReader(data), int64(len(data)), UploadOptions{PartSize: 16 * mib}); err != nil {
+		t.Fatal(err)
+	}
+	if n := during.Load(); n <= 0 || n > int64(len(data)) {
+		t.Errorf("while the upload's part 3 was sent, the tuner was told of %d bytes left; want 1..%d", n, len(data))
+	}
+	if n := m.tune.ahead.Load(); n != 0 {
+		t.Errorf("after the upload the tuner was told of %d bytes left; want 0", n)
+	}
+	// In parts of 5 MiB, part 2's failure stops the upload while parts 3 to 8 wait, before
+	// the last parts start.
+	f.Fault = transfertest.Faults(transfertest.OnPart(2, 0, transfertest.Fail(transfertest.S3Error("AccessDenied"))),
+		transfertest.When(func(c transfertest.Call) bool { return c.Op == "PutObjectPart" && c.Part >= 3 }, 0,
+			transfertest.Fault{Wait: func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }}))
+	if _, err := m.UploadReaderAt(ctx, "bkt", "obj2", bytes.NewReader(data), int64(len(data)), UploadOptions{PartSize: 5 * mib}); err == nil {
+		t.Fatal("an upload whose part 2 is denied succeeded")
+	}
+	if n := m.tune.ahead.Load(); n != 0 {
+		t.Errorf("after a failed upload the tuner was told of %d bytes left; want 0", n)
+	}
+	f.Fault = nil
+	if _, err := m.Download(ctx, "bkt", "obj", filepath.Join(t.TempDir(), "obj"), DownloadOptions{PartSize: 16 * mib}); err != nil {
+		t.Fatal(err)
+	}
+	if n := m.tune.ahead.Load(); n != 0 {
+		t.Errorf("after a download the tuner was told of %d bytes left; want 0", n)
+	}
+	var open atomic.Int32
+	f.Fault = transfertest.When(func(c transfertest.Call) bool { return c.Op == "PutObject" }, 1,
+		transfertest.Fault{Wait: func(context.Context) error { open.Store(m.tune.openJobs.Load()); return nil }})
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "a"), []byte("a"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.UploadDir(ctx, dir, "bkt", "dir/", DirOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if open.Load() != 1 || m.tune.openJobs.Load() != 0 {
+		t.Errorf("open-ended jobs: %d while a directory job ran, %d after; want 1 and 0", open.Load(), m.tune.openJobs.Load())
 	}
 }

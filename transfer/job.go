@@ -201,6 +201,10 @@ func (m *Manager) runJob(ctx context.Context, op string, h resume.Header, ident 
 			jr = jj
 		}
 	}
+	if m.tune != nil {
+		m.tune.openJobs.Add(1)
+		defer m.tune.openJobs.Add(-1)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	j := &job{m: m, op: op, opts: opts, journal: jr, cancel: cancel, flushed: make(chan struct{})}

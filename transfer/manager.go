@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -179,11 +180,17 @@ func (m *Manager) eachPart(ctx context.Context, parts []chunk.Part, skip func(ch
 	defer cancel()
 	var once sync.Once
 	var first error
-	g, gctx := errgroup.WithContext(ctx2)
-	for _, p := range parts {
-		if skip(p) {
-			continue
+	todo := slices.DeleteFunc(slices.Clone(parts), skip)
+	var owed atomic.Int64 // the bytes of todo's parts not done, planned with the tuner
+	if m.tune != nil {
+		for _, p := range todo {
+			owed.Add(p.Size)
 		}
+		m.tune.ahead.Add(owed.Load())
+		defer func() { m.tune.ahead.Add(-owed.Load()) }()
+	}
+	g, gctx := errgroup.WithContext(ctx2)
+	for _, p := range todo {
 		if err := m.acquire(gctx); err != nil {
 			break // gctx ended: g.Wait reports why
 		}
@@ -193,6 +200,10 @@ func (m *Manager) eachPart(ctx context.Context, parts []chunk.Part, skip func(ch
 		}
 		g.Go(func() error {
 			err := fn(gctx, p)
+			if m.tune != nil {
+				owed.Add(-p.Size)
+				m.tune.ahead.Add(-p.Size)
+			}
 			if err != nil {
 				once.Do(func() { first = err })
 				cancel()
