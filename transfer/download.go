@@ -341,12 +341,12 @@ func (d *download) into(ctx context.Context, w io.WriterAt, done []bool, after f
 		}
 	}
 	skip := func(r chunk.Part) bool { return done != nil && done[r.Number-1] }
-	err := d.m.eachPart(ctx, d.ranges, skip, func(ctx context.Context, r chunk.Part) error {
-		settled, err := d.fetchRange(ctx, r, w)
-		if err != nil {
-			return err
-		}
-		for _, s := range settled {
+	settled := make([][]chunk.Part, len(d.ranges)) // by range: what fetching it settled
+	err := d.m.eachPartThen(ctx, d.ranges, skip, func(ctx context.Context, r chunk.Part) (err error) {
+		settled[r.Number-1], err = d.fetchRange(ctx, r, w)
+		return err
+	}, func(ctx context.Context, r chunk.Part) error {
+		for _, s := range settled[r.Number-1] {
 			if after != nil {
 				if err := after(ctx, s); err != nil {
 					return err

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 
@@ -264,9 +265,20 @@ func TestDownloadResumesMidPart(t *testing.T) {
 			m, _ := testManager(g, Config{Concurrency: 1, Journal: journal})
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			var acked atomic.Int32
+			// Cancelled at part 2's second range, once part 1's 3 are journaled (which goes on
+			// beside the next ranges' requests): the hook holds the only request slot till then.
+			var acked, journaled atomic.Int32
+			part1 := make(chan struct{})
 			ctx = failpoint.WithHook(ctx, func(name string) {
-				if name == "part-acked" && acked.Add(1) == 5 { // part 2's second range: part 1's 3 are journaled
+				switch {
+				case name == "part-journaled" && journaled.Add(1) == 3:
+					close(part1)
+				case name == "part-acked" && acked.Add(1) == 5:
+					select {
+					case <-part1:
+					case <-time.After(time.Minute):
+						t.Error("part 1's ranges were not journaled within a minute")
+					}
 					cancel()
 				}
 			})

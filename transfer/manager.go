@@ -173,13 +173,26 @@ func freshContext(ctx context.Context) (context.Context, context.CancelFunc) {
 // Manager's budget allows (a slot is taken before each goroutine starts). The first
 // failure cancels the rest.
 func (m *Manager) eachPart(ctx context.Context, parts []chunk.Part, skip func(chunk.Part) bool, fn func(context.Context, chunk.Part) error) error {
+	return m.eachPartThen(ctx, parts, skip, fn, nil)
+}
+
+// eachPartThen is eachPart, and then, if not nil, runs on each part fn succeeded on once
+// the part's slot is free again: local work after a part's requests (a download's fsync
+// and journal record) does not hold back the next part's.
+func (m *Manager) eachPartThen(ctx context.Context, parts []chunk.Part, skip func(chunk.Part) bool,
+	fn, then func(context.Context, chunk.Part) error) error {
 	// A failing part cancels before it frees its slot, and the loop checks after taking a
-	// slot (Acquire may succeed on a done ctx): no part starts after another has failed.
+	// slot (Acquire may succeed on a done ctx): no part starts after another's request
+	// failed (after a failed then, one may, and is cancelled).
 	// The first failure is kept: the parts it cancelled report only context.Canceled.
 	ctx2, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var once sync.Once
 	var first error
+	fail := func(err error) {
+		once.Do(func() { first = err })
+		cancel()
+	}
 	todo := slices.DeleteFunc(slices.Clone(parts), skip)
 	var owed atomic.Int64 // the bytes of todo's parts not done, planned with the tuner
 	if m.tune != nil {
@@ -205,10 +218,16 @@ func (m *Manager) eachPart(ctx context.Context, parts []chunk.Part, skip func(ch
 				m.tune.ahead.Add(-p.Size)
 			}
 			if err != nil {
-				once.Do(func() { first = err })
-				cancel()
+				fail(err)
 			}
 			m.release()
+			if err == nil && then != nil {
+				// Not cancelled with the others by a part that failed: what this one did is
+				// kept (journaled) for a resume.
+				if err = then(ctx, p); err != nil {
+					fail(err)
+				}
+			}
 			return err
 		})
 	}
