@@ -50,8 +50,10 @@ const (
 	holdStart, holdWindows = 20 * time.Second, 10
 	// rampPayback is how many of its windows of work must be left for the first ramp to
 	// step up: a step is judged over three (one settling, two measured), costs goodput
-	// while judged if it does not pay, and pays only in the time after.
-	rampPayback = 6
+	// while judged if it does not pay, and pays only in the time after. The time left is
+	// read at the start's goodput, which the first windows read low (a 1 GiB download
+	// next to the store: 720 MiB/s, then 1.1 GiB/s), so it is overestimated.
+	rampPayback = 8
 	// partTime is about how long a default part takes at the goodput of one request that
 	// does not queue: long against a request's fixed costs (round trips, the store's
 	// commit), short enough that a failed part costs little to send again.
