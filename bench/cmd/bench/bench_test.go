@@ -318,3 +318,49 @@ func TestReportRowsInToolOrderWithTheStoresCPU(t *testing.T) {
 		}
 	}
 }
+
+// Where the store was slow in some upload steps (over slowStore times the least CPU per
+// byte of their row), the report gives the upload targets twice: over every run, and
+// without those steps, saying how many it left out.
+func TestReportUploadTargetsWithoutTheStoreSlow(t *testing.T) {
+	res := &Results{Settings: Settings{Runs: 3, Scenarios: []string{"upload"}}}
+	for run := 1; run <= 3; run++ {
+		libWall, libStore := 1.0, 2.0
+		if run >= 2 { // the store slow in the library's step only: twice the wall
+			libWall, libStore = 2.0, 6.0
+		}
+		for _, s := range []Sample{
+			{Tool: s3xferLib, Variant: "matched", Wall: libWall, Extra: map[string]float64{"store_cpu_s": libStore}},
+			{Tool: ceilingT, Variant: "matched", Wall: 1, Extra: map[string]float64{"store_cpu_s": 2.2}},
+		} {
+			s.Run, s.Scenario, s.Bytes, s.OK = run, "upload", gib, true
+			res.Samples = append(res.Samples, s)
+		}
+	}
+	md := renderMarkdown(res, "")
+	all := "| Upload throughput ≥ 0.97 × the ceiling client's (1024 MiB/s, in-memory unsigned PUTs) |"
+	quiet := "| Upload throughput ≥ 0.97 × the ceiling client's (1024 MiB/s, in-memory unsigned PUTs) — without the 2 of 6 steps in which the store was slow |"
+	line := func(prefix string) string {
+		i := strings.Index(md, prefix)
+		if i < 0 {
+			t.Fatalf("no row %q in:\n%s", prefix, md)
+		}
+		l := md[i:]
+		return l[:strings.IndexByte(l, '\n')]
+	}
+	// Over every run the pairs read 1.00, 0.50 and 0.50; without the slow steps, 1.00.
+	if l := line(all); !strings.Contains(l, "| 0.50 |") {
+		t.Errorf("over every run: %s", l)
+	}
+	if l := line(quiet); !strings.Contains(l, "| 1.00 |") {
+		t.Errorf("without the slow step: %s", l)
+	}
+	for _, s := range res.Samples { // within 1.3 × the least: nothing left out
+		if s.Tool == s3xferLib {
+			s.Extra["store_cpu_s"] = 2.5
+		}
+	}
+	if md := renderMarkdown(res, ""); strings.Contains(md, "in which the store was slow") {
+		t.Errorf("no step was slow, yet the report leaves some out:\n%s", md)
+	}
+}
