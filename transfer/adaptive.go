@@ -71,7 +71,8 @@ const (
 // change is not judged (new requests' first bytes fill socket buffers at once, a burst
 // that would pass for goodput), nor the first one, for the same reason; only the start's
 // goodput per request is remembered, not that of limits stepped up to. When a step no
-// longer pays, the limit drops to what the path served at once.
+// longer pays, the limit drops to what the path served at once. No step is taken when
+// the work the Manager knows is left would end too soon to pay it back (endsSoon).
 //
 // Afterwards, time is cut into windows of about two request latencies, the first judged
 // the one after requests first ended, and ended by the clock as bytes move. Only data
@@ -407,7 +408,7 @@ func (t *tuner) ramp(now time.Time, g, n float64, saturated bool) {
 }
 
 // endsSoon says whether the work known to be left moves within rampPayback windows at a
-// goodput of g: a 1 GiB download next to the store lasts about five, so a step to twice
+// goodput of g: a 1 GiB download next to the store lasts about seven, and a step to twice
 // the start (a tenth less goodput there) took its second half. t.mu is held.
 func (t *tuner) endsSoon(g float64) bool {
 	ahead := t.ahead.Load()

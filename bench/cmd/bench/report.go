@@ -592,8 +592,6 @@ func uploadTargets(both func(name string, lib, cli, limit float64, le bool, prec
 			return ratioBy(t.find("upload", tool, "matched"), ceil, runs, func(s Sample) float64 { return s.User + s.Sys })
 		}
 		both("Upload client CPU ≤ 1.1 × the ceiling client's"+suffix, cpu(s3xferLib), cpu(s3xferCLI), 1.1, true, 2, "")
-	}
-	if len(t.scenario("upload")) > 0 {
 		both(fmt.Sprintf("Upload: wall at the defaults ≤ 1.03 × a fixed --concurrency %d (the default before it was tuned)%s", oldDefault, suffix),
 			fixedRatio(t, "upload", s3xferLib), fixedRatio(t, "upload", s3xferCLI), 1.03, true, 2, "")
 	}
