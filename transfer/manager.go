@@ -178,7 +178,7 @@ func (m *Manager) eachPart(ctx context.Context, parts []chunk.Part, skip func(ch
 
 // eachPartThen is eachPart, and then, if not nil, runs on each part fn succeeded on once
 // the part's slot is free again: local work after a part's requests (a download's fsync
-// and journal record) does not hold back the next part's.
+// and journal record) does not hold back the next part's. then is not cancelled.
 func (m *Manager) eachPartThen(ctx context.Context, parts []chunk.Part, skip func(chunk.Part) bool,
 	fn, then func(context.Context, chunk.Part) error) error {
 	// A failing part cancels before it frees its slot, and the loop checks after taking a
@@ -222,9 +222,9 @@ func (m *Manager) eachPartThen(ctx context.Context, parts []chunk.Part, skip fun
 			}
 			m.release()
 			if err == nil && then != nil {
-				// Not cancelled with the others by a part that failed: what this one did is
-				// kept (journaled) for a resume.
-				if err = then(ctx, p); err != nil {
+				// Not cancelled, by a part that failed nor by the caller (an interrupted
+				// run): what this part did is kept (journaled) for a resume.
+				if err = then(context.WithoutCancel(ctx), p); err != nil {
 					fail(err)
 				}
 			}
