@@ -755,8 +755,10 @@ func TestRealDownloadResumesBesidePartial(t *testing.T) {
 		}
 		interrupted()
 		res, gets := rerun()
-		if !res.Resumed || gets != 7 || res.BytesSent != 7*mib {
-			t.Errorf("resume made %d GETs (want 7), result %+v", gets, res)
+		// Cancelled once 3 ranges were recorded; the 4th, whose GET runs beside the 3rd's
+		// record at a concurrency of 1, may have been fetched and recorded too.
+		if !res.Resumed || gets < 6 || gets > 7 || res.BytesSent != int64(gets)*mib {
+			t.Errorf("resume made %d GETs (want 7, or 6), result %+v", gets, res)
 		}
 		os.Remove(dst)
 		interrupted()
