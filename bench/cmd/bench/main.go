@@ -636,9 +636,7 @@ func (h *harness) timeout() time.Duration {
 func (h *harness) runStep(ctx context.Context, st step) Sample {
 	s := Sample{Run: st.run, Scenario: st.scenario, Tool: st.tool, Variant: st.variant,
 		PartSize: st.partSize, Concurrency: st.concurrency}
-	// A key and file name without the variant's ", " and spaces: the ceiling's raw requests
-	// sign the path as it is.
-	name := strings.NewReplacer(", ", "-", " ", "-").Replace(fmt.Sprintf("%s-%s-r%d", st.tool, st.variant, st.run))
+	name := fmt.Sprintf("%s-%s-r%d", st.tool, st.variant, st.run)
 	j := job{endpoint: h.endpoint, partSize: st.partSize, concurrency: st.concurrency, noSync: st.variant == noSyncVariant}
 	var verify func() error
 	var cleanup func()
