@@ -7,7 +7,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -363,38 +362,5 @@ func TestReportUploadTargetsWithoutTheStoreSlow(t *testing.T) {
 	}
 	if md := renderMarkdown(res, ""); strings.Contains(md, "in which the store was slow") {
 		t.Errorf("no step was slow, yet the report leaves some out:\n%s", md)
-	}
-}
-
-// The ceiling that sends s3xfer's CRC32C trailer runs beside the library's matched upload,
-// and the report gives s3xfer's throughput against it as a figure, with no target.
-func TestCheckedCeilingBesideTheLibraryAndReported(t *testing.T) {
-	h := &harness{set: Settings{Runs: 2, Scenarios: []string{"upload"}, PartSize: 1, Concurrency: 1}}
-	for run := 1; run <= 2; run++ {
-		var order []string
-		for _, st := range h.plan() {
-			if st.run == run && st.variant != "default" && st.variant != sweepVariant(oldDefault) {
-				order = append(order, st.tool+"/"+st.variant)
-			}
-		}
-		i, j := slices.Index(order, ceilingT+"/"+checkedCeiling), slices.Index(order, s3xferLib+"/matched")
-		if i < 0 || j < 0 || (i-j != 1 && j-i != 1) {
-			t.Errorf("run %d: the checked ceiling at %d, the library's matched upload at %d: %v", run, i, j, order)
-		}
-	}
-	res := &Results{Settings: Settings{Runs: 1, Scenarios: []string{"upload"}}}
-	for _, s := range []Sample{
-		{Tool: s3xferLib, Variant: "matched", Wall: 2},
-		{Tool: s3xferCLI, Variant: "matched", Wall: 4},
-		{Tool: ceilingT, Variant: "matched", Wall: 1},
-		{Tool: ceilingT, Variant: checkedCeiling, Wall: 2},
-	} {
-		s.Run, s.Scenario, s.Bytes, s.OK = 1, "upload", gib, true
-		res.Samples = append(res.Samples, s)
-	}
-	md := renderMarkdown(res, "")
-	want := "| Upload throughput ÷ the ceiling client's sending s3xfer's CRC32C trailer (512 MiB/s; no target: the store does a verified upload's work) | 1.00 | 0.50 | (measured) |"
-	if !strings.Contains(md, want) {
-		t.Errorf("want the row %q in:\n%s", want, md)
 	}
 }

@@ -457,10 +457,6 @@ const (
 // left in the page cache when the tool returns, as every peer leaves it.
 const noSyncVariant = "matched, no fsync"
 
-// checkedCeiling is the ceiling client's variant that sends every part with its CRC32C
-// as s3xfer does.
-const checkedCeiling = "matched, crc32c"
-
 // oldDefault is the fixed concurrency s3xfer had before it tuned its own: next to the
 // store its defaults must do no worse.
 const oldDefault = 8
@@ -496,11 +492,7 @@ func (h *harness) entries(scenario string) []step {
 		// The ceiling runs between s3xfer's matched steps, which the targets compare with it:
 		// neighbours share the machine's swings (the store's CPU per GiB moves severalfold for
 		// minutes at a time on a shared VM), steps a minute apart do not.
-		// The ceiling again with s3xfer's CRC32C trailer (the store does a verified upload's
-		// work, the client still none), beside the library's matched step.
-		checked := m(ceilingT)
-		checked.variant = checkedCeiling
-		e = append(e, checked, m(s3xferLib), m(ceilingT))
+		e = append(e, m(s3xferLib), m(ceilingT))
 		for _, t := range cli {
 			e = append(e, m(t))
 		}
@@ -646,9 +638,6 @@ func (h *harness) runStep(ctx context.Context, st step) Sample {
 		s.Bytes = h.set.UploadSize
 		if st.tool == ceilingT {
 			j.file, j.size = "", h.set.UploadSize
-			if st.variant == checkedCeiling {
-				j.checksum = "crc32c"
-			}
 			verify = func() error { return h.verifySize(ctx, dstBucket, j.key, j.size) }
 		} else {
 			verify = func() error {

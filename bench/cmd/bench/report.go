@@ -489,10 +489,6 @@ func renderTargets(b *strings.Builder, res *Results, t *table) {
 		return "**no**"
 	}
 	both := func(name string, lib, cli, limit float64, le bool, prec int, note string) {
-		if math.IsNaN(limit) { // no target: a figure to read
-			w("| %s | %s | %s | (measured)%s |\n", name, f(lib, prec), f(cli, prec), note)
-			return
-		}
 		w("| %s | %s | %s | %s / %s%s |\n", name, f(lib, prec), f(cli, prec), met(lib, limit, le), met(cli, limit, le), note)
 	}
 	uploadTargets(both, t, "")
@@ -592,11 +588,6 @@ func uploadTargets(both func(name string, lib, cli, limit float64, le bool, prec
 		}
 		both(fmt.Sprintf("Upload throughput ≥ 0.97 × the ceiling client's (%s MiB/s, in-memory unsigned PUTs)", f(ceilOr(ceil), 0))+suffix,
 			frac(s3xferLib), frac(s3xferCLI), 0.97, false, 2, "")
-		if checked := t.find("upload", ceilingT, checkedCeiling); checked != nil {
-			of := func(tool string) float64 { return 1 / ratio(t.find("upload", tool, "matched"), checked, runs) }
-			both(fmt.Sprintf("Upload throughput ÷ the ceiling client's sending s3xfer's CRC32C trailer (%s MiB/s; no target: the store does a verified upload's work)", f(ceilOr(checked), 0))+suffix,
-				of(s3xferLib), of(s3xferCLI), math.NaN(), false, 2, "")
-		}
 		cpu := func(tool string) float64 {
 			return ratioBy(t.find("upload", tool, "matched"), ceil, runs, func(s Sample) float64 { return s.User + s.Sys })
 		}

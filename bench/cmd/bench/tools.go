@@ -59,7 +59,6 @@ type job struct {
 	journalDir   string
 	expectedSize string // s3xfer stream upload: --expected-size
 	noSync       bool   // s3xfer download without fsyncs
-	checksum     string // the ceiling: crc32c to send each part's as s3xfer does
 	caBundle     string // https: PEM file of the CAs to trust
 	access       string // credentials, if not the harness's store's
 	secret       string
@@ -134,7 +133,6 @@ func (h *harness) driverArgs(op string, j job) []string {
 	add("src-key", j.srcKey)
 	add("journal-dir", j.journalDir)
 	add("ca-bundle", j.caBundle)
-	add("checksum", j.checksum)
 	if j.noSync {
 		args = append(args, "--no-fsync")
 	}
