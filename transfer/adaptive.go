@@ -407,6 +407,24 @@ func (t *tuner) ramp(now time.Time, g, n float64, saturated bool) {
 	t.set(now, min(step*t.limit, float64(t.max)), "ramping", attrs...)
 }
 
+// plan tells t of parts whose bytes are work left; nil t (a fixed concurrency) ignores it.
+func (t *tuner) plan(parts []chunk.Part) {
+	if t != nil {
+		for _, p := range parts {
+			t.ahead.Add(p.Size)
+		}
+	}
+}
+
+// unplan tells t that parts planned are done, or will not be started.
+func (t *tuner) unplan(parts ...chunk.Part) {
+	if t != nil {
+		for _, p := range parts {
+			t.ahead.Add(-p.Size)
+		}
+	}
+}
+
 // endsSoon says whether the work known to be left moves within rampPayback windows at a
 // goodput of g: a 1 GiB download next to the store lasts about seven, and a step to twice
 // the start (a tenth less goodput there) took its second half. t.mu is held.

@@ -194,29 +194,21 @@ func (m *Manager) eachPartThen(ctx context.Context, parts []chunk.Part, skip fun
 		cancel()
 	}
 	todo := slices.DeleteFunc(slices.Clone(parts), skip)
-	var owed atomic.Int64 // the bytes of todo's parts not done, planned with the tuner
-	if m.tune != nil {
-		for _, p := range todo {
-			owed.Add(p.Size)
-		}
-		m.tune.ahead.Add(owed.Load())
-		defer func() { m.tune.ahead.Add(-owed.Load()) }()
-	}
+	m.tune.plan(todo) // each part started takes itself back when its requests end
 	g, gctx := errgroup.WithContext(ctx2)
-	for _, p := range todo {
+	for i, p := range todo {
 		if err := m.acquire(gctx); err != nil {
+			m.tune.unplan(todo[i:]...)
 			break // gctx ended: g.Wait reports why
 		}
 		if gctx.Err() != nil {
 			m.release()
+			m.tune.unplan(todo[i:]...)
 			break
 		}
 		g.Go(func() error {
 			err := fn(gctx, p)
-			if m.tune != nil {
-				owed.Add(-p.Size)
-				m.tune.ahead.Add(-p.Size)
-			}
+			m.tune.unplan(p)
 			if err != nil {
 				fail(err)
 			}
